@@ -1,0 +1,3 @@
+def main() -> int:
+    print("labelflow")
+    return 0
