@@ -25,3 +25,11 @@ bench-accuracy: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Alert rules (deploy/prometheus): syntax check and unit tests; installs promtool (Debian package
+# `prometheus`) with apt-get when it is missing.
+.PHONY: promtool-test
+promtool-test:
+	PROMTOOL="$$(deploy/prometheus/ensure_promtool.sh)" && \
+	"$$PROMTOOL" check rules deploy/prometheus/alerts.yml && \
+	"$$PROMTOOL" test rules deploy/prometheus/alerts_test.yml

@@ -1,0 +1,271 @@
+"""End-to-end throughput and latency of a labelflow worker: produce -> Kafka -> worker -> prediction.
+
+Everything is real: the embedded Tansu broker, kafka-python clients, a `labelflow run` worker process
+with the default learner and hashing features, the seeded synthetic stream. For each scenario a fresh
+set of topics and a fresh worker are used; each scenario runs ``--repeats`` times and the table reports
+medians.
+
+Scenarios
+---------
+saturated, labelled mix
+    The producer sends the stream as fast as it can while the worker runs (50% of documents carry their
+    labels, 30% get feedback 200 documents later): documents/s = documents / (last prediction's
+    timestamp - first document's timestamp). Latency here is mostly queueing behind the backlog.
+saturated, unlabelled, trained model
+    No labels: prediction only, by the model trained in the labelled run (restored from its checkpoint).
+paced at 70%
+    The labelled mix sent at 70% of the saturated rate: latency p50/p99 of a worker that keeps up.
+runtime ceiling
+    The labelled mix with a near-free baseline learner (``--ceiling-learner``): what Kafka I/O,
+    decoding, hashing, checkpoints and the worker loop cost on their own.
+
+Latency of a document = its prediction record's timestamp - its document record's timestamp (both
+stamped by the producing clients on this machine).
+
+Usage::
+
+    .venv/bin/python benchmarks/throughput/run.py                 # writes benchmarks/throughput/RESULTS.md
+    .venv/bin/python benchmarks/throughput/run.py --documents 5000 --repeats 1 --out /tmp/r.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
+
+from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStreamConfig
+from labelflow.stream.broker import EmbeddedBroker, free_port
+from labelflow.stream.config import Settings
+from labelflow.stream.feed import FeedPlan, encode, feed
+from labelflow.stream.kafka_io import build_producer
+from labelflow.stream.testing import TopicCollector, WorkerProcess, create_topics, isolated_settings, wait_for
+
+HERE = Path(__file__).resolve().parent
+MIXED = FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=200, seed=1)
+UNLABELLED = FeedPlan(labelled_fraction=0.0, feedback_fraction=0.0, seed=1)
+
+
+@dataclass
+class RunResult:
+    scenario: str
+    documents: int
+    docs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    stage_us: dict[str, float]
+
+
+def messages(n: int, plan: FeedPlan) -> list[tuple[str, dict[str, Any]]]:
+    documents = (d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=11, n_documents=n)))
+    return list(feed(documents, plan))
+
+
+def scrape(port: int) -> dict[str, float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}" if sample.labels else "")
+            values[key] = sample.value
+    return values
+
+
+def run_once(
+    broker: EmbeddedBroker,
+    work: Path,
+    scenario: str,
+    plan: FeedPlan,
+    n: int,
+    rate: float | None,
+    *,
+    learner: str | None = None,
+    start_from: Path | None = None,
+) -> tuple[RunResult, Path]:
+    """One scenario run; also returns the worker's checkpoint directory (its final model)."""
+    tag = f"bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    overrides: dict[str, Any] = {"metrics__port": port, "checkpoint__interval_s": 60.0, "batch__max_wait_ms": 100}
+    if learner is not None:
+        overrides["model__learner"] = learner
+    settings: Settings = isolated_settings(broker.bootstrap_servers, work, tag, **overrides)
+    if start_from is not None:
+        # A trained model: the checkpoint's offsets name other topics, so only its model state is used.
+        shutil.copytree(start_from, settings.checkpoint.dir)
+        (settings.checkpoint.dir / ".lock").unlink(missing_ok=True)
+    create_topics(settings)
+    stream = messages(n, plan)
+    worker = WorkerProcess(settings, work, tag)
+    worker.start()
+    try:
+        wait_for(lambda: _ready(port), 60, "the worker to join its group")
+        with TopicCollector(settings, settings.topics.predictions) as predictions, \
+                TopicCollector(settings, settings.topics.documents) as documents:
+            sender = threading.Thread(target=_send, args=(settings, stream, rate), daemon=True)
+            sender.start()
+            predictions.wait_until(lambda r: len(r) >= n, 900, "every prediction")
+            sender.join()
+            documents.wait_until(lambda r: len(r) >= n, 60, "every document record")
+            stages = scrape(port)
+        assert worker.terminate() == 0, worker.log()[-2000:]
+    finally:
+        worker.ensure_stopped()
+    sent_at = {r.key: r.timestamp for r in documents.records}
+    predicted_at: dict[bytes, int] = {}
+    for record in predictions.records:
+        predicted_at.setdefault(record.key, record.timestamp)
+    latencies = np.array([predicted_at[k] - sent_at[k] for k in predicted_at], dtype=np.float64)
+    span_s = (max(predicted_at.values()) - min(sent_at.values())) / 1000.0
+    stage_us = {
+        stage: stages.get(f"labelflow_stage_seconds_sum{{stage={stage}}}", 0.0) / n * 1e6
+        for stage in ("decode", "embed", "predict", "learn", "produce", "commit", "checkpoint")
+    }
+    result = RunResult(scenario, n, n / span_s, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), stage_us)
+    return result, settings.checkpoint.dir
+
+
+def _ready(port: int) -> bool:
+    try:
+        values = scrape(port)
+    except OSError:
+        return False
+    return values.get("labelflow_assigned_partitions", 0) > 0
+
+
+def _send(settings: Settings, stream: list[tuple[str, dict[str, Any]]], rate: float | None) -> None:
+    producer = build_producer(settings, client_id="bench-producer", enable_idempotence=False)
+    topics = {"document": settings.topics.documents, "feedback": settings.topics.labels}
+    started = time.monotonic()
+    sent = 0
+    for kind, message in stream:
+        key, value = encode(message)
+        producer.send(topics[kind], key=key, value=value)
+        if kind == "document":
+            sent += 1
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead)
+    producer.flush()
+    producer.close()
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
+
+
+def summarize(results: list[RunResult]) -> list[dict[str, Any]]:
+    rows = []
+    for scenario in dict.fromkeys(r.scenario for r in results):
+        runs = [r for r in results if r.scenario == scenario]
+        rows.append({
+            "scenario": scenario,
+            "documents": runs[0].documents,
+            "runs": len(runs),
+            "docs_per_s": statistics.median(r.docs_per_s for r in runs),
+            "all_docs_per_s": [round(r.docs_per_s) for r in runs],
+            "p50_ms": statistics.median(r.p50_ms for r in runs),
+            "p99_ms": statistics.median(r.p99_ms for r in runs),
+            "stage_us": {k: statistics.median(r.stage_us[k] for r in runs) for k in runs[0].stage_us},
+        })
+    return rows
+
+
+def write_results(rows: list[dict[str, Any]], out: Path, command: str) -> None:
+    from labelflow.stream.config import load_settings
+
+    s = load_settings()
+    lines = [
+        "# Throughput: produce -> Kafka -> worker -> prediction",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Date: {dt.date.today().isoformat()}  ",
+        f"Setup: embedded Tansu broker (in memory), one `labelflow run` worker process, learner `{s.model.learner}`, "
+        f"embedder `{s.model.embedder}` (default settings), batch size {s.batch.size}, "
+        f"{s.topics.partitions} partitions, synthetic stream (seed 11, 12 labels, 4 drifts).  ",
+        "Numbers are medians over the runs; latency is prediction record time minus document record time.",
+        "",
+        "| scenario | documents | runs | docs/s (median) | docs/s (each run) | latency p50 ms | latency p99 ms |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['documents']:,} | {r['runs']} | {r['docs_per_s']:,.0f} | "
+            f"{', '.join(str(v) for v in r['all_docs_per_s'])} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} |"
+        )
+    lines += [
+        "",
+        "Worker time per document by stage (µs, from `labelflow_stage_seconds`; medians over runs):",
+        "",
+        "| scenario | " + " | ".join(rows[0]["stage_us"]) + " |",
+        "|---|" + "---:|" * len(rows[0]["stage_us"]),
+    ]
+    for r in rows:
+        lines.append(f"| {r['scenario']} | " + " | ".join(f"{v:,.0f}" for v in r["stage_us"].values()) + " |")
+    lines.append("")
+    out.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paced-fraction", type=float, default=0.7, help="paced rate as a fraction of the saturated rate")
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--ceiling-learner", default="no_change",
+                        help="a near-free registry learner whose run shows the runtime's own ceiling ('' skips it)")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/throughput/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    results: list[RunResult] = []
+
+    def record(result: tuple[RunResult, Path]) -> Path:
+        results.append(result[0])
+        print(json.dumps(result[0].__dict__), flush=True)
+        return result[1]
+
+    with tempfile.TemporaryDirectory(prefix="labelflow-bench-") as tmp, EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker:
+        work = Path(tmp)
+        for _ in range(args.repeats):
+            trained = record(run_once(broker, work, "saturated, labelled mix", MIXED, args.documents, None))
+            record(run_once(broker, work, "saturated, unlabelled, trained model", UNLABELLED, args.documents, None, start_from=trained))
+        saturated = statistics.median(r.docs_per_s for r in results if r.scenario == "saturated, labelled mix")
+        rate = saturated * args.paced_fraction
+        for _ in range(args.repeats):
+            record(run_once(broker, work, f"paced at {args.paced_fraction:.0%} ({rate:,.0f} docs/s), labelled mix", MIXED, args.documents, rate))
+        if args.ceiling_learner:
+            for _ in range(args.repeats):
+                record(run_once(broker, work, f"runtime ceiling: `{args.ceiling_learner}` learner, labelled mix", MIXED,
+                                args.documents, None, learner=args.ceiling_learner))
+    rows = summarize(results)
+    write_results(rows, args.out, command.strip())
+    print(args.out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

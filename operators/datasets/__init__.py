@@ -1,0 +1,19 @@
+"""Stream generators for tests, benchmarks and the demo."""
+
+from labelflow.operators.datasets.synthetic import (
+    DRIFT_KINDS,
+    DriftEventConfig,
+    RecordedDrift,
+    SyntheticDocument,
+    SyntheticStream,
+    SyntheticStreamConfig,
+)
+
+__all__ = [
+    "DRIFT_KINDS",
+    "DriftEventConfig",
+    "RecordedDrift",
+    "SyntheticDocument",
+    "SyntheticStream",
+    "SyntheticStreamConfig",
+]

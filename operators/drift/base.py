@@ -1,0 +1,193 @@
+"""The drift detector role: feed it one observation at a time, get a ``DriftEvent`` back when it fires.
+
+Every detector:
+
+- ``update(x, position=None) -> DriftEvent | None`` and ``update_many(xs, positions=None) -> list``;
+- watches one ``level`` (``"global"`` or a label-cluster id) and names the ``labels`` it covers;
+- applies a cool-down: after an emitted event, further events within ``cooldown`` of its own
+  observations are suppressed (counted in ``n_suppressed``), so a flapping detector cannot flood alerts;
+- round-trips through ``state()`` / ``from_state()`` (JSON meta + numpy arrays, never pickle);
+  ``detector_from_state`` rebuilds any detector from its state.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent, Severity
+from labelflow.operators.state import State
+
+STATE_FORMAT = 1
+
+D = TypeVar("D", bound="DriftDetector")
+
+
+class DriftDetector(abc.ABC):
+    """Base class of the drift detectors; subclasses set ``kind`` and implement ``_observe``.
+
+    Subclasses also implement ``_params`` (the constructor arguments, JSON-serialisable),
+    ``_save_state`` / ``_load_state`` (everything learned) and ``_reset``.
+    """
+
+    #: The ``DriftEvent.kind`` this detector emits.
+    kind: ClassVar[str]
+
+    def __init__(self, *, level: str | int = GLOBAL_LEVEL, labels: Iterable[str] = (), cooldown: int = 0) -> None:
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0 observations, got {cooldown}")
+        self.level = str(level)
+        self.labels = tuple(str(label) for label in labels)
+        self.cooldown = int(cooldown)
+        self.n_seen = 0
+        self.n_events = 0
+        self.n_suppressed = 0
+        self._last_event_at: int | None = None
+
+    # ------------------------------------------------------------------ the verbs
+
+    def update(self, x: Any, *, position: int | None = None) -> DriftEvent | None:
+        """Observe one item; return an event when the detector fires (and is not cooling down)."""
+        index = self.n_seen
+        self.n_seen += 1
+        event = self._observe(x, index if position is None else int(position))
+        return self._gate(event)
+
+    def update_many(self, xs: Sequence[Any], *, positions: Sequence[int] | None = None) -> list[DriftEvent]:
+        """Observe a batch in order; return the events it produced (usually none)."""
+        if positions is not None and len(positions) != len(xs):
+            raise ValueError(f"got {len(xs)} observations but {len(positions)} positions")
+        events = []
+        for i, x in enumerate(xs):
+            event = self.update(x, position=None if positions is None else positions[i])
+            if event is not None:
+                events.append(event)
+        return events
+
+    def reset(self) -> None:
+        """Forget everything observed (parameters stay)."""
+        self.n_seen = 0
+        self.n_events = 0
+        self.n_suppressed = 0
+        self._last_event_at = None
+        self._reset()
+
+    @abc.abstractmethod
+    def _observe(self, x: Any, position: int) -> DriftEvent | None:
+        """Update with one observation (``self.n_seen`` already counts it)."""
+
+    @abc.abstractmethod
+    def _reset(self) -> None:
+        """Drop the learned statistics."""
+
+    # ------------------------------------------------------------------ events
+
+    def _event(
+        self,
+        *,
+        statistic: float,
+        threshold: float,
+        position: int,
+        action: str,
+        severity: Severity = "drift",
+        labels: Iterable[str] | None = None,
+        details: dict | None = None,
+        detector: str | None = None,
+    ) -> DriftEvent:
+        return DriftEvent(
+            kind=self.kind,  # type: ignore[arg-type]
+            level=self.level,
+            labels=tuple(self.labels if labels is None else labels),
+            detector=detector or type(self).__name__,
+            statistic=float(statistic),
+            threshold=float(threshold),
+            position=int(position),
+            action=action,
+            severity=severity,
+            details=details or {},
+        )
+
+    def _gate(self, event: DriftEvent | None, seen: int | None = None) -> DriftEvent | None:
+        """Apply the cool-down; ``seen`` is the observation count at the triggering observation
+        (default ``n_seen``; batch updates pass it because they count the whole batch first)."""
+        if event is None:
+            return None
+        seen = self.n_seen if seen is None else seen
+        if self._last_event_at is not None and seen - self._last_event_at <= self.cooldown:
+            self.n_suppressed += 1
+            return None
+        if event.severity == "drift":
+            # Only a confirmed drift starts a cool-down; a warning must not hide the drift it announces.
+            self._last_event_at = seen
+        self.n_events += 1
+        return event
+
+    # ------------------------------------------------------------------ state
+
+    @abc.abstractmethod
+    def _params(self) -> dict:
+        """Constructor keyword arguments (JSON-serialisable) that rebuild an equivalent fresh detector."""
+
+    @abc.abstractmethod
+    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Add the learned statistics to ``meta`` / ``arrays``."""
+
+    @abc.abstractmethod
+    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what ``_save_state`` wrote."""
+
+    def state(self) -> State:
+        """Everything needed to continue exactly where this detector is (JSON meta + numpy arrays)."""
+        meta: dict = {
+            "detector": type(self).__name__,
+            "format": STATE_FORMAT,
+            "params": {"level": self.level, "labels": list(self.labels), "cooldown": self.cooldown, **self._params()},
+            "n_seen": self.n_seen,
+            "n_events": self.n_events,
+            "n_suppressed": self.n_suppressed,
+            "last_event_at": self._last_event_at,
+        }
+        arrays: dict[str, np.ndarray] = {}
+        self._save_state(meta, arrays)
+        return State(meta=meta, arrays=arrays)
+
+    @classmethod
+    def from_state(cls: type[D], state: State) -> D:
+        """Rebuild a detector from ``state()`` output; refuses a state of another detector or format."""
+        meta = state.meta
+        name = meta.get("detector")
+        if name != cls.__name__:
+            raise ValueError(f"state is of detector {name!r}, not {cls.__name__!r}")
+        if meta.get("format") != STATE_FORMAT:
+            raise ValueError(f"{cls.__name__} state format {meta.get('format')!r} is not supported (expected {STATE_FORMAT})")
+        detector = cls(**meta["params"])
+        detector.n_seen = int(meta["n_seen"])
+        detector.n_events = int(meta["n_events"])
+        detector.n_suppressed = int(meta["n_suppressed"])
+        detector._last_event_at = meta["last_event_at"]
+        detector._load_state(meta, state.arrays)
+        return detector
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(level={self.level!r}, n_seen={self.n_seen}, n_events={self.n_events})"
+
+
+def detector_from_state(state: State) -> DriftDetector:
+    """Rebuild whichever detector wrote ``state``."""
+    name = state.meta.get("detector")
+    known = {cls.__name__: cls for cls in _concrete_subclasses(DriftDetector)}
+    if name not in known:
+        raise ValueError(f"unknown drift detector {name!r} in state; known: {sorted(known)}")
+    return known[name].from_state(state)
+
+
+def _concrete_subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        if not getattr(sub, "__abstractmethods__", None):
+            found.append(sub)
+        found.extend(_concrete_subclasses(sub))
+    return found

@@ -1,0 +1,432 @@
+"""Performance drift: the error of a model (a label cluster's or the whole model's) went up.
+
+``PerformanceDriftDetector`` is an adaptive-window test in the manner of ADWIN (Bifet & Gavaldà,
+"Learning from time-changing data with adaptive windowing", SDM 2007): it keeps a window of recent
+errors and drops its older part as soon as the means of the two parts differ by more than a
+Bernstein-type bound. Two departures, both for cost and for a known false-alarm rate:
+
+- the window is stored as fixed-size blocks (``block_size`` errors each, at most ``max_window`` errors),
+  and every cut between blocks is tested at once with numpy when a block closes: O(window / block_size)
+  vectorized work per block, about a microsecond per error;
+- the confidence of each test is Bonferroni-corrected over the cuts tested (``delta / n_cuts``), so
+  ``delta`` bounds the probability of a false alarm per block check.
+
+The same window is tested at a second, looser confidence ``warning_delta``: crossing it emits a
+``warning`` event (start a background learner), crossing ``delta`` a ``drift`` event (swap it in, or
+reset). ``PerformanceDriftMonitor`` keeps one detector per label cluster plus a global one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+
+from labelflow.operators.drift.base import DriftDetector, detector_from_state
+from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
+from labelflow.operators.state import State
+
+Direction = Literal["increase", "both"]
+
+
+class PerformanceDriftDetector(DriftDetector):
+    """Detects a change in the mean of an error stream in [0, 1], with warning and drift levels.
+
+    Feed it one error per labelled instance: 0/1 (e.g. "the predicted label set was wrong"), or a
+    graded loss in [0, 1] (Hamming loss, 1 - example-F1).
+
+    Parameters
+    ----------
+    delta
+        Confidence of the drift test: probability bound of a false drift per block check (Bonferroni
+        over cuts). The default 1e-4 gave no false alarm in 6 million stationary errors (benchmarks/drift).
+    warning_delta
+        Looser confidence of the warning test (``None``: no warnings). Must exceed ``delta``.
+    block_size
+        Errors per block; the window is tested each time a block closes.
+    max_window
+        Most errors kept (older blocks are dropped): bounds memory and the cost of a check.
+    min_window
+        Fewest errors on each side of a cut for it to be tested.
+    direction
+        ``"increase"``: only a rise of the error is an event (a fall still shrinks the window, silently);
+        ``"both"``: any change is.
+    drift_action, warning_action
+        The ``action`` written into drift and warning events.
+    level, labels, cooldown
+        See ``DriftDetector``.
+
+    The event statistic is the absolute difference of the mean error after and before the best cut;
+    the threshold is the bound at that cut. ``details`` has ``mean_before``, ``mean_after`` and
+    ``since_change`` (errors observed since the estimated change point).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> errors = np.concatenate([rng.random(3000) < 0.1, rng.random(2000) < 0.25]).astype(float)
+    >>> detector = PerformanceDriftDetector()
+    >>> events = detector.update_many(errors)  # the error rate rises from 0.1 to 0.25 at 3000
+    >>> [(e.severity, e.position, e.action) for e in events]
+    [('warning', 3167, 'start_background_learner'), ('drift', 3327, 'replace_model')]
+    >>> round(events[-1].details["mean_before"], 2), round(events[-1].details["mean_after"], 2)
+    (0.11, 0.24)
+    """
+
+    kind = "performance"
+
+    def __init__(
+        self,
+        *,
+        delta: float = 1e-4,
+        warning_delta: float | None = 1e-2,
+        block_size: int = 32,
+        max_window: int = 16384,
+        min_window: int = 64,
+        direction: Direction = "increase",
+        drift_action: str = "replace_model",
+        warning_action: str = "start_background_learner",
+        level: str | int = GLOBAL_LEVEL,
+        labels: Iterable[str] = (),
+        cooldown: int = 0,
+    ) -> None:
+        super().__init__(level=level, labels=labels, cooldown=cooldown)
+        if not 0.0 < delta < 1.0:
+            raise ValueError(f"delta must be in (0, 1), got {delta}")
+        if warning_delta is not None and not delta < warning_delta < 1.0:
+            raise ValueError(f"warning_delta must be in (delta={delta}, 1) or None, got {warning_delta}")
+        if block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {block_size}")
+        if min_window < 1:
+            raise ValueError(f"min_window must be >= 1, got {min_window}")
+        if max_window < 2 * max(min_window, block_size):
+            raise ValueError(f"max_window={max_window} must be >= 2 * max(min_window, block_size)")
+        if direction not in ("increase", "both"):
+            raise ValueError(f"direction must be 'increase' or 'both', got {direction!r}")
+        self.delta = float(delta)
+        self.warning_delta = None if warning_delta is None else float(warning_delta)
+        self.block_size = int(block_size)
+        self.max_window = int(max_window)
+        self.min_window = int(min_window)
+        self.direction: Direction = direction
+        self.drift_action = drift_action
+        self.warning_action = warning_action
+        self._max_blocks = self.max_window // self.block_size
+        self._reset()
+
+    def _reset(self) -> None:
+        # Closed blocks are kept as prefix sums: block j of the window is
+        # _prefix[_start + j + 1] - _prefix[_start + j]. Prefix sums make every cut's left sum a single
+        # subtraction; the arrays have room for twice the window so that dropping old blocks is an
+        # index move and re-basing (a copy) happens once per max_window errors.
+        self._prefix = np.zeros(2 * self._max_blocks + 1)
+        self._prefix_squares = np.zeros(2 * self._max_blocks + 1)
+        self._start = 0
+        self._n_blocks = 0
+        self._block_sum = 0.0
+        self._block_square = 0.0
+        self._block_count = 0
+        self._cut_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+        self.in_warning = False
+        self.n_silent_shrinks = 0
+
+    # ------------------------------------------------------------------ observing
+
+    @property
+    def width(self) -> int:
+        """Errors in the window (closed blocks plus the open one)."""
+        return self._n_blocks * self.block_size + self._block_count
+
+    @property
+    def estimate(self) -> float:
+        """Mean error over the window (0 when empty)."""
+        n = self.width
+        closed = float(self._prefix[self._start + self._n_blocks] - self._prefix[self._start])
+        return (closed + self._block_sum) / n if n else 0.0
+
+    def _observe(self, x: float, position: int) -> DriftEvent | None:
+        error = float(x)
+        if not 0.0 <= error <= 1.0:
+            raise ValueError(f"{type(self).__name__} expects errors in [0, 1], got {x!r}")
+        self._block_sum += error
+        self._block_square += error * error
+        self._block_count += 1
+        if self._block_count == self.block_size:
+            return self._close_block(position)
+        return None
+
+    def update_many(self, xs: Sequence[float] | np.ndarray, *, positions: Sequence[int] | None = None) -> list[DriftEvent]:
+        errors = np.asarray(xs, dtype=np.float64).ravel()
+        if positions is not None and len(positions) != len(errors):
+            raise ValueError(f"got {len(errors)} errors but {len(positions)} positions")
+        if errors.size and not (np.all(errors >= 0.0) and np.all(errors <= 1.0)):
+            bad = errors[~((errors >= 0.0) & (errors <= 1.0))][0]
+            raise ValueError(f"{type(self).__name__} expects errors in [0, 1], got {bad!r}")
+        events: list[DriftEvent] = []
+        i = 0
+        while i < len(errors):
+            take = min(self.block_size - self._block_count, len(errors) - i)
+            chunk = errors[i: i + take]
+            self._block_sum += float(chunk.sum())
+            self._block_square += float(chunk @ chunk)
+            self._block_count += take
+            self.n_seen += take
+            i += take
+            if self._block_count == self.block_size:
+                position = self.n_seen - 1 if positions is None else int(positions[i - 1])
+                event = self._gate(self._close_block(position))
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _close_block(self, position: int) -> DriftEvent | None:
+        if self._n_blocks == self._max_blocks:
+            self._drop_oldest(1)
+        end = self._start + self._n_blocks
+        if end + 1 == len(self._prefix):
+            for prefix in (self._prefix, self._prefix_squares):
+                prefix[: self._n_blocks + 1] = prefix[self._start: end + 1] - prefix[self._start]
+            self._start, end = 0, self._n_blocks
+        self._prefix[end + 1] = self._prefix[end] + self._block_sum
+        self._prefix_squares[end + 1] = self._prefix_squares[end] + self._block_square
+        self._n_blocks += 1
+        self._block_sum = self._block_square = 0.0
+        self._block_count = 0
+        return self._check(position)
+
+    def _drop_oldest(self, k: int) -> None:
+        self._start += k
+        self._n_blocks -= k
+
+    def _cuts(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+        """Indices (into the prefix, relative to _start) of the testable cuts, their left and right sizes,
+        and the first cut's block index; cached for the last ``n`` (the window is usually full)."""
+        if self._cut_cache is not None and self._cut_cache[0] == n:
+            return self._cut_cache[1:]
+        bs = self.block_size
+        # A cut after block i leaves (i + 1) * bs errors before it; both sides need min_window.
+        first = -(-self.min_window // bs) - 1
+        last = n - 1 - (-(-self.min_window // bs))
+        if last < first:
+            return None
+        left_n = np.arange(first + 1, last + 2, dtype=np.float64) * bs
+        right_n = n * bs - left_n
+        inv_m = 1.0 / left_n + 1.0 / right_n
+        self._cut_cache = (n, left_n, right_n, inv_m, first)
+        return left_n, right_n, inv_m, first
+
+    def _bound(self, delta: float, n_cuts: int, variance: float, inv_m: np.ndarray) -> np.ndarray:
+        log_term = math.log(2.0 * n_cuts / delta)
+        return np.sqrt((2.0 * variance * log_term) * inv_m) + ((2.0 / 3.0) * log_term) * inv_m
+
+    def _check(self, position: int) -> DriftEvent | None:
+        n = self._n_blocks
+        total = n * self.block_size
+        if total < 2 * self.min_window:
+            return None
+        cuts = self._cuts(n)
+        if cuts is None:
+            return None
+        left_n, right_n, inv_m, first = cuts
+        start = self._start
+        base = self._prefix[start]
+        total_sum = float(self._prefix[start + n] - base)
+        mean = total_sum / total
+        squares = float(self._prefix_squares[start + n] - self._prefix_squares[start])
+        variance = max(squares / total - mean * mean, 0.0)
+        left_sum = self._prefix[start + first + 1: start + first + 1 + left_n.size] - base
+        mean_before = left_sum / left_n
+        mean_after = (total_sum - left_sum) / right_n
+        diff = mean_after - mean_before
+        score = diff / self._bound(self.delta, left_n.size, variance, inv_m)
+
+        up = int(np.argmax(score))
+        down = int(np.argmin(score))
+        if self.direction == "both" and -score[down] > score[up]:
+            up = down
+        fires = score[up] > 1.0 if self.direction == "increase" else abs(score[up]) > 1.0
+        if fires:
+            cut = first + up
+            since_change = int(right_n[up])
+            details = {
+                "mean_before": float(mean_before[up]),
+                "mean_after": float(mean_after[up]),
+                "since_change": since_change,
+                "window_before_cut": int(left_n[up]),
+            }
+            threshold = abs(diff[up]) / abs(score[up])
+            self._drop_oldest(cut + 1)
+            self.in_warning = False
+            return self._event(
+                statistic=abs(diff[up]), threshold=threshold, position=position, action=self.drift_action, details=details
+            )
+        if -score[down] > 1.0:
+            # The error fell significantly: keep only the recent, better regime; nothing to alert.
+            self._drop_oldest(first + down + 1)
+            self.n_silent_shrinks += 1
+            self.in_warning = False
+            return None
+
+        if self.warning_delta is None:
+            return None
+        warn_bound = self._bound(self.warning_delta, left_n.size, variance, inv_m)
+        warn_score = diff / warn_bound if self.direction == "increase" else np.abs(diff) / warn_bound
+        best = int(np.argmax(warn_score))
+        if warn_score[best] <= 1.0:
+            self.in_warning = False
+            return None
+        if self.in_warning:
+            return None
+        self.in_warning = True
+        return self._event(
+            statistic=abs(diff[best]),
+            threshold=float(warn_bound[best]),
+            position=position,
+            action=self.warning_action,
+            severity="warning",
+            details={"mean_before": float(mean_before[best]), "mean_after": float(mean_after[best]),
+                     "since_change": int(right_n[best])},
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def _params(self) -> dict:
+        return {
+            "delta": self.delta,
+            "warning_delta": self.warning_delta,
+            "block_size": self.block_size,
+            "max_window": self.max_window,
+            "min_window": self.min_window,
+            "direction": self.direction,
+            "drift_action": self.drift_action,
+            "warning_action": self.warning_action,
+        }
+
+    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        window = slice(self._start, self._start + self._n_blocks + 1)
+        arrays["block_sums"] = np.diff(self._prefix[window])
+        arrays["block_squares"] = np.diff(self._prefix_squares[window])
+        meta["open_block"] = [self._block_sum, self._block_square, self._block_count]
+        meta["in_warning"] = self.in_warning
+        meta["n_silent_shrinks"] = self.n_silent_shrinks
+
+    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+        n = len(arrays["block_sums"])
+        if n > self._max_blocks or len(arrays["block_squares"]) != n:
+            raise ValueError(f"state holds {n} blocks; expected at most max_window / block_size = {self._max_blocks}")
+        self._prefix[1: n + 1] = np.cumsum(arrays["block_sums"])
+        self._prefix_squares[1: n + 1] = np.cumsum(arrays["block_squares"])
+        self._start, self._n_blocks = 0, n
+        self._block_sum, self._block_square = float(meta["open_block"][0]), float(meta["open_block"][1])
+        self._block_count = int(meta["open_block"][2])
+        self.in_warning = bool(meta["in_warning"])
+        self.n_silent_shrinks = int(meta["n_silent_shrinks"])
+
+
+class PerformanceDriftMonitor:
+    """One ``PerformanceDriftDetector`` per label cluster, plus one for the whole model.
+
+    ``set_clusters`` follows the label partition: a new cluster (or one whose labels changed) gets a
+    fresh detector, a vanished cluster's detector is dropped. ``update`` takes the errors of one
+    labelled instance per cluster (clusters absent from the mapping are not updated) and the global
+    error, and returns the events.
+
+    Parameters
+    ----------
+    watch_global
+        Also keep a detector at level ``"global"``.
+    detector_params
+        Keyword arguments of every ``PerformanceDriftDetector`` (``delta``, ``cooldown``, ...).
+
+    Examples
+    --------
+    >>> monitor = PerformanceDriftMonitor(delta=1e-4)
+    >>> monitor.set_clusters({0: ["a", "b"], 1: ["c"]})
+    >>> rng = np.random.default_rng(1)
+    >>> events = []
+    >>> for t in range(4000):
+    ...     rate = 0.05 if t < 2000 else 0.5  # cluster 1 degrades at t = 2000
+    ...     errors = {0: float(rng.random() < 0.05), 1: float(rng.random() < rate)}
+    ...     events += monitor.update(errors, global_error=max(errors.values()), position=t)
+    >>> sorted({(e.level, e.labels) for e in events if e.severity == "drift"})
+    [('1', ('c',)), ('global', ())]
+    """
+
+    def __init__(self, *, watch_global: bool = True, **detector_params: object) -> None:
+        for key in ("level", "labels"):
+            if key in detector_params:
+                raise ValueError(f"{key!r} is set per cluster by the monitor, not in detector_params")
+        self.watch_global = watch_global
+        self.detector_params = dict(detector_params)
+        PerformanceDriftDetector(**self.detector_params)  # validate now, not at the first new cluster
+        self.detectors: dict[str, PerformanceDriftDetector] = {}
+        if watch_global:
+            self.detectors[GLOBAL_LEVEL] = PerformanceDriftDetector(level=GLOBAL_LEVEL, **self.detector_params)
+
+    def set_clusters(self, clusters: Mapping[str | int, Iterable[str]]) -> None:
+        """Make the watched clusters exactly ``clusters`` (cluster id -> its labels)."""
+        wanted = {str(cid): tuple(str(label) for label in labels) for cid, labels in clusters.items()}
+        if GLOBAL_LEVEL in wanted:
+            raise ValueError(f"{GLOBAL_LEVEL!r} is reserved for the global detector, not a cluster id")
+        for level in [lvl for lvl in self.detectors if lvl != GLOBAL_LEVEL and lvl not in wanted]:
+            del self.detectors[level]
+        for level, labels in wanted.items():
+            current = self.detectors.get(level)
+            if current is None or current.labels != labels:
+                self.detectors[level] = PerformanceDriftDetector(level=level, labels=labels, **self.detector_params)
+
+    def update(
+        self,
+        cluster_errors: Mapping[str | int, float],
+        *,
+        global_error: float | None = None,
+        position: int | None = None,
+    ) -> list[DriftEvent]:
+        events = []
+        for cid, error in cluster_errors.items():
+            detector = self.detectors.get(str(cid))
+            if detector is None:
+                raise KeyError(f"no detector for cluster {cid!r}; call set_clusters first")
+            event = detector.update(error, position=position)
+            if event is not None:
+                events.append(event)
+        if global_error is not None:
+            if not self.watch_global:
+                raise ValueError("global_error given but the monitor was built with watch_global=False")
+            event = self.detectors[GLOBAL_LEVEL].update(global_error, position=position)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def in_warning(self, level: str | int) -> bool:
+        """Whether the detector of ``level`` is between a warning and a drift (or its end)."""
+        return self.detectors[str(level)].in_warning
+
+    def reset(self, level: str | int) -> None:
+        """Restart the detector of ``level`` (e.g. after its cluster model was replaced)."""
+        self.detectors[str(level)].reset()
+
+    def state(self) -> State:
+        state = State(meta={
+            "monitor": type(self).__name__,
+            "watch_global": self.watch_global,
+            "detector_params": self.detector_params,
+            "levels": list(self.detectors),
+        })
+        for i, detector in enumerate(self.detectors.values()):
+            state.attach(f"d{i}", detector.state())
+        return state
+
+    @classmethod
+    def from_state(cls, state: State) -> "PerformanceDriftMonitor":
+        if state.meta.get("monitor") != cls.__name__:
+            raise ValueError(f"state is not a {cls.__name__} (found {state.meta.get('monitor')!r})")
+        monitor = cls(watch_global=state.meta["watch_global"], **state.meta["detector_params"])
+        monitor.detectors = {}
+        for i, level in enumerate(state.meta["levels"]):
+            detector = detector_from_state(state.detach(f"d{i}"))
+            if not isinstance(detector, PerformanceDriftDetector):
+                raise ValueError(f"monitor state holds a {type(detector).__name__} for level {level!r}")
+            monitor.detectors[level] = detector
+        return monitor

@@ -1,0 +1,159 @@
+"""A random sign projection that needs no stored matrix: entry (i, j) is a hash of (seed, i, j).
+
+Hashing features live in spaces of a million dimensions; a stored Gaussian projection matrix would not
+fit, and the same input index must always map the same way (across restarts, without pickling a
+matrix). Sign projections with entries +-1/sqrt(dim) preserve distances in the Johnson-Lindenstrauss
+sense (Achlioptas, "Database-friendly random projections", PODS 2001).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from labelflow.operators.base import Features, SparseVector
+
+# Dense inputs up to this dimension get their projection matrix materialised once (float32, dim columns).
+_MAX_CACHED_INPUT_DIM = 1 << 16
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser, element-wise on uint64 (wrapping arithmetic is intended)."""
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX_1
+    x = (x ^ (x >> np.uint64(27))) * _MIX_2
+    return x ^ (x >> np.uint64(31))
+
+
+class SignProjection:
+    """Projects dense or sparse vectors of any dimension to ``dim`` dimensions.
+
+    Parameters
+    ----------
+    dim
+        Output dimension.
+    seed
+        Chooses the projection; the same seed always gives the same projection.
+
+    Examples
+    --------
+    >>> projection = SignProjection(dim=8, seed=3)
+    >>> x = SparseVector.from_dict({5: 1.0, 1_000_000: 2.0}, dim=1 << 20)
+    >>> z = projection.project_many([x])[0]
+    >>> z.shape, bool(np.allclose(z, projection.project_many([x.to_dense()])[0], atol=1e-6))
+    ((8,), True)
+    """
+
+    def __init__(self, dim: int, seed: int = 0) -> None:
+        if dim < 1:
+            raise ValueError(f"projection dim must be >= 1, got {dim}")
+        self.dim = int(dim)
+        self.seed = int(seed)
+        self._words = -(-self.dim // 64)  # 64 signs per hash
+        self._seed_key = _splitmix64(np.array([self.seed], dtype=np.uint64))[0]
+        self._scale = np.float32(1.0 / np.sqrt(self.dim))
+        self._n_bytes = -(-self.dim // 8)
+        bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
+        self._byte_signs = ((1.0 - 2.0 * bits) * self._scale).astype(np.float32)  # (256, 8)
+        self._dense_matrix: np.ndarray | None = None
+
+    def signs(self, indices: np.ndarray) -> np.ndarray:
+        """Rows of the projection matrix for the given input indices: shape (len(indices), dim), +-1/sqrt(dim)."""
+        # Each hash byte selects a row of 8 signs from a table.
+        hash_bytes = self._hash_bytes(indices)
+        return self._byte_signs[hash_bytes].reshape(len(hash_bytes), -1)[:, : self.dim]
+
+    def _hash_bytes(self, indices: np.ndarray) -> np.ndarray:
+        keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self._words)
+        keys = keys + np.arange(self._words, dtype=np.uint64)
+        hashed = _splitmix64(keys ^ self._seed_key)
+        return hashed.astype("<u8", copy=False).view(np.uint8).reshape(len(keys), -1)[:, : self._n_bytes]
+
+    def _project_sparse(self, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+        """Project nonzeros (``rows[i]``, ``indices[i]``, ``values[i]``) of ``n_rows`` vectors.
+
+        Signs come in groups of 8 selected by one hash byte, so each output group is
+        sum_b (sum of the values whose byte is b) * table[b]: a weighted bincount and a small matmul
+        per byte, never the (nnz, dim) matrix of signs.
+        """
+        hash_bytes = self._hash_bytes(indices)
+        out = np.empty((n_rows, 8 * self._n_bytes))
+        base = rows.astype(np.int64) * 256
+        weights = values.astype(np.float64, copy=False)
+        for k in range(self._n_bytes):
+            per_byte = np.bincount(base + hash_bytes[:, k], weights=weights, minlength=n_rows * 256)
+            out[:, 8 * k: 8 * k + 8] = per_byte.reshape(n_rows, 256) @ self._byte_signs
+        return out[:, : self.dim].astype(np.float32)
+
+    def _matrix(self, input_dim: int) -> np.ndarray:
+        if self._dense_matrix is None or self._dense_matrix.shape[0] < input_dim:
+            self._dense_matrix = self.signs(np.arange(input_dim))
+        return self._dense_matrix[:input_dim]
+
+    def project_one(self, x: Features, *, normalize: bool = False) -> np.ndarray:
+        """Project one vector to a (dim,) float32 array; ``normalize`` divides by the input's L2 norm."""
+        if isinstance(x, SparseVector):
+            values = x.values.astype(np.float64, copy=False)
+            if x.nnz:
+                out = (values @ self.signs(x.indices)).astype(np.float32)
+            else:
+                out = np.zeros(self.dim, dtype=np.float32)
+            norm = float(np.sqrt(values @ values)) if normalize else 1.0
+        else:
+            row = np.asarray(x, dtype=np.float32)
+            if row.ndim != 1:
+                raise ValueError(f"expected a 1-D feature vector, got shape {row.shape}")
+            out = self._project_dense(row[None, :])[0]
+            norm = float(np.sqrt(row @ row)) if normalize else 1.0
+        return out / norm if norm > 0.0 else out
+
+    def project_many(self, xs: Sequence[Features] | np.ndarray, *, normalize: bool = False) -> np.ndarray:
+        """Project a batch (dense rows, ``SparseVector``s, or a 2-D array) to an (n, dim) float32 array;
+        ``normalize`` divides each row by its input's L2 norm (zero rows stay zero)."""
+        if isinstance(xs, np.ndarray) and xs.ndim == 2:
+            out = self._project_dense(xs)
+            if normalize:
+                norms = np.sqrt(np.einsum("ij,ij->i", xs, xs, dtype=np.float64)).astype(np.float32)
+                out /= np.where(norms > 0.0, norms, 1.0)[:, None]
+            return out
+        n = len(xs)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        norms = np.ones(n, dtype=np.float32)
+        sparse_rows = [i for i, x in enumerate(xs) if isinstance(x, SparseVector)]
+        dense_rows = [i for i, x in enumerate(xs) if not isinstance(x, SparseVector)]
+        if dense_rows:
+            dims = {int(np.shape(xs[i])[0]) for i in dense_rows}
+            if len(dims) > 1:
+                raise ValueError(f"dense vectors of different dimensions in one batch: {sorted(dims)}")
+            dense = np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_rows])
+            out[dense_rows] = self._project_dense(dense)
+            if normalize:
+                norms[dense_rows] = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+        if sparse_rows:
+            rows = [xs[i] for i in sparse_rows]
+            lengths = np.array([r.nnz for r in rows])
+            if lengths.sum():
+                indices = np.concatenate([r.indices for r in rows])
+                values = np.concatenate([r.values for r in rows]).astype(np.float64)
+                row_of = np.repeat(np.arange(len(rows)), lengths)
+                out[sparse_rows] = self._project_sparse(indices, values, row_of, len(rows))
+                if normalize:
+                    norms[sparse_rows] = np.sqrt(np.bincount(row_of, weights=values * values, minlength=len(rows)))
+        if normalize:
+            out /= np.where(norms > 0.0, norms, 1.0)[:, None]
+        return out
+
+    def _project_dense(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.shape[1] <= _MAX_CACHED_INPUT_DIM:
+            return matrix @ self._matrix(matrix.shape[1])
+        out = np.zeros((matrix.shape[0], self.dim), dtype=np.float32)
+        for i, row in enumerate(matrix):
+            nonzero = np.flatnonzero(row)
+            out[i] = row[nonzero] @ self.signs(nonzero)
+        return out

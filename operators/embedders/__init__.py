@@ -1,0 +1,1 @@
+"""Embedders: text in, feature vectors out (sparse hashing features or dense embeddings)."""

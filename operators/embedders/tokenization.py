@@ -1,0 +1,28 @@
+"""The model's fast (Rust) WordPiece tokenizer, loaded from the local model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load_tokenizer(model_dir: Path, max_length: int | None):
+    """The model's fast (Rust) tokenizer from ``tokenizer.json``: no padding, truncation at
+    ``max_length`` tokens including [CLS]/[SEP] (``None``: no truncation)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tokenizer.no_padding()
+    if max_length is None:
+        tokenizer.no_truncation()
+    else:
+        tokenizer.enable_truncation(max_length=max_length)
+    return tokenizer
+
+
+def encode_batch_fast(tokenizer, texts: list[str], add_special_tokens: bool = True) -> list:
+    """Tokenize ``texts`` in parallel without computing character offsets (about 3x faster than
+    ``encode_batch`` on Reuters articles; offsets are never used here)."""
+    fast = getattr(tokenizer, "encode_batch_fast", None)  # tokenizers >= 0.21
+    if fast is None:
+        return tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+    return fast(texts, add_special_tokens=add_special_tokens)

@@ -1,0 +1,97 @@
+"""Online feature scaling so one learner configuration fits dense and sparse streams alike."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.state import State
+
+
+class FeatureScaler:
+    """Scales features online, with statistics learned from the stream itself.
+
+    Dense vectors are standardised with running means and variances (Welford), clipped to
+    ``[-clip, clip]`` and divided by ``sqrt(dim)`` so their norm is about 1 whatever the dimension.
+    Sparse vectors (bag of words, hashed n-grams) keep their sparsity: each value is multiplied by an
+    online inverse document frequency ``log((1 + n) / (1 + df)) + 1`` when ``idf`` is on, and the
+    vector is L2-normalised. Statistics change only in ``learn_one``, so ``transform`` is pure.
+
+    Parameters
+    ----------
+    idf
+        Weight sparse features by online inverse document frequency.
+    clip
+        Bound on standardised dense values; protects the learners from outliers early in a stream.
+
+    >>> scaler = FeatureScaler()
+    >>> for row in ([1.0, 10.0], [3.0, 30.0]):
+    ...     scaler.learn_one(np.array(row, dtype=np.float32))
+    >>> np.round(scaler.transform(np.array([3.0, 10.0], dtype=np.float32)), 3).tolist()
+    [0.5, -0.5]
+    """
+
+    def __init__(self, *, idf: bool = True, clip: float = 5.0) -> None:
+        self.idf = idf
+        self.clip = clip
+        self.n = 0
+        self._mean: np.ndarray | None = None
+        self._m2: np.ndarray | None = None
+        self._df: np.ndarray | None = None
+
+    def _ensure(self, x: Features) -> None:
+        if isinstance(x, SparseVector):
+            if self._df is None:
+                self._df = np.zeros(x.dim, dtype=np.float32)
+            elif x.dim != self._df.shape[0]:
+                raise ValueError(f"feature dimension changed from {self._df.shape[0]} to {x.dim}")
+        else:
+            if self._mean is None:
+                self._mean = np.zeros(x.shape[0], dtype=np.float64)
+                self._m2 = np.zeros(x.shape[0], dtype=np.float64)
+            elif x.shape[0] != self._mean.shape[0]:
+                raise ValueError(f"feature dimension changed from {self._mean.shape[0]} to {x.shape[0]}")
+
+    def learn_one(self, x: Features) -> None:
+        self._ensure(x)
+        self.n += 1
+        if isinstance(x, SparseVector):
+            self._df[x.indices] += 1.0
+        else:
+            delta = x - self._mean
+            self._mean += delta / self.n
+            self._m2 += delta * (x - self._mean)
+
+    def transform(self, x: Features) -> Features:
+        self._ensure(x)
+        if isinstance(x, SparseVector):
+            values = x.values
+            if self.idf:
+                values = values * (np.log((1.0 + self.n) / (1.0 + self._df[x.indices])) + 1.0)
+            norm = float(np.sqrt(np.dot(values, values)))
+            if norm > 0:
+                values = values / norm
+            return SparseVector(x.indices, values.astype(np.float32, copy=False), x.dim)
+        if self.n < 2:
+            return np.zeros(x.shape[0], dtype=np.float32)
+        std = np.sqrt(self._m2 / (self.n - 1))
+        z = np.where(std > 1e-12, (x - self._mean) / np.maximum(std, 1e-12), 0.0)
+        np.clip(z, -self.clip, self.clip, out=z)
+        return (z / np.sqrt(x.shape[0])).astype(np.float32)
+
+    def state(self) -> State:
+        arrays = {}
+        for name in ("_mean", "_m2", "_df"):
+            value = getattr(self, name)
+            if value is not None:
+                arrays[name.lstrip("_")] = value
+        return State(meta={"idf": self.idf, "clip": self.clip, "n": self.n}, arrays=arrays)
+
+    @classmethod
+    def from_state(cls, state: State) -> "FeatureScaler":
+        scaler = cls(idf=state.meta["idf"], clip=state.meta["clip"])
+        scaler.n = state.meta["n"]
+        scaler._mean = state.arrays.get("mean")
+        scaler._m2 = state.arrays.get("m2")
+        scaler._df = state.arrays.get("df")
+        return scaler

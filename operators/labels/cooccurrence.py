@@ -1,0 +1,239 @@
+"""Faded sufficient statistics of a label stream: instance count, label counts, sparse pair counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from labelflow.operators.state import State
+
+STATE_FORMAT = "labelflow.label_cooccurrence/1"
+
+# Counts are stored multiplied by a global weight that grows by 1/fading_factor per instance, so fading
+# costs nothing per instance. Once the weight passes this value every count is divided by it (and the
+# weight reset to 1) before float64 could overflow; 2**100 keeps that rare: every ~69,000 instances
+# at fading_factor=0.999, every ~690,000 at 0.9999.
+_RENORMALISE_ABOVE = 2.0**100
+
+
+class LabelCooccurrence:
+    """Exponentially faded counts of labels and label pairs over a stream of label sets.
+
+    After ``t`` instances, the faded count of an event is ``sum_s fading_factor**(t - s)`` over the
+    instances ``s`` where it happened (``fading_factor=1`` counts without forgetting). Pair counts are
+    kept sparse: only pairs that co-occurred in some instance have an entry, so memory grows with the
+    number of distinct co-occurring pairs, never with ``n_labels**2``, and an instance with ``k``
+    positive labels costs ``O(k**2)``.
+
+    Fading is lazy: each instance adds a weight that grows geometrically instead of shrinking every
+    stored count; ratios of counts (the Jaccard distance) never need the weight, faded counts divide
+    by it. Pairs whose faded count dropped below ``prune_below`` are removed when the weights are
+    renormalised, so pairs that stopped co-occurring eventually read as "never co-occurred" again.
+
+    Parameters
+    ----------
+    fading_factor
+        Weight of the past per instance, in ``(0, 1]``.
+    prune_below
+        Faded pair count under which a pair entry is dropped at renormalisation.
+
+    Examples
+    --------
+    >>> stats = LabelCooccurrence()
+    >>> stats.add_labels(3)
+    >>> for labels in ([0, 1], [0, 1], [0], [2]):
+    ...     stats.update(labels)
+    >>> stats.count(0), stats.co_count(0, 1), stats.n_instances
+    (3.0, 2.0, 4.0)
+    >>> round(stats.distance(0, 1), 4), stats.distance(0, 2)
+    (0.3333, 1.0)
+    """
+
+    def __init__(self, fading_factor: float = 1.0, prune_below: float = 1e-4) -> None:
+        if not 0.0 < fading_factor <= 1.0:
+            raise ValueError(f"fading_factor must be in (0, 1], not {fading_factor!r}")
+        if prune_below < 0.0:
+            raise ValueError(f"prune_below must be >= 0, not {prune_below!r}")
+        self.fading_factor = float(fading_factor)
+        self.prune_below = float(prune_below)
+        self._growth = 1.0 / self.fading_factor
+        self._weight = 1.0
+        self._instances = 0.0
+        self._counts: list[float] = []
+        self._pairs: list[dict[int, float]] = []
+        self.n_updates = 0
+
+    # ------------------------------------------------------------------ learning
+
+    @property
+    def n_labels(self) -> int:
+        return len(self._counts)
+
+    def add_labels(self, n_labels: int) -> None:
+        """Make sure ids ``0 .. n_labels - 1`` have (zero) counts."""
+        missing = n_labels - len(self._counts)
+        if missing > 0:
+            self._counts.extend([0.0] * missing)
+            self._pairs.extend({} for _ in range(missing))
+
+    def update(self, labels: Sequence[int]) -> None:
+        """Count one instance whose positive labels are ``labels`` (distinct, known ids; may be empty).
+
+        The caller validates: this is the per-instance hot path.
+        """
+        self.n_updates += 1
+        if self._growth != 1.0:
+            self._weight *= self._growth
+        weight = self._weight
+        self._instances += weight
+        counts = self._counts
+        for a in labels:
+            counts[a] += weight
+        k = len(labels)
+        if k > 1:
+            pairs = self._pairs
+            for i in range(k - 1):
+                a = labels[i]
+                row_a = pairs[a]
+                for j in range(i + 1, k):
+                    b = labels[j]
+                    row_a[b] = row_a.get(b, 0.0) + weight
+                    row_b = pairs[b]
+                    row_b[a] = row_b.get(a, 0.0) + weight
+        if weight > _RENORMALISE_ABOVE:
+            self._renormalise()
+
+    def _renormalise(self) -> None:
+        scale = 1.0 / self._weight
+        self._counts = [c * scale for c in self._counts]
+        self._instances *= scale
+        keep_above = self.prune_below
+        self._pairs = [
+            {b: v * scale for b, v in row.items() if v * scale >= keep_above} for row in self._pairs
+        ]
+        self._weight = 1.0
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def weight(self) -> float:
+        """Scale of the raw counts: faded count = raw count / weight."""
+        return self._weight
+
+    @property
+    def raw_counts(self) -> list[float]:
+        """Per-label counts scaled by :attr:`weight` (read-only view for hot loops; do not modify)."""
+        return self._counts
+
+    @property
+    def raw_pairs(self) -> list[dict[int, float]]:
+        """Per-label ``{other label: pair count}`` scaled by :attr:`weight`, symmetric (do not modify)."""
+        return self._pairs
+
+    @property
+    def raw_instances(self) -> float:
+        return self._instances
+
+    @property
+    def n_instances(self) -> float:
+        """Faded number of instances."""
+        return self._instances / self._weight
+
+    def count(self, a: int) -> float:
+        """Faded number of instances where label ``a`` was positive (0 for unknown ids)."""
+        return self._counts[a] / self._weight if 0 <= a < len(self._counts) else 0.0
+
+    def co_count(self, a: int, b: int) -> float:
+        """Faded number of instances where ``a`` and ``b`` were both positive."""
+        if a == b:
+            return self.count(a)
+        if not (0 <= a < len(self._pairs) and 0 <= b < len(self._pairs)):
+            return 0.0
+        return self._pairs[a].get(b, 0.0) / self._weight
+
+    def union(self, a: int, b: int) -> float:
+        """Faded number of instances where ``a`` or ``b`` was positive."""
+        return self.count(a) + self.count(b) - self.co_count(a, b)
+
+    def distance(self, a: int, b: int) -> float:
+        """Jaccard distance ``1 - n_ab / (n_a + n_b - n_ab)``; 1 when the two never co-occurred.
+
+        A label and itself are at distance 0; labels never seen (or ids not known yet) are at
+        distance 1 from every other label.
+        """
+        if a < 0 or b < 0:
+            raise ValueError(f"label ids are non-negative, got {a} and {b}")
+        if a == b:
+            return 0.0
+        if a >= len(self._counts) or b >= len(self._counts):
+            return 1.0
+        return jaccard_distance(self._counts[a], self._counts[b], self._pairs[a].get(b, 0.0))
+
+    @property
+    def n_pair_entries(self) -> int:
+        """Number of stored (unordered) co-occurring pairs."""
+        return sum(len(row) for row in self._pairs) // 2
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> State:
+        rows: list[int] = []
+        cols: list[int] = []
+        values: list[float] = []
+        # Every directed entry in dict order, so a restored object iterates pairs exactly as this one.
+        for a, row in enumerate(self._pairs):
+            rows.extend([a] * len(row))
+            cols.extend(row.keys())
+            values.extend(row.values())
+        return State(
+            meta={
+                "format": STATE_FORMAT,
+                "fading_factor": self.fading_factor,
+                "prune_below": self.prune_below,
+                "n_updates": self.n_updates,
+            },
+            arrays={
+                "scalars": np.array([self._weight, self._instances], dtype=np.float64),
+                "counts": np.asarray(self._counts, dtype=np.float64),
+                "pair_rows": np.asarray(rows, dtype=np.int64),
+                "pair_cols": np.asarray(cols, dtype=np.int64),
+                "pair_values": np.asarray(values, dtype=np.float64),
+            },
+        )
+
+    @classmethod
+    def from_state(cls, state: State) -> "LabelCooccurrence":
+        fmt = state.meta.get("format")
+        if fmt != STATE_FORMAT:
+            raise ValueError(f"cannot restore LabelCooccurrence from state format {fmt!r} (expected {STATE_FORMAT!r})")
+        stats = cls(fading_factor=state.meta["fading_factor"], prune_below=state.meta["prune_below"])
+        stats.n_updates = int(state.meta["n_updates"])
+        weight, instances = (float(v) for v in state.arrays["scalars"])
+        if not (math.isfinite(weight) and weight > 0.0):
+            raise ValueError(f"corrupt LabelCooccurrence state: weight {weight!r}")
+        stats._weight, stats._instances = weight, instances
+        stats._counts = [float(c) for c in state.arrays["counts"]]
+        stats._pairs = [{} for _ in stats._counts]
+        rows, cols, values = (state.arrays[k] for k in ("pair_rows", "pair_cols", "pair_values"))
+        if not (rows.shape == cols.shape == values.shape):
+            raise ValueError("corrupt LabelCooccurrence state: pair arrays differ in length")
+        n = len(stats._counts)
+        if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n or cols.max() >= n):
+            raise ValueError("corrupt LabelCooccurrence state: pair ids outside the label range")
+        pairs = stats._pairs
+        for a, b, v in zip(rows.tolist(), cols.tolist(), values.tolist()):
+            pairs[a][b] = v
+        return stats
+
+
+def jaccard_distance(count_a: float, count_b: float, co_count: float) -> float:
+    """Jaccard distance from (equally scaled) counts; 1 when the union is empty or nothing co-occurred."""
+    if co_count <= 0.0:
+        return 1.0
+    union = count_a + count_b - co_count
+    if union <= 0.0:
+        return 1.0
+    # Rounding can push a ratio of floats a hair outside [0, 1].
+    return min(1.0, max(0.0, 1.0 - co_count / union))

@@ -1,0 +1,68 @@
+"""A growing, order-preserving map between label names and dense integer ids."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from labelflow.operators.state import State
+
+
+class LabelIndex:
+    """Label names to dense ids ``0..n-1`` in order of first appearance; never shrinks.
+
+    Names must be JSON-serialisable scalars (strings in the product) because they are checkpointed.
+
+    >>> index = LabelIndex()
+    >>> index.ids(["earn", "acq"]), index.ids(["acq", "grain"]), index.names
+    ([0, 1], [1, 2], ['earn', 'acq', 'grain'])
+    >>> index.ids(["unknown"], add=False)
+    []
+    """
+
+    def __init__(self, names: Iterable[Hashable] = ()) -> None:
+        self._names: list[Hashable] = []
+        self._ids: dict[Hashable, int] = {}
+        for name in names:
+            self.add(name)
+
+    def add(self, name: Hashable) -> int:
+        label_id = self._ids.get(name)
+        if label_id is None:
+            label_id = len(self._names)
+            self._ids[name] = label_id
+            self._names.append(name)
+        return label_id
+
+    def ids(self, names: Iterable[Hashable], *, add: bool = True) -> list[int]:
+        """Ids of ``names`` (deduplicated, first-seen order); unknown names are added or skipped."""
+        out: list[int] = []
+        seen: set[int] = set()
+        for name in names:
+            label_id = self.add(name) if add else self._ids.get(name)
+            if label_id is not None and label_id not in seen:
+                seen.add(label_id)
+                out.append(label_id)
+        return out
+
+    def get(self, name: Hashable) -> int | None:
+        return self._ids.get(name)
+
+    @property
+    def names(self) -> list[Hashable]:
+        return list(self._names)
+
+    def name(self, label_id: int) -> Hashable:
+        return self._names[label_id]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._ids
+
+    def state(self) -> State:
+        return State(meta={"names": list(self._names)})
+
+    @classmethod
+    def from_state(cls, state: State) -> "LabelIndex":
+        return cls(state.meta["names"])

@@ -1,0 +1,165 @@
+"""A nearest-neighbour vote over a sliding window of recent labelled instances."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+
+from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.learners.growth import grow_last_axis
+from labelflow.operators.state import State
+
+
+class RecentNeighbours:
+    """Label frequencies among the ``k`` most similar of the last ``window`` labelled instances.
+
+    Vectors are compared by cosine similarity. Dense inputs are kept as a ``(window, dim)`` matrix and a
+    query is one matrix-vector product. Sparse inputs are kept transposed, ``(width, window)``, so a query
+    reads only the rows of its non-zero features; inputs wider than ``sketch_dim`` are first compressed
+    with a signed feature-hashing sketch (inner products are preserved in expectation).
+    Early in a stream, before linear models have converged, and on streams whose recent past resembles
+    the present, these votes are informative; a learned stacker decides how much to trust them.
+
+    Parameters
+    ----------
+    window
+        Number of recent labelled instances kept.
+    k
+        Number of neighbours that vote.
+    sketch_dim
+        Width of the sketch for wide sparse inputs.
+    prior_weight
+        Pseudo-count of the label prior mixed into each vote, so one neighbour is not a certainty.
+
+    >>> knn = RecentNeighbours(window=10, k=2)
+    >>> knn.learn(np.array([1.0, 0.0], dtype=np.float32), np.array([1.0, 0.0], dtype=np.float32))
+    >>> knn.learn(np.array([0.0, 1.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32))
+    >>> votes = knn.votes(np.array([0.9, 0.1], dtype=np.float32), n_labels=2)
+    >>> bool(votes[0] > votes[1])
+    True
+    """
+
+    def __init__(
+        self, *, window: int = 1000, k: int = 15, sketch_dim: int = 2048, prior_weight: float = 1.0
+    ) -> None:
+        self.window = window
+        self.k = k
+        self.sketch_dim = sketch_dim
+        self.prior_weight = prior_weight
+        self.size = 0
+        self.cursor = 0
+        self.n_seen = 0
+        self._dim_in: int | None = None
+        self._vectors: np.ndarray | None = None
+        self._labels = np.zeros((window, 8), dtype=np.float32)
+        self._label_totals = np.zeros(8, dtype=np.float64)
+        self._sparse = False
+        self._slot_indices: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * window
+        self._bucket: np.ndarray | None = None
+        self._sign: np.ndarray | None = None
+
+    def _setup(self, x: Features) -> None:
+        dim = x.dim if isinstance(x, SparseVector) else x.shape[0]
+        if self._dim_in is None:
+            self._dim_in = dim
+            if isinstance(x, SparseVector):
+                self._vectors = np.zeros((min(dim, self.sketch_dim), self.window), dtype=np.float32)
+                self._sparse = True
+                if dim > self.sketch_dim:
+                    self._make_sketch(dim)
+            else:
+                self._vectors = np.zeros((self.window, dim), dtype=np.float32)
+        elif dim != self._dim_in:
+            raise ValueError(f"feature dimension changed from {self._dim_in} to {dim}")
+
+    def _make_sketch(self, dim: int) -> None:
+        # Deterministic (seeded by a constant) so a restored model sketches exactly as before.
+        rng = np.random.default_rng(zlib.crc32(b"labelflow-knn-sketch"))
+        self._bucket = rng.integers(0, self.sketch_dim, size=dim, dtype=np.int64)
+        self._sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=dim)
+
+    def _embed_dense(self, x: np.ndarray) -> np.ndarray:
+        dense = np.asarray(x, dtype=np.float32)
+        norm = float(np.sqrt(np.dot(dense, dense)))
+        return dense / norm if norm > 0 else dense
+
+    def _embed_sparse(self, x: SparseVector) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-norm (indices, values) in the stored width (after the sketch, when there is one)."""
+        indices, values = x.indices, x.values
+        if self._bucket is not None:
+            indices, inverse = np.unique(self._bucket[indices], return_inverse=True)
+            values = np.bincount(inverse, weights=self._sign[x.indices] * x.values).astype(np.float32)
+        norm = float(np.sqrt(np.dot(values, values)))
+        return indices, (values / norm if norm > 0 else values)
+
+    def _ensure_labels(self, n_labels: int) -> None:
+        self._labels = grow_last_axis(self._labels, n_labels)
+        self._label_totals = grow_last_axis(self._label_totals, n_labels)
+
+    def votes(self, x: Features, n_labels: int) -> np.ndarray:
+        """Smoothed label frequencies among the neighbours of ``x`` (label prior when the window is empty)."""
+        self._setup(x)
+        self._ensure_labels(n_labels)
+        prior = (self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)
+        if self.size == 0:
+            return prior.astype(np.float32)
+        if self._sparse:
+            indices, values = self._embed_sparse(x)
+            similarities = values @ self._vectors[indices, : self.size]
+        else:
+            similarities = self._vectors[: self.size] @ self._embed_dense(x)
+        k = min(self.k, self.size)
+        if k < self.size:
+            nearest = np.argpartition(-similarities, k - 1)[:k]
+        else:
+            nearest = np.arange(self.size)
+        weights = np.maximum(similarities[nearest], 0.0) ** 2
+        tally = weights @ self._labels[nearest, :n_labels]
+        return ((tally + self.prior_weight * prior) / (weights.sum() + self.prior_weight)).astype(np.float32)
+
+    def learn(self, x: Features, y: np.ndarray) -> None:
+        self._setup(x)
+        n_labels = y.shape[0]
+        self._ensure_labels(n_labels)
+        if self._sparse:
+            indices, values = self._embed_sparse(x)
+            # Clear only the entries the evicted instance wrote: zeroing a whole column is strided.
+            self._vectors[self._slot_indices[self.cursor], self.cursor] = 0.0
+            self._vectors[indices, self.cursor] = values
+            self._slot_indices[self.cursor] = indices
+        else:
+            self._vectors[self.cursor] = self._embed_dense(x)
+        self._labels[self.cursor] = 0.0
+        self._labels[self.cursor, :n_labels] = y
+        self._label_totals[:n_labels] += y
+        self.n_seen += 1
+        self.cursor = (self.cursor + 1) % self.window
+        self.size = min(self.size + 1, self.window)
+
+    def state(self) -> State:
+        meta = {
+            "window": self.window, "k": self.k, "sketch_dim": self.sketch_dim,
+            "prior_weight": self.prior_weight, "size": self.size, "cursor": self.cursor,
+            "n_seen": self.n_seen, "dim_in": self._dim_in, "sparse": self._sparse,
+        }
+        arrays = {"labels": self._labels, "label_totals": self._label_totals}
+        if self._vectors is not None:
+            arrays["vectors"] = self._vectors
+        return State(meta=meta, arrays=arrays)
+
+    @classmethod
+    def from_state(cls, state: State) -> "RecentNeighbours":
+        m = state.meta
+        knn = cls(window=m["window"], k=m["k"], sketch_dim=m["sketch_dim"], prior_weight=m["prior_weight"])
+        knn.size, knn.cursor, knn.n_seen, knn._dim_in = m["size"], m["cursor"], m["n_seen"], m["dim_in"]
+        knn._labels = state.arrays["labels"]
+        knn._label_totals = state.arrays["label_totals"]
+        knn._vectors = state.arrays.get("vectors")
+        knn._sparse = bool(m["sparse"])
+        if knn._sparse and knn._vectors is not None:
+            columns = knn._vectors.T
+            knn._slot_indices = [np.flatnonzero(columns[i]) for i in range(knn.window)]
+        if knn._sparse and knn._dim_in is not None and knn._dim_in > knn.sketch_dim:
+            knn._make_sketch(knn._dim_in)
+        return knn

@@ -1,0 +1,359 @@
+"""Joint decoding of each label cluster over the label subsets the stream has shown (label powerset)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from labelflow.operators.state import State
+
+LabelSet = tuple[int, ...]
+
+
+class ClusterLabelSets:
+    """The faded counts of the non-empty label subsets observed within one cluster.
+
+    The empty subset's count is implicit (all instances minus the others), so learning touches only the
+    clusters that contain a positive label of the instance.
+    """
+
+    def __init__(self, labels: Sequence[int]) -> None:
+        self.labels = np.asarray(sorted(labels), dtype=np.int64)
+        self.local = {int(label): i for i, label in enumerate(self.labels)}
+        self.rows: dict[LabelSet, int] = {}
+        self.matrix = np.zeros((8, len(self.labels)), dtype=np.float32)
+        self.counts = np.zeros(8, dtype=np.float64)
+        self._score_cache: tuple[np.ndarray, float, np.ndarray] | None = None
+        self._score_total = -1.0
+
+    @property
+    def n_sets(self) -> int:
+        return len(self.rows)
+
+    def add(self, local_set: LabelSet, count: float) -> None:
+        row = self.rows.get(local_set)
+        if row is None:
+            row = len(self.rows)
+            if row == self.matrix.shape[0]:
+                self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
+                self.counts = np.concatenate([self.counts, np.zeros_like(self.counts)])
+            self.rows[local_set] = row
+            self.matrix[row, list(local_set)] = 1.0
+        self.counts[row] += count
+        self._score_cache = None
+
+    def dependence(self, total: float) -> tuple[np.ndarray, float, np.ndarray]:
+        """log P(S) minus its log-probability under label independence (up to a shared constant).
+
+        Returns the score of every stored subset, of the empty subset, and the per-label prior log-odds
+        (used to score a subset that was never seen).
+        """
+        # Every instance changes the total (the empty subset's count is implicit), so the cache is keyed
+        # by it and recomputed lazily, only for the clusters that get decoded.
+        if self._score_cache is None or self._score_total != total:
+            self._score_total = total
+            k = self.n_sets
+            counts = self.counts[:k]
+            denominator = total + k + 1.0  # every seen subset, plus one pseudo-count for novelty
+            marginal = np.clip((counts @ self.matrix[:k]) / max(total, 1.0), 1e-3, 1 - 1e-3)
+            prior_logit = np.log(marginal) - np.log1p(-marginal)
+            log_p = np.log(np.maximum(counts, 1e-12) / denominator)
+            empty = max(total - counts.sum(), 0.0)
+            empty_score = float(np.log(max(empty, 0.5) / denominator))
+            self._score_cache = (log_p - self.matrix[:k] @ prior_logit, empty_score, prior_logit)
+        return self._score_cache  # type: ignore[return-value]
+
+
+def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
+    """Add ``source``'s subset counts, restricted to ``target``'s labels, into ``target``."""
+    shared = [(source.local[int(label)], target.local[int(label)]) for label in target.labels
+              if int(label) in source.local]
+    if not shared:
+        return
+    source_cols = np.array([s for s, _ in shared])
+    target_cols = [t for _, t in shared]
+    for local_set, row in source.rows.items():
+        present = np.flatnonzero(source.matrix[row, source_cols] > 0)
+        if present.size:
+            target.add(tuple(sorted(target_cols[i] for i in present)), float(source.counts[row]))
+
+
+class LabelSetDecoder:
+    """Chooses, per label cluster, the most probable label subset given per-label evidence.
+
+    Every cluster keeps the faded counts of the subsets of its labels seen in the stream. Given
+    threshold-shifted log-odds ``s_l`` for each label, a subset ``S`` of a cluster scores
+    ``sum_{l in S} s_l + prior_weight * dep(S)``, where ``dep(S)`` is ``log P(S)`` minus the log
+    probability of ``S`` if the cluster's labels were independent: per-label scores already carry the
+    labels' marginal priors, so only the dependence between labels is added. Candidates are the seen
+    subsets, the empty subset, and the subset the per-label scores alone would pick (so combinations never
+    seen before stay reachable, at the price of a novelty prior). With ``prior_weight = 0`` this is plain
+    per-label thresholding.
+
+    Parameters
+    ----------
+    prior_weight
+        Weight of the label-dependence term.
+    fading_factor
+        Forgetting of subset counts, so the decoder follows changes in label co-occurrence.
+    refresh_every
+        Learned instances between refreshes of the compiled subset scores (and of newly seen subsets
+        as candidates).
+
+    >>> decoder = LabelSetDecoder(prior_weight=1.0)
+    >>> decoder.set_partition(((0, 1), (2,)))
+    >>> for _ in range(50):
+    ...     decoder.learn([0, 1])
+    ...     decoder.learn([2])
+    >>> # Label 1 alone is weak, but {0, 1} always co-occurs: the joint decision includes it.
+    >>> decoder.decode(np.array([2.0, -0.5, -3.0])).tolist()
+    [True, True, False]
+    """
+
+    def __init__(
+        self,
+        *,
+        prior_weight: float = 1.0,
+        fading_factor: float = 0.9999,
+        refresh_every: int = 25,
+        max_label_sets: int = 200_000,
+    ) -> None:
+        self.prior_weight = prior_weight
+        self.fading_factor = fading_factor
+        self.refresh_every = refresh_every
+        self._compiled = False
+        self._compiled_at = 0
+        self.max_label_sets = max_label_sets
+        self._label_sets: dict[LabelSet, float] = {}
+        self._total = 0.0
+        self._weight = 1.0
+        self._clusters: list[ClusterLabelSets] = []
+        self._cluster_of = np.zeros(0, dtype=np.int64)
+        self._order = np.zeros(0, dtype=np.int64)
+        self._starts = np.zeros(0, dtype=np.int64)
+        self._seen_labels: set[int] = set()
+        self.n_learned = 0
+        self.n_empty = 0.0
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self._clusters)
+
+    def set_partition(self, clusters: Sequence[Sequence[int]]) -> None:
+        """Adopt a new partition, carrying subset counts over to the new clusters.
+
+        A new cluster whose previously seen labels all belonged to one old cluster (a split, or labels
+        never seen before joining) takes that cluster's counts projected onto its labels; only clusters
+        that join labels from several old clusters (merges) are rebuilt from the stored label sets.
+        """
+        old_tables = self._clusters
+        old_cluster_of = self._cluster_of
+        kept = {tuple(int(label) for label in c.labels): c for c in old_tables}
+        fresh: list[ClusterLabelSets] = []
+        from_store: list[ClusterLabelSets] = []
+        for labels in clusters:
+            key = tuple(sorted(int(label) for label in labels))
+            table = kept.get(key)
+            if table is None:
+                table = ClusterLabelSets(key)
+                owners = {
+                    int(old_cluster_of[label])
+                    for label in key
+                    if label in self._seen_labels and label < old_cluster_of.shape[0]
+                }
+                if len(owners) <= 1 and -1 not in owners:
+                    if owners:
+                        _project_table(old_tables[owners.pop()], table)
+                else:
+                    from_store.append(table)
+            fresh.append(table)
+        self._clusters = fresh
+        n_labels = max((int(max(c)) + 1 for c in clusters if len(c)), default=0)
+        self._cluster_of = np.full(n_labels, -1, dtype=np.int64)
+        for i, table in enumerate(fresh):
+            self._cluster_of[table.labels] = i
+        self._order = np.concatenate([t.labels for t in fresh]) if fresh else np.zeros(0, dtype=np.int64)
+        sizes = np.array([len(t.labels) for t in fresh], dtype=np.int64)
+        self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        if from_store:
+            self._project(from_store)
+        self._compiled = False
+
+    def _project(self, tables: list[ClusterLabelSets]) -> None:
+        owner = {label: table for table in tables for label in table.local}
+        for label_set, count in self._label_sets.items():
+            parts: dict[int, list[int]] = {}
+            for label in label_set:
+                table = owner.get(label)
+                if table is not None:
+                    parts.setdefault(id(table), []).append(table.local[label])
+            for table in tables:
+                local = parts.get(id(table))
+                if local:
+                    table.add(tuple(sorted(local)), count)
+
+    def learn(self, label_ids: Sequence[int]) -> None:
+        """Count one instance's label set (ids must be covered by the current partition)."""
+        w = self._weight
+        key = tuple(sorted(label_ids))
+        self._label_sets[key] = self._label_sets.get(key, 0.0) + w
+        self._seen_labels.update(key)
+        self._total += w
+        self.n_learned += 1
+        if not key:
+            self.n_empty += 1
+        parts: dict[int, list[int]] = {}
+        for label in key:
+            cluster = int(self._cluster_of[label])
+            parts.setdefault(cluster, []).append(self._clusters[cluster].local[label])
+        for cluster, local in parts.items():
+            self._clusters[cluster].add(tuple(local), w)
+        self._weight /= self.fading_factor
+        if self._weight > 1e100:
+            self._rescale()
+        if len(self._label_sets) > self.max_label_sets:
+            self._prune()
+
+    def _rescale(self) -> None:
+        scale = 1.0 / self._weight
+        self._label_sets = {k: v * scale for k, v in self._label_sets.items()}
+        self._total *= scale
+        for table in self._clusters:
+            table.counts *= scale
+            table._score_cache = None
+        self._weight = 1.0
+
+    def _prune(self) -> None:
+        # Keep the heaviest half: rare, old subsets carry the least evidence.
+        items = sorted(self._label_sets.items(), key=lambda kv: kv[1], reverse=True)
+        self._label_sets = dict(items[: self.max_label_sets // 2])
+
+    def _compile(self) -> None:
+        """Flatten every cluster's subsets into arrays grouped by cluster, with their scores.
+
+        Rebuilt every ``refresh_every`` learned instances (and after a partition change) rather than per
+        instance: dependence scores move slowly, and decoding then costs a few vectorized operations
+        whatever the number of clusters.
+        """
+        total = self._total
+        row_labels: list[np.ndarray] = []
+        row_lengths: list[np.ndarray] = []
+        row_scores: list[np.ndarray] = []
+        row_cluster: list[np.ndarray] = []
+        empty = np.zeros(len(self._clusters), dtype=np.float64)
+        novel = np.zeros(len(self._clusters), dtype=np.float64)
+        prior_logit = np.zeros(self._cluster_of.shape[0], dtype=np.float64)
+        for i, table in enumerate(self._clusters):
+            dep, empty[i], table_prior = table.dependence(total)
+            prior_logit[table.labels] = table_prior
+            k = table.n_sets
+            novel[i] = np.log((k + 1.0) / (total + k + 1.0))
+            if k == 0:
+                continue
+            rows, cols = np.nonzero(table.matrix[:k])
+            row_labels.append(table.labels[cols])
+            row_lengths.append(np.bincount(rows, minlength=k))
+            row_scores.append(dep)
+            row_cluster.append(np.full(k, i, dtype=np.int64))
+        if row_labels:
+            lengths = np.concatenate(row_lengths)
+            self._row_labels = np.concatenate(row_labels)
+            self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+            self._row_lengths = lengths
+            self._row_dependence = np.concatenate(row_scores)
+            self._row_cluster = np.concatenate(row_cluster)
+        else:
+            self._row_labels = np.zeros(0, dtype=np.int64)
+            self._row_starts = self._row_lengths = self._row_cluster = np.zeros(0, dtype=np.int64)
+            self._row_dependence = np.zeros(0, dtype=np.float64)
+        self._empty_dependence = empty
+        self._novel_log_p = novel
+        self._prior_logit = prior_logit
+        self._compiled_at = self.n_learned
+        self._compiled = True
+
+    def decode(self, shifted_logits: np.ndarray) -> np.ndarray:
+        """The decided labels (boolean mask) for threshold-shifted log-odds of every label."""
+        s = np.asarray(shifted_logits, dtype=np.float64)
+        decided = s > 0
+        n_covered = self._cluster_of.shape[0]
+        if self.prior_weight == 0.0 or not self._clusters or s.shape[0] != n_covered:
+            return decided
+        # Early in a stream every instance changes the subset statistics a lot: refresh each time, then
+        # ever more rarely, up to every ``refresh_every`` instances.
+        interval = min(self.refresh_every, 1 + self.n_learned // 40)
+        if not self._compiled or self.n_learned - self._compiled_at >= interval:
+            self._compile()
+        beta = self.prior_weight
+        n_clusters = len(self._clusters)
+        # Candidate 1: the empty subset of every cluster.
+        best = beta * self._empty_dependence
+        choice = np.full(n_clusters, -1, dtype=np.int64)  # -1 empty, -2 per-label decision, else row
+        # Candidate 2: the best seen subset of every cluster.
+        if self._row_cluster.shape[0]:
+            row_score = np.add.reduceat(s[self._row_labels], self._row_starts) + beta * self._row_dependence
+            row_best = np.full(n_clusters, -np.inf)
+            np.maximum.at(row_best, self._row_cluster, row_score)
+            better = row_best > best
+            if better.any():
+                winners = np.flatnonzero(better[self._row_cluster] & (row_score >= row_best[self._row_cluster]))
+                # Rows are grouped by cluster, so the first winner of each cluster starts a new run.
+                owners = self._row_cluster[winners]
+                first = np.flatnonzero(np.diff(owners, prepend=-1))
+                choice[owners[first]] = winners[first]
+                best = np.where(better, row_best, best)
+        # Candidate 3: the per-label decision, when it is a subset never seen (seen ones are rows).
+        positive = np.flatnonzero(decided)
+        if positive.size:
+            owner = self._cluster_of[positive]
+            gain = np.bincount(owner, weights=s[positive] - beta * self._prior_logit[positive], minlength=n_clusters)
+            members: dict[int, list[int]] = {}
+            for label, cluster in zip(positive.tolist(), owner.tolist()):
+                members.setdefault(cluster, []).append(label)
+            for cluster, labels in members.items():
+                table = self._clusters[cluster]
+                local = tuple(sorted(table.local[label] for label in labels))
+                if local in table.rows:
+                    continue
+                score = gain[cluster] + beta * self._novel_log_p[cluster]
+                if score > best[cluster]:
+                    best[cluster] = score
+                    choice[cluster] = -2
+        out = np.zeros_like(decided)
+        keep_per_label = choice[self._cluster_of] == -2
+        out[keep_per_label] = decided[keep_per_label]
+        for row in choice[choice >= 0].tolist():
+            start = self._row_starts[row]
+            out[self._row_labels[start : start + self._row_lengths[row]]] = True
+        return out
+
+    def state(self) -> State:
+        keys = list(self._label_sets.keys())
+        lengths = np.array([len(k) for k in keys], dtype=np.int64)
+        flat = np.array([label for k in keys for label in k], dtype=np.int64)
+        counts = np.array([self._label_sets[k] for k in keys], dtype=np.float64)
+        meta = {
+            "prior_weight": self.prior_weight, "fading_factor": self.fading_factor,
+            "refresh_every": self.refresh_every, "max_label_sets": self.max_label_sets,
+            "total": self._total, "weight": self._weight, "n_learned": self.n_learned,
+            "n_empty": self.n_empty,
+            "clusters": [[int(label) for label in t.labels] for t in self._clusters],
+        }
+        return State(meta=meta, arrays={"set_lengths": lengths, "set_labels": flat, "set_counts": counts})
+
+    @classmethod
+    def from_state(cls, state: State) -> "LabelSetDecoder":
+        m = state.meta
+        decoder = cls(prior_weight=m["prior_weight"], fading_factor=m["fading_factor"],
+                      refresh_every=m["refresh_every"], max_label_sets=m["max_label_sets"])
+        ends = np.cumsum(state.arrays["set_lengths"])
+        starts = ends - state.arrays["set_lengths"]
+        flat = state.arrays["set_labels"].tolist()
+        for start, end, count in zip(starts.tolist(), ends.tolist(), state.arrays["set_counts"].tolist()):
+            decoder._label_sets[tuple(flat[start:end])] = count
+        decoder._seen_labels = set(flat)
+        decoder._total, decoder._weight = m["total"], m["weight"]
+        decoder.n_learned, decoder.n_empty = m["n_learned"], m["n_empty"]
+        decoder.set_partition(m["clusters"])
+        return decoder

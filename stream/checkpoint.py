@@ -1,0 +1,286 @@
+"""Crash-safe checkpoints: model state, runtime state and consumer offsets, written together atomically.
+
+Format (version 1), one directory per checkpoint under the checkpoint directory::
+
+    ckpt-000000000042/
+        manifest.json          format, format_version, seq, created_at, offsets, model identity, meta
+        model/meta.json        the model's State (operators/state.py): JSON metadata ...
+        model/arrays.npz       ... and plain numpy arrays (loaded with allow_pickle=False)
+        runtime/meta.json      counters, feedback store, quality window (also a State)
+        runtime/arrays.npz
+
+A checkpoint is written into a hidden temporary directory, every file and the directory are fsync'ed,
+and the directory is renamed into place, so a crash leaves either the whole checkpoint or none. The
+manifest is written last. ``offsets`` are the *next* offsets to read, per topic and partition, of both
+input topics: on restore the worker seeks there, re-predicts what came after and learns it once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labelflow.operators.state import State
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "labelflow-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^ckpt-(\d{12})$")
+_TMP_PREFIX = ".tmp-ckpt-"
+_LOCK_FILE = ".lock"
+
+Offsets = dict[str, dict[int, int]]
+
+
+class CheckpointError(RuntimeError):
+    """Base class of checkpoint problems."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint directory that cannot be read (missing or damaged files)."""
+
+
+class IncompatibleCheckpointError(CheckpointError):
+    """A readable checkpoint this worker must not resume from (other format version, model or embedder)."""
+
+
+class CheckpointDirInUseError(CheckpointError):
+    """Another live process holds the checkpoint directory."""
+
+
+@dataclass
+class Checkpoint:
+    """One consistent snapshot: model, runtime state and the next offsets to read.
+
+    ``identity`` names what the model state belongs to (learner, embedder); restoring into a worker with
+    another identity is refused.
+    """
+
+    model: State
+    runtime: State
+    offsets: Offsets
+    identity: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    created_at: float = 0.0
+    path: Path | None = None
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for directory, _, files in os.walk(root):
+        for name in files:
+            _fsync_path(Path(directory) / name)
+        _fsync_path(Path(directory))
+
+
+def _encode_offsets(offsets: Offsets) -> dict[str, dict[str, int]]:
+    return {topic: {str(p): int(o) for p, o in sorted(parts.items())} for topic, parts in sorted(offsets.items())}
+
+
+def _decode_offsets(raw: Any) -> Offsets:
+    if not isinstance(raw, dict):
+        raise ValueError("offsets is not a mapping")
+    return {str(topic): {int(p): int(o) for p, o in parts.items()} for topic, parts in raw.items()}
+
+
+class CheckpointStore:
+    """Writes, lists, loads and prunes checkpoints in one directory.
+
+    Parameters
+    ----------
+    directory
+        Created if missing. One worker (one model) per directory: ``lock()`` enforces it.
+    keep
+        How many of the newest checkpoints survive pruning.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> store = CheckpointStore(Path(tempfile.mkdtemp()), keep=2)
+    >>> cp = Checkpoint(model=State({"kind": "m"}, {"w": np.zeros(2)}), runtime=State({"n": 1}),
+    ...                 offsets={"docs": {0: 10, 1: 7}}, identity={"learner": "x"})
+    >>> path = store.save(cp)
+    >>> restored = store.latest(identity={"learner": "x"})
+    >>> restored.offsets, restored.seq
+    ({'docs': {0: 10, 1: 7}}, 1)
+    """
+
+    def __init__(self, directory: Path | str, keep: int = 3) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1, got {keep}")
+        self.directory = Path(directory)
+        self.keep = keep
+        self._lock_handle: Any = None
+
+    # -- ownership ----------------------------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Claim the directory for this process (released when the process exits, even on kill -9)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle = open(self.directory / _LOCK_FILE, "a+")  # noqa: SIM115 - held for the process lifetime
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise CheckpointDirInUseError(
+                f"checkpoint directory {self.directory} is in use by {owner}; every worker needs its own "
+                "checkpoint.dir (set LABELFLOW_CHECKPOINT__DIR or --checkpoint-dir)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+        self._remove_temporaries()
+
+    def unlock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def _remove_temporaries(self) -> None:
+        # Only the lock holder gets here, so these are leftovers of a writer that crashed mid-write.
+        for path in self.directory.glob(_TMP_PREFIX + "*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- listing ------------------------------------------------------------------------------------
+
+    def paths(self) -> list[Path]:
+        """Checkpoint directories, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+        return [p for _, p in sorted(found)]
+
+    def _next_seq(self) -> int:
+        paths = self.paths()
+        return int(_NAME.match(paths[-1].name).group(1)) + 1 if paths else 1  # type: ignore[union-attr]
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def save(self, checkpoint: Checkpoint) -> Path:
+        """Write ``checkpoint`` atomically as the newest one and prune old ones; its directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        seq = self._next_seq()
+        final = self.directory / f"ckpt-{seq:012d}"
+        tmp = self.directory / f"{_TMP_PREFIX}{seq:012d}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        created_at = time.time()
+        try:
+            checkpoint.model.save(tmp / "model")
+            checkpoint.runtime.save(tmp / "runtime")
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "seq": seq,
+                "created_at": created_at,
+                "offsets": _encode_offsets(checkpoint.offsets),
+                "identity": checkpoint.identity,
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            _fsync_tree(tmp)
+            os.rename(tmp, final)
+            _fsync_path(self.directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        checkpoint.seq, checkpoint.created_at, checkpoint.path = seq, created_at, final
+        self.prune()
+        return final
+
+    def prune(self) -> None:
+        """Delete all but the ``keep`` newest checkpoints."""
+        for path in self.paths()[: -self.keep]:
+            shutil.rmtree(path, ignore_errors=True)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def read_manifest(path: Path) -> dict[str, Any]:
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CorruptCheckpointError(f"checkpoint {path} has no readable manifest.json: {exc}") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise CorruptCheckpointError(f"{path} is not a labelflow checkpoint (manifest format {manifest.get('format')!r})")
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IncompatibleCheckpointError(
+                f"checkpoint {path} has format version {version}; this labelflow reads version {FORMAT_VERSION}. "
+                "Use the labelflow release that wrote it, or move it away to start from scratch."
+            )
+        return manifest
+
+    @classmethod
+    def load(cls, path: Path | str) -> Checkpoint:
+        """Read one checkpoint directory (``CorruptCheckpointError`` / ``IncompatibleCheckpointError``)."""
+        path = Path(path)
+        manifest = cls.read_manifest(path)
+        try:
+            model = State.load(path / "model")
+            runtime = State.load(path / "runtime")
+            offsets = _decode_offsets(manifest["offsets"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CorruptCheckpointError(f"checkpoint {path} is damaged: {exc}") from None
+        return Checkpoint(
+            model=model,
+            runtime=runtime,
+            offsets=offsets,
+            identity=dict(manifest.get("identity") or {}),
+            seq=int(manifest["seq"]),
+            created_at=float(manifest["created_at"]),
+            path=path,
+        )
+
+    def latest(self, identity: dict[str, Any] | None = None) -> Checkpoint | None:
+        """The newest readable checkpoint, or None if there is none.
+
+        Damaged checkpoints are skipped (logged) in favour of older ones; a readable but incompatible
+        one (format version, or ``identity`` differing from the given one) raises
+        ``IncompatibleCheckpointError``: resuming from an older one would silently lose learning.
+        """
+        for path in reversed(self.paths()):
+            try:
+                checkpoint = self.load(path)
+            except CorruptCheckpointError as exc:
+                logger.warning("event=checkpoint_skipped reason=corrupt detail=%r", str(exc))
+                continue
+            if identity is not None:
+                check_identity(checkpoint, identity)
+            return checkpoint
+        return None
+
+
+def check_identity(checkpoint: Checkpoint, expected: dict[str, Any]) -> None:
+    """Raise ``IncompatibleCheckpointError`` naming each setting where the checkpoint differs."""
+    differences = [
+        f"{key}: checkpoint has {checkpoint.identity.get(key)!r}, settings ask for {value!r}"
+        for key, value in sorted(expected.items())
+        if checkpoint.identity.get(key) != value
+    ]
+    if differences:
+        raise IncompatibleCheckpointError(
+            f"checkpoint {checkpoint.path} was written by a different model setup:\n  "
+            + "\n  ".join(differences)
+            + "\nChange the settings back, or point checkpoint.dir to an empty directory to start a new model."
+        )

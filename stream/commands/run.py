@@ -1,0 +1,59 @@
+"""``labelflow run``: the long-running worker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from labelflow.stream.checkpoint import CheckpointError
+from labelflow.stream.commands.common import SettingsError, add_settings_arguments, fail, settings_from_args
+from labelflow.stream.kafka_io import BrokerUnavailable
+from labelflow.stream.model_runtime import ModelSetupError
+from labelflow.stream.worker import ProduceError, Worker
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a worker: documents in, predictions out, learning online (stops on SIGTERM/Ctrl-C)",
+        description="Run a labelflow worker. Settings come from --config (YAML), LABELFLOW_* environment "
+        "variables, --set KEY=VALUE and the flags below (later wins).",
+    )
+    add_settings_arguments(parser)
+    parser.add_argument("--group-id", help="consumer group (one group per model)")
+    parser.add_argument("--checkpoint-dir", help="checkpoint directory (one per worker)")
+    parser.add_argument("--metrics-port", type=int, help="Prometheus port (0 = any free port, -1 = off)")
+    parser.add_argument("--role", choices=("all", "embed"), help="all (default) or embed (stateless embed stage)")
+    parser.add_argument("--learner", help="learner name from the registry (default partitioned)")
+    parser.add_argument("--embedder", help="embedder name from the registry (default hashing)")
+    parser.add_argument("--batch-size", type=int, help="records per micro-batch")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from_args(
+            args,
+            group_id=args.group_id,
+            **{
+                "checkpoint.dir": args.checkpoint_dir,
+                "metrics.port": args.metrics_port,
+                "role": args.role,
+                "model.learner": args.learner,
+                "model.embedder": args.embedder,
+                "batch.size": args.batch_size,
+            },
+        )
+    except SettingsError as exc:
+        return fail(str(exc))
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # kafka-python logs every connection at INFO; the worker's own events are what operators need.
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+    worker = Worker(settings)
+    try:
+        worker.run()
+    except (CheckpointError, BrokerUnavailable, ModelSetupError, ProduceError) as exc:
+        return fail(str(exc), code=1)
+    return 0

@@ -1,0 +1,391 @@
+"""Worker settings: one typed model, read from defaults < YAML file < ``LABELFLOW_*`` environment < CLI flags.
+
+Every number that shapes the runtime lives here with a comment saying why it has its default. Nested
+settings use ``__`` in environment variables (``LABELFLOW_BATCH__SIZE=200``,
+``LABELFLOW_TOPICS__DOCUMENTS=my.docs``); lists and maps are JSON (``LABELFLOW_ROUTING='[...]'``), except
+``LABELFLOW_BROKERS``, which also accepts ``host1:9092,host2:9092``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+ENV_PREFIX = "LABELFLOW_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """The settings are invalid; the message names every offending setting and how to set it."""
+
+
+class _Section(BaseModel):
+    # A typo in a YAML key or a nested environment variable must fail loudly, not be ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TopicSettings(_Section):
+    """Kafka topic names and the partition count used when labelflow creates them."""
+
+    documents: str = "labelflow.documents"
+    labels: str = "labelflow.labels"
+    predictions: str = "labelflow.predictions"
+    drift: str = "labelflow.drift"
+    deadletter: str = "labelflow.deadletter"
+    # Only the `embed` role writes here: documents with their pre-computed features, for learn workers.
+    embedded: str = "labelflow.embedded"
+    # 3 partitions let up to 3 workers share a stream while keeping per-partition order; the documents
+    # and labels topics must have the same count so feedback lands on the worker that saw its document.
+    partitions: int = Field(default=3, ge=1)
+
+    @field_validator("documents", "labels", "predictions", "drift", "deadletter", "embedded")
+    @classmethod
+    def _valid_topic_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", value):
+            raise ValueError(f"{value!r} is not a valid Kafka topic name (letters, digits, '.', '_', '-')")
+        return value
+
+
+class SecuritySettings(_Section):
+    """Connection security, passed through to kafka-python's producer, consumer and admin client."""
+
+    # Plaintext is what a local or embedded broker speaks; production clusters set SSL or SASL_SSL.
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    # Hostname verification stays on unless a deployment explicitly opts out (self-signed test clusters).
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SecuritySettings":
+        if self.protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ValueError(f"protocol {self.protocol} needs sasl_mechanism")
+            if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
+                not self.sasl_username or self.sasl_password is None
+            ):
+                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username and sasl_password")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {str(path)!r} is not a readable file")
+        return self
+
+    def kafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (secrets revealed here and only here)."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_username is not None:
+                kwargs["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                kwargs["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.protocol.endswith("SSL"):
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, name) is not None:
+                    kwargs[name] = str(getattr(self, name))
+            if self.ssl_password is not None:
+                kwargs["ssl_password"] = self.ssl_password.get_secret_value()
+        return kwargs
+
+
+class ConsumerSettings(_Section):
+    """Consumer-group timing and where a group with no committed offset starts."""
+
+    # A worker that dies is replaced after this long; 10 s is Kafka's default and tolerates GC pauses.
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # A third of the session timeout, Kafka's rule of thumb: two missed heartbeats are tolerated.
+    heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    # The longest a batch may take between polls before the group evicts the worker; 5 minutes covers a
+    # batch of large documents on a slow embedder by a wide margin (heartbeats run in their own thread).
+    max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # A new group reads the topic from its start: a fresh model should learn from every labelled document.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> "ConsumerSettings":
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            raise ValueError(
+                f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be below "
+                f"session_timeout_ms ({self.session_timeout_ms})"
+            )
+        return self
+
+
+class BatchSettings(_Section):
+    """Micro-batches: a batch closes when it holds ``size`` records or ``max_wait_ms`` after its first."""
+
+    # 500 records amortize the embedder's and the producer's per-call cost (measured: throughput flattens
+    # above a few hundred) while a batch of hashing features still takes well under a second.
+    size: int = Field(default=500, ge=1, le=100_000)
+    # 200 ms bounds the latency a quiet stream adds waiting for a batch to fill.
+    max_wait_ms: int = Field(default=200, ge=0, le=60_000)
+
+
+class ModelSettings(_Section):
+    """Which learner and embedder the worker builds (names from the operator registries)."""
+
+    # The default learner of ARCHITECTURE.md: per-cluster learners over an online label partition.
+    learner: str = "partitioned"
+    learner_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # Hashing features need no model download and run at thousands of documents per second on a CPU.
+    embedder: str = "hashing"
+    embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # Every label's score by default (None): consumers can threshold themselves; set k for big label spaces.
+    score_top_k: int | None = Field(default=None, ge=1)
+    # Scores below this are left out of a prediction; 0 keeps them all (small label spaces).
+    score_floor: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Dimension of sparse `features` maps sent in documents; None uses the embedder's dimension.
+    feature_dim: int | None = Field(default=None, ge=1)
+
+
+class CheckpointSettings(_Section):
+    """Where and how often the worker writes model state and offsets together."""
+
+    # Under the git-ignored `.labelflow/` of the working directory; deployments mount a volume here.
+    dir: Path = Path(".labelflow/checkpoints")
+    # A minute bounds the work replayed after a crash to a minute of stream for one state write a minute.
+    interval_s: float = Field(default=60.0, gt=0)
+    # Three checkpoints survive one that turns out unreadable (disk fault) with room to spare.
+    keep: int = Field(default=3, ge=1)
+
+
+class MetricsSettings(_Section):
+    """The Prometheus endpoint and the window of the quality gauges."""
+
+    # prometheus_client's customary port; 0 picks a free one (tests), -1 disables the endpoint.
+    port: int = Field(default=8000, ge=-1, le=65535)
+    # Scraped from other hosts in a deployment; loopback-only setups override it.
+    host: str = "0.0.0.0"
+    # 1,000 labelled documents: windowed micro-F1 moves within minutes of a drift, yet is not noisy.
+    quality_window: int = Field(default=1_000, ge=1)
+
+
+class FeedbackSettings(_Section):
+    """The bounded store that joins delayed labels to the documents they belong to."""
+
+    # 20,000 waiting documents (~30 MB of hashing features) cover feedback arriving within 20,000
+    # documents of its document; older entries are evicted and their feedback counted as late.
+    max_entries: int = Field(default=20_000, ge=1)
+    # Feedback more than an hour after its document is stale for an online model; counted as late.
+    ttl_s: float = Field(default=3_600.0, gt=0)
+    # Ids remembered after learning, to count duplicate feedback and skip re-sent labelled documents.
+    remember_ids: int = Field(default=100_000, ge=0)
+
+
+class RoutingRule(_Section):
+    """Documents predicted positive for ``label`` (or any label matching ``pattern``) go to ``topic``."""
+
+    label: str | None = None
+    pattern: str | None = None
+    topic: str
+
+    @model_validator(mode="after")
+    def _exactly_one_selector(self) -> "RoutingRule":
+        if (self.label is None) == (self.pattern is None):
+            raise ValueError("a routing rule needs exactly one of 'label' or 'pattern'")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from exc
+        TopicSettings._valid_topic_name(self.topic)
+        return self
+
+
+Brokers = Annotated[list[str], NoDecode]
+
+# The YAML mapping of the settings being loaded; a context variable so concurrent loads never mix.
+_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("labelflow_yaml", default={})
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return _yaml_values.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_yaml_values.get())
+
+
+class Settings(BaseSettings):
+    """Everything a labelflow worker needs, validated at start.
+
+    >>> s = Settings(brokers="k1:9092,k2:9092", batch={"size": 100})
+    >>> s.brokers, s.batch.size, s.topics.documents
+    (['k1:9092', 'k2:9092'], 100, 'labelflow.documents')
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    # A broker on this machine: what `labelflow broker` starts and what local development expects.
+    brokers: Brokers = Field(default_factory=lambda: ["localhost:9092"])
+    # One group per model: workers of the same group share partitions, another group gets its own copy.
+    group_id: str = "labelflow"
+    # Names this process in broker logs and dead letters; None derives one from host and pid.
+    client_id: str | None = None
+    # "all" runs decode, embed, predict and learn in one process (the default and the demo); "embed"
+    # runs a stateless embed stage that writes documents with features to topics.embedded.
+    role: Literal["all", "embed"] = "all"
+    # How long a client waits for a first broker answer at start; a broker restarting takes seconds, a
+    # missing one should fail fast enough for the orchestrator to restart the worker.
+    connect_timeout_s: float = Field(default=15.0, gt=0)
+    # Create missing topics at start; clusters where the worker may not administer topics turn it off.
+    create_topics: bool = True
+    # 1 MB is Kafka's default message limit; bigger input is dead-lettered instead of being processed.
+    max_message_bytes: int = Field(default=1_000_000, ge=64)
+    # Dead letters keep this much of the original message: enough to debug, bounded against huge input.
+    dead_letter_max_bytes: int = Field(default=65_536, ge=0)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    routing: list[RoutingRule] = Field(default_factory=list)
+
+    @field_validator("brokers", mode="before")
+    @classmethod
+    def _split_brokers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+        return value
+
+    @field_validator("brokers")
+    @classmethod
+    def _brokers_host_port(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one broker is needed")
+        for broker in value:
+            if not re.fullmatch(r"[^\s:/]+:\d{1,5}", broker):
+                raise ValueError(f"broker {broker!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_output_topics(self) -> "Settings":
+        inputs = {self.topics.documents, self.topics.labels}
+        outputs = [self.topics.predictions, self.topics.drift, self.topics.deadletter]
+        outputs += [rule.topic for rule in self.routing]
+        clash = inputs.intersection(outputs)
+        if clash:
+            raise ValueError(f"topic(s) {sorted(clash)} used both as input and as output: the worker would read its own output")
+        if self.topics.documents == self.topics.labels:
+            raise ValueError("topics.documents and topics.labels must differ")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: CLI flags (init) over environment over the YAML file over defaults.
+        return init_settings, env_settings, _YamlSource(settings_cls)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data with every secret replaced by ``**********``."""
+        return self.model_dump(mode="json")
+
+    def log_summary(self, log: logging.Logger = logger) -> None:
+        """Log the effective settings at INFO, secrets masked."""
+        log.info("settings %s", json.dumps(self.masked(), sort_keys=True))
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """Split ``section.key=value`` into its path and a value (JSON when it parses, else the string).
+
+    >>> parse_override("batch.size=100")
+    (['batch', 'size'], 100)
+    >>> parse_override("topics.documents=my.docs")
+    (['topics', 'documents'], 'my.docs')
+    """
+    if "=" not in assignment:
+        raise SettingsError(f"--set expects KEY=VALUE, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise SettingsError(f"--set has an empty key in {assignment!r}")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return path, value
+
+
+def nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``{"batch.size": 5}`` into ``{"batch": {"size": 5}}`` (keys without dots pass unchanged)."""
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        path = dotted.split(".")
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SettingsError(f"setting {dotted!r} conflicts with another override of {part!r}")
+        node[path[-1]] = value
+    return nested
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {str(path)!r}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {str(path)!r} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"settings file {str(path)!r} must hold a mapping at its top level, not {type(data).__name__}")
+    return data
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    env_hint = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"] if not isinstance(p, int)).upper()
+    where = f"{location} ({env_hint})" if location else "settings"
+    return f"  {where}: {error['msg']}"
+
+
+def load_settings(config_file: Path | str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the settings from defaults, ``config_file`` (YAML), the environment and ``overrides``.
+
+    ``overrides`` (CLI flags) may use dotted keys (``{"batch.size": 10}``) and win over everything else.
+    Raises ``SettingsError`` listing every invalid setting.
+    """
+    yaml_values = _read_yaml(Path(config_file)) if config_file is not None else {}
+    token = _yaml_values.set(yaml_values)
+    try:
+        return Settings(**nest(overrides or {}))
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        source = f" (file {config_file})" if config_file else ""
+        raise SettingsError(f"invalid labelflow settings{source}:\n" + "\n".join(lines)) from None
+    finally:
+        _yaml_values.reset(token)

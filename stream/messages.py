@@ -1,0 +1,370 @@
+"""The messages on labelflow's topics: pydantic models, JSON on the wire, UTF-8.
+
+Input messages (``Document``, ``LabelFeedback``) are validated strictly: unknown fields, wrong types and
+empty values are rejected, never coerced. ``decode_document`` / ``decode_feedback`` turn raw Kafka bytes
+into a model or raise ``MessageError`` carrying a ``Reason`` code; the worker turns that error into a
+``DeadLetter`` on the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+
+class Reason(StrEnum):
+    """Why an input message went to the dead-letter topic (the ``reason`` of a ``DeadLetter``)."""
+
+    EMPTY_MESSAGE = "empty_message"  # a record with no value (a tombstone) or zero bytes
+    OVERSIZE = "oversize"  # more bytes than settings.max_message_bytes
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"  # includes NaN/Infinity, which are not JSON
+    NOT_AN_OBJECT = "not_an_object"  # valid JSON, but not a {...} object
+    UNKNOWN_FIELD = "unknown_field"
+    MISSING_FIELD = "missing_field"  # id missing, or a document with neither text nor features
+    WRONG_TYPE = "wrong_type"  # e.g. labels not a list, id a number
+    EMPTY_VALUE = "empty_value"  # empty id, empty text, empty features, empty label name
+    INVALID_VALUE = "invalid_value"  # e.g. a negative feature index, an unparseable timestamp
+    PROCESSING_ERROR = "processing_error"  # valid message the model or embedder failed on
+
+
+class MessageError(ValueError):
+    """An input message that cannot be processed; ``reason`` says which kind of bad input it is.
+
+    >>> try:
+    ...     decode_document(b'{"id": "d1", "text": ""}', max_bytes=1000)
+    ... except MessageError as exc:
+    ...     print(exc.reason.value, exc.field)
+    empty_value text
+    """
+
+    def __init__(self, reason: Reason, detail: str, field: str | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+
+class _Message(BaseModel):
+    # strict: "1" is not an int and 1 is not a string; extra="forbid": a misspelt field is an error.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    def to_bytes(self) -> bytes:
+        """Compact UTF-8 JSON, leaving out fields that are None."""
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
+def _require_text(value: str, what: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError(Reason.EMPTY_VALUE.value, f"{what} is empty")
+    return value
+
+
+def _check_labels(labels: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for label in labels:
+        if not label.strip():
+            raise PydanticCustomError(Reason.EMPTY_VALUE.value, "a label name is empty")
+        seen.setdefault(label, None)
+    return list(seen)  # duplicates removed, first occurrence order kept
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class Document(_Message):
+    """A document to classify. ``labels`` present means labelled: the worker predicts, then learns.
+
+    ``features`` replaces the embedder for non-text streams: a dense list of numbers or a sparse
+    ``{index: value}`` map (JSON object keys are decimal strings).
+
+    >>> doc = Document.model_validate({"id": "d1", "text": "goal in extra time", "labels": ["sport"]})
+    >>> doc.id, doc.labels
+    ('d1', ['sport'])
+    >>> Document.model_validate({"id": "d2", "features": {"3": 1.5}}).features
+    {3: 1.5}
+    """
+
+    id: str
+    text: str | None = None
+    features: list[float] | dict[int, float] | None = None
+    labels: list[str] | None = None
+    timestamp: datetime | None = Field(default=None, strict=False)
+    meta: dict[str, Any] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_empty(cls, value: str) -> str:
+        return _require_text(value, "id")
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, value: str | None) -> str | None:
+        return None if value is None else _require_text(value, "text")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_named(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_labels(value)
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features_numeric(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            if not value:
+                raise PydanticCustomError(Reason.EMPTY_VALUE.value, "features is an empty list")
+            if not all(_is_number(v) for v in value):
+                raise PydanticCustomError(Reason.WRONG_TYPE.value, "features must be a list of numbers")
+            if not all(math.isfinite(v) for v in value):
+                raise PydanticCustomError(Reason.INVALID_VALUE.value, "features hold a non-finite number")
+            return [float(v) for v in value]
+        if isinstance(value, dict):
+            if not value:
+                raise PydanticCustomError(Reason.EMPTY_VALUE.value, "features is an empty map")
+            sparse: dict[int, float] = {}
+            for key, v in value.items():
+                index = _parse_index(key)
+                if not _is_number(v):
+                    raise PydanticCustomError(Reason.WRONG_TYPE.value, "feature values must be numbers")
+                if not math.isfinite(v):
+                    raise PydanticCustomError(Reason.INVALID_VALUE.value, "features hold a non-finite number")
+                sparse[index] = float(v)
+            return sparse
+        raise PydanticCustomError(
+            Reason.WRONG_TYPE.value, "features must be a list of numbers or an {index: value} map"
+        )
+
+    @model_validator(mode="after")
+    def _text_or_features(self) -> "Document":
+        if self.text is None and self.features is None:
+            raise PydanticCustomError(Reason.MISSING_FIELD.value, "a document needs 'text' or 'features'")
+        return self
+
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
+
+def _parse_index(key: Any) -> int:
+    if isinstance(key, int) and not isinstance(key, bool):
+        index = key
+    elif isinstance(key, str) and key.isascii() and key.isdigit():
+        index = int(key)
+    else:
+        raise PydanticCustomError(Reason.INVALID_VALUE.value, f"feature index {key!r} is not a non-negative integer")
+    if index < 0:
+        raise PydanticCustomError(Reason.INVALID_VALUE.value, f"feature index {index} is negative")
+    return index
+
+
+class LabelFeedback(_Message):
+    """The labels of an earlier document, arriving later on the labels topic (key = document id).
+
+    >>> LabelFeedback.model_validate({"id": "d7", "labels": ["a", "b"]}).labels
+    ['a', 'b']
+    """
+
+    id: str
+    labels: list[str]
+    timestamp: datetime | None = Field(default=None, strict=False)
+
+    @field_validator("id")
+    @classmethod
+    def _id_not_empty(cls, value: str) -> str:
+        return _require_text(value, "id")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_named(cls, value: list[str]) -> list[str]:
+        return _check_labels(value)
+
+
+class Prediction(_Message):
+    """The worker's output for one document (key = document id, so replays are idempotent by key).
+
+    ``model_version`` is the number of labelled documents the model had learned when it predicted;
+    ``latency_ms`` runs from the document's Kafka record timestamp to this prediction.
+
+    >>> p = Prediction(id="d1", labels=["a"], scores={"a": 0.9, "b": 0.1}, model_version=3,
+    ...                partition_version=1, latency_ms=4.2, produced_at=utc_now())
+    >>> Prediction.model_validate_json(p.to_bytes()).scores["a"]
+    0.9
+    """
+
+    id: str
+    labels: list[str]
+    scores: dict[str, float]
+    model_version: int
+    partition_version: int
+    latency_ms: float
+    produced_at: datetime = Field(strict=False)
+
+
+DriftKind = Literal["performance", "label_prior", "label_structure", "input"]
+
+
+class DriftAlert(_Message):
+    """A drift detection: what changed, where (``level`` "global" or a cluster id), and what was done.
+
+    >>> a = DriftAlert(kind="label_structure", level="global", labels=["a", "b"], detector="clusterer",
+    ...                statistic=0.4, threshold=0.1, position=1200, detected_at=utc_now(), action="re-partition")
+    >>> DriftAlert.model_validate_json(a.to_bytes()).kind
+    'label_structure'
+    """
+
+    kind: DriftKind
+    level: str
+    labels: list[str] = Field(default_factory=list)
+    detector: str
+    statistic: float | None = None
+    threshold: float | None = None
+    position: int | None = None
+    offsets: dict[str, dict[int, int]] | None = Field(default=None, strict=False)
+    detected_at: datetime = Field(strict=False)
+    action: str | None = None
+
+
+class DeadLetter(_Message):
+    """A bad input message: where it came from, why it failed, and its bytes (a bounded prefix).
+
+    >>> dl = DeadLetter.from_record(topic="t", partition=0, offset=5, key=b"k", value=b"{oops",
+    ...                             error=MessageError(Reason.INVALID_JSON, "line 1"), max_bytes=64)
+    >>> dl.reason.value, dl.original_bytes()
+    ('invalid_json', b'{oops')
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    value_b64: str
+    value_size: int
+    truncated: bool
+    reason: Reason = Field(strict=False)
+    error_class: str
+    error_message: str
+    detected_at: datetime = Field(strict=False)
+    worker: str | None = None
+
+    @classmethod
+    def from_record(
+        cls,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        error: Exception,
+        max_bytes: int,
+        worker: str | None = None,
+    ) -> "DeadLetter":
+        raw = value or b""
+        reason = error.reason if isinstance(error, MessageError) else Reason.PROCESSING_ERROR
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=None if key is None else key.decode("utf-8", errors="replace"),
+            value_b64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
+            value_size=len(raw),
+            truncated=len(raw) > max_bytes,
+            reason=reason,
+            error_class=type(error).__name__,
+            error_message=str(error)[:2_000],
+            detected_at=utc_now(),
+            worker=worker,
+        )
+
+    def original_bytes(self) -> bytes:
+        """The kept prefix of the original message value."""
+        return base64.b64decode(self.value_b64)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _load_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
+    if not value:
+        raise MessageError(Reason.EMPTY_MESSAGE, "the record has no value")
+    if len(value) > max_bytes:
+        raise MessageError(Reason.OVERSIZE, f"{len(value)} bytes is over the limit of {max_bytes}")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MessageError(Reason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise MessageError(Reason.INVALID_JSON, str(exc)) from None
+    if not isinstance(data, dict):
+        raise MessageError(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+_WRONG_TYPE_SUFFIXES = ("_type", "is_instance_of", "union_tag_invalid")
+_EMPTY_TYPES = {"string_too_short", "too_short"}
+
+M = TypeVar("M", bound=_Message)
+
+
+def _reason_of(error_type: str) -> Reason:
+    if error_type in Reason._value2member_map_:
+        return Reason(error_type)
+    if error_type == "extra_forbidden":
+        return Reason.UNKNOWN_FIELD
+    if error_type == "missing":
+        return Reason.MISSING_FIELD
+    if error_type in _EMPTY_TYPES:
+        return Reason.EMPTY_VALUE
+    if error_type.endswith(_WRONG_TYPE_SUFFIXES):
+        return Reason.WRONG_TYPE
+    return Reason.INVALID_VALUE
+
+
+def _validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        # A union (features) reports one error per member; its custom error names the real problem.
+        first = next((e for e in errors if e["type"] in Reason._value2member_map_), errors[0])
+        field = ".".join(str(p) for p in first["loc"] if isinstance(p, str) and p not in ("list[float]", "dict[int,float]"))
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}" for e in errors[:5]
+        )
+        raise MessageError(_reason_of(first["type"]), detail, field or None) from None
+
+
+def decode_document(value: bytes | None, max_bytes: int) -> Document:
+    """Validate a documents-topic record value; raises ``MessageError`` for any kind of bad input.
+
+    >>> decode_document(b'{"id": "a", "text": "hello"}', max_bytes=100).text
+    'hello'
+    >>> try:
+    ...     decode_document(b'{"id": "a", "text": "hi", "label": ["x"]}', max_bytes=100)
+    ... except MessageError as exc:
+    ...     print(exc.reason.value)
+    unknown_field
+    """
+    return _validate(Document, _load_json(value, max_bytes))
+
+
+def decode_feedback(value: bytes | None, max_bytes: int) -> LabelFeedback:
+    """Validate a labels-topic record value; raises ``MessageError`` for any kind of bad input."""
+    return _validate(LabelFeedback, _load_json(value, max_bytes))

@@ -1,0 +1,179 @@
+"""Prometheus metrics of a worker: every metric name in one place (documented in docs/metrics.md).
+
+Each worker owns a ``CollectorRegistry`` (never the global one), so several workers in one process
+(tests, the demo) keep separate series. Label names of the *model* never become metric label values:
+label values here come from small fixed sets (stage, reason, outcome, kind, level, topic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+PREFIX = "labelflow"
+
+# Counters (exposed with a _total suffix).
+DOCUMENTS_IN = f"{PREFIX}_documents_in"
+FEEDBACK_IN = f"{PREFIX}_feedback_in"
+PREDICTIONS_OUT = f"{PREFIX}_predictions_out"
+DEAD_LETTERS = f"{PREFIX}_dead_letters"
+ROUTED = f"{PREFIX}_routed_documents"
+LEARNED = f"{PREFIX}_learned_documents"
+FEEDBACK = f"{PREFIX}_feedback"
+DUPLICATE_DOCUMENTS = f"{PREFIX}_duplicate_documents"
+EXPIRED_DOCUMENTS = f"{PREFIX}_expired_documents"
+DRIFT_EVENTS = f"{PREFIX}_drift_events"
+CHECKPOINTS = f"{PREFIX}_checkpoints"
+COMMIT_FAILURES = f"{PREFIX}_commit_failures"
+REBALANCES = f"{PREFIX}_rebalances"
+
+# Histograms.
+BATCH_SIZE = f"{PREFIX}_batch_size"
+STAGE_SECONDS = f"{PREFIX}_stage_seconds"
+END_TO_END_SECONDS = f"{PREFIX}_end_to_end_latency_seconds"
+
+# Gauges.
+CONSUMER_LAG = f"{PREFIX}_consumer_lag"
+CHECKPOINT_AGE = f"{PREFIX}_checkpoint_age_seconds"
+LAST_BATCH = f"{PREFIX}_last_batch_timestamp_seconds"
+MICRO_F1_WINDOW = f"{PREFIX}_micro_f1_windowed"
+MICRO_F1_CUMULATIVE = f"{PREFIX}_micro_f1_cumulative"
+SUBSET_ACCURACY_WINDOW = f"{PREFIX}_subset_accuracy_windowed"
+QUALITY_WINDOW_SIZE = f"{PREFIX}_quality_window_documents"
+LABELS = f"{PREFIX}_labels"
+CLUSTERS = f"{PREFIX}_clusters"
+PARTITION_VERSION = f"{PREFIX}_partition_version"
+WAITING = f"{PREFIX}_feedback_store_entries"
+ASSIGNED_PARTITIONS = f"{PREFIX}_assigned_partitions"
+UP = f"{PREFIX}_worker_up"
+
+STAGES = ("decode", "embed", "predict", "learn", "produce", "commit", "checkpoint")
+
+# Plain counters of the runtime (checkpointed) that map 1:1 onto unlabelled Prometheus counters.
+_SIMPLE_COUNTERS = {
+    "documents_in": DOCUMENTS_IN,
+    "feedback_in": FEEDBACK_IN,
+    "predictions_out": PREDICTIONS_OUT,
+    "routed": ROUTED,
+    "duplicate_documents": DUPLICATE_DOCUMENTS,
+    "expired_documents": EXPIRED_DOCUMENTS,
+}
+
+# Batch-time buckets: a batch of a few hundred documents takes milliseconds to a few seconds.
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000)
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class WorkerMetrics:
+    """The Prometheus series of one worker, in its own registry.
+
+    Counters mirror the checkpointed runtime counters through ``sync`` (so they continue across a
+    restore: they count since the model's first document); histograms and gauges are process-local.
+
+    Examples
+    --------
+    >>> from prometheus_client import generate_latest
+    >>> m = WorkerMetrics()
+    >>> m.sync({"documents_in": 3, "dead_letters": {"invalid_json": 1}})
+    >>> m.drift_events.labels(kind="performance", level="global").inc()
+    >>> text = generate_latest(m.registry).decode()
+    >>> "labelflow_documents_in_total 3.0" in text
+    True
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._simple = {
+            key: Counter(name, help, registry=r)
+            for key, (name, help) in {
+                "documents_in": (DOCUMENTS_IN, "Records read from the documents topic."),
+                "feedback_in": (FEEDBACK_IN, "Records read from the labels (feedback) topic."),
+                "predictions_out": (PREDICTIONS_OUT, "Predictions produced (replays after a restore included)."),
+                "routed": (ROUTED, "Documents copied to a label routing topic (one per topic)."),
+                "duplicate_documents": (DUPLICATE_DOCUMENTS, "Labelled documents whose id was already learned: predicted, not learned again."),
+                "expired_documents": (EXPIRED_DOCUMENTS, "Unlabelled documents dropped from the feedback store (TTL or size) before feedback came."),
+            }.items()
+        }
+        self.dead_letters = Counter(DEAD_LETTERS, "Bad input records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
+        self.learned = Counter(LEARNED, "Labelled documents learned, by where the labels came from.", ["source"], registry=r)
+        self.feedback = Counter(FEEDBACK, "Feedback messages by outcome (matched, early, late, duplicate, unmatched).", ["outcome"], registry=r)
+        self.drift_events = Counter(DRIFT_EVENTS, "Drift detections by kind and level (global or cluster).", ["kind", "level"], registry=r)
+        self.checkpoints = Counter(CHECKPOINTS, "Checkpoints written by this process.", registry=r)
+        self.commit_failures = Counter(COMMIT_FAILURES, "Offset commits refused (usually a rebalance); records are re-delivered.", registry=r)
+        self.rebalances = Counter(REBALANCES, "Partition assignments received by this process.", registry=r)
+        self.batch_size = Histogram(BATCH_SIZE, "Records per micro-batch.", buckets=_BATCH_BUCKETS, registry=r)
+        self.stage_seconds = Histogram(STAGE_SECONDS, "Seconds spent per micro-batch in each stage.", ["stage"], buckets=_STAGE_BUCKETS, registry=r)
+        self.end_to_end = Histogram(END_TO_END_SECONDS, "Seconds from a document's record timestamp to its prediction.", buckets=_LATENCY_BUCKETS, registry=r)
+        self.consumer_lag = Gauge(CONSUMER_LAG, "Records not yet read, summed over the assigned partitions of a topic.", ["topic"], registry=r)
+        self.checkpoint_age = Gauge(CHECKPOINT_AGE, "Seconds since the newest checkpoint was written (restored ones included).", registry=r)
+        self.last_batch = Gauge(LAST_BATCH, "Unix time of the last processed batch (stalled-worker alerts).", registry=r)
+        self.micro_f1_window = Gauge(MICRO_F1_WINDOW, "Prequential micro-F1 over the last quality_window labelled documents.", registry=r)
+        self.micro_f1_cumulative = Gauge(MICRO_F1_CUMULATIVE, "Prequential micro-F1 over every labelled document since the model started.", registry=r)
+        self.subset_accuracy_window = Gauge(SUBSET_ACCURACY_WINDOW, "Prequential exact-match rate over the quality window.", registry=r)
+        self.quality_window_size = Gauge(QUALITY_WINDOW_SIZE, "Labelled documents currently in the quality window.", registry=r)
+        self.labels = Gauge(LABELS, "Labels the model knows.", registry=r)
+        self.clusters = Gauge(CLUSTERS, "Clusters of the current label partition.", registry=r)
+        self.partition_version = Gauge(PARTITION_VERSION, "Version of the current label partition.", registry=r)
+        self.waiting = Gauge(WAITING, "Entries waiting in the feedback store, by kind (documents, feedback).", ["kind"], registry=r)
+        self.assigned_partitions = Gauge(ASSIGNED_PARTITIONS, "Input partitions assigned to this worker.", registry=r)
+        self.up = Gauge(UP, "1 while the worker loop runs.", registry=r)
+        for stage in STAGES:
+            self.stage_seconds.labels(stage=stage)
+        self._synced: dict[str, float] = {}
+        self._server: WSGIServer | None = None
+        self._checkpoint_time: float | None = None
+        self.checkpoint_age.set_function(
+            lambda: 0.0 if self._checkpoint_time is None else max(0.0, time.time() - self._checkpoint_time)
+        )
+
+    def sync(self, counters: Mapping[str, object]) -> None:
+        """Advance the Prometheus counters to the runtime counters (they only ever grow)."""
+        for key, counter in self._simple.items():
+            self._advance(key, counter, counters.get(key, 0))
+        for group, metric, label in (
+            ("dead_letters", self.dead_letters, "reason"),
+            ("learned", self.learned, "source"),
+            ("feedback", self.feedback, "outcome"),
+        ):
+            values = counters.get(group) or {}
+            assert isinstance(values, Mapping)
+            for name, value in values.items():
+                self._advance(f"{group}/{name}", metric.labels(**{label: name}), value)
+        drift = counters.get("drift_events") or {}
+        assert isinstance(drift, Mapping)
+        for key, value in drift.items():
+            kind, _, level = str(key).partition("/")
+            self._advance(f"drift/{key}", self.drift_events.labels(kind=kind, level=level or "global"), value)
+
+    def _advance(self, key: str, counter: Counter, value: object) -> None:
+        target = float(value)  # type: ignore[arg-type]
+        delta = target - self._synced.get(key, 0.0)
+        if delta > 0:
+            counter.inc(delta)
+            self._synced[key] = target
+
+    def observe_stages(self, seconds: Mapping[str, float]) -> None:
+        for stage, value in seconds.items():
+            self.stage_seconds.labels(stage=stage).observe(value)
+
+    def checkpoint_written(self, at: float, count: bool = True) -> None:
+        self._checkpoint_time = at
+        if count:
+            self.checkpoints.inc()
+
+    def serve(self, host: str, port: int) -> int:
+        """Serve ``/metrics`` over HTTP on a daemon thread; the port actually bound (``port=0`` picks one)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,289 @@
+"""The model and embedder a worker runs, behind the few calls the worker makes.
+
+The classifier comes from the learner registry (``labelflow.operators.learners.registry``) and the
+embedder from the embedder registry; both are plain operators that know nothing of Kafka. This module
+turns validated ``Document`` messages into feature vectors, predicts in micro-batches, learns, and
+snapshots / restores the model's ``State``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labelflow.operators.base import Features, MultiLabelClassifier, SparseVector
+from labelflow.operators.embedders.base import Embedder
+from labelflow.operators.state import State
+from labelflow.stream.config import ModelSettings
+from labelflow.stream.messages import Document, MessageError, Reason
+
+logger = logging.getLogger(__name__)
+
+
+class ModelSetupError(RuntimeError):
+    """The configured learner or embedder cannot be built."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """One prediction: the decided label set and the scores to publish."""
+
+    labels: frozenset[str]
+    scores: dict[str, float]
+
+
+def make_learner(name: str, kwargs: dict[str, Any]) -> MultiLabelClassifier:
+    try:
+        registry = importlib.import_module("labelflow.operators.learners.registry")
+    except ModuleNotFoundError as exc:
+        raise ModelSetupError(f"the learner registry is not available: {exc}") from None
+    try:
+        return registry.make_learner(name, **kwargs)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelSetupError(f"cannot build learner {name!r} with {kwargs}: {exc}") from None
+
+
+def make_embedder(name: str, kwargs: dict[str, Any]) -> Embedder:
+    from labelflow.operators.embedders.registry import make_embedder as build
+
+    try:
+        return build(name, **kwargs)
+    except (TypeError, ValueError, KeyError, OSError) as exc:
+        raise ModelSetupError(f"cannot build embedder {name!r} with {kwargs}: {exc}") from None
+
+
+def class_path(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_class(path: str) -> type:
+    """Import ``module:Class``; only labelflow's own operators, never arbitrary code named in a file."""
+    module_name, _, qualname = path.partition(":")
+    if not module_name.startswith("labelflow.operators."):
+        raise ModelSetupError(f"refusing to load model class {path!r}: not a labelflow operator")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class ModelRuntime:
+    """A classifier plus the embedder that feeds it.
+
+    Parameters
+    ----------
+    model
+        Any ``MultiLabelClassifier``; ``predict_with_scores``, ``partition``, ``drain_events``,
+        ``state`` and ``from_state`` are used when the model has them.
+    embedder
+        Turns document texts into features; documents that carry ``features`` skip it.
+    identity
+        What a checkpoint of this model must match to be restored (learner, embedder, ...).
+    feature_dim
+        Dimension of sparse ``features`` maps in documents (default: the embedder's dimension).
+    score_top_k, score_floor
+        Which scores a prediction publishes: the ``k`` best (all if None) at or above the floor.
+
+    Examples
+    --------
+    >>> from labelflow.operators.embedders.registry import make_embedder
+    >>> from labelflow.stream.messages import Document
+    >>> runtime = ModelRuntime(_ExampleModel(), make_embedder("hashing", n_features=2**10))
+    >>> [x.dim for x in runtime.features([Document(id="a", text="corn and wheat")])]
+    [1024]
+    """
+
+    def __init__(
+        self,
+        model: MultiLabelClassifier,
+        embedder: Embedder | None = None,
+        *,
+        identity: dict[str, Any] | None = None,
+        feature_dim: int | None = None,
+        score_top_k: int | None = None,
+        score_floor: float = 0.0,
+    ) -> None:
+        self.model = model
+        self.embedder = embedder
+        self.identity = dict(identity or {})
+        self.identity.setdefault("model_class", class_path(model))
+        self.sparse_dim = feature_dim or (embedder.dim if embedder is not None and embedder.sparse else None)
+        self.dense_dim = feature_dim or (embedder.dim if embedder is not None and not embedder.sparse else None)
+        self.score_top_k = score_top_k
+        self.score_floor = score_floor
+        self.n_learned = 0
+
+    @classmethod
+    def from_settings(cls, settings: ModelSettings) -> "ModelRuntime":
+        model = make_learner(settings.learner, dict(settings.learner_kwargs))
+        embedder = make_embedder(settings.embedder, dict(settings.embedder_kwargs))
+        identity = {
+            "learner": settings.learner,
+            "learner_kwargs": dict(settings.learner_kwargs),
+            "embedder": getattr(embedder, "identity", settings.embedder),
+            "model_class": class_path(model),
+        }
+        return cls(
+            model,
+            embedder,
+            identity=identity,
+            feature_dim=settings.feature_dim,
+            score_top_k=settings.score_top_k,
+            score_floor=settings.score_floor,
+        )
+
+    # -- features -----------------------------------------------------------------------------------
+
+    def _given_features(self, doc: Document) -> Features:
+        features = doc.features
+        if isinstance(features, dict):
+            if self.sparse_dim is None:
+                raise MessageError(Reason.INVALID_VALUE, "sparse features need model.feature_dim (no sparse embedder)", "features")
+            top = max(features)
+            if top >= self.sparse_dim:
+                raise MessageError(
+                    Reason.INVALID_VALUE, f"feature index {top} is outside the dimension {self.sparse_dim}", "features"
+                )
+            return SparseVector.from_dict(features, self.sparse_dim)
+        dense = np.asarray(features, dtype=np.float32)
+        if self.dense_dim is not None and dense.shape[0] != self.dense_dim:
+            raise MessageError(
+                Reason.INVALID_VALUE, f"features has {dense.shape[0]} values; the model expects {self.dense_dim}", "features"
+            )
+        return dense
+
+    def features(self, docs: Sequence[Document]) -> list[Features | MessageError]:
+        """One feature vector per document, or the error that makes it a dead letter."""
+        out: list[Features | MessageError | None] = [None] * len(docs)
+        to_embed: list[int] = []
+        for i, doc in enumerate(docs):
+            if doc.features is not None:
+                try:
+                    out[i] = self._given_features(doc)
+                except MessageError as exc:
+                    out[i] = exc
+            else:
+                to_embed.append(i)
+        if to_embed:
+            if self.embedder is None:
+                error = MessageError(Reason.PROCESSING_ERROR, "this worker has no embedder: send features", "text")
+                for i in to_embed:
+                    out[i] = error
+            else:
+                for i, x in zip(to_embed, self._embed([docs[i].text or "" for i in to_embed])):
+                    out[i] = x
+        return out  # type: ignore[return-value]
+
+    def _embed(self, texts: list[str]) -> list[Features | MessageError]:
+        assert self.embedder is not None
+        try:
+            return list(self.embedder.embed_many(texts))
+        except Exception:  # noqa: BLE001 - isolate the text that breaks the embedder
+            logger.exception("event=embed_batch_failed size=%d (retrying one by one)", len(texts))
+        rows: list[Features | MessageError] = []
+        for text in texts:
+            try:
+                rows.append(self.embedder.embed_many([text])[0])
+            except Exception as exc:  # noqa: BLE001
+                rows.append(MessageError(Reason.PROCESSING_ERROR, f"embedder failed: {type(exc).__name__}: {exc}", "text"))
+        return rows
+
+    # -- prediction and learning --------------------------------------------------------------------
+
+    def _select(self, scores: dict[Any, float]) -> dict[str, float]:
+        items = [(str(k), float(v)) for k, v in scores.items() if v >= self.score_floor]
+        if self.score_top_k is not None and len(items) > self.score_top_k:
+            items.sort(key=lambda kv: -kv[1])
+            items = items[: self.score_top_k]
+        return dict(items)
+
+    def predict_one(self, x: Features) -> Scored:
+        model = self.model
+        if hasattr(model, "predict_with_scores"):
+            labels, scores = model.predict_with_scores(x)
+        else:
+            scores = model.predict_proba_one(x)
+            labels = model.predict_one(x)
+        return Scored(frozenset(str(label) for label in labels), self._select(scores))
+
+    def predict(self, xs: Sequence[Features]) -> list[Scored | Exception]:
+        """Predict a run of documents; a document the model fails on gets its exception instead.
+
+        A model with a vectorized ``predict_with_scores_many`` gets the whole run in one call.
+        """
+        many = getattr(self.model, "predict_with_scores_many", None)
+        if many is not None and len(xs) > 1:
+            try:
+                return [Scored(frozenset(str(label) for label in labels), self._select(scores)) for labels, scores in many(xs)]
+            except Exception:  # noqa: BLE001 - find the document that breaks the model, one by one
+                logger.warning("event=predict_batch_failed size=%d (retrying one by one)", len(xs))
+        results: list[Scored | Exception] = []
+        for x in xs:
+            try:
+                results.append(self.predict_one(x))
+            except Exception as exc:  # noqa: BLE001 - one bad document must not stop the stream
+                logger.warning("event=predict_failed error=%r", exc)
+                results.append(exc)
+        return results
+
+    def learn(self, x: Features, labels: Iterable[str]) -> None:
+        self.model.learn_one(x, list(labels))
+        self.n_learned += 1
+
+    def drain_events(self) -> list[Any]:
+        drain = getattr(self.model, "drain_events", None)
+        return list(drain()) if drain is not None else []
+
+    # -- what the model looks like ------------------------------------------------------------------
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(label) for label in self.model.labels]
+
+    @property
+    def partition(self) -> Any:
+        return getattr(self.model, "partition", None)
+
+    @property
+    def n_clusters(self) -> int:
+        partition = self.partition
+        if partition is None:
+            return len(self.labels)
+        return int(getattr(partition, "n_clusters", len(getattr(partition, "clusters", ()))))
+
+    @property
+    def partition_version(self) -> int:
+        partition = self.partition
+        return int(getattr(partition, "version", 0)) if partition is not None else 0
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def state(self) -> State:
+        state_of = getattr(self.model, "state", None)
+        if state_of is None:
+            raise ModelSetupError(f"{class_path(self.model)} has no state(): it cannot be checkpointed")
+        return state_of()
+
+    def restore(self, state: State) -> None:
+        """Replace the model by one rebuilt from ``state`` (same class)."""
+        cls = type(self.model)
+        from_state = getattr(cls, "from_state", None)
+        if from_state is None:
+            raise ModelSetupError(f"{class_path(self.model)} has no from_state(): it cannot be restored")
+        self.model = from_state(state)
+
+
+class _ExampleModel(MultiLabelClassifier):
+    """A do-nothing model for this module's doctest."""
+
+    def learn_one(self, x: Features, y: Iterable[Any]) -> None:
+        pass
+
+    def predict_proba_one(self, x: Features) -> dict[Any, float]:
+        return {}

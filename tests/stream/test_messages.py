@@ -1,0 +1,119 @@
+"""Message schemas: strict validation of every kind of bad input, with a reason code per kind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from labelflow.stream.messages import (
+    DeadLetter,
+    Document,
+    DriftAlert,
+    LabelFeedback,
+    MessageError,
+    Prediction,
+    Reason,
+    decode_document,
+    decode_feedback,
+    utc_now,
+)
+
+LIMIT = 1_000
+
+
+def reason_of(raw: bytes | None, decode=decode_document) -> Reason:
+    with pytest.raises(MessageError) as info:
+        decode(raw, LIMIT)
+    return info.value.reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"id": "a", "text": ', Reason.INVALID_JSON),
+        (b'{"id": "a", "features": [NaN]}', Reason.INVALID_JSON),
+        (b'{"id": 7, "text": "x"}', Reason.WRONG_TYPE),
+        (b'{"id": "a", "text": 3}', Reason.WRONG_TYPE),
+        (b'{"id": "a", "text": "x", "labels": "sport"}', Reason.WRONG_TYPE),
+        (b'{"id": "a", "text": "x", "labels": [1, 2]}', Reason.WRONG_TYPE),
+        (b'{"id": "a", "features": "1,2"}', Reason.WRONG_TYPE),
+        (b'{"id": "a", "features": [true]}', Reason.WRONG_TYPE),
+        (b'{"text": "x"}', Reason.MISSING_FIELD),
+        (b'{"id": "a"}', Reason.MISSING_FIELD),
+        (b'{"id": "", "text": "x"}', Reason.EMPTY_VALUE),
+        (b'{"id": "a", "text": ""}', Reason.EMPTY_VALUE),
+        (b'{"id": "a", "text": "   "}', Reason.EMPTY_VALUE),
+        (b'{"id": "a", "features": []}', Reason.EMPTY_VALUE),
+        (b'{"id": "a", "text": "x", "labels": [""]}', Reason.EMPTY_VALUE),
+        (b'{"id": "a", "text": "caf\xe9"}', Reason.INVALID_UTF8),
+        (b'{"id": "a", "text": "x", "lables": ["y"]}', Reason.UNKNOWN_FIELD),
+        (b'["a", "b"]', Reason.NOT_AN_OBJECT),
+        (b"", Reason.EMPTY_MESSAGE),
+        (None, Reason.EMPTY_MESSAGE),
+        (b'{"id": "a", "features": {"-3": 1.0}}', Reason.INVALID_VALUE),
+        (b'{"id": "a", "features": {"x": 1.0}}', Reason.INVALID_VALUE),
+        (b'{"id": "a", "text": "x", "timestamp": "yesterday"}', Reason.INVALID_VALUE),
+    ],
+)
+def test_each_bad_document_has_its_reason(raw: bytes | None, reason: Reason) -> None:
+    assert reason_of(raw) is reason
+
+
+def test_oversize_is_checked_before_parsing() -> None:
+    raw = json.dumps({"id": "a", "text": "x" * LIMIT}).encode()
+    assert reason_of(raw) is Reason.OVERSIZE
+
+
+def test_valid_documents() -> None:
+    doc = decode_document(b'{"id": "d", "text": "t", "labels": ["b", "a", "b"], "meta": {"src": 1}, "timestamp": 1700000000}', LIMIT)
+    assert doc.labels == ["b", "a"]  # duplicates dropped, order kept
+    assert doc.labelled and doc.meta == {"src": 1} and doc.timestamp is not None
+    assert decode_document(b'{"id": "d", "text": "t", "labels": []}', LIMIT).labelled  # empty label set is a label set
+    assert not decode_document(b'{"id": "d", "text": "t"}', LIMIT).labelled
+    assert decode_document(b'{"id": "d", "features": [1, 2.5]}', LIMIT).features == [1.0, 2.5]
+    assert decode_document(b'{"id": "d", "features": {"0": 1, "7": 0.5}}', LIMIT).features == {0: 1.0, 7: 0.5}
+
+
+def test_feedback_validation() -> None:
+    assert decode_feedback(b'{"id": "d", "labels": ["x"]}', LIMIT).labels == ["x"]
+    assert reason_of(b'{"id": "d"}', decode_feedback) is Reason.MISSING_FIELD
+    assert reason_of(b'{"id": "d", "labels": "x"}', decode_feedback) is Reason.WRONG_TYPE
+    assert reason_of(b'{"id": "d", "labels": [], "text": "x"}', decode_feedback) is Reason.UNKNOWN_FIELD
+
+
+def test_errors_name_the_field() -> None:
+    with pytest.raises(MessageError) as info:
+        decode_document(b'{"id": "a", "text": "x", "labels": "s"}', LIMIT)
+    assert info.value.field == "labels" and "labels" in str(info.value)
+
+
+def test_output_messages_round_trip() -> None:
+    prediction = Prediction(id="d", labels=["a"], scores={"a": 0.75}, model_version=3, partition_version=1, latency_ms=1.5, produced_at=utc_now())
+    assert Prediction.model_validate_json(prediction.to_bytes()) == prediction
+    alert = DriftAlert(kind="performance", level="3", labels=["a"], detector="adwin", statistic=0.2, threshold=0.1,
+                       position=10, offsets={"t": {0: 5}}, detected_at=utc_now(), action="reset")
+    assert DriftAlert.model_validate_json(alert.to_bytes()) == alert
+    with pytest.raises(ValueError):
+        DriftAlert(kind="weather", level="global", detector="x", detected_at=utc_now())
+
+
+def test_dead_letter_keeps_a_bounded_prefix_and_the_origin() -> None:
+    value = b"x" * 100
+    letter = DeadLetter.from_record(topic="t", partition=2, offset=41, key=b"\xffk", value=value,
+                                    error=MessageError(Reason.OVERSIZE, "too big"), max_bytes=10, worker="w1")
+    parsed = DeadLetter.model_validate_json(letter.to_bytes())
+    assert parsed.original_bytes() == b"x" * 10 and parsed.truncated and parsed.value_size == 100
+    assert (parsed.topic, parsed.partition, parsed.offset, parsed.reason) == ("t", 2, 41, "oversize")
+    assert parsed.key == "\ufffdk" and parsed.worker == "w1" and parsed.error_class == "MessageError"
+    other = DeadLetter.from_record(topic="t", partition=0, offset=0, key=None, value=None, error=RuntimeError("boom"), max_bytes=10)
+    assert other.reason == "processing_error" and other.value_size == 0
+
+
+def test_documents_are_immutable_and_reject_extra_fields_in_python_too() -> None:
+    doc = Document(id="a", text="t")
+    with pytest.raises(ValueError):
+        Document(id="a", text="t", extra=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError):
+        doc.id = "b"  # type: ignore[misc]
+    assert LabelFeedback(id="a", labels=[]).labels == []

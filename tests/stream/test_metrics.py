@@ -1,0 +1,72 @@
+"""Metric names: each defined once, each documented, series fed from the runtime counters."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from labelflow.stream import metrics
+from labelflow.stream.metrics import WorkerMetrics
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+
+COUNTERS = {
+    metrics.DOCUMENTS_IN, metrics.FEEDBACK_IN, metrics.PREDICTIONS_OUT, metrics.DEAD_LETTERS, metrics.ROUTED,
+    metrics.LEARNED, metrics.FEEDBACK, metrics.DUPLICATE_DOCUMENTS, metrics.EXPIRED_DOCUMENTS,
+    metrics.DRIFT_EVENTS, metrics.CHECKPOINTS, metrics.COMMIT_FAILURES, metrics.REBALANCES,
+}
+
+
+def defined_names() -> set[str]:
+    return {value for name, value in vars(metrics).items() if name.isupper() and isinstance(value, str) and value.startswith("labelflow_")}
+
+
+def exposed_name(name: str) -> str:
+    return f"{name}_total" if name in COUNTERS else name
+
+
+def test_every_metric_is_documented_and_every_documented_metric_exists() -> None:
+    documented = set(re.findall(r"`(labelflow_[a-z0-9_]+)`", DOC.read_text()))
+    exposed = {exposed_name(name) for name in defined_names()}
+    assert exposed - documented == set(), "metrics missing from docs/metrics.md"
+    assert documented - exposed == set(), "docs/metrics.md names metrics that do not exist"
+
+
+def test_every_defined_metric_is_registered() -> None:
+    m = WorkerMetrics()
+    families = {family.name for family in text_string_to_metric_families(generate_latest(m.registry).decode())}
+    # prometheus_client reports counter families without their _total suffix.
+    assert defined_names() <= families
+
+
+def test_sync_advances_counters_to_the_runtime_totals_without_double_counting() -> None:
+    m = WorkerMetrics()
+    m.sync({"documents_in": 5, "learned": {"inline": 2}, "dead_letters": {"oversize": 1}, "drift_events": {"performance/cluster": 1}})
+    m.sync({"documents_in": 9, "learned": {"inline": 2, "feedback": 3}, "dead_letters": {"oversize": 1}, "drift_events": {"performance/cluster": 1}})
+    text = generate_latest(m.registry).decode()
+    assert "labelflow_documents_in_total 9.0" in text
+    assert 'labelflow_learned_documents_total{source="feedback"} 3.0' in text
+    assert 'labelflow_learned_documents_total{source="inline"} 2.0' in text
+    assert 'labelflow_dead_letters_total{reason="oversize"} 1.0' in text
+    assert 'labelflow_drift_events_total{kind="performance",level="cluster"} 1.0' in text
+
+
+def test_two_workers_have_separate_registries() -> None:
+    a, b = WorkerMetrics(), WorkerMetrics()
+    a.sync({"documents_in": 3})
+    assert "labelflow_documents_in_total 0.0" in generate_latest(b.registry).decode()
+
+
+def test_checkpoint_age_counts_from_the_last_checkpoint() -> None:
+    m = WorkerMetrics()
+    import time
+
+    m.checkpoint_written(time.time() - 30)
+    value = next(
+        s.value for f in text_string_to_metric_families(generate_latest(m.registry).decode())
+        for s in f.samples if s.name == metrics.CHECKPOINT_AGE
+    )
+    assert 29 <= value <= 40

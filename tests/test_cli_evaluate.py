@@ -1,0 +1,80 @@
+"""`labelflow evaluate` end to end on slices of a real ARFF file and of Reuters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from labelflow.stream.cli import main
+
+
+def test_arff_slice_writes_table_json_and_png(datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, png = tmp_path / "enron.json", tmp_path / "enron.png"
+    rc = main([
+        "evaluate", "--data", str(datasets_dir / "enron" / "Enron.arff"), "--learner", "river-br",
+        "--limit", "60", "--record-every", "20", "--output", str(out), "--plot", str(png), "--seed", "1",
+    ])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "Enron: 60 instances, 53 labels, learner river-br" in captured.out
+    assert "micro-F1" in captured.out and "no-change" in captured.out
+    assert "doc/s" in captured.err  # the progress bar goes to stderr
+    data = json.loads(out.read_text())
+    assert data["n_instances"] == 60 and data["learner"] == "river-br"
+    assert data["run"]["format"] == "arff" and data["run"]["seed"] == 1 and data["run"]["embedder"] is None
+    assert [p["position"] for p in data["curves"]] == [20, 40, 60]
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_reuters_slice_uses_the_hashing_embedder(datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "reuters.json"
+    rc = main([
+        "evaluate", "--data", str(datasets_dir / "reuters21578_modapte" / "reuters21578_modapte.jsonl"),
+        "--learner", "majority-labelset", "--limit", "150", "--output", str(out), "--no-progress",
+    ])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert captured.err == ""
+    data = json.loads(out.read_text())
+    assert data["n_instances"] == 150 and data["run"]["format"] == "jsonl"
+    assert data["run"]["embedder"] == "hashing" and data["run"]["embedder_identity"].startswith("hashing(")
+    assert data["feature_seconds"] > 0
+    assert data["metrics"]["micro_f1"] == pytest.approx(data["baselines"]["majority-labelset"]["micro_f1"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "{data}/reuters21578_modapte/cat-descriptions_120396.txt"], "cannot tell the format"),
+        (["--data", "{data}/nope.arff"], "not found"),
+        (["--data", "{data}/medical/Medical.arff", "--learner", "no-such-learner"], "unknown learner 'no-such-learner'"),
+        (
+            ["--data", "{data}/medical/Medical.arff", "--learner", "no-change", "--embedder", "hashing"],
+            "--embedder applies to text",
+        ),
+        (["--data", "{data}/medical/Medical.arff", "--learner", "no-change", "--limit", "-3"], "--limit must be >= 0"),
+        (
+            ["--data", "{data}/reuters21578_modapte/reuters21578_modapte.jsonl", "--learner", "no-change",
+             "--embedder", "nonsense"],
+            "cannot build embedder 'nonsense'",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_messages(
+    datasets_dir: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    rc = main(["evaluate", *[a.format(data=datasets_dir) for a in argv], "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("labelflow: error: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_malformed_arff_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.arff"
+    bad.write_text("@relation 'b: -C -1'\n@attribute f numeric\n@attribute l {0,1}\n@data\n1,0\n1,0,1\n")
+    rc = main(["evaluate", "--data", str(bad), "--learner", "no-change", "--no-progress"])
+    assert rc == 2
+    assert f"{bad}:6: expected 2 values, found 3" in capsys.readouterr().err
