@@ -6,8 +6,9 @@ errors and drops its older part as soon as the means of the two parts differ by 
 Bernstein-type bound. Two departures, both for cost and for a known false-alarm rate:
 
 - the window is stored as fixed-size blocks (``block_size`` errors each, at most ``max_window`` errors),
-  and every cut between blocks is tested at once with numpy when a block closes: O(window / block_size)
-  vectorized work per block, about a microsecond per error;
+  and the cuts are tested at once with numpy when a block closes: at every block boundary near the
+  recent end, then at geometrically spaced sizes (ADWIN's exponential histogram spaces them alike),
+  so a check costs O(log window) vectorized work, a few microseconds per error at most;
 - the confidence of each test is Bonferroni-corrected over the cuts tested (``delta / n_cuts``), so
   ``delta`` bounds the probability of a false alarm per block check.
 
@@ -29,6 +30,10 @@ from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.state import State
 
 Direction = Literal["increase", "both"]
+
+# Cuts at every block for this many blocks from the recent end, then at sizes growing geometrically.
+_DENSE_CUTS = 8
+_CUT_GROWTH = 1.25
 
 
 class PerformanceDriftDetector(DriftDetector):
@@ -69,9 +74,9 @@ class PerformanceDriftDetector(DriftDetector):
     >>> detector = PerformanceDriftDetector()
     >>> events = detector.update_many(errors)  # the error rate rises from 0.1 to 0.25 at 3000
     >>> [(e.severity, e.position, e.action) for e in events]
-    [('warning', 3167, 'start_background_learner'), ('drift', 3327, 'replace_model')]
+    [('warning', 3167, 'start_background_learner'), ('drift', 3295, 'replace_model')]
     >>> round(events[-1].details["mean_before"], 2), round(events[-1].details["mean_after"], 2)
-    (0.11, 0.24)
+    (0.11, 0.23)
     """
 
     kind = "performance"
@@ -127,7 +132,7 @@ class PerformanceDriftDetector(DriftDetector):
         self._block_sum = 0.0
         self._block_square = 0.0
         self._block_count = 0
-        self._cut_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, int] | None = None
+        self._cut_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.in_warning = False
         self.n_silent_shrinks = 0
 
@@ -199,22 +204,31 @@ class PerformanceDriftDetector(DriftDetector):
         self._start += k
         self._n_blocks -= k
 
-    def _cuts(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
-        """Indices (into the prefix, relative to _start) of the testable cuts, their left and right sizes,
-        and the first cut's block index; cached for the last ``n`` (the window is usually full)."""
+    def _cuts(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The cuts tested on a window of ``n`` blocks: for each, the number of blocks before it
+        (``blocks_before``), the errors before and after it, and ``1/n_before + 1/n_after``.
+
+        Cuts sit at every block for the first ``_DENSE_CUTS`` blocks from the recent end, then at
+        sizes growing by ``_CUT_GROWTH`` (as ADWIN's exponential histogram does): a recent change is
+        located to the block, the test count stays logarithmic in the window, and so does the
+        Bonferroni correction. Cached for the last ``n`` (the window is usually full)."""
         if self._cut_cache is not None and self._cut_cache[0] == n:
             return self._cut_cache[1:]
         bs = self.block_size
-        # A cut after block i leaves (i + 1) * bs errors before it; both sides need min_window.
-        first = -(-self.min_window // bs) - 1
-        last = n - 1 - (-(-self.min_window // bs))
-        if last < first:
+        side = -(-self.min_window // bs)  # fewest blocks on each side of a cut
+        if n < 2 * side:
             return None
-        left_n = np.arange(first + 1, last + 2, dtype=np.float64) * bs
+        after_sizes = []
+        size = side
+        while size <= n - side:
+            after_sizes.append(size)
+            size = size + 1 if size < side + _DENSE_CUTS else max(size + 1, int(size * _CUT_GROWTH))
+        blocks_before = n - np.array(after_sizes[::-1], dtype=np.int64)  # oldest cut first
+        left_n = blocks_before.astype(np.float64) * bs
         right_n = n * bs - left_n
         inv_m = 1.0 / left_n + 1.0 / right_n
-        self._cut_cache = (n, left_n, right_n, inv_m, first)
-        return left_n, right_n, inv_m, first
+        self._cut_cache = (n, blocks_before, left_n, right_n, inv_m)
+        return blocks_before, left_n, right_n, inv_m
 
     def _bound(self, delta: float, n_cuts: int, variance: float, inv_m: np.ndarray) -> np.ndarray:
         log_term = math.log(2.0 * n_cuts / delta)
@@ -228,14 +242,14 @@ class PerformanceDriftDetector(DriftDetector):
         cuts = self._cuts(n)
         if cuts is None:
             return None
-        left_n, right_n, inv_m, first = cuts
+        blocks_before, left_n, right_n, inv_m = cuts
         start = self._start
         base = self._prefix[start]
         total_sum = float(self._prefix[start + n] - base)
         mean = total_sum / total
         squares = float(self._prefix_squares[start + n] - self._prefix_squares[start])
         variance = max(squares / total - mean * mean, 0.0)
-        left_sum = self._prefix[start + first + 1: start + first + 1 + left_n.size] - base
+        left_sum = self._prefix[start + blocks_before] - base
         mean_before = left_sum / left_n
         mean_after = (total_sum - left_sum) / right_n
         diff = mean_after - mean_before
@@ -247,7 +261,7 @@ class PerformanceDriftDetector(DriftDetector):
             up = down
         fires = score[up] > 1.0 if self.direction == "increase" else abs(score[up]) > 1.0
         if fires:
-            cut = first + up
+            cut = int(blocks_before[up])
             since_change = int(right_n[up])
             details = {
                 "mean_before": float(mean_before[up]),
@@ -256,14 +270,14 @@ class PerformanceDriftDetector(DriftDetector):
                 "window_before_cut": int(left_n[up]),
             }
             threshold = abs(diff[up]) / abs(score[up])
-            self._drop_oldest(cut + 1)
+            self._drop_oldest(cut)
             self.in_warning = False
             return self._event(
                 statistic=abs(diff[up]), threshold=threshold, position=position, action=self.drift_action, details=details
             )
         if -score[down] > 1.0:
             # The error fell significantly: keep only the recent, better regime; nothing to alert.
-            self._drop_oldest(first + down + 1)
+            self._drop_oldest(int(blocks_before[down]))
             self.n_silent_shrinks += 1
             self.in_warning = False
             return None

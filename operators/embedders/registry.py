@@ -7,7 +7,7 @@ from typing import Any
 from labelflow.operators.embedders.base import Embedder
 
 #: The names ``make_embedder`` accepts.
-EMBEDDERS: tuple[str, ...] = ("hashing", "static", "transformer", "static+hashing")
+EMBEDDERS: tuple[str, ...] = ("hashing", "static", "transformer")
 
 
 def make_embedder(name: str, **kwargs: Any) -> Embedder:
@@ -16,8 +16,9 @@ def make_embedder(name: str, **kwargs: Any) -> Embedder:
     * ``"hashing"``: ``HashingFeaturizer`` (sparse hashed word uni- and bigrams; default 2**18 columns).
     * ``"static"``: ``StaticEmbedder`` (distilled MiniLM token vectors; CPU-fast).
     * ``"transformer"``: ``TransformerEmbedder`` (all-MiniLM-L6-v2; use on a GPU).
-    * ``"static+hashing"``: ``ConcatEmbedder`` of both; ``kwargs`` may hold ``hashing`` and ``static``
-      (dicts of their arguments) and ``weights`` (hashing weight, static weight).
+
+    No combination is registered: ``ConcatEmbedder([hashing, static])`` measured no better than
+    hashing alone on Reuters (benchmarks/embedding/RESULTS.md).
 
     >>> make_embedder("hashing", n_features=2**12).embed_one("corn exports").dim
     4096
@@ -34,19 +35,4 @@ def make_embedder(name: str, **kwargs: Any) -> Embedder:
         from labelflow.operators.embedders.transformer import TransformerEmbedder
 
         return TransformerEmbedder(**kwargs)
-    if name == "static+hashing":
-        from labelflow.operators.embedders.concat import ConcatEmbedder
-
-        hashing_kwargs = kwargs.pop("hashing", {})
-        static_kwargs = kwargs.pop("static", {})
-        weights = kwargs.pop("weights", None)
-        if kwargs:
-            raise TypeError(
-                f"unexpected arguments for 'static+hashing': {sorted(kwargs)}; "
-                "pass 'hashing', 'static' (dicts) and 'weights'"
-            )
-        return ConcatEmbedder(
-            [make_embedder("hashing", **hashing_kwargs), make_embedder("static", **static_kwargs)],
-            weights=weights,
-        )
     raise ValueError(f"unknown embedder {name!r}; choose one of {', '.join(EMBEDDERS)}")

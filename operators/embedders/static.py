@@ -62,6 +62,10 @@ class StaticEmbedder(DenseEmbedder):
         PCA output dimension (``None``: the model's 384, centred and rotated).
     weighting
         ``"zipf"`` (SIF weights from the token frequency rank) or ``"uniform"`` (plain mean).
+    sif
+        The SIF constant ``a`` of the ``"zipf"`` weighting: smaller values discount frequent tokens
+        more. 1e-5 measured best for Reuters prequential micro-F1 among 1e-3 .. 1e-7 (see
+        benchmarks/embedding/RESULTS.md); model2vec uses 1e-4.
     vocab_limit
         Distil only the first that many token ids (for fast tests); ``None``: the whole vocabulary.
     max_tokens
@@ -88,6 +92,7 @@ class StaticEmbedder(DenseEmbedder):
         method: str = "contextual",
         dim: int | None = 256,
         weighting: str = "zipf",
+        sif: float = 1e-5,
         vocab_limit: int | None = None,
         max_tokens: int | None = None,
         device: str = "auto",
@@ -96,6 +101,8 @@ class StaticEmbedder(DenseEmbedder):
             raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {weighting!r}; use one of {WEIGHTINGS}")
+        if not sif > 0:
+            raise ValueError(f"sif must be > 0, got {sif}")
         if max_tokens is not None and max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1 or None, got {max_tokens}")
         self.model_dir = bundled_model_dir() if model_dir is None else check_model_dir(Path(model_dir))
@@ -105,7 +112,7 @@ class StaticEmbedder(DenseEmbedder):
         self.token_vectors = self._load_or_build(method, dim, vocab_limit, device)
         vocab_size = self.token_vectors.vectors.shape[0]
         weights = (
-            zipf_token_weights(vocab_size) if weighting == "zipf" else np.ones(vocab_size, np.float32)
+            zipf_token_weights(vocab_size, sif) if weighting == "zipf" else np.ones(vocab_size, np.float32)
         )
         # Tokens a partial build left out weigh nothing, so they neither move the mean nor count.
         self._weights = weights * self.token_vectors.covered
@@ -114,7 +121,8 @@ class StaticEmbedder(DenseEmbedder):
         self.max_tokens = max_tokens
         self.dim = int(self._vectors.shape[1])
         tokens_part = "all" if max_tokens is None else str(max_tokens)
-        self.identity = f"static/{key}/{weighting}/max_tokens={tokens_part}/l2"
+        weighting_part = f"zipf(sif={sif:g})" if weighting == "zipf" else weighting
+        self.identity = f"static/{key}/{weighting_part}/max_tokens={tokens_part}/l2"
 
     def _load_or_build(self, method, dim, vocab_limit, device) -> TokenVectors:
         if (self.vectors_dir / "meta.json").is_file():

@@ -22,6 +22,8 @@ class LinearHeads:
         Base step size of the per-feature AdaGrad rate.
     l2
         L2 penalty applied to the touched weights at each step.
+    adagrad_offset
+        Added to the squared-gradient sum in the step size ``learning_rate / sqrt(offset + sum)``.
 
     >>> heads = LinearHeads()
     >>> x = np.array([1.0, 0.0], dtype=np.float32)
@@ -32,11 +34,10 @@ class LinearHeads:
     [True, False]
     """
 
-    def __init__(self, *, learning_rate: float = 0.5, l2: float = 0.0) -> None:
+    def __init__(self, *, learning_rate: float = 0.5, l2: float = 0.0, adagrad_offset: float = 1.0) -> None:
         self.learning_rate = learning_rate
-        # Plain AdaGrad (no "1 +" in the denominator) makes steps independent of feature scale:
-        # hashed text features of about 0.05 and standardised dense features learn alike.
-        self._epsilon = 1e-6
+        self.adagrad_offset = adagrad_offset
+        self._epsilon = adagrad_offset
         self.l2 = l2
         self.dim: int | None = None
         self.weights = np.zeros((0, 0), dtype=np.float32)  # last row is the bias

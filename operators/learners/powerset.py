@@ -9,6 +9,8 @@ import numpy as np
 from labelflow.operators.state import State
 
 LabelSet = tuple[int, ...]
+_COMPILED = ("row_labels", "row_starts", "row_lengths", "row_dependence", "row_cluster",
+             "empty_dependence", "novel_log_p", "prior_logit")
 
 
 class ClusterLabelSets:
@@ -157,15 +159,14 @@ class LabelSetDecoder:
             table = kept.get(key)
             if table is None:
                 table = ClusterLabelSets(key)
-                owners = {
-                    int(old_cluster_of[label])
-                    for label in key
-                    if label in self._seen_labels and label < old_cluster_of.shape[0]
-                }
-                if len(owners) <= 1 and -1 not in owners:
-                    if owners:
-                        _project_table(old_tables[owners.pop()], table)
-                else:
+                owners: set[int] = set()
+                for label in key:
+                    if label in self._seen_labels:
+                        owner = int(old_cluster_of[label]) if label < old_cluster_of.shape[0] else -1
+                        owners.add(owner)
+                if len(owners) == 1 and -1 not in owners:
+                    _project_table(old_tables[owners.pop()], table)
+                elif owners:  # a merge, or labels no old cluster covered (e.g. a restored decoder)
                     from_store.append(table)
             fresh.append(table)
         self._clusters = fresh
@@ -339,8 +340,14 @@ class LabelSetDecoder:
             "total": self._total, "weight": self._weight, "n_learned": self.n_learned,
             "n_empty": self.n_empty,
             "clusters": [[int(label) for label in t.labels] for t in self._clusters],
+            "compiled": self._compiled, "compiled_at": self._compiled_at,
         }
-        return State(meta=meta, arrays={"set_lengths": lengths, "set_labels": flat, "set_counts": counts})
+        arrays = {"set_lengths": lengths, "set_labels": flat, "set_counts": counts}
+        if self._compiled:
+            # The compiled view lags the counts by design; keeping it makes a restored decoder decide
+            # exactly as the original would have.
+            arrays.update({f"compiled/{name}": getattr(self, f"_{name}") for name in _COMPILED})
+        return State(meta=meta, arrays=arrays)
 
     @classmethod
     def from_state(cls, state: State) -> "LabelSetDecoder":
@@ -356,4 +363,8 @@ class LabelSetDecoder:
         decoder._total, decoder._weight = m["total"], m["weight"]
         decoder.n_learned, decoder.n_empty = m["n_learned"], m["n_empty"]
         decoder.set_partition(m["clusters"])
+        if m["compiled"]:
+            for name in _COMPILED:
+                setattr(decoder, f"_{name}", state.arrays[f"compiled/{name}"])
+            decoder._compiled, decoder._compiled_at = True, m["compiled_at"]
         return decoder

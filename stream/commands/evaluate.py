@@ -123,43 +123,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def make_named_learner(name: str, *, seed: int | None = None):
-    """A learner from the learner registry (``labelflow.operators.learners.registry``); while that
-    registry does not exist, the baselines only."""
-    try:
-        from labelflow.operators.learners.registry import LEARNERS, make_learner
-    except ModuleNotFoundError as exc:
-        if exc.name != "labelflow.operators.learners.registry":
-            raise
-        table = _fallback_table()
-        LEARNERS = tuple(table)
+    """A learner from the learner registry, with a clear error for an unknown name."""
+    from labelflow.operators.learners.registry import make_learner
 
-        def make_learner(name: str, **kwargs: Any):
-            return table[name]()
-    if name not in LEARNERS:
-        raise ValueError(f"unknown learner {name!r}; choose one of {', '.join(LEARNERS)}")
     kwargs = {"seed": seed} if seed is not None else {}
-    try:
-        return make_learner(name, **kwargs)
-    except TypeError as exc:
-        if kwargs and "seed" in str(exc):
-            raise ValueError(f"learner {name!r} does not take a seed; run without --seed") from None
-        raise
+    return make_learner(name, **kwargs)
 
 
 def make_text_embedder(name: str):
-    """A text embedder from the embedder registry; ``hashing`` works even without it."""
-    try:
-        from labelflow.operators.embedders.registry import make_embedder
-    except ModuleNotFoundError as exc:
-        if exc.name != "labelflow.operators.embedders.registry":
-            raise
-        if name != "hashing":
-            raise ValueError(
-                f"embedder {name!r} needs labelflow.operators.embedders.registry; only 'hashing' is built in"
-            ) from None
-        from labelflow.operators.features.hashing import HashingFeaturizer
+    """A text embedder from the embedder registry."""
+    from labelflow.operators.embedders.registry import make_embedder
 
-        return HashingFeaturizer()
     return make_embedder(name)
 
 
@@ -173,22 +147,6 @@ def seed_everything(seed: int) -> None:
     except ImportError:  # pragma: no cover - torch is a dependency, but the evaluator does not need it
         return
     torch.manual_seed(seed)
-
-
-def _fallback_table() -> dict[str, Any]:
-    """The baselines by their registry names, for use before the learner registry exists."""
-    from labelflow.operators.learners.baselines import (
-        MajorityLabelSetClassifier,
-        NoChangeClassifier,
-        RiverMultiLabel,
-    )
-
-    return {
-        "no-change": NoChangeClassifier,
-        "majority-labelset": MajorityLabelSetClassifier,
-        "river-br": RiverMultiLabel.binary_relevance,
-        "river-cc": RiverMultiLabel.classifier_chain,
-    }
 
 
 def _json_default(value: Any) -> Any:
