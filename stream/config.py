@@ -136,6 +136,10 @@ class BatchSettings(_Section):
     size: int = Field(default=500, ge=1, le=100_000)
     # 200 ms bounds the latency a quiet stream adds waiting for a batch to fill.
     max_wait_ms: int = Field(default=200, ge=0, le=60_000)
+    # Records are processed in timestamp order across partitions; a partition known to hold records not
+    # fetched yet is waited for up to this long (a fetch round trip takes far less). Only a backlog makes
+    # the worker wait: a partition that is caught up is never waited for.
+    order_wait_ms: int = Field(default=2_000, ge=0, le=60_000)
 
 
 class ModelSettings(_Section):

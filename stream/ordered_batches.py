@@ -28,7 +28,10 @@ class OrderedBatcher:
     consumer
         A subscribed (or assigned) kafka-python consumer.
     max_buffered
-        Records buffered per partition before its fetching is paused (bounds memory).
+        Records buffered in all; beyond it no more is fetched until the buffers drain, and a partition
+        that is being waited for is not waited for any longer (bounds memory). kafka-python's own
+        fetch buffer is bounded by the fetch sizes. (Pausing partitions would bound it more tightly,
+        but kafka-python 3.0.12 can stop fetching a partition resumed while it had buffered data.)
     max_idle_s
         How long to wait for a partition that may hold earlier records before going on without it
         (like Kafka Streams' ``max.task.idle.ms``).
@@ -39,7 +42,6 @@ class OrderedBatcher:
         self.max_buffered = max_buffered
         self.max_idle_s = max_idle_s
         self._buffers: dict[TopicPartition, deque[Any]] = {}
-        self._paused: set[TopicPartition] = set()
         self._batch: list[Any] = []
         self.forced = 0  # batches that went on without a partition that was not caught up (for tests/logs)
 
@@ -52,7 +54,6 @@ class OrderedBatcher:
         gone = set(partitions)
         for tp in gone:
             self._buffers.pop(tp, None)
-            self._paused.discard(tp)
         if self._batch:
             self._batch[:] = [r for r in self._batch if TopicPartition(r.topic, r.partition) not in gone]
 
@@ -72,7 +73,7 @@ class OrderedBatcher:
     def _blocked(self) -> bool:
         """Whether some assigned partition with nothing buffered may still hold an earlier record."""
         for tp in self.consumer.assignment():
-            if not self._buffers.get(tp) and tp not in self._paused and not self._caught_up(tp):
+            if not self._buffers.get(tp) and not self._caught_up(tp):
                 return True
         return False
 
@@ -82,13 +83,6 @@ class OrderedBatcher:
         for tp, records in polled.items():
             if tp in assigned:
                 self._buffers.setdefault(tp, deque()).extend(records)
-        for tp, buffer in self._buffers.items():
-            if len(buffer) >= self.max_buffered and tp not in self._paused and tp in assigned:
-                self.consumer.pause(tp)
-                self._paused.add(tp)
-            elif tp in self._paused and len(buffer) < self.max_buffered // 2:
-                self.consumer.resume(tp)
-                self._paused.discard(tp)
 
     def _emit(self, size: int, force: bool) -> None:
         if not force and self._blocked():
@@ -118,9 +112,11 @@ class OrderedBatcher:
                 timeout_ms = idle_poll_ms
             else:
                 timeout_ms = max(1, int((first_at + max_wait_s - now) * 1000))
-            self._fill(timeout_ms, max_records=size)
+            full = self.buffered() >= self.max_buffered
+            if not full:
+                self._fill(timeout_ms, max_records=size)
             before = len(self._batch)
-            force = blocked_since is not None and time.monotonic() - blocked_since >= self.max_idle_s
+            force = full or (blocked_since is not None and time.monotonic() - blocked_since >= self.max_idle_s)
             self._emit(size, force)
             if force and len(self._batch) > before:
                 self.forced += 1

@@ -201,9 +201,10 @@ class Worker:
             self._check_copartitioned()
             self._batcher = OrderedBatcher(
                 self._consumer,
-                max_buffered=2 * s.batch.size,
-                # Waiting for a lagging partition longer than a batch may wait would add latency.
-                max_idle_s=max(s.batch.max_wait_ms / 1000.0, 0.05),
+                # Feedback far ahead of its documents waits here in a backlog; 20 batches (at least
+                # 10,000 records, tens of MB) is room for that, and a bound against a runaway topic.
+                max_buffered=max(10_000, 20 * s.batch.size),
+                max_idle_s=s.batch.order_wait_ms / 1000.0,
             )
             self._consumer.subscribe(topics, listener=_Rebalance(self))
             self.metrics.up.set(1)

@@ -64,7 +64,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("seed") is not None:
         seed_everything(spec["seed"])
     stream = open_stream(spec["path"])
-    featurizer = make_text_embedder(spec["embedder"]) if spec["kind"] == "text" else None
+    featurizer = make_text_embedder(spec["embedder"], **spec.get("embedder_kwargs", {})) if spec["kind"] == "text" else None
     model = make_named_learner(spec["learner"], seed=spec.get("seed"))
     started = time.perf_counter()
     result = evaluate_prequential(
@@ -385,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--river-limit", type=int, help="first N instances only for the river baselines (they are slow)")
     parser.add_argument("--eurlex", action="store_true", help="also run EUR-Lex 57k (our learner only)")
     parser.add_argument("--eurlex-limit", type=int, help="first N EUR-Lex documents only")
+    parser.add_argument("--eurlex-hashing-features", type=int, default=2**16,
+                        help="hashing columns for EUR-Lex (default 65536; the weights are columns x labels)")
     parser.add_argument("--embedder", default="hashing", help="text embedder for Reuters / EUR-Lex (default hashing)")
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--record-every", type=int, default=100)
@@ -432,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
                     "learner": learner,
                     "limit": run_limit,
                     "embedder": args.embedder,
+                    # 4,271 labels x 2**18 hashed columns would need 4.5 GB of weights (doubled while
+                    # the label capacity grows): EUR-Lex uses a narrower hashing space.
+                    "embedder_kwargs": (
+                        {"n_features": args.eurlex_hashing_features}
+                        if name == "eurlex" and args.embedder == "hashing" else {}
+                    ),
                     "window": args.window,
                     "record_every": args.record_every,
                     "seed": args.seed,

@@ -327,6 +327,16 @@ def generator_speed(repeats: int) -> tuple[float, float]:
 # ---------------------------------------------------------------------- report
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -364,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Drift detectors: delay, missed drifts, false alarms, cost",
         "",
         f"Command: `{command.strip()}`  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({platform.processor() or 'unknown CPU'}), "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({cpu_model()}), "
         f"Python {platform.python_version()}, numpy {np.__version__}; shared with other jobs (load average "
         f"{os.getloadavg()[0]:.1f} at the end)  ",
         f"Date: {datetime.date.today().isoformat()}; run time {elapsed / 60:.1f} min  ",

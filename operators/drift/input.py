@@ -169,12 +169,12 @@ class InputDriftDetector(DriftDetector):
             raise ValueError(f"got {n} inputs but {len(positions)} positions")
         if n == 0:
             return []
+        projected = self._projection.project_many(xs, normalize=self.normalize).astype(np.float64)
         first = self.n_seen
         self.n_seen += n
         where = list(range(first, first + n)) if positions is None else [int(p) for p in positions]
         events = []
         # Events are gated (cool-down) with n_seen at the triggering input, as update() would.
-        projected = self._projection.project_many(xs, normalize=self.normalize).astype(np.float64)
         for event, offset in self._ingest(projected, where, with_offsets=True):
             gated = self._gate(event, seen=first + offset + 1)
             if gated is not None:

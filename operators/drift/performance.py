@@ -46,7 +46,8 @@ class PerformanceDriftDetector(DriftDetector):
     ----------
     delta
         Confidence of the drift test: probability bound of a false drift per block check (Bonferroni
-        over cuts). The default 1e-4 gave no false alarm in 6 million stationary errors (benchmarks/drift).
+        over cuts). With the default 1e-4 and a check every 32 errors, the union bound allows 0.3 false alarms
+        per 100,000 errors; none occurred in 4.5 million stationary errors (benchmarks/drift).
     warning_delta
         Looser confidence of the warning test (``None``: no warnings). Must exceed ``delta``.
     block_size

@@ -60,14 +60,19 @@ class MemoizedWordPiece:
         return len(self._memo)
 
     def ids(self, text: str) -> list[int]:
+        pieces = self._pieces(text)
         memo = self._memo
+        try:
+            return [token for piece in pieces for token in memo[piece]]  # the common, all-hit case
+        except KeyError:
+            pass
         out: list[int] = []
-        for word in self._pieces(text):
-            ids = memo.get(word)
+        for piece in pieces:
+            ids = memo.get(piece)
             if ids is None:
-                ids = self._tokenizer.encode(word, add_special_tokens=False).ids
+                ids = self._tokenizer.encode(piece, add_special_tokens=False).ids
                 if len(memo) < self._max_words:
-                    memo[word] = ids
+                    memo[piece] = ids
             out.extend(ids)
         return out
 

@@ -72,6 +72,7 @@ class PrequentialResult:
     record_every: int
     p_at_k: tuple[int, ...]
     peak_rss_mb: float
+    drift_events: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,6 +109,7 @@ class PrequentialResult:
             "baselines": {name: dict(report) for name, report in self.baselines.items()},
             "segments": {name: {who: dict(r) for who, r in part.items()} for name, part in self.segments.items()},
             "partition": dict(self.partition),
+            "drift_events": list(self.drift_events),
             "window": self.window,
             "record_every": self.record_every,
             "curves": list(self.curves),
@@ -302,13 +304,14 @@ def evaluate_prequential(
             position = getattr(event, "position", None)
             record = {
                 "position": int(position) if position is not None else n_seen,
-                # The partition's StructureChange says "action" (split/merge/new_label); other
-                # models' events may say "kind"; else the event's class names it.
-                "kind": str(getattr(event, "kind", None) or getattr(event, "action", None) or type(event).__name__),
+                # Drift events say "kind" (performance, label_prior, input, label_structure); a bare
+                # StructureChange says "action" (split/merge/new_label) and is a structure change.
+                "kind": str(getattr(event, "kind", None) or "label_structure"),
             }
-            reason = getattr(event, "reason", None)
-            if reason:
-                record["reason"] = str(reason)
+            for name in ("action", "level", "severity", "reason"):
+                value = getattr(event, name, None)
+                if value:
+                    record[name] = str(value)
             events.append(record)
 
     def record_point() -> None:
@@ -400,9 +403,9 @@ def evaluate_prequential(
         curves=curves,
         partition={
             "n_clusters": _n_clusters(model),
-            "changes": [event["position"] for event in events],
-            "events": events,
+            "changes": [event["position"] for event in events if event["kind"] == "label_structure"],
         },
+        drift_events=events,
         chunk_model_rates=chunk_rates,
         window=window,
         record_every=record_every,

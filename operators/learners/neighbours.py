@@ -116,7 +116,15 @@ class RecentNeighbours:
             nearest = np.arange(self.size)
         weights = np.maximum(similarities[nearest], 0.0) ** 2
         tally = weights @ self._labels[nearest, :n_labels]
-        return ((tally + self.prior_weight * prior) / (weights.sum() + self.prior_weight)).astype(np.float32)
+        denominator = weights.sum() + self.prior_weight
+        if denominator <= 0.0:  # no neighbour is similar at all and no prior mass: the prior decides
+            return prior.astype(np.float32)
+        return ((tally + self.prior_weight * prior) / denominator).astype(np.float32)
+
+    def forget_labels(self, labels: list[int]) -> None:
+        """Stop the stored instances from voting for ``labels`` (after those labels' concept drifted)."""
+        self._ensure_labels(max(labels) + 1)
+        self._labels[:, labels] = 0.0
 
     def learn(self, x: Features, y: np.ndarray) -> None:
         self._setup(x)

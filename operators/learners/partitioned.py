@@ -10,6 +10,7 @@ import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier
 from labelflow.operators.features.scaling import FeatureScaler
+from labelflow.operators.learners.drift_handling import DriftHandler
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
@@ -40,6 +41,7 @@ class _Forward:
     inputs: np.ndarray  # (labels, stack inputs)
     p: np.ndarray
     n_labels: int
+    decided: np.ndarray | None = None
 
 
 class PartitionedClassifier(MultiLabelClassifier):
@@ -89,6 +91,10 @@ class PartitionedClassifier(MultiLabelClassifier):
     threshold_shrinkage
         Pseudo-count pulling each label's own F1 cut toward the pooled micro-F1 cut; infinity (the
         default) shares the pooled cut, which measured best on every benchmark stream.
+    drift_adaptation
+        What a confirmed performance drift of a label cluster does (:class:`DriftHandler`):
+        ``"background"`` swaps in heads trained since the warning, ``"reset"`` restarts the cluster,
+        ``"none"`` only reports. Every detection is an event of :meth:`drain_events`.
     clusterer
         The label clusterer; by default a ``LabelClusterer()`` with its default settings.
 
@@ -120,6 +126,7 @@ class PartitionedClassifier(MultiLabelClassifier):
         idf: bool = True,
         threshold_shrinkage: float = float("inf"),
         adagrad_offset: float = 1.0,
+        drift_adaptation: str = "background",
         clusterer: Any = None,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
@@ -147,11 +154,12 @@ class PartitionedClassifier(MultiLabelClassifier):
         )
         self.thresholds = AdaptiveThresholds(shrinkage=threshold_shrinkage)
         self.decoder = LabelSetDecoder(prior_weight=label_set_prior)
+        self.drift_adaptation = drift_adaptation
+        self.drift = DriftHandler(adaptation=drift_adaptation)  # type: ignore[arg-type]
         self._stack = np.tile(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (8, 1))
         self._stack_g2 = np.zeros_like(self._stack)
         self._recent = np.zeros(8, dtype=np.float32)
         self._partition_version = -1
-        self._events: list[Any] = []
         self._cached: tuple[Features, _Forward] | None = None
         self.n_learned = 0
 
@@ -166,9 +174,8 @@ class PartitionedClassifier(MultiLabelClassifier):
         return self.clusterer.partition
 
     def drain_events(self) -> list[Any]:
-        """Structure changes (and other model events) since the last call."""
-        events, self._events = self._events, []
-        return events
+        """Drift events (``DriftEvent``: performance, label prior, input, label structure) since the last call."""
+        return self.drift.drain()
 
     def _grow(self, n_labels: int) -> None:
         if self._stack.shape[0] < n_labels:
@@ -203,6 +210,11 @@ class PartitionedClassifier(MultiLabelClassifier):
         return forward
 
     def _decide(self, forward: _Forward) -> np.ndarray:
+        if forward.decided is None:
+            forward.decided = self._decode(forward)
+        return forward.decided.copy()
+
+    def _decode(self, forward: _Forward) -> np.ndarray:
         n = forward.n_labels
         if n == 0:
             return np.zeros(0, dtype=bool)
@@ -251,12 +263,14 @@ class PartitionedClassifier(MultiLabelClassifier):
         target[label_ids] = 1.0
         n_old = forward.n_labels
         if n_old:
-            # Stacker and thresholds learn from the prediction made before this update (prequential).
+            # Stacker, thresholds and drift detectors learn from the prediction made before this update.
             t = target[:n_old]
             gradient = (t - forward.p)[:, None] * forward.inputs
             self._stack_g2[:n_old] += gradient * gradient
             self._stack[:n_old] += self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
             self.thresholds.update(forward.p, t)
+            self.drift.observe(self, x, forward.scaled, self._decide(forward), target,
+                               self.label_index.names, self.n_learned)
         self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
         if self.neighbours is not None:
             self.neighbours.learn(forward.scaled, target)
@@ -266,11 +280,32 @@ class PartitionedClassifier(MultiLabelClassifier):
         partition = self.clusterer.partition
         if partition.version != self._partition_version:
             self.decoder.set_partition(partition.clusters)
+            self.drift.set_partition(partition, self.label_index.names)
             self._partition_version = partition.version
-        self._events.extend(self.clusterer.drain_events())
+        self.drift.observe_structure(self.clusterer.drain_events(), self.label_index.names)
         self.decoder.learn(label_ids)
         self._cached = None
         self.n_learned += 1
+
+    # ------------------------------------------------------------------ adaptation (called by DriftHandler)
+
+    def replace_cluster_heads(self, labels: Sequence[int], heads: LinearHeads) -> None:
+        """Swap in logistic heads trained on the cluster's labels since a drift warning."""
+        self.heads.weights[:, list(labels)] = heads.weights[:, : len(labels)]
+
+    def reset_cluster(self, labels: Sequence[int]) -> None:
+        """Forget the cluster's logistic heads."""
+        self.heads.weights[:, list(labels)] = 0.0
+
+    def reset_cluster_context(self, labels: Sequence[int]) -> None:
+        """Forget what depended on the old concept: stacker rows, subset counts, neighbour votes."""
+        labels = list(labels)
+        self._stack[labels] = np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32)
+        self._stack_g2[labels] = 0.0
+        self.decoder.reset_labels(labels)
+        if self.neighbours is not None:
+            self.neighbours.forget_labels(labels)
+        self._cached = None
 
     # ------------------------------------------------------------------ batches
 
@@ -288,7 +323,7 @@ class PartitionedClassifier(MultiLabelClassifier):
             "neighbours_k": self.neighbours_k, "stack_learning_rate": self.stack_learning_rate,
             "label_set_prior": self.label_set_prior, "temporal_context": self.temporal_context,
             "at_least_one": self.at_least_one, "idf": self.idf,
-            "adagrad_offset": self.adagrad_offset,
+            "adagrad_offset": self.adagrad_offset, "drift_adaptation": self.drift_adaptation,
             "threshold_shrinkage": self.threshold_shrinkage if np.isfinite(self.threshold_shrinkage) else None,
         }
 
@@ -306,6 +341,7 @@ class PartitionedClassifier(MultiLabelClassifier):
         state.attach("thresholds", self.thresholds.state())
         state.attach("decoder", self.decoder.state())
         state.attach("clusterer", self.clusterer.state())
+        state.attach("drift", self.drift.state())
         return state
 
     @classmethod
@@ -331,6 +367,7 @@ class PartitionedClassifier(MultiLabelClassifier):
             model.neighbours = RecentNeighbours.from_state(state.detach("neighbours"))
         model.thresholds = AdaptiveThresholds.from_state(state.detach("thresholds"))
         model.decoder = LabelSetDecoder.from_state(state.detach("decoder"))
+        model.drift = DriftHandler.from_state(state.detach("drift"))
         return model
 
 

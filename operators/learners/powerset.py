@@ -10,7 +10,7 @@ from labelflow.operators.state import State
 
 LabelSet = tuple[int, ...]
 _COMPILED = ("row_labels", "row_starts", "row_lengths", "row_dependence", "row_cluster",
-             "empty_dependence", "novel_log_p", "prior_logit")
+             "clusters_with_rows", "cluster_row_starts", "empty_dependence", "novel_log_p", "prior_logit")
 
 
 class ClusterLabelSets:
@@ -216,6 +216,17 @@ class LabelSetDecoder:
         if len(self._label_sets) > self.max_label_sets:
             self._prune()
 
+    def reset_labels(self, labels: Sequence[int]) -> None:
+        """Forget the subset counts of the clusters holding ``labels`` (their co-occurrence drifted)."""
+        wanted = set(int(label) for label in labels)
+        for table in self._clusters:
+            if wanted.intersection(table.local):
+                table.rows.clear()
+                table.counts[:] = 0.0
+                table.matrix[:] = 0.0
+                table._score_cache = None
+        self._compiled = False
+
     def _rescale(self) -> None:
         scale = 1.0 / self._weight
         self._label_sets = {k: v * scale for k, v in self._label_sets.items()}
@@ -264,7 +275,9 @@ class LabelSetDecoder:
             self._row_lengths = lengths
             self._row_dependence = np.concatenate(row_scores)
             self._row_cluster = np.concatenate(row_cluster)
+            self._clusters_with_rows, self._cluster_row_starts = np.unique(self._row_cluster, return_index=True)
         else:
+            self._clusters_with_rows = self._cluster_row_starts = np.zeros(0, dtype=np.int64)
             self._row_labels = np.zeros(0, dtype=np.int64)
             self._row_starts = self._row_lengths = self._row_cluster = np.zeros(0, dtype=np.int64)
             self._row_dependence = np.zeros(0, dtype=np.float64)
@@ -294,14 +307,15 @@ class LabelSetDecoder:
         # Candidate 2: the best seen subset of every cluster.
         if self._row_cluster.shape[0]:
             row_score = np.add.reduceat(s[self._row_labels], self._row_starts) + beta * self._row_dependence
+            # Rows are grouped by cluster: one reduction gives every cluster's best seen subset.
             row_best = np.full(n_clusters, -np.inf)
-            np.maximum.at(row_best, self._row_cluster, row_score)
+            row_best[self._clusters_with_rows] = np.maximum.reduceat(row_score, self._cluster_row_starts)
             better = row_best > best
             if better.any():
                 winners = np.flatnonzero(better[self._row_cluster] & (row_score >= row_best[self._row_cluster]))
-                # Rows are grouped by cluster, so the first winner of each cluster starts a new run.
                 owners = self._row_cluster[winners]
-                first = np.flatnonzero(np.diff(owners, prepend=-1))
+                first = np.ones(owners.shape[0], dtype=bool)
+                first[1:] = owners[1:] != owners[:-1]
                 choice[owners[first]] = winners[first]
                 best = np.where(better, row_best, best)
         # Candidate 3: the per-label decision, when it is a subset never seen (seen ones are rows).

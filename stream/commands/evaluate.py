@@ -130,11 +130,11 @@ def make_named_learner(name: str, *, seed: int | None = None):
     return make_learner(name, **kwargs)
 
 
-def make_text_embedder(name: str):
+def make_text_embedder(name: str, **kwargs: Any):
     """A text embedder from the embedder registry."""
     from labelflow.operators.embedders.registry import make_embedder
 
-    return make_embedder(name)
+    return make_embedder(name, **kwargs)
 
 
 def seed_everything(seed: int) -> None:

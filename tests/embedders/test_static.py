@@ -156,3 +156,16 @@ def test_memoized_wordpiece_memo_is_bounded():
     assert wordpiece.ids(text) == tokenizer.encode(text, add_special_tokens=False).ids
     assert len(wordpiece) == 5
     assert wordpiece.ids(text) == tokenizer.encode(text, add_special_tokens=False).ids
+
+
+@pytest.mark.parametrize("sublinear", [True, False])
+def test_document_is_the_weighted_mean_of_its_token_vectors(static_cache_dir, sublinear):
+    embedder = StaticEmbedder(cache_dir=static_cache_dir, method="input", dim=64, sif=1e-5, sublinear_tf=sublinear)
+    tokenizer = load_tokenizer(bundled_model_dir(), None)
+    wheat, corn = tokenizer.token_to_id("wheat"), tokenizer.token_to_id("corn")
+    vectors = embedder.token_vectors.vectors
+    weights = zipf_token_weights(vectors.shape[0], 1e-5)
+    tf = 1 + np.log(3) if sublinear else 3.0
+    expected = tf * weights[wheat] * vectors[wheat] + weights[corn] * vectors[corn]
+    expected /= np.linalg.norm(expected)
+    np.testing.assert_allclose(embedder.embed_one("Wheat wheat WHEAT corn"), expected, atol=1e-6)

@@ -1,0 +1,249 @@
+"""Drift detection and adaptation for the partitioned classifier, at the cluster and global levels."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.drift import (
+    GLOBAL_LEVEL,
+    DriftEvent,
+    InputDriftDetector,
+    LabelPriorDriftDetector,
+    LabelStructureDriftAdapter,
+    PerformanceDriftMonitor,
+)
+from labelflow.operators.drift.base import detector_from_state
+from labelflow.operators.learners.linear import LinearHeads
+from labelflow.operators.state import State
+
+Adaptation = Literal["background", "reset", "none"]
+ADAPTATIONS: tuple[str, ...] = ("background", "reset", "none")
+
+
+def _pack_input(arrays: dict[str, np.ndarray], name: str, x: Features) -> None:
+    if isinstance(x, SparseVector):
+        arrays[f"{name}/indices"], arrays[f"{name}/values"] = x.indices, x.values
+        arrays[f"{name}/dim"] = np.array([x.dim])
+    else:
+        arrays[f"{name}/dense"] = np.asarray(x)
+
+
+def _unpack_input(arrays: dict[str, np.ndarray], name: str) -> Features:
+    if f"{name}/dense" in arrays:
+        return arrays[f"{name}/dense"]
+    return SparseVector(arrays[f"{name}/indices"], arrays[f"{name}/values"], int(arrays[f"{name}/dim"][0]))
+
+
+def _f1_error(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """1 - F1 of two boolean masks (0 when both are empty)."""
+    tp = int(np.count_nonzero(predicted & truth))
+    denominator = int(np.count_nonzero(predicted)) + int(np.count_nonzero(truth))
+    return 0.0 if denominator == 0 else 1.0 - 2.0 * tp / denominator
+
+
+class DriftHandler:
+    """Watches a partitioned classifier for drift and adapts its label clusters.
+
+    * Performance, per label cluster and globally (:class:`PerformanceDriftMonitor`): a cluster's error
+      is ``1 - F1`` of its predicted against its true labels, counted on the instances where the cluster
+      is involved (a true or predicted label in it), so rare clusters are not drowned by easy negatives.
+      On a warning a *background* set of logistic heads for the cluster's labels starts learning from
+      scratch; on a confirmed drift it replaces the cluster's heads (``"background"``), or the
+      cluster's heads are reset (``"reset"``, also the fallback when no background heads exist). Either
+      way the cluster's stacker rows, label-subset counts and neighbour votes start afresh, because the
+      relation they learned no longer holds. ``"none"`` only reports.
+    * Label priors and cardinality (:class:`LabelPriorDriftDetector`), the input distribution
+      (:class:`InputDriftDetector`) and the label structure (partition changes of the clusterer) are
+      reported as alerts; the model follows them through its forgetting components.
+
+    Events come out of :meth:`drain` as :class:`DriftEvent` with label names and the action taken.
+    """
+
+    def __init__(
+        self,
+        *,
+        adaptation: Adaptation = "background",
+        performance_delta: float = 1e-4,
+        warning_delta: float = 1e-2,
+        watch_inputs: bool = True,
+        watch_label_priors: bool = True,
+        cooldown: int = 1000,
+    ) -> None:
+        if adaptation not in ADAPTATIONS:
+            raise ValueError(f"adaptation must be one of {ADAPTATIONS}, not {adaptation!r}")
+        self.adaptation = adaptation
+        self.performance_delta = performance_delta
+        self.warning_delta = warning_delta
+        self.watch_inputs = watch_inputs
+        self.watch_label_priors = watch_label_priors
+        self.cooldown = cooldown
+        self.monitor = PerformanceDriftMonitor(
+            delta=performance_delta, warning_delta=warning_delta, cooldown=cooldown
+        )
+        self.label_priors = LabelPriorDriftDetector(cooldown=cooldown) if watch_label_priors else None
+        self.inputs = InputDriftDetector(cooldown=cooldown) if watch_inputs else None
+        self.structure = LabelStructureDriftAdapter()
+        self.background: dict[str, tuple[tuple[int, ...], LinearHeads]] = {}
+        self.input_block = 32
+        self._input_buffer: list[Features] = []
+        self._input_positions: list[int] = []
+        self._levels: dict[str, tuple[int, ...]] = {}
+        self._keys: list[str] = []
+        self._cluster_index = np.zeros(0, dtype=np.int64)
+        self._events: list[DriftEvent] = []
+        self.n_adaptations = 0
+
+    # ------------------------------------------------------------------ partition
+
+    def set_partition(self, partition: Any, names: Sequence[Any]) -> None:
+        """Follow a new partition: one performance detector per cluster, keyed by its stable key."""
+        self._levels = {str(key): tuple(int(l) for l in labels)
+                        for key, labels in zip(partition.keys, partition.clusters)}
+        self._keys = [str(key) for key in partition.keys]
+        self._cluster_index = np.zeros(partition.n_labels, dtype=np.int64)
+        for i, labels in enumerate(partition.clusters):
+            self._cluster_index[list(labels)] = i
+        self.monitor.set_clusters({level: [str(names[l]) for l in labels] for level, labels in self._levels.items()})
+        self.background = {level: bg for level, bg in self.background.items()
+                           if level in self._levels and self._levels[level] == bg[0]}
+
+    # ------------------------------------------------------------------ observing
+
+    def observe(
+        self,
+        model: Any,
+        x: Features,
+        scaled: Features,
+        predicted: np.ndarray,
+        truth: np.ndarray,
+        label_names: Sequence[Any],
+        position: int,
+    ) -> None:
+        """One labelled instance: ``predicted`` is what the model decided before learning it."""
+        n = predicted.shape[0]
+        truth_old = truth[:n] > 0
+        errors: dict[str, float] = {}
+        involved = np.flatnonzero(predicted | truth_old)
+        if involved.size:
+            owner = self._cluster_index[involved]
+            hits = np.bincount(owner, weights=predicted[involved] & truth_old[involved])
+            sizes = np.bincount(owner, weights=predicted[involved]) + np.bincount(owner, weights=truth_old[involved])
+            for cluster in np.flatnonzero(sizes).tolist():
+                errors[self._keys[cluster]] = 1.0 - 2.0 * hits[cluster] / sizes[cluster]
+        events = self.monitor.update(errors, global_error=_f1_error(predicted, truth_old), position=position)
+        for event in events:
+            self._handle_performance(model, event)
+        for level, (labels, heads) in self.background.items():
+            local = np.asarray(labels)
+            heads.learn(scaled, truth[local], heads.probabilities(scaled, len(labels)))
+        if self.label_priors is not None:
+            names = [str(label_names[i]) for i in np.flatnonzero(truth)]
+            self._emit(self.label_priors.update(names, position=position))
+        if self.inputs is not None:
+            # The input test runs every few dozen inputs anyway; feeding it in blocks costs a tenth.
+            self._input_buffer.append(scaled)
+            self._input_positions.append(position)
+            if len(self._input_buffer) >= self.input_block:
+                for event in self.inputs.update_many(self._input_buffer, positions=self._input_positions):
+                    self._emit(event)
+                self._input_buffer, self._input_positions = [], []
+
+    def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
+        for change in changes:
+            event = self.structure.update(change, position=change.position)
+            if event is not None:
+                named = tuple(str(label_names[l]) if isinstance(l, (int, np.integer)) and l < len(label_names) else str(l)
+                              for l in event.labels)
+                self._emit(dataclasses.replace(event, labels=named))
+
+    def _emit(self, event: DriftEvent | None) -> None:
+        if event is not None:
+            self._events.append(event)
+
+    def drain(self) -> list[DriftEvent]:
+        events, self._events = self._events, []
+        return events
+
+    # ------------------------------------------------------------------ adapting
+
+    def _handle_performance(self, model: Any, event: DriftEvent) -> None:
+        level = event.level
+        if level == GLOBAL_LEVEL or self.adaptation == "none":
+            self._emit(dataclasses.replace(event, action="alert"))
+            return
+        labels = self._levels.get(level)
+        if labels is None:
+            self._emit(dataclasses.replace(event, action="alert"))
+            return
+        if event.severity == "warning":
+            if self.adaptation == "background" and level not in self.background:
+                heads = LinearHeads(learning_rate=model.heads.learning_rate, adagrad_offset=model.heads.adagrad_offset)
+                self.background[level] = (labels, heads)
+                self._emit(dataclasses.replace(event, action="start_background_learner"))
+            else:
+                self._emit(dataclasses.replace(event, action="alert"))
+            return
+        background = self.background.pop(level, None)
+        if background is not None and background[1].dim is not None:
+            model.replace_cluster_heads(labels, background[1])
+            action = "replace_cluster_model"
+        else:
+            model.reset_cluster(labels)
+            action = "reset_cluster_model"
+        model.reset_cluster_context(labels)
+        self.monitor.reset(level)
+        self.n_adaptations += 1
+        self._emit(dataclasses.replace(event, action=action))
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> State:
+        state = State(meta={
+            "adaptation": self.adaptation, "performance_delta": self.performance_delta,
+            "warning_delta": self.warning_delta, "watch_inputs": self.watch_inputs,
+            "watch_label_priors": self.watch_label_priors, "cooldown": self.cooldown,
+            "n_adaptations": self.n_adaptations,
+            "levels": {level: list(labels) for level, labels in self._levels.items()},
+            "background": {level: list(labels) for level, (labels, _) in self.background.items()},
+            "keys": self._keys, "input_positions": self._input_positions,
+        }, arrays={"cluster_index": self._cluster_index})
+        for i, vector in enumerate(self._input_buffer):
+            _pack_input(state.arrays, f"input{i}", vector)
+        state.attach("monitor", self.monitor.state())
+        state.attach("structure", self.structure.state())
+        if self.label_priors is not None:
+            state.attach("label_priors", self.label_priors.state())
+        if self.inputs is not None:
+            state.attach("inputs", self.inputs.state())
+        for i, (_, heads) in enumerate(self.background.values()):
+            state.attach(f"background{i}", heads.state())
+        return state
+
+    @classmethod
+    def from_state(cls, state: State) -> "DriftHandler":
+        m = state.meta
+        handler = cls(adaptation=m["adaptation"], performance_delta=m["performance_delta"],
+                      warning_delta=m["warning_delta"], watch_inputs=m["watch_inputs"],
+                      watch_label_priors=m["watch_label_priors"], cooldown=m["cooldown"])
+        handler.n_adaptations = m["n_adaptations"]
+        handler._levels = {level: tuple(labels) for level, labels in m["levels"].items()}
+        handler._keys = list(m["keys"])
+        handler._cluster_index = state.arrays["cluster_index"]
+        handler._input_positions = list(m["input_positions"])
+        handler._input_buffer = [_unpack_input(state.arrays, f"input{i}") for i in range(len(handler._input_positions))]
+        handler.monitor = PerformanceDriftMonitor.from_state(state.detach("monitor"))
+        handler.structure = detector_from_state(state.detach("structure"))
+        if handler.label_priors is not None:
+            handler.label_priors = detector_from_state(state.detach("label_priors"))
+        if handler.inputs is not None:
+            handler.inputs = detector_from_state(state.detach("inputs"))
+        handler.background = {
+            level: (tuple(labels), LinearHeads.from_state(state.detach(f"background{i}")))
+            for i, (level, labels) in enumerate(m["background"].items())
+        }
+        return handler
