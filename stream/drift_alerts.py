@@ -8,6 +8,7 @@ reads the fields it knows — ``kind``, ``level``, ``labels``, ``detector``, ``s
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,6 +39,13 @@ def _label_names(raw: Any, names: Sequence[str]) -> list[str]:
     return out
 
 
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
 def metric_level(level: str) -> str:
     """The bounded metric label for an alert level: ``global`` or ``cluster`` (never a cluster id)."""
     return "global" if level == "global" else "cluster"
@@ -64,15 +72,19 @@ def alert_from_event(event: Any, *, label_names: Sequence[str], position: int) -
     statistic = f.get("statistic")
     threshold = f.get("threshold")
     action = f.get("action")
+    severity = f.get("severity") or "drift"
+    details = f.get("details")
     return DriftAlert(
         kind=kind,  # type: ignore[arg-type]
         level=level,
         labels=_label_names(f.get("labels"), label_names),
         detector=str(f.get("detector") or type(event).__name__),
-        statistic=None if statistic is None else float(statistic),
-        threshold=None if threshold is None else float(threshold),
+        statistic=_finite(statistic),
+        threshold=_finite(threshold),
         # The stream position (documents read), not an operator's own count of updates.
         position=position,
         detected_at=utc_now(),
         action=None if action is None else str(action),
+        severity=severity if severity in ("warning", "drift") else "drift",
+        details=dict(details) if isinstance(details, Mapping) and details else None,
     )

@@ -232,6 +232,9 @@ class DriftAlert(_Message):
     offsets: dict[str, dict[int, int]] | None = Field(default=None, strict=False)
     detected_at: datetime = Field(strict=False)
     action: str | None = None
+    # "warning": evidence is building (e.g. a background learner started); "drift": a detection.
+    severity: Literal["warning", "drift"] = "drift"
+    details: dict[str, Any] | None = None
 
 
 class DeadLetter(_Message):

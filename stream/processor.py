@@ -394,6 +394,7 @@ class BatchProcessor:
             except (ValueError, TypeError) as exc:
                 logger.warning("event=drift_event_unreadable type=%s error=%r", type(event).__name__, exc)
                 continue
-            self.counters.inc_group("drift_events", f"{alert.kind}/{metric_level(alert.level)}")
+            if alert.severity == "drift":  # warnings are published, but only detections are counted
+                self.counters.inc_group("drift_events", f"{alert.kind}/{metric_level(alert.level)}")
             out.messages.append(OutputMessage(self.settings.topics.drift, None, alert.to_bytes()))
             out.drift_alerts += 1

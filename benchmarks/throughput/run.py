@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--paced-fraction", type=float, default=0.7, help="paced rate as a fraction of the saturated rate")
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--ceiling-learner", default="no_change",
+    parser.add_argument("--ceiling-learner", default="no-change",
                         help="a near-free registry learner whose run shows the runtime's own ceiling ('' skips it)")
     args = parser.parse_args(argv)
     command = "python benchmarks/throughput/run.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -40,10 +40,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from labelflow.operators.datasets.pseudowords import pseudo_words
 
-DriftKind = Literal["label_prior", "label_correlation", "new_label", "vocabulary"]
+DriftKind = Literal["label_prior", "label_correlation", "new_label", "vocabulary", "label_swap"]
 DriftMode = Literal["sudden", "gradual", "recurring"]
 
 DRIFT_KINDS: tuple[str, ...] = ("label_prior", "label_correlation", "new_label", "vocabulary")
+#: Real concept drift, outside the default schedule: what was learned becomes wrong. ``label_swap``
+#: exchanges everything between pairs of labels (topic, frequency, vocabulary), so documents that were
+#: labelled ``a`` are now labelled ``b`` and the reverse.
+CONCEPT_DRIFT_KINDS: tuple[str, ...] = ("label_swap",)
 
 # Default strength of each kind of drift when an event does not set ``magnitude``.
 _DEFAULT_MAGNITUDE: dict[str, float] = {
@@ -55,6 +59,8 @@ _DEFAULT_MAGNITUDE: dict[str, float] = {
     "new_label": 0.5,
     # 80% of the affected vocabularies is replaced: old words become rare, not absent.
     "vocabulary": 0.8,
+    # Half of the labels trade places in pairs.
+    "label_swap": 0.5,
 }
 
 # Documents are generated in chunks of this size; fixed so that a seed always yields the same stream.
@@ -67,11 +73,12 @@ class DriftEventConfig(BaseModel):
     ``magnitude`` (in (0, 1], default per kind) means: ``label_prior``: how far the topic weights move
     towards their reverse order; ``label_correlation``: the fraction of topics that swap a label with
     another topic; ``new_label``: the new label's probability within its topic; ``vocabulary``: the
-    fraction of each affected vocabulary that is replaced.
+    fraction of each affected vocabulary that is replaced; ``label_swap``: the fraction of labels that
+    trade places in pairs.
 
     ``labels`` (default: chosen from the seed) means: ``label_correlation``: the labels that move to
     another topic; ``new_label``: the new label's name (exactly one); ``vocabulary``: the labels whose
-    vocabulary (and whose topic's vocabulary) changes. ``label_prior`` takes no labels.
+    vocabulary (and whose topic's vocabulary) changes; ``label_swap``: the labels to swap, taken in pairs. ``label_prior`` takes no labels.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -412,6 +419,27 @@ class SyntheticStream:
         concept.label_probability[index] = magnitude
         concept.label_vocabulary[index] = pool.take(concept.label_vocabulary.shape[1])
         return {"labels": [name], "topic": topic}
+
+    def _apply_label_swap(
+        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
+        pool: _WordPool, names: list[str],
+    ) -> dict:
+        index = {name: i for i, name in enumerate(names)}
+        if event.labels is not None:
+            unknown = [n for n in event.labels if n not in index or concept.label_topic[index[n]] < 0]
+            if unknown or len(event.labels) % 2:
+                raise ValueError(f"label_swap drift at {event.position}: needs an even number of known labels, "
+                                 f"got {event.labels}")
+            chosen = np.array([index[n] for n in event.labels])
+        else:
+            active = np.flatnonzero(concept.label_topic >= 0)
+            n_swap = max(2, 2 * int(round(magnitude * len(active) / 2)))
+            chosen = rng.choice(active, size=min(n_swap, len(active) // 2 * 2), replace=False)
+        pairs = chosen.reshape(-1, 2)
+        for a, b in pairs:
+            for array in (concept.label_topic, concept.label_probability, concept.label_vocabulary):
+                array[[a, b]] = array[[b, a]]
+        return {"labels": [names[i] for i in chosen], "pairs": [[names[a], names[b]] for a, b in pairs]}
 
     def _apply_vocabulary(
         self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,

@@ -106,7 +106,12 @@ def test_a_foreign_endpoint_is_not_healthy() -> None:
 
 def start_wrapper(lock: Path, marker: Path, metrics_port: int, tmp_path: Path) -> subprocess.Popen[bytes]:
     """labelflow-standby running a command that records it ran (and which pid held the lock)."""
-    command = [sys.executable, "-c", f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); time.sleep(120)"]
+    # The marker appears atomically (written aside, then renamed), holding the pid that ran the command.
+    script = (
+        f"import os, pathlib, time; tmp = pathlib.Path({str(marker) + '.tmp'!r}); tmp.write_text(str(os.getpid())); "
+        f"os.replace(tmp, {str(marker)!r}); time.sleep(120)"
+    )
+    command = [sys.executable, "-c", script]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELFLOW_")}
     log = open(tmp_path / f"{marker.name}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
@@ -183,12 +188,6 @@ def test_the_wrapper_needs_a_command() -> None:
 
 
 # ---------------------------------------------------------------------------------------- topic initialiser
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
 
 
 def topic_args(broker: EmbeddedBroker, tag: str, partitions: int, labels: str | None = None) -> list[str]:
