@@ -37,6 +37,7 @@ class _Section(BaseModel):
 class TopicSettings(_Section):
     """Kafka topic names and the partition count used when labelflow creates them."""
 
+    # The names ARCHITECTURE.md documents, under one prefix so a shared cluster shows what is ours.
     documents: str = "labelflow.documents"
     labels: str = "labelflow.labels"
     predictions: str = "labelflow.predictions"
@@ -61,6 +62,7 @@ class SecuritySettings(_Section):
 
     # Plaintext is what a local or embedded broker speaks; production clusters set SSL or SASL_SSL.
     protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    # Credentials and certificates have no defaults: they must come from the deployment.
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
@@ -147,6 +149,7 @@ class ModelSettings(_Section):
 
     # The default learner of ARCHITECTURE.md: per-cluster learners over an online label partition.
     learner: str = "partitioned"
+    # The learner's and embedder's own defaults (documented with each operator) unless overridden.
     learner_kwargs: dict[str, Any] = Field(default_factory=dict)
     # Hashing features need no model download and run at thousands of documents per second on a CPU.
     embedder: str = "hashing"
@@ -268,6 +271,7 @@ class Settings(BaseSettings):
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    # No routing topics unless asked for: every prediction already goes to topics.predictions.
     routing: list[RoutingRule] = Field(default_factory=list)
 
     @field_validator("brokers", mode="before")

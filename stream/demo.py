@@ -419,7 +419,12 @@ def print_summary(s: DemoSummary, settings: Settings, out: TextIO) -> None:
     print(f"  quality     prequential micro-F1: cumulative {p.micro_f1_cumulative:.3f}, last window {p.micro_f1_window:.3f}", file=out)
     print(f"  model       {p.labels} labels in {p.clusters} clusters (partition version {p.partition_version})", file=out)
     scheduled = ", ".join(f"{d['kind']}@{d['position']}" for d in s.stream_drifts) or "none"
-    print(f"  drift       scheduled in the stream: {scheduled}; alerts raised by the model: {len(s.drift_alerts)}", file=out)
+    kinds: dict[str, int] = {}
+    for alert in s.drift_alerts:
+        kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
+    by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+    print(f"  drift       scheduled in the stream: {scheduled}", file=out)
+    print(f"              alerts raised by the model: {len(s.drift_alerts)}" + (f" ({by_kind})" if by_kind else ""), file=out)
     print(f"  dead letter {sum(s.dead_letter_reasons.values())} messages {s.dead_letter_reasons}", file=out)
     print("where to look:", file=out)
     for topic, count in s.topics.items():

@@ -68,6 +68,10 @@ _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class MetricsServerError(RuntimeError):
+    """The metrics endpoint cannot listen where it was told to."""
+
+
 class WorkerMetrics:
     """The Prometheus series of one worker, in its own registry.
 
@@ -168,7 +172,12 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> int:
         """Serve ``/metrics`` over HTTP on a daemon thread; the port actually bound (``port=0`` picks one)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsServerError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc} (set metrics.port, 0 for any free port, -1 for none)"
+            ) from None
         self._server = server
         return int(server.server_port)
 

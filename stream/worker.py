@@ -32,7 +32,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from labelflow.operators.state import State
-from labelflow.stream.checkpoint import Checkpoint, CheckpointStore
+from labelflow.stream.checkpoint import Checkpoint, CheckpointStore, IncompatibleCheckpointError
 from labelflow.stream.config import Settings
 from labelflow.stream.embed_stage import EmbedProcessor
 from labelflow.stream.feedback_store import FeedbackStore
@@ -136,6 +136,9 @@ class Worker:
         )
         self.checkpoints = CheckpointStore(settings.checkpoint.dir, keep=settings.checkpoint.keep)
         self._stop = threading.Event()
+        # Rebalance callbacks run on kafka-python's IO thread; they and the main loop share the
+        # partition bookkeeping below under this lock (never held across a blocking Kafka call).
+        self._lock = threading.RLock()
         self.ready = threading.Event()  # set once subscribed (tests and the demo wait on it)
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
@@ -223,10 +226,18 @@ class Worker:
         runtime = self.runtime
         checkpoint = self.checkpoints.latest(identity=runtime.identity)
         if checkpoint is None:
-            logger.info("event=no_checkpoint dir=%s (starting a new model)", self.checkpoints.directory)
+            logger.info(
+                "event=no_checkpoint dir=%s (a new model; reading starts at the group's committed offsets, "
+                "or at the beginning for a new group)", self.checkpoints.directory,
+            )
             return
-        runtime.restore(checkpoint.model)
-        self._load_runtime_state(checkpoint.runtime)
+        try:
+            runtime.restore(checkpoint.model)
+            self._load_runtime_state(checkpoint.runtime)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IncompatibleCheckpointError(
+                f"checkpoint {checkpoint.path} cannot be restored into this worker: {type(exc).__name__}: {exc}"
+            ) from exc
         self._restore_offsets = {
             TopicPartition(topic, partition): offset
             for topic, parts in checkpoint.offsets.items()
@@ -248,8 +259,6 @@ class Worker:
 
     def _load_runtime_state(self, state: State) -> None:
         if state.meta.get("kind") != RUNTIME_STATE_KIND or state.meta.get("version") != RUNTIME_STATE_VERSION:
-            from labelflow.stream.checkpoint import IncompatibleCheckpointError
-
             raise IncompatibleCheckpointError(
                 f"runtime state {state.meta.get('kind')!r} version {state.meta.get('version')!r} is not "
                 f"{RUNTIME_STATE_KIND!r} version {RUNTIME_STATE_VERSION}"
@@ -319,10 +328,11 @@ class Worker:
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
         outcome = self._processor.process(inputs)
         self._produce(outcome)
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
-            self._restored_unprocessed.pop(tp, None)
+        with self._lock:
+            for record in records:
+                tp = TopicPartition(record.topic, record.partition)
+                self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
+                self._restored_unprocessed.pop(tp, None)
         self._dirty = True
         if self.learns and (self._checkpoint_due() or not set(self._positions) <= self._checkpointed):
             self._checkpoint("interval" if self._checkpoint_due() else "new_partition")
@@ -349,7 +359,8 @@ class Worker:
         if consumer is None or not self._positions:
             return
         started = time.perf_counter()
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._positions.items() if tp in self._assigned}
+        with self._lock:
+            offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._positions.items() if tp in self._assigned}
         if not offsets:
             return
         try:
@@ -369,7 +380,10 @@ class Worker:
             return
         started = time.perf_counter()
         offsets: dict[str, dict[int, int]] = {}
-        for tp, offset in {**self._restore_offsets, **self._restored_unprocessed, **self._positions}.items():
+        with self._lock:
+            merged = {**self._restore_offsets, **self._restored_unprocessed, **self._positions}
+            covered = set(merged)
+        for tp, offset in merged.items():
             offsets.setdefault(tp.topic, {})[tp.partition] = offset
         checkpoint = Checkpoint(
             model=self.runtime.state(),
@@ -378,7 +392,7 @@ class Worker:
             identity=self.runtime.identity,
         )
         path = self.checkpoints.save(checkpoint)
-        self._checkpointed = set(self._positions) | set(self._restore_offsets) | set(self._restored_unprocessed)
+        self._checkpointed = covered
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self._checkpoint_count += 1
@@ -399,6 +413,10 @@ class Worker:
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:
             return
+        with self._lock:
+            self._revoke(revoked)
+
+    def _revoke(self, revoked: set[TopicPartition]) -> None:
         logger.info("event=partitions_revoked partitions=%s", _tps(revoked))
         if self._batcher is not None:
             # Records of partitions we lost were not processed; their new owner reads them.
@@ -417,6 +435,10 @@ class Worker:
         self.metrics.assigned_partitions.set(len(self._assigned))
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        with self._lock:
+            self._assign(assigned)
+
+    def _assign(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
         self._assigned |= assigned
@@ -475,7 +497,7 @@ class Worker:
         if consumer is None:
             return
         lag: dict[str, int] = {}
-        for tp in self._assigned:
+        for tp in self._assigned_copy():
             highwater = consumer.highwater(tp)
             position = self._positions.get(tp)
             if highwater is not None and position is not None:
@@ -503,9 +525,13 @@ class Worker:
             drift_events=sum(counters["drift_events"].values()),
             waiting_documents=self.store.waiting_documents,
             checkpoints=self._checkpoint_count,
-            assigned=tuple(sorted((tp.topic, tp.partition) for tp in self._assigned)),
+            assigned=tuple(sorted((tp.topic, tp.partition) for tp in self._assigned_copy())),
             counters=counters,
         )
+
+    def _assigned_copy(self) -> set[TopicPartition]:
+        with self._lock:
+            return set(self._assigned)
 
     def _publish_progress(self) -> None:
         self._progress = self._snapshot()

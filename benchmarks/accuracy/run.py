@@ -12,6 +12,11 @@ inflated by another.
 
 from __future__ import annotations
 
+import os
+
+for _variable in ("OPENBLAS_NUM_THREADS",):
+    os.environ.setdefault(_variable, "1")  # see labelflow.stream.cli: BLAS threads slow small products
+
 import argparse
 import concurrent.futures
 import csv

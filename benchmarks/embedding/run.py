@@ -251,12 +251,15 @@ def _resolved_device(device: str) -> str:
 
 
 def run_child(kind: str, name: str, argv: list[str]) -> dict[str, Any]:
+    """One measurement in a fresh process; a failure is recorded (with the end of its stderr) so the
+    other measurements still run and are saved."""
     command = [sys.executable, __file__, *argv, f"--child-{kind}", name]
     log.info("running %s for %s", kind, name)
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit(f"{kind} benchmark of {name} failed (exit {done.returncode})")
+        log.error("%s benchmark of %s failed (exit %d)", kind, name, done.returncode)
+        return {"embedder": name, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -303,6 +306,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for entry in results["throughput"]:
+            if "error" in entry:
+                lines.append(f"| {entry['embedder']} | failed: {entry['error']} |||||||||")
+                continue
             for row in entry["batches"]:
                 gpu = f"{entry['gpu_peak_mb']:.0f}" if "gpu_peak_mb" in entry else "-"
                 lines.append(
@@ -318,6 +324,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         baselines = None
         for entry in results["quality"]:
+            if "error" in entry:
+                lines.append(f"| {entry['embedder']} | failed: {entry['error']} ||||||||")
+                continue
             r = entry["result"]
             m = r["metrics"]
             test = r.get("segments", {}).get("split=test", {}).get("model", {})
@@ -395,24 +404,26 @@ def main(argv: list[str] | None = None) -> None:
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_info(args.device),
             "loadavg_start": _loadavg(),
+            "loadavg_end": _loadavg(),
         },
         "throughput": [],
         "quality": [],
     }
-    if not args.no_throughput:
-        for name in args.embedder_names:
-            results["throughput"].append(run_child("throughput", name, argv))
-    if args.quality:
-        for name in args.embedder_names:
-            results["quality"].append(run_child("quality", name, argv))
-    results["meta"]["loadavg_end"] = _loadavg()
     out = Path(args.out) if args.out else HERE / "results" / f"{results['meta']['machine']['device'].split(':')[0]}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
+    parts = [] if args.no_throughput else [("throughput", name) for name in args.embedder_names]
+    parts += [("quality", name) for name in args.embedder_names] if args.quality else []
+    for kind, name in parts:
+        results[kind].append(run_child(kind, name, argv))
+        results["meta"]["loadavg_end"] = _loadavg()
+        out.write_text(json.dumps(results, indent=1))  # after every part: an abort keeps the rest
     markdown = render_markdown(results)
     out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown)
     log.info("wrote %s and %s", out, out.with_suffix(".md"))
+    failed = [f"{kind} of {entry['embedder']}" for kind in ("throughput", "quality") for entry in results[kind] if "error" in entry]
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

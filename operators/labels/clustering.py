@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from labelflow.operators.labels.association import Association, association, may_part, merge_threshold, same_line
 from labelflow.operators.labels.cluster_statistics import (
     ClosePair,
     ClusterStatistics,
@@ -28,7 +29,9 @@ from labelflow.operators.state import State
 
 __all__ = ["LabelClusterer", "LabelCooccurrence", "StructureChange"]
 
-STATE_FORMAT = "labelflow.label_clusterer/1"
+STATE_FORMAT = "labelflow.label_clusterer/2"
+# /1 had no line records (association across a node's last split or merge); it restores without them.
+_READABLE_FORMATS = ("labelflow.label_clusterer/1", STATE_FORMAT)
 
 #: Actions of a :class:`StructureChange`.
 SPLIT, MERGE, NEW_LABEL = "split", "merge", "new_label"
@@ -54,7 +57,9 @@ class StructureChange:
         (or separation) and the Hoeffding bound; for unrelated labels the weakest confident distance
         and ``1 - tie_threshold``; for a re-aggregation the growth of the child's diameter (or mean
         distance) over the parent's recorded value and the bound; for an affinity merge the
-        similarity in excess of independence and the bound; for a size-forced split the cluster
+        association (similarity in excess of independence) and its threshold (the bound, or, when
+        siblings are joined again, the association recorded at their split plus the bounds then
+        and now, if that is higher); for a size-forced split the cluster
         size and ``max_cluster_size``; for new labels their number and 0.
     reason
         Which rule fired: ``"heterogeneity"``, ``"separation"``, ``"unrelated"``, ``"max_size"``
@@ -89,6 +94,7 @@ class _SplitPlan:
     statistic: float
     threshold: float
     reason: str
+    association: Association  # of the two sides, recorded with the split (reverse hysteresis)
 
 
 class _LeafOrder:
@@ -122,7 +128,7 @@ class _Node:
     """A node of the cluster hierarchy: a leaf holds a cluster, an internal node remembers its split."""
 
     __slots__ = ("node_id", "parent", "children", "labels", "changed_at", "hits",
-                 "split_d1", "split_mean", "split_bound")
+                 "split_d1", "split_mean", "split_bound", "line_association", "line_bound", "merged_sides")
 
     def __init__(self, node_id: int, parent: int, labels: list[int], changed_at: int) -> None:
         self.node_id = node_id
@@ -134,6 +140,13 @@ class _Node:
         self.split_d1 = math.nan  # recorded when the node split (ODAC keeps them for re-aggregation)
         self.split_mean = math.nan
         self.split_bound = math.nan
+        # The line of the node's last change and the association across it then (with its bound):
+        # for an internal node its two children (recorded at the split), for a leaf made by a merge
+        # the two clusters it merged (``merged_sides``). Undoing the change along the same line
+        # needs the association to have moved past the recorded value by more than the bounds.
+        self.line_association = math.nan
+        self.line_bound = math.nan
+        self.merged_sides: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def is_leaf(self) -> bool:
@@ -161,6 +174,17 @@ class LabelClusterer:
     (range 1) with ``n`` the faded number of instances where either pivot label was positive: the
     pivot distance is the mean of "not both positive" over exactly those instances.
 
+    **Association.** Splits and merges are decided by one statistic, so that they cannot undo each
+    other while the counts merely fluctuate. The association of two groups of labels is their mean
+    Jaccard similarity over the cross pairs minus the mean independent labels with the same counts
+    would show (about 0 for unrelated labels, negative for labels that avoid each other); its bound
+    ``eps_x`` is the mean of the pairs' Hoeffding bounds, each from the pair's union count taken at
+    its effective sample size under fading (:meth:`LabelCooccurrence.sample_size_ratio`). A merge
+    needs a significant association (``x > eps_x``); a split may part two groups only if their
+    association is not positive (``x <= 0``), one bound lower: a merge is made only where the merged
+    cluster would not satisfy the split test by a margin of the bound, and a split only where the
+    parts would not satisfy the merge test by that margin.
+
     Tests, in this order, on an evaluated leaf past ``min_dwell``; the first that fires changes it:
 
     1. *Re-aggregation* (ODAC): undo the parent's split (its whole subtree becomes one leaf again)
@@ -168,7 +192,8 @@ class LabelClusterer:
        ``max(eps_parent, eps_leaf)``. Correction: Jaccard diameters saturate at 1 on sparse labels,
        so the same test also runs on the mean distance, which does follow a change of correlations.
        Every node of the subtree must be past ``min_dwell``; splits forced by size are never undone
-       this way (they claim nothing, and undoing one would recreate an oversized leaf).
+       this way (they claim nothing, and undoing one would recreate an oversized leaf); and nothing
+       is undone while the union would at once be split again along the same line.
     2. *Split* (ODAC, needs 3 labels): when ``d1 - d2 > eps or eps < tie_threshold`` (the diameter
        is real, or a tie with enough evidence) and the cluster is heterogeneous. Heterogeneity is
        Rodrigues et al.'s ``(d1 - d0) * |(d1 - mean) - (mean - d0)| > eps``, or (correction) the
@@ -179,28 +204,37 @@ class LabelClusterer:
        (sum of Jaccard similarities with each side), then to the smaller side, then to the first
        pivot's. Pivots are chosen by evidence: when some pairs never co-occurred, the two labels
        that never co-occurred whose rarer label is most frequent (then the more frequent partner,
-       then smaller ids); otherwise the farthest pair, ties to the larger union count.
+       then smaller ids); otherwise the farthest pair, ties to the larger union count. The split is
+       made only if the two sides may part (association not positive, see below for the reverse
+       hysteresis): a group whose weaker members are still associated with it stays whole, however
+       heterogeneous (ODAC alone split such groups, and the affinity merge joined them again).
     3. *Unrelated labels* (correction, any size >= 2): labels whose distance to every other label
        of the cluster is, with confidence, within ``tie_threshold`` of 1 (``D - eps > 1 -
        tie_threshold`` for each pair, ``eps`` from the pair's union count) are split off from the
-       rest (or, if every label is, the cluster splits by pivots). Without it, a cluster of labels
-       that stopped co-occurring is "homogeneous" to ODAC (all distances 1), never splits, and holds
-       its labels away from the clusters they now belong with.
+       rest (or, if every label is, the cluster splits by pivots), if the sides may part. Without
+       it, a cluster of labels that stopped co-occurring is "homogeneous" to ODAC (all distances 1),
+       never splits, and holds its labels away from the clusters they now belong with.
     4. *Affinity merge* (the agglomerative step for clusters that are not siblings: labels first
        seen apart, groups that became correlated): the leaf merges with the leaf it is most similar
        to (average Jaccard similarity over cross pairs) when the union fits in ``max_cluster_size``,
-       both are past ``min_dwell``, the similarity exceeds the one independent labels with the same
-       counts would show by more than the bound (evidence: the union count of the most similar
-       cross pair), and the union would not itself be split by tests 2-3, so a merge is not undone
-       at the next evaluation. Leaves smaller than ``min_cluster_size`` skip test 2 in that check:
-       tiny clusters merge whenever the association is real.
+       both are past ``min_dwell``, their association is significant (``x > eps_x``), and the
+       union would not satisfy the split test even with a margin: the pivot split (whatever ODAC's
+       statistics) and the unrelated-labels split of the union must each have a significant
+       association too. Leaves smaller than ``min_cluster_size`` skip the pivot split in that
+       check: tiny clusters merge whenever the association is real.
 
     **Bounds and hysteresis.** A node that changed cannot change again for ``min_dwell`` instances
     (a leaf that received new labels counts as changed: their counts start at zero, so every older
-    label looks far from them at first). A leaf larger than ``max_cluster_size`` (only a
-    re-aggregation can make one) is split at once without statistical evidence, sides capped at
-    ``max(ceil(m/2), max_cluster_size)``, until every cluster fits: a label powerset per cluster
-    stays tractable.
+    label looks far from them at first). Every change also records its line and the association
+    across it: a split the association of its two children, a merge the two groups it joined and
+    their association. The reverse change along the same line then needs, however much later, the
+    association to have moved past the recorded value by more than the two bounds together (then
+    and now: each estimate is within its bound of the true value, so a larger difference means the
+    correlation changed), on top of the test itself: two groups just merged are not split apart
+    again, nor two just split merged back, while the stream stays stationary. A leaf larger than
+    ``max_cluster_size`` (only a re-aggregation can make one) is split at once without statistical
+    evidence, sides capped at ``max(ceil(m/2), max_cluster_size)``, until every cluster fits: a
+    label powerset per cluster stays tractable.
 
     **New labels.** The new ids of an instance join the leaf holding most of that instance's known
     labels (ties: the smaller leaf, then the older one) if it has room for all of them; otherwise
@@ -361,6 +395,22 @@ class LabelClusterer:
         """Jaccard distance of two labels under the current (faded) counts."""
         return self.cooccurrence.distance(a, b)
 
+    def association(self, left: Iterable[int], right: Iterable[int]) -> Association:
+        """The association of two disjoint, non-empty groups of known label ids: what splits and merges test.
+
+        See :func:`~labelflow.operators.labels.association.association`; a merge joins two clusters
+        only when it is significant, a split parts two groups only when it is not positive.
+        """
+        first, second = _clean_label_ids(left), _clean_label_ids(right)
+        if not first or not second:
+            raise ValueError("association needs two non-empty groups of labels")
+        if set(first) & set(second):
+            raise ValueError(f"association needs disjoint groups; both hold {sorted(set(first) & set(second))}")
+        unknown = max(first[-1], second[-1])
+        if unknown >= self.n_labels:
+            raise ValueError(f"label {unknown} is not known yet ({self.n_labels} labels)")
+        return self._association(first, second)
+
     def add_labels(self, n_labels: int) -> None:
         """Make sure ids ``0 .. n_labels - 1`` are in the partition (new ones as singletons)."""
         n_labels = operator.index(n_labels)
@@ -458,9 +508,13 @@ class LabelClusterer:
         return hoeffding_bound(evidence, self.delta)
 
     def _plan_split(self, labels: list[int], close: list[ClosePair] | None = None,
-                    s: ClusterStatistics | None = None, odac: bool = True) -> _SplitPlan | None:
-        """The statistical split of ``labels`` if a test calls for one, else None.
+                    s: ClusterStatistics | None = None, *, odac: bool = True,
+                    record: _Node | None = None) -> _SplitPlan | None:
+        """The statistical split of ``labels`` if a test calls for one and its sides may part, else None.
 
+        ODAC's test, then the unrelated-labels test, each propose two sides; a proposal is taken only
+        when :meth:`_may_part` allows it (the sides are not associated, and ``record``, the leaf
+        being evaluated, was not made by merging the same two sides on stronger evidence).
         ``odac=False`` runs only the unrelated-labels test.
         """
         if len(labels) < 2:
@@ -469,24 +523,69 @@ class LabelClusterer:
             close = close_pairs(self.cooccurrence, labels)
         if s is None:
             s = cluster_statistics(self.cooccurrence, labels, close)
+        eps = self._bound(s.evidence)
         if odac and len(labels) >= 3:  # ODAC needs a second largest distance
-            eps = self._bound(s.evidence)
             if (s.d1 - s.d2 > eps) or (eps < self.tie_threshold):
                 sides = split_by_pivots(self.cooccurrence, labels, s.pivots)
-                if s.heterogeneity > eps:
-                    return _SplitPlan(s, sides, eps, s.heterogeneity, eps, "heterogeneity")
-                gap = separation(close, *sides)
-                if gap > eps:
-                    return _SplitPlan(s, sides, eps, gap, eps, "separation")
+                statistic, reason = s.heterogeneity, "heterogeneity"
+                if not statistic > eps:
+                    statistic, reason = separation(close, *sides), "separation"
+                if statistic > eps:
+                    parting = self._may_part(sides, record)
+                    if parting is not None:
+                        return _SplitPlan(s, sides, eps, statistic, eps, reason, parting)
         unrelated, certainty = unrelated_labels(self.cooccurrence, labels, self.delta, self.tie_threshold)
         if not unrelated:
             return None
+        sides = self._unrelated_sides(labels, unrelated, s)
+        parting = self._may_part(sides, record)
+        if parting is None:
+            return None
+        return _SplitPlan(s, sides, eps, certainty, 1.0 - self.tie_threshold, "unrelated", parting)
+
+    def _unrelated_sides(self, labels: list[int], unrelated: list[int],
+                         s: ClusterStatistics) -> tuple[list[int], list[int]]:
         if len(unrelated) < len(labels):
-            related = [a for a in labels if a not in set(unrelated)]
-            sides = (related, unrelated)
-        else:
-            sides = split_by_pivots(self.cooccurrence, labels, s.pivots)
-        return _SplitPlan(s, sides, self._bound(s.evidence), certainty, 1.0 - self.tie_threshold, "unrelated")
+            apart = set(unrelated)
+            return [a for a in labels if a not in apart], unrelated
+        return split_by_pivots(self.cooccurrence, labels, s.pivots)
+
+    def _association(self, left: Sequence[int], right: Sequence[int]) -> Association:
+        return association(self.cooccurrence, left, right, self.delta)
+
+    def _may_part(self, sides: tuple[list[int], list[int]], record: _Node | None) -> Association | None:
+        """The sides' association if a split may part them (:func:`may_part`), else None.
+
+        ``record``: the leaf being split; if a merge made it from the same two groups, the
+        association recorded then must be refuted.
+        """
+        now = self._association(*sides)
+        merged = None
+        if record is not None and record.merged_sides is not None and same_line(sides, record.merged_sides):
+            merged = _recorded(record)
+        return now if may_part(now, merged) else None
+
+    def _union_would_split(self, labels: list[int], odac: bool) -> bool:
+        """Whether the union of a merge would satisfy the split test, with a margin of one bound.
+
+        The split tests' proposals are taken with their statistical thresholds lowered all the way
+        (ODAC proposes the pivot split whatever its statistics) and the association threshold
+        raised by one bound, to the merge threshold: the union counts as splittable unless every
+        proposed line is as associated as a merge requires. A merge therefore never creates a
+        cluster that a split along any proposed line could undo while the statistics stay within
+        their bounds. ``odac=False``: only the unrelated-labels proposal (tiny clusters).
+        """
+        s: ClusterStatistics | None = None
+        proposals: list[tuple[list[int], list[int]]] = []
+        if odac and len(labels) >= 3:
+            s = cluster_statistics(self.cooccurrence, labels)
+            proposals.append(split_by_pivots(self.cooccurrence, labels, s.pivots))
+        unrelated, _ = unrelated_labels(self.cooccurrence, labels, self.delta, self.tie_threshold)
+        if unrelated:
+            if s is None:
+                s = cluster_statistics(self.cooccurrence, labels)
+            proposals.append(self._unrelated_sides(labels, unrelated, s))
+        return not all(self._association(*sides).significant for sides in proposals)
 
     def _evaluate(self, leaf: _Node) -> None:
         if not self._dwelt(leaf):
@@ -501,13 +600,26 @@ class LabelClusterer:
                 growth_mean = s.mean - parent.split_mean
                 if growth_d1 > eps or growth_mean > eps:
                     reason = "diameter_growth" if growth_d1 > eps else "mean_growth"
-                    self._aggregate(parent, max(growth_d1, growth_mean), eps, reason)
-                    return
-        plan = self._plan_split(leaf.labels, close, s)
+                    if self._try_aggregate(parent, max(growth_d1, growth_mean), eps, reason):
+                        return
+        plan = self._plan_split(leaf.labels, close, s, record=leaf)
         if plan is not None:
-            self._split(leaf, plan.statistics, plan.sides, plan.bound, plan.statistic, plan.threshold, plan.reason)
+            self._split(leaf, plan.statistics, plan.sides, plan.bound, plan.statistic, plan.threshold,
+                        plan.reason, plan.association)
             return
         self._try_affinity_merge(leaf)
+
+    def _try_aggregate(self, parent: _Node, statistic: float, eps: float, reason: str) -> bool:
+        """Undo ``parent``'s split unless the union would at once be split again along the same line."""
+        first, second = (self._subtree_labels(self._nodes[c]) for c in parent.children)
+        sides = (first, second)
+        union = sorted(first + second)
+        if len(union) <= self.max_cluster_size:  # else a forced split follows whatever the statistics
+            plan = self._plan_split(union)
+            if plan is not None and same_line(plan.sides, sides):
+                return False  # the split is still what the statistics call for: nothing to undo
+        self._aggregate(parent, statistic, eps, reason, sides, self._association(first, second))
+        return True
 
     def _try_affinity_merge(self, leaf: _Node) -> None:
         room = self.max_cluster_size - len(leaf.labels)
@@ -535,49 +647,19 @@ class LabelClusterer:
             key = (-total / len(other.labels), other_id)
             if best_key is None or key < best_key:
                 best, best_key = other, key
-        if best is None or best_key is None:
+        if best is None:
             return
-        mean_similarity = -best_key[0] / len(leaf.labels)
-        independent = self._independent_similarity(leaf.labels, best.labels)
-        excess = mean_similarity - independent
-        eps = self._bound(self._strongest_union(leaf.labels, best.labels) / self.cooccurrence.weight)
-        if not excess > eps:
+        now = self._association(leaf.labels, best.labels)
+        # siblings: joining them undoes their parent's split, whose record must be refuted
+        split = _recorded(self._nodes[leaf.parent]) if leaf.parent >= 0 and leaf.parent == best.parent else None
+        threshold = merge_threshold(now, split)
+        if not now.value > threshold:
             return
         merged = sorted(leaf.labels + best.labels)
         tiny = min(len(leaf.labels), len(best.labels)) < self.min_cluster_size
-        if self._plan_split(merged, odac=not tiny) is not None:
-            return  # the union would be split again at its first evaluation
-        self._merge_leaves(leaf, best, merged, excess, eps)
-
-    def _strongest_union(self, left: Sequence[int], right: Sequence[int]) -> float:
-        """Union count of the most similar cross pair (ties: larger union): the merge's evidence."""
-        counts = self.cooccurrence.raw_counts
-        pairs = self.cooccurrence.raw_pairs
-        best = (-1.0, 0.0)
-        for a in left:
-            row = pairs[a]
-            for b in right:
-                v = row.get(b)
-                if v:
-                    union = counts[a] + counts[b] - v
-                    best = max(best, (v / union, union))
-        return best[1]
-
-    def _independent_similarity(self, left: Sequence[int], right: Sequence[int]) -> float:
-        """Mean Jaccard similarity the cross pairs would have if the labels were independent."""
-        counts = self.cooccurrence.raw_counts
-        n = self.cooccurrence.raw_instances
-        if n <= 0.0:
-            return 0.0
-        total = 0.0
-        for a in left:
-            count_a = counts[a]
-            for b in right:
-                expected = count_a * counts[b] / n
-                union = count_a + counts[b] - expected
-                if union > 0.0:
-                    total += expected / union
-        return total / (len(left) * len(right))
+        if self._union_would_split(merged, odac=not tiny):
+            return
+        self._merge_leaves(leaf, best, merged, now, threshold)
 
     # ------------------------------------------------------------------ structure changes
 
@@ -595,11 +677,14 @@ class LabelClusterer:
         return node
 
     def _split(self, leaf: _Node, s: ClusterStatistics, sides: tuple[list[int], list[int]], bound: float,
-               statistic: float, threshold: float, reason: str) -> tuple[_Node, _Node]:
+               statistic: float, threshold: float, reason: str,
+               association: Association | None = None) -> tuple[_Node, _Node]:
         labels = tuple(leaf.labels)
         leaf.labels = []
         self._order = None
         leaf.split_d1, leaf.split_mean, leaf.split_bound = s.d1, s.mean, bound
+        leaf.merged_sides = None
+        _record_line(leaf, association)
         leaf.changed_at = self._position
         leaf.hits = 0
         first = self._new_leaf(sides[0], parent=leaf.node_id)
@@ -638,11 +723,20 @@ class LabelClusterer:
             del self._nodes[current.node_id]
         node.children = ()
 
-    def _aggregate(self, parent: _Node, statistic: float, eps: float, reason: str) -> None:
-        """Undo ``parent``'s split: its whole subtree becomes one leaf again."""
+    def _aggregate(self, parent: _Node, statistic: float, eps: float, reason: str,
+                   sides: tuple[list[int], list[int]], association: Association) -> None:
+        """Undo ``parent``'s split: its whole subtree becomes one leaf again.
+
+        ``sides`` (the labels under each child) and their association are recorded as the line of
+        the merge only where the union is as associated as an affinity merge requires; a
+        re-aggregation of groups that are not associated claims nothing a later split could refute.
+        """
         labels = self._subtree_labels(parent)
         self._drop_subtree_below(parent)
         self._become_leaf(parent, labels)
+        if association.significant:
+            parent.merged_sides = (tuple(sides[0]), tuple(sides[1]))
+            _record_line(parent, association)
         self._emit(MERGE, tuple(labels), statistic, eps, reason)
         self._enforce_max_size(parent)
 
@@ -650,21 +744,27 @@ class LabelClusterer:
         self._order = None
         node.labels = labels
         node.split_d1 = node.split_mean = node.split_bound = math.nan
+        node.line_association = node.line_bound = math.nan
+        node.merged_sides = None
         node.changed_at = self._position
         node.hits = 0
         for a in labels:
             self._leaf_of[a] = node.node_id
 
-    def _merge_leaves(self, leaf: _Node, other: _Node, merged: list[int], statistic: float, eps: float) -> None:
+    def _merge_leaves(self, leaf: _Node, other: _Node, merged: list[int], association: Association,
+                      threshold: float) -> None:
+        sides = (tuple(leaf.labels), tuple(other.labels))
         if leaf.parent >= 0 and leaf.parent == other.parent:  # siblings: undo their parent's split
-            parent = self._nodes[leaf.parent]
-            self._drop_subtree_below(parent)
-            self._become_leaf(parent, merged)
+            node = self._nodes[leaf.parent]
+            self._drop_subtree_below(node)
+            self._become_leaf(node, merged)
         else:
             self._detach(leaf)
             self._detach(other)
-            self._new_leaf(merged, parent=-1)
-        self._emit(MERGE, tuple(merged), statistic, eps, "affinity")
+            node = self._new_leaf(merged, parent=-1)
+        node.merged_sides = sides
+        _record_line(node, association)
+        self._emit(MERGE, tuple(merged), association.value, threshold, "affinity")
 
     def _detach(self, leaf: _Node) -> None:
         """Remove a leaf from the hierarchy; its sibling takes the place of their parent."""
@@ -753,6 +853,9 @@ class LabelClusterer:
         children = np.full((len(nodes), 2), -1, dtype=np.int64)
         for i, node in enumerate(nodes):
             children[i, : len(node.children)] = node.children
+        # merged sides, flattened: one row (node id, side 0/1, label) per label of each recorded line
+        merged_rows = [(node.node_id, side, label) for node in nodes if node.merged_sides is not None
+                       for side, group in enumerate(node.merged_sides) for label in group]
         state = State(
             meta={
                 "format": STATE_FORMAT,
@@ -772,6 +875,9 @@ class LabelClusterer:
                 "node_hits": np.array([n.hits for n in nodes], dtype=np.int64),
                 "node_split": np.array([[n.split_d1, n.split_mean, n.split_bound] for n in nodes],
                                        dtype=np.float64).reshape(len(nodes), 3),
+                "node_line": np.array([[n.line_association, n.line_bound] for n in nodes],
+                                      dtype=np.float64).reshape(len(nodes), 2),
+                "merged_sides": np.array(merged_rows, dtype=np.int64).reshape(len(merged_rows), 3),
             },
         )
         state.attach("cooccurrence", self.cooccurrence.state())
@@ -780,8 +886,10 @@ class LabelClusterer:
     @classmethod
     def from_state(cls, state: State) -> "LabelClusterer":
         fmt = state.meta.get("format")
-        if fmt != STATE_FORMAT:
-            raise ValueError(f"cannot restore LabelClusterer from state format {fmt!r} (expected {STATE_FORMAT!r})")
+        if fmt not in _READABLE_FORMATS:
+            raise ValueError(
+                f"cannot restore LabelClusterer from state format {fmt!r} (expected one of {_READABLE_FORMATS})"
+            )
         clusterer = cls(**state.meta["settings"])
         clusterer.cooccurrence = LabelCooccurrence.from_state(state.detach("cooccurrence"))
         clusterer._position = int(state.meta["position"])
@@ -798,7 +906,17 @@ class LabelClusterer:
             node.children = tuple(int(c) for c in a["node_children"][i] if c >= 0)
             node.hits = int(a["node_hits"][i])
             node.split_d1, node.split_mean, node.split_bound = (float(v) for v in a["node_split"][i])
+            if "node_line" in a:
+                node.line_association, node.line_bound = (float(v) for v in a["node_line"][i])
             clusterer._nodes[node_id] = node
+        if "merged_sides" in a:
+            groups: dict[int, tuple[list[int], list[int]]] = {}
+            for node_id, side, label in a["merged_sides"].tolist():
+                if node_id not in clusterer._nodes or side not in (0, 1):
+                    raise ValueError(f"corrupt LabelClusterer state: merged side {side} of unknown node {node_id}")
+                groups.setdefault(node_id, ([], []))[side].append(label)
+            for node_id, (first, second) in groups.items():
+                clusterer._nodes[node_id].merged_sides = (tuple(first), tuple(second))
         for label, leaf in enumerate(clusterer._leaf_of):
             node = clusterer._nodes.get(leaf)
             if node is None or not node.is_leaf:
@@ -809,6 +927,20 @@ class LabelClusterer:
         clusterer._partition = None
         clusterer._order = None
         return clusterer
+
+
+def _record_line(node: _Node, association: Association | None) -> None:
+    """Record the association across ``node``'s line; none, or one without evidence (infinite bound), records nothing."""
+    if association is not None and math.isfinite(association.bound):
+        node.line_association, node.line_bound = association.value, association.bound
+    else:
+        node.line_association = node.line_bound = math.nan
+
+
+def _recorded(node: _Node) -> Association | None:
+    if math.isnan(node.line_association):
+        return None
+    return Association(node.line_association, node.line_bound)
 
 
 def _clean_label_ids(ids: Iterable[int]) -> list[int]:

@@ -9,7 +9,9 @@ import numpy as np
 
 from labelflow.operators.state import State
 
-STATE_FORMAT = "labelflow.label_cooccurrence/1"
+STATE_FORMAT = "labelflow.label_cooccurrence/2"
+# /1 had no squared-weight counts; it restores with the conservative sample-size ratio 1 for every label.
+_READABLE_FORMATS = ("labelflow.label_cooccurrence/1", STATE_FORMAT)
 
 # Counts are stored multiplied by a global weight that grows by 1/fading_factor per instance, so fading
 # costs nothing per instance. Once the weight passes this value every count is divided by it (and the
@@ -31,6 +33,11 @@ class LabelCooccurrence:
     stored count; ratios of counts (the Jaccard distance) never need the weight, faded counts divide
     by it. Pairs whose faded count dropped below ``prune_below`` are removed when the weights are
     renormalised, so pairs that stopped co-occurring eventually read as "never co-occurred" again.
+
+    Per label, the sum of the squared weights is kept too: a faded count is a weighted sum, and the
+    sample size a concentration bound may use for a mean under those weights is Kish's effective
+    size ``(sum w)**2 / sum w**2``, up to ``(1 + fading_factor)`` times the faded count once the
+    stream is longer than the memory (:meth:`sample_size_ratio`).
 
     Parameters
     ----------
@@ -62,6 +69,7 @@ class LabelCooccurrence:
         self._weight = 1.0
         self._instances = 0.0
         self._counts: list[float] = []
+        self._counts_sq: list[float] = []  # per label, sum of squared raw weights
         self._pairs: list[dict[int, float]] = []
         self.n_updates = 0
 
@@ -76,6 +84,7 @@ class LabelCooccurrence:
         missing = n_labels - len(self._counts)
         if missing > 0:
             self._counts.extend([0.0] * missing)
+            self._counts_sq.extend([0.0] * missing)
             self._pairs.extend({} for _ in range(missing))
 
     def update(self, labels: Sequence[int]) -> None:
@@ -89,8 +98,11 @@ class LabelCooccurrence:
         weight = self._weight
         self._instances += weight
         counts = self._counts
+        counts_sq = self._counts_sq
+        weight_sq = weight * weight
         for a in labels:
             counts[a] += weight
+            counts_sq[a] += weight_sq
         k = len(labels)
         if k > 1:
             pairs = self._pairs
@@ -108,6 +120,8 @@ class LabelCooccurrence:
     def _renormalise(self) -> None:
         scale = 1.0 / self._weight
         self._counts = [c * scale for c in self._counts]
+        scale_sq = scale * scale
+        self._counts_sq = [c * scale_sq for c in self._counts_sq]
         self._instances *= scale
         keep_above = self.prune_below
         self._pairs = [
@@ -131,6 +145,27 @@ class LabelCooccurrence:
     def raw_pairs(self) -> list[dict[int, float]]:
         """Per-label ``{other label: pair count}`` scaled by :attr:`weight`, symmetric (do not modify)."""
         return self._pairs
+
+    def sample_size_ratio(self, a: int) -> float:
+        """Effective sample size of label ``a``'s faded count, per unit of that count (>= 1).
+
+        Kish's ``(sum w)**2 / sum w**2`` over the instances where ``a`` was positive, divided by
+        ``sum w``: 1 without fading or while all of them are recent, close to ``1 + fading_factor``
+        for a label seen steadily over more than the memory, less for a label that appeared
+        recently. 1 for a label never seen (no evidence to scale).
+
+        >>> stats = LabelCooccurrence(fading_factor=0.99)
+        >>> stats.add_labels(2)
+        >>> for i in range(2000):
+        ...     stats.update([0, 1] if i >= 1990 else [0])
+        >>> round(stats.sample_size_ratio(0), 3), round(stats.sample_size_ratio(1), 3)
+        (1.99, 1.045)
+        """
+        count_sq = self._counts_sq[a]
+        if count_sq <= 0.0:
+            return 1.0
+        # faded sum of w = raw / weight; faded sum of w**2 = raw_sq / weight**2
+        return max(1.0, self._counts[a] * self._weight / count_sq)
 
     @property
     def raw_instances(self) -> float:
@@ -197,6 +232,7 @@ class LabelCooccurrence:
             arrays={
                 "scalars": np.array([self._weight, self._instances], dtype=np.float64),
                 "counts": np.asarray(self._counts, dtype=np.float64),
+                "counts_sq": np.asarray(self._counts_sq, dtype=np.float64),
                 "pair_rows": np.asarray(rows, dtype=np.int64),
                 "pair_cols": np.asarray(cols, dtype=np.int64),
                 "pair_values": np.asarray(values, dtype=np.float64),
@@ -206,8 +242,10 @@ class LabelCooccurrence:
     @classmethod
     def from_state(cls, state: State) -> "LabelCooccurrence":
         fmt = state.meta.get("format")
-        if fmt != STATE_FORMAT:
-            raise ValueError(f"cannot restore LabelCooccurrence from state format {fmt!r} (expected {STATE_FORMAT!r})")
+        if fmt not in _READABLE_FORMATS:
+            raise ValueError(
+                f"cannot restore LabelCooccurrence from state format {fmt!r} (expected one of {_READABLE_FORMATS})"
+            )
         stats = cls(fading_factor=state.meta["fading_factor"], prune_below=state.meta["prune_below"])
         stats.n_updates = int(state.meta["n_updates"])
         weight, instances = (float(v) for v in state.arrays["scalars"])
@@ -215,6 +253,12 @@ class LabelCooccurrence:
             raise ValueError(f"corrupt LabelCooccurrence state: weight {weight!r}")
         stats._weight, stats._instances = weight, instances
         stats._counts = [float(c) for c in state.arrays["counts"]]
+        if "counts_sq" in state.arrays:
+            stats._counts_sq = [float(c) for c in state.arrays["counts_sq"]]
+            if len(stats._counts_sq) != len(stats._counts):
+                raise ValueError("corrupt LabelCooccurrence state: counts and squared counts differ in length")
+        else:  # format /1: the largest possible sum of squares, sample-size ratio 1 (conservative)
+            stats._counts_sq = [c * weight for c in stats._counts]
         stats._pairs = [{} for _ in stats._counts]
         rows, cols, values = (state.arrays[k] for k in ("pair_rows", "pair_cols", "pair_values"))
         if not (rows.shape == cols.shape == values.shape):

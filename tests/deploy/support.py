@@ -309,8 +309,8 @@ _IDENT = re.compile(r"(?<![\w.$])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
 def promql_names(expr: str) -> tuple[set[str], set[str], set[str]]:
     """(metric names, function names, grouping label names) used by a PromQL expression.
 
-    >>> promql_names('sum by (stage) (rate(labelflow_stage_seconds_sum{job=~"$job"}[$__rate_interval])) > 0')
-    ({'labelflow_stage_seconds_sum'}, {'rate', 'sum'}, {'stage'})
+    >>> [sorted(names) for names in promql_names('sum by (stage) (rate(labelflow_stage_seconds_sum{job=~"$job"}[$__rate_interval])) > 0')]
+    [['labelflow_stage_seconds_sum'], ['rate', 'sum'], ['stage']]
     """
     text = _STRING.sub('""', expr)
     text = re.sub(r"\{[^}]*\}", "", text)

@@ -3,7 +3,9 @@ routing, metrics, graceful restart from a checkpoint."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -106,7 +108,7 @@ def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(se
         letter = by_offset[(settings.topics.documents, offsets[name])]
         assert letter["reason"] == reason, name
         assert letter["partition"] == 0 and letter["error_message"]
-        prefix = __import__("base64").b64decode(letter["value_b64"])
+        prefix = base64.b64decode(letter["value_b64"])
         assert raw.startswith(prefix) and letter["value_size"] == len(raw)
     feedback_letters = [v for v in letters.values() if v["topic"] == settings.topics.labels]
     assert [v["reason"] for v in feedback_letters] == ["wrong_type"]
@@ -145,8 +147,6 @@ def scrape(port: int) -> dict[str, list[Any]]:
 
 
 def test_metrics_endpoint_serves_the_documented_series(settings_for: Callable[..., Settings]) -> None:
-    import re
-
     settings = settings_for(metrics__port=0)
     create_topics(settings)
     documents = synthetic(300)

@@ -226,6 +226,26 @@ def test_state_round_trip_is_exact(streams, tmp_path) -> None:
         np.testing.assert_array_equal(copy.arrays[key], original.arrays[key], err_msg=key)
 
 
+def test_a_state_of_format_1_restores_and_continues_without_line_records(streams) -> None:
+    label_sets = list(streams.label_sets(GROUPS, 2500, random.Random(10)))
+    clusterer = LabelClusterer()
+    clusterer.add_labels(12)
+    learn(clusterer, label_sets[:1500])
+    state = clusterer.state()
+    # what format /1 wrote: no line records, no squared-weight counts
+    state.meta["format"] = "labelflow.label_clusterer/1"
+    state.meta["children"]["cooccurrence"]["format"] = "labelflow.label_cooccurrence/1"
+    for key in ("node_line", "merged_sides", "cooccurrence/counts_sq"):
+        del state.arrays[key]
+    restored = LabelClusterer.from_state(state)
+    restored.check_consistency()
+    assert restored.partition == clusterer.partition
+    learn(restored, label_sets[1500:])
+    restored.check_consistency()
+    assert streams.same_grouping(restored.partition.clusters, GROUPS)
+    assert restored.state().meta["format"] == "labelflow.label_clusterer/2"
+
+
 def test_from_state_rejects_other_formats_and_corrupt_maps() -> None:
     with pytest.raises(ValueError, match="state format"):
         LabelClusterer.from_state(State(meta={"format": "other/1"}))
@@ -234,6 +254,10 @@ def test_from_state_rejects_other_formats_and_corrupt_maps() -> None:
     state = clusterer.state()
     state.arrays["leaf_of"] = np.array([0, 99], dtype=np.int64)
     with pytest.raises(ValueError, match="not a leaf"):
+        LabelClusterer.from_state(state)
+    state = clusterer.state()
+    state.arrays["merged_sides"] = np.array([[99, 0, 1]], dtype=np.int64)
+    with pytest.raises(ValueError, match="merged side 0 of unknown node 99"):
         LabelClusterer.from_state(state)
 
 

@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from labelflow.operators.labels import cluster_statistics, clustering, cooccurrence, partition
+from labelflow.operators.labels import association, cluster_statistics, clustering, cooccurrence, partition
 
 
-@pytest.mark.parametrize("module", [partition, cooccurrence, cluster_statistics, clustering])
+@pytest.mark.parametrize("module", [partition, cooccurrence, cluster_statistics, association, clustering])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted > 0, f"{module.__name__} has no examples"

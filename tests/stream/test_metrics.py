@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
+import urllib.request
 from pathlib import Path
+
+import pytest
 
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from labelflow.stream import metrics
-from labelflow.stream.metrics import WorkerMetrics
+from labelflow.stream.metrics import MetricsServerError, WorkerMetrics
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
@@ -62,11 +67,24 @@ def test_two_workers_have_separate_registries() -> None:
 
 def test_checkpoint_age_counts_from_the_last_checkpoint() -> None:
     m = WorkerMetrics()
-    import time
-
     m.checkpoint_written(time.time() - 30)
     value = next(
         s.value for f in text_string_to_metric_families(generate_latest(m.registry).decode())
         for s in f.samples if s.name == metrics.CHECKPOINT_AGE
     )
     assert 29 <= value <= 40
+
+
+def test_serving_on_a_busy_port_is_a_clear_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(MetricsServerError, match=f"127.0.0.1:{port}"):
+            WorkerMetrics().serve("127.0.0.1", port)
+    m = WorkerMetrics()
+    bound = m.serve("127.0.0.1", 0)
+    try:
+        assert b"labelflow_worker_up" in urllib.request.urlopen(f"http://127.0.0.1:{bound}/metrics", timeout=5).read()
+    finally:
+        m.close()
