@@ -128,6 +128,11 @@ class WorkerMetrics:
         self.up = Gauge(UP, "1 while the worker loop runs.", registry=r)
         for stage in STAGES:
             self.stage_seconds.labels(stage=stage)
+        # Every drift series exists from the start at 0: Prometheus' increase() cannot see the first
+        # event of a series that appears with value 1, and the drift alert would never fire for it.
+        for kind in ("performance", "label_prior", "label_structure", "input"):
+            for level in ("global", "cluster"):
+                self.drift_events.labels(kind=kind, level=level)
         self._synced: dict[str, float] = {}
         self._server: WSGIServer | None = None
         self._checkpoint_time: float | None = None

@@ -396,5 +396,8 @@ class BatchProcessor:
                 continue
             if alert.severity == "drift":  # warnings are published, but only detections are counted
                 self.counters.inc_group("drift_events", f"{alert.kind}/{metric_level(alert.level)}")
-            out.messages.append(OutputMessage(self.settings.topics.drift, None, alert.to_bytes()))
+            # Keyed by kind/level: one partition keeps each detector's alerts in order, and a compacted
+            # topic (on Apache Kafka) keeps the latest alert per detector.
+            key = f"{alert.kind}/{alert.level}".encode()
+            out.messages.append(OutputMessage(self.settings.topics.drift, key, alert.to_bytes()))
             out.drift_alerts += 1

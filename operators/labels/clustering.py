@@ -509,13 +509,14 @@ class LabelClusterer:
 
     def _plan_split(self, labels: list[int], close: list[ClosePair] | None = None,
                     s: ClusterStatistics | None = None, *, odac: bool = True,
-                    record: _Node | None = None) -> _SplitPlan | None:
+                    record: _Node | None = None, margin: bool = False) -> _SplitPlan | None:
         """The statistical split of ``labels`` if a test calls for one and its sides may part, else None.
 
         ODAC's test, then the unrelated-labels test, each propose two sides; a proposal is taken only
         when :meth:`_may_part` allows it (the sides are not associated, and ``record``, the leaf
         being evaluated, was not made by merging the same two sides on stronger evidence).
-        ``odac=False`` runs only the unrelated-labels test.
+        ``odac=False`` runs only the unrelated-labels test. ``margin``: the test a merge runs on its
+        union, with the association threshold one bound higher (see :meth:`_may_part`).
         """
         if len(labels) < 2:
             return None
@@ -531,14 +532,14 @@ class LabelClusterer:
                 if not statistic > eps:
                     statistic, reason = separation(close, *sides), "separation"
                 if statistic > eps:
-                    parting = self._may_part(sides, record)
+                    parting = self._may_part(sides, record, margin)
                     if parting is not None:
                         return _SplitPlan(s, sides, eps, statistic, eps, reason, parting)
         unrelated, certainty = unrelated_labels(self.cooccurrence, labels, self.delta, self.tie_threshold)
         if not unrelated:
             return None
         sides = self._unrelated_sides(labels, unrelated, s)
-        parting = self._may_part(sides, record)
+        parting = self._may_part(sides, record, margin)
         if parting is None:
             return None
         return _SplitPlan(s, sides, eps, certainty, 1.0 - self.tie_threshold, "unrelated", parting)
@@ -553,13 +554,17 @@ class LabelClusterer:
     def _association(self, left: Sequence[int], right: Sequence[int]) -> Association:
         return association(self.cooccurrence, left, right, self.delta)
 
-    def _may_part(self, sides: tuple[list[int], list[int]], record: _Node | None) -> Association | None:
+    def _may_part(self, sides: tuple[list[int], list[int]], record: _Node | None,
+                  margin: bool = False) -> Association | None:
         """The sides' association if a split may part them (:func:`may_part`), else None.
 
         ``record``: the leaf being split; if a merge made it from the same two groups, the
-        association recorded then must be refuted.
+        association recorded then must be refuted. ``margin``: the threshold raised by one bound,
+        to the merge threshold: any two groups a merge would not join may part.
         """
         now = self._association(*sides)
+        if margin:
+            return None if now.significant else now
         merged = None
         if record is not None and record.merged_sides is not None and same_line(sides, record.merged_sides):
             merged = _recorded(record)
@@ -568,24 +573,13 @@ class LabelClusterer:
     def _union_would_split(self, labels: list[int], odac: bool) -> bool:
         """Whether the union of a merge would satisfy the split test, with a margin of one bound.
 
-        The split tests' proposals are taken with their statistical thresholds lowered all the way
-        (ODAC proposes the pivot split whatever its statistics) and the association threshold
-        raised by one bound, to the merge threshold: the union counts as splittable unless every
-        proposed line is as associated as a merge requires. A merge therefore never creates a
-        cluster that a split along any proposed line could undo while the statistics stay within
-        their bounds. ``odac=False``: only the unrelated-labels proposal (tiny clusters).
+        The split tests run on the union with the association threshold raised by one bound, to
+        the merge threshold: the union counts as splittable when a test proposes two sides that a
+        merge would not join. A merge therefore never creates a cluster that the split test would
+        undo while the association stays within its bound. ``odac=False``: only the
+        unrelated-labels test (tiny clusters).
         """
-        s: ClusterStatistics | None = None
-        proposals: list[tuple[list[int], list[int]]] = []
-        if odac and len(labels) >= 3:
-            s = cluster_statistics(self.cooccurrence, labels)
-            proposals.append(split_by_pivots(self.cooccurrence, labels, s.pivots))
-        unrelated, _ = unrelated_labels(self.cooccurrence, labels, self.delta, self.tie_threshold)
-        if unrelated:
-            if s is None:
-                s = cluster_statistics(self.cooccurrence, labels)
-            proposals.append(self._unrelated_sides(labels, unrelated, s))
-        return not all(self._association(*sides).significant for sides in proposals)
+        return self._plan_split(labels, odac=odac, margin=True) is not None
 
     def _evaluate(self, leaf: _Node) -> None:
         if not self._dwelt(leaf):

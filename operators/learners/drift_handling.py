@@ -154,12 +154,9 @@ class DriftHandler:
                 self._input_buffer, self._input_positions = [], []
 
     def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
+        names = [str(name) for name in label_names]
         for change in changes:
-            event = self.structure.update(change, position=change.position)
-            if event is not None:
-                named = tuple(str(label_names[l]) if isinstance(l, (int, np.integer)) and l < len(label_names) else str(l)
-                              for l in event.labels)
-                self._emit(dataclasses.replace(event, labels=named))
+            self._emit(self.structure.update(change, position=change.position, label_names=names))
 
     def _emit(self, event: DriftEvent | None) -> None:
         if event is not None:
