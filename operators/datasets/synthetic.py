@@ -247,6 +247,15 @@ class _WordPool:
         return np.arange(start, start + n, dtype=np.int64)
 
 
+def _known_labels(event: DriftEventConfig, concept: _Concept, names: list[str]) -> np.ndarray:
+    """Indices of the labels an event names, all of which must exist in the concept."""
+    index = {name: i for i, name in enumerate(names)}
+    unknown = [n for n in event.labels or () if n not in index or concept.label_topic[index[n]] < 0]
+    if unknown:
+        raise ValueError(f"{event.kind} drift at {event.position}: unknown labels {unknown}")
+    return np.array([index[n] for n in event.labels or ()], dtype=np.int64)
+
+
 def _zipf_cdf(size: int, exponent: float) -> np.ndarray:
     weights = 1.0 / np.arange(1, size + 1, dtype=np.float64) ** exponent
     cdf = np.cumsum(weights)
@@ -424,13 +433,10 @@ class SyntheticStream:
         self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
         pool: _WordPool, names: list[str],
     ) -> dict:
-        index = {name: i for i, name in enumerate(names)}
         if event.labels is not None:
-            unknown = [n for n in event.labels if n not in index or concept.label_topic[index[n]] < 0]
-            if unknown or len(event.labels) % 2:
-                raise ValueError(f"label_swap drift at {event.position}: needs an even number of known labels, "
-                                 f"got {event.labels}")
-            chosen = np.array([index[n] for n in event.labels])
+            chosen = _known_labels(event, concept, names)
+            if len(chosen) % 2:
+                raise ValueError(f"label_swap drift at {event.position}: needs an even number of labels, got {event.labels}")
         else:
             active = np.flatnonzero(concept.label_topic >= 0)
             n_swap = max(2, 2 * int(round(magnitude * len(active) / 2)))
@@ -445,12 +451,8 @@ class SyntheticStream:
         self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
         pool: _WordPool, names: list[str],
     ) -> dict:
-        index = {name: i for i, name in enumerate(names)}
         if event.labels is not None:
-            unknown = [n for n in event.labels if n not in index or concept.label_topic[index[n]] < 0]
-            if unknown:
-                raise ValueError(f"vocabulary drift at {event.position}: unknown labels {unknown}")
-            affected = np.array(sorted(index[n] for n in event.labels))
+            affected = np.sort(_known_labels(event, concept, names))
             topics = np.unique(concept.label_topic[affected])
         else:
             # The heaviest half of the topics: a shift that touches most documents.

@@ -19,8 +19,9 @@ from labelflow.operators.labels.cooccurrence import LabelCooccurrence
 class Association:
     """How much two groups of labels belong together (``value``), and the Hoeffding bound of it.
 
-    ``value`` is the mean Jaccard similarity over the cross pairs minus the mean the same pairs
-    would have if the labels were independent: about 0 for unrelated labels whatever their
+    ``value`` is the pooled Jaccard similarity of the cross pairs (their co-occurrence counts over
+    their union counts, each summed over the pairs) minus the pooled similarity labels with the same
+    counts would show if they were independent: about 0 for unrelated labels whatever their
     frequencies, negative for labels that avoid each other, positive for labels that co-occur.
     """
 
@@ -36,14 +37,17 @@ class Association:
 def association(stats: LabelCooccurrence, left: Sequence[int], right: Sequence[int], delta: float) -> Association:
     """The association of the label groups ``left`` and ``right`` (disjoint, non-empty) under ``stats``.
 
-    Each pair's similarity is a weighted mean of "both positive" over the instances where either
-    label was positive; its Hoeffding bound (range 1, confidence ``1 - delta``) uses the effective
-    size of that weighted sample: the pair's faded union count times the smaller
-    :meth:`~LabelCooccurrence.sample_size_ratio` of its two labels, also for a pair that never
-    co-occurred (similarity 0 on that evidence). The mean over the pairs is then within the mean of
-    the pairs' bounds of its expectation; that bound moves smoothly with the counts, as a decision
+    Pooling weighs each cross pair by its evidence, so a few frequent pairs are not drowned by many
+    rare ones (in sparse label spaces most cross pairs of two clusters are rare). The pooled
+    similarity is the mean of the pairs' similarities weighted by their union counts; each pair's
+    similarity is a weighted mean of "both positive" over the instances where either label was
+    positive, with a Hoeffding bound (range 1, confidence ``1 - delta``) from the effective size of
+    that weighted sample: the pair's faded union count times the smaller
+    :meth:`~LabelCooccurrence.sample_size_ratio` of its two labels (a pair that never co-occurred is
+    similarity 0 on that evidence). The pooled value is then within the same weighted mean of the
+    pairs' bounds of its expectation; that bound moves smoothly with the counts, as a decision
     repeated over a long stream needs (the bound of any single pair would jump as the most similar
-    pair changes). The bound is infinite when some pair has no evidence at all (neither label seen).
+    pair changes). The bound is infinite when no pair has any evidence (none of the labels seen).
     Sums are exact, so the result does not depend on the order of the labels or of the two groups.
 
     >>> stats = LabelCooccurrence()
@@ -60,11 +64,13 @@ def association(stats: LabelCooccurrence, left: Sequence[int], right: Sequence[i
     counts = stats.raw_counts
     pairs = stats.raw_pairs
     n = stats.raw_instances
-    observed: list[float] = []
-    independent: list[float] = []
-    bounds: list[float] = []
-    # The bound sqrt(ln(1/delta) / (2 * faded union * ratio)) from raw counts, which are the faded
-    # ones times the weight: the weight goes into log_term.
+    co_counts: list[float] = []
+    unions: list[float] = []
+    weighted_bounds: list[float] = []  # union * bound of the pair
+    expected_co_counts: list[float] = []
+    expected_unions: list[float] = []
+    # A pair's bound is sqrt(ln(1/delta) / (2 * faded union * ratio)); raw counts are the faded
+    # ones times the weight, so union * bound = sqrt(log_term * raw union / ratio).
     log_term = math.log(1.0 / delta) / 2.0 * stats.weight
     ratio_right = [stats.sample_size_ratio(b) for b in right]
     for a in left:
@@ -73,21 +79,24 @@ def association(stats: LabelCooccurrence, left: Sequence[int], right: Sequence[i
         ratio_a = stats.sample_size_ratio(a)
         for j, b in enumerate(right):
             count_b = counts[b]
-            v = row.get(b, 0.0)
-            union = count_a + count_b - v
+            co_count = row.get(b, 0.0)
+            union = count_a + count_b - co_count
             if union <= 0.0:
-                return Association(0.0, math.inf)  # neither label seen yet: no evidence either way
-            if v:
-                observed.append(v / union)
+                continue  # neither label seen: no evidence, no weight
+            co_counts.append(co_count)
+            unions.append(union)
             ratio_b = ratio_right[j]
-            bounds.append(math.sqrt(log_term / (union * (ratio_a if ratio_a < ratio_b else ratio_b))))
+            weighted_bounds.append(math.sqrt(log_term * union / (ratio_a if ratio_a < ratio_b else ratio_b)))
             if n > 0.0:
                 expected = count_a * count_b / n
-                expected_union = count_a + count_b - expected
-                if expected_union > 0.0:
-                    independent.append(expected / expected_union)
-    n_pairs = len(left) * len(right)
-    return Association((math.fsum(observed) - math.fsum(independent)) / n_pairs, math.fsum(bounds) / n_pairs)
+                expected_co_counts.append(expected)
+                expected_unions.append(count_a + count_b - expected)
+    total = math.fsum(unions)
+    if total <= 0.0:
+        return Association(0.0, math.inf)
+    expected_total = math.fsum(expected_unions)
+    independent = math.fsum(expected_co_counts) / expected_total if expected_total > 0.0 else 0.0
+    return Association(math.fsum(co_counts) / total - independent, math.fsum(weighted_bounds) / total)
 
 
 def may_part(now: Association, merged: Association | None = None) -> bool:

@@ -251,3 +251,30 @@ def test_a_linear_model_on_hashing_features_learns_the_stationary_stream():
         heads.learn(x, y, p)
     micro_f1 = 2 * tp / (2 * tp + fp + fn)
     assert micro_f1 >= 0.8, f"micro-F1 {micro_f1:.3f}"
+
+
+def test_label_swap_exchanges_what_two_labels_mean() -> None:
+    from collections import Counter
+
+    from labelflow.operators.datasets.synthetic import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
+
+    config = SyntheticStreamConfig(
+        seed=3, n_documents=4000,
+        drift_events=[DriftEventConfig(kind="label_swap", position=2000, labels=["label_00", "label_05"])],
+    )
+    docs = list(SyntheticStream(config))
+
+    def words(label: str, part: slice) -> Counter:
+        return Counter(w for d in docs[part] if label in d.labels for w in set(d.text.split()))
+
+    def overlap(a: Counter, b: Counter) -> float:
+        top_a = {w for w, _ in a.most_common(40)}
+        top_b = {w for w, _ in b.most_common(40)}
+        return len(top_a & top_b) / 40
+
+    before, after = slice(0, 2000), slice(2000, 4000)
+    # After the swap, documents labelled label_00 look like label_05's documents before it, and back.
+    assert overlap(words("label_00", after), words("label_05", before)) > 0.5
+    assert overlap(words("label_00", after), words("label_00", before)) < overlap(
+        words("label_00", after), words("label_05", before)
+    )
