@@ -252,8 +252,9 @@ class Settings(BaseSettings):
     # Names this process in broker logs and dead letters; None derives one from host and pid.
     client_id: str | None = None
     # "all" runs decode, embed, predict and learn in one process (the default and the demo); "embed"
-    # runs a stateless embed stage that writes documents with features to topics.embedded.
-    role: Literal["all", "embed"] = "all"
+    # runs a stateless embed stage that writes documents with features to topics.embedded; "learn"
+    # reads topics.embedded (and the labels topic) and predicts and learns without embedding.
+    role: Literal["all", "embed", "learn"] = "all"
     # How long a client waits for a first broker answer at start; a broker restarting takes seconds, a
     # missing one should fail fast enough for the orchestrator to restart the worker.
     connect_timeout_s: float = Field(default=15.0, gt=0)
@@ -315,6 +316,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Earlier sources win: CLI flags (init) over environment over the YAML file over defaults.
         return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @property
+    def input_documents_topic(self) -> str:
+        """The topic this worker reads documents from: the embed stage's output for a learn worker."""
+        return self.topics.embedded if self.role == "learn" else self.topics.documents
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data with every secret replaced by ``**********``."""

@@ -136,7 +136,7 @@ def worker_topics(settings: Settings) -> dict[str, int]:
     """Every topic a worker of these settings reads or writes, with the partition count to create."""
     partitions = settings.topics.partitions
     topics = {
-        settings.topics.documents: partitions,
+        settings.input_documents_topic: partitions,
         settings.topics.labels: partitions,
         settings.topics.predictions: partitions,
         settings.topics.drift: 1,
@@ -144,6 +144,7 @@ def worker_topics(settings: Settings) -> dict[str, int]:
     }
     if settings.role == "embed":
         topics[settings.topics.embedded] = partitions
+        topics.setdefault(settings.topics.documents, partitions)
     for rule in settings.routing:
         topics.setdefault(rule.topic, partitions)
     return topics

@@ -190,7 +190,7 @@ class BatchProcessor:
         self.quality = quality
         self.worker_id = worker_id
         self.router = LabelRouter(settings.routing)
-        self._documents = settings.topics.documents
+        self._documents = settings.input_documents_topic
         self._labels = settings.topics.labels
         self._position = counters.get("documents_in")  # documents read before the one being processed
 

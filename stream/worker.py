@@ -168,7 +168,7 @@ class Worker:
 
     @property
     def learns(self) -> bool:
-        return self.settings.role == "all"
+        return self.settings.role in ("all", "learn")
 
     def stop(self) -> None:
         """Ask the worker to finish its batch, flush, checkpoint, commit and leave the group."""
@@ -200,7 +200,7 @@ class Worker:
                 logger.info("event=metrics_serving url=http://%s:%d/metrics", s.metrics.host, self.metrics_port)
             self._producer = build_producer(s, client_id=self.worker_id)
             self._consumer = build_consumer(s, client_id=self.worker_id)
-            topics = [s.topics.documents, s.topics.labels] if self.learns else [s.topics.documents]
+            topics = [s.input_documents_topic, s.topics.labels] if self.learns else [s.input_documents_topic]
             self._check_copartitioned()
             self._batcher = OrderedBatcher(
                 self._consumer,
@@ -274,7 +274,7 @@ class Worker:
         if not self.learns:
             return
         assert self._consumer is not None
-        docs = self._consumer.partitions_for_topic(self.settings.topics.documents) or set()
+        docs = self._consumer.partitions_for_topic(self.settings.input_documents_topic) or set()
         labels = self._consumer.partitions_for_topic(self.settings.topics.labels) or set()
         if docs and labels and len(docs) != len(labels):
             logger.warning(

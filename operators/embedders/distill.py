@@ -6,11 +6,12 @@ get a token's vector:
 
 * ``"contextual"``: the sentence embedding of the token on its own (``[CLS] token [SEP]`` through
   all layers, mean pooled), i.e. exactly what the transformer embedder returns for that one token.
-* ``"input"``: the model's input embedding row for the token (no forward pass; instant, but the
-  vectors live in a different space from the sentence embeddings).
+* ``"input"``: the model's input embedding row for the token (no forward pass; built in about a
+  second). The vectors live in another space than the sentence embeddings, yet they classified
+  Reuters slightly better (benchmarks/embedding/RESULTS.md), so ``StaticEmbedder`` defaults to them.
 
-The vectors are then centred and rotated by PCA, optionally truncated to fewer dimensions: PCA removes
-the common direction that all token vectors share, which otherwise dominates every mean.
+The vectors are then centred (removing the direction all token vectors share, which would otherwise
+dominate every mean) and rotated onto their principal axes, optionally truncated to fewer dimensions.
 
 The ``model2vec`` package was not used: its ``distill`` extra pins ``transformers<5.4`` and would
 downgrade the transformers that sentence-transformers 6 and the bundled model are installed with.
@@ -61,7 +62,10 @@ class TokenVectors:
                 np.savez(fh, vectors=self.vectors, covered=self.covered)
                 fh.flush()
                 os.fsync(fh.fileno())
-            (tmp / "meta.json").write_text(json.dumps(self.meta, sort_keys=True, indent=1))
+            with open(tmp / "meta.json", "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(self.meta, sort_keys=True, indent=1))
+                fh.flush()
+                os.fsync(fh.fileno())
             try:
                 os.replace(tmp, directory)
             except OSError:

@@ -17,8 +17,11 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 _REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
 
-class ModelNotAvailableError(RuntimeError):
-    """The bundled transformer model cannot be found or is incomplete."""
+class ModelNotAvailableError(FileNotFoundError):
+    """The transformer model's files cannot be found (package missing, or directory incomplete).
+
+    A ``FileNotFoundError`` (an ``OSError``), so callers that treat unreadable model files as a setup
+    error catch it without knowing this class."""
 
 
 def bundled_model_dir() -> Path:

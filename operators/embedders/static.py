@@ -60,20 +60,20 @@ class StaticEmbedder(DenseEmbedder):
     method
         ``"input"`` (the model's input embedding table; builds in a second) or ``"contextual"``
         (each token's sentence embedding through the whole model; a one-time build of about two
-        minutes on 2 CPU cores). Both measured within 0.006 micro-F1 of each other on Reuters, the
-        input table slightly ahead (benchmarks/embedding/RESULTS.md).
+        minutes on 2 CPU cores). On Reuters the input table scored 0.005 micro-F1 higher
+        (benchmarks/embedding/RESULTS.md).
     dim
-        PCA output dimension (``None``: the model's 384, centred and rotated; 256 lost ~0.007
+        PCA output dimension (``None``: the model's 384, centred and rotated; 256 lost 0.011
         micro-F1 on Reuters).
     weighting
         ``"zipf"`` (SIF weights from the token frequency rank) or ``"uniform"`` (plain mean).
     sublinear_tf
-        Count a token repeated ``tf`` times in a text as ``1 + log(tf)`` (+0.015 micro-F1 on Reuters
+        Count a token repeated ``tf`` times in a text as ``1 + log(tf)`` (+0.006 micro-F1 on Reuters
         over raw counts).
     sif
         The SIF constant ``a`` of the ``"zipf"`` weighting: smaller values discount frequent tokens
-        more. 1e-5 measured best for Reuters prequential micro-F1 among 1e-3 .. 1e-7 (see
-        benchmarks/embedding/RESULTS.md); model2vec uses 1e-4.
+        more. 1e-5 measured best on Reuters among 1e-3 .. 1e-7, 0.012 micro-F1 above model2vec's
+        1e-4 (benchmarks/embedding/RESULTS.md).
     vocab_limit
         Distil only the first that many token ids (for fast tests); ``None``: the whole vocabulary.
     max_tokens

@@ -23,6 +23,9 @@ class Association:
     their union counts, each summed over the pairs) minus the pooled similarity labels with the same
     counts would show if they were independent: about 0 for unrelated labels whatever their
     frequencies, negative for labels that avoid each other, positive for labels that co-occur.
+
+    >>> Association(0.3, 0.1).significant, Association(0.05, 0.1).significant
+    (True, False)
     """
 
     value: float

@@ -175,15 +175,17 @@ class LabelClusterer:
     pivot distance is the mean of "not both positive" over exactly those instances.
 
     **Association.** Splits and merges are decided by one statistic, so that they cannot undo each
-    other while the counts merely fluctuate. The association of two groups of labels is their mean
-    Jaccard similarity over the cross pairs minus the mean independent labels with the same counts
-    would show (about 0 for unrelated labels, negative for labels that avoid each other); its bound
-    ``eps_x`` is the mean of the pairs' Hoeffding bounds, each from the pair's union count taken at
-    its effective sample size under fading (:meth:`LabelCooccurrence.sample_size_ratio`). A merge
-    needs a significant association (``x > eps_x``); a split may part two groups only if their
-    association is not positive (``x <= 0``), one bound lower: a merge is made only where the merged
-    cluster would not satisfy the split test by a margin of the bound, and a split only where the
-    parts would not satisfy the merge test by that margin.
+    other while the counts merely fluctuate. The association ``x`` of two groups of labels
+    (:func:`~labelflow.operators.labels.association.association`) is the pooled Jaccard similarity
+    of their cross pairs (co-occurrences over unions, summed over the pairs) minus the same for
+    independent labels with these counts: about 0 for unrelated labels, negative for labels that
+    avoid each other. Its bound ``eps_x`` pools the pairs' Hoeffding bounds the same way, each from
+    the pair's union count at its effective sample size under fading
+    (:meth:`LabelCooccurrence.sample_size_ratio`). A merge needs a significant association
+    (``x > eps_x``); a split may part two groups only if their association is not positive
+    (``x <= 0``), one bound lower: a merge is made only where the merged cluster would not satisfy
+    the split test by a margin of the bound, and a split only where the parts would not satisfy
+    the merge test by that margin.
 
     Tests, in this order, on an evaluated leaf past ``min_dwell``; the first that fires changes it:
 
@@ -218,9 +220,9 @@ class LabelClusterer:
        seen apart, groups that became correlated): the leaf merges with the leaf it is most similar
        to (average Jaccard similarity over cross pairs) when the union fits in ``max_cluster_size``,
        both are past ``min_dwell``, their association is significant (``x > eps_x``), and the
-       union would not satisfy the split test even with a margin: the pivot split (whatever ODAC's
-       statistics) and the unrelated-labels split of the union must each have a significant
-       association too. Leaves smaller than ``min_cluster_size`` skip the pivot split in that
+       union would not satisfy the split test even with a margin: tests 2-3 run on the union with
+       the association threshold raised by one bound, so any split they propose must part groups
+       that a merge would join. Leaves smaller than ``min_cluster_size`` skip test 2 in that
        check: tiny clusters merge whenever the association is real.
 
     **Bounds and hysteresis.** A node that changed cannot change again for ``min_dwell`` instances
@@ -672,13 +674,13 @@ class LabelClusterer:
 
     def _split(self, leaf: _Node, s: ClusterStatistics, sides: tuple[list[int], list[int]], bound: float,
                statistic: float, threshold: float, reason: str,
-               association: Association | None = None) -> tuple[_Node, _Node]:
+               across: Association | None = None) -> tuple[_Node, _Node]:
         labels = tuple(leaf.labels)
         leaf.labels = []
         self._order = None
         leaf.split_d1, leaf.split_mean, leaf.split_bound = s.d1, s.mean, bound
         leaf.merged_sides = None
-        _record_line(leaf, association)
+        _record_line(leaf, across)
         leaf.changed_at = self._position
         leaf.hits = 0
         first = self._new_leaf(sides[0], parent=leaf.node_id)
@@ -718,7 +720,7 @@ class LabelClusterer:
         node.children = ()
 
     def _aggregate(self, parent: _Node, statistic: float, eps: float, reason: str,
-                   sides: tuple[list[int], list[int]], association: Association) -> None:
+                   sides: tuple[list[int], list[int]], across: Association) -> None:
         """Undo ``parent``'s split: its whole subtree becomes one leaf again.
 
         ``sides`` (the labels under each child) and their association are recorded as the line of
@@ -728,9 +730,9 @@ class LabelClusterer:
         labels = self._subtree_labels(parent)
         self._drop_subtree_below(parent)
         self._become_leaf(parent, labels)
-        if association.significant:
+        if across.significant:
             parent.merged_sides = (tuple(sides[0]), tuple(sides[1]))
-            _record_line(parent, association)
+            _record_line(parent, across)
         self._emit(MERGE, tuple(labels), statistic, eps, reason)
         self._enforce_max_size(parent)
 
@@ -745,7 +747,7 @@ class LabelClusterer:
         for a in labels:
             self._leaf_of[a] = node.node_id
 
-    def _merge_leaves(self, leaf: _Node, other: _Node, merged: list[int], association: Association,
+    def _merge_leaves(self, leaf: _Node, other: _Node, merged: list[int], across: Association,
                       threshold: float) -> None:
         sides = (tuple(leaf.labels), tuple(other.labels))
         if leaf.parent >= 0 and leaf.parent == other.parent:  # siblings: undo their parent's split
@@ -757,8 +759,8 @@ class LabelClusterer:
             self._detach(other)
             node = self._new_leaf(merged, parent=-1)
         node.merged_sides = sides
-        _record_line(node, association)
-        self._emit(MERGE, tuple(merged), association.value, threshold, "affinity")
+        _record_line(node, across)
+        self._emit(MERGE, tuple(merged), across.value, threshold, "affinity")
 
     def _detach(self, leaf: _Node) -> None:
         """Remove a leaf from the hierarchy; its sibling takes the place of their parent."""
@@ -923,10 +925,10 @@ class LabelClusterer:
         return clusterer
 
 
-def _record_line(node: _Node, association: Association | None) -> None:
-    """Record the association across ``node``'s line; none, or one without evidence (infinite bound), records nothing."""
-    if association is not None and math.isfinite(association.bound):
-        node.line_association, node.line_bound = association.value, association.bound
+def _record_line(node: _Node, across: Association | None) -> None:
+    """Record the association ``across`` ``node``'s line; None or no evidence (infinite bound) records nothing."""
+    if across is not None and math.isfinite(across.bound):
+        node.line_association, node.line_bound = across.value, across.bound
     else:
         node.line_association = node.line_bound = math.nan
 

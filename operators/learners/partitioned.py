@@ -256,6 +256,9 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         forward = self._forward(x)
+        if isinstance(y, (set, frozenset)):
+            # A set's order depends on the hash seed; new labels must get the same ids in every run.
+            y = sorted(y, key=str)
         label_ids = self.label_index.ids(y)
         n = len(self.label_index)
         self._grow(n)

@@ -157,7 +157,7 @@ def test_every_labelflow_command_parses(compose: dict[str, Any]) -> None:
         if name in ("embed", "learner"):
             assert (program, args.command) == ("labelflow", "run"), name
     assert parse_image_command(compose_command(compose["services"]["embed"]))[1].role == "embed"
-    assert parse_image_command(compose_command(compose["services"]["learner"]))[1].role == "all"
+    assert parse_image_command(compose_command(compose["services"]["learner"]))[1].role == "learn"
     assert parse_image_command(compose_command(compose["services"]["topics"]))[0] == "labelflow-create-topics"
 
 
@@ -174,7 +174,8 @@ def test_the_stages_fit_together(compose: dict[str, Any]) -> None:
     learner = settings_from_env(compose_environment(services["learner"]))
     embed_role = parse_image_command(compose_command(services["embed"]))[1].role
     assert embed_role == "embed"
-    assert learner.topics.documents == embed.topics.embedded, "the learner must read what the embed stage writes"
+    # The learner runs `--role learn`, which reads topics.embedded: both stages must name the same topic.
+    assert learner.topics.embedded == embed.topics.embedded, "the learner must read what the embed stage writes"
     assert learner.group_id != embed.group_id, "embed and learner must be separate consumer groups"
     assert (learner.model.embedder, learner.model.embedder_kwargs) == (embed.model.embedder, embed.model.embedder_kwargs), \
         "the learner checks feature dimensions against its embedder: both stages must use the same one"

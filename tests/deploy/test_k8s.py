@@ -143,7 +143,7 @@ def test_every_command_parses(rendered: tuple[str, list[dict[str, Any]]]) -> Non
         if name == "labelflow-embed":
             assert (program, args.command, args.role) == ("labelflow", "run", "embed")
         elif name == "labelflow-learner":
-            assert (program, args.command, args.role) == ("labelflow", "run", "all")
+            assert (program, args.command, args.role) == ("labelflow", "run", "learn")
             assert container["command"][0] == "labelflow-standby", "the learner's replicas must go through the standby wrapper"
         elif name == "labelflow-topics":
             assert program == "labelflow-create-topics" and args.replication_factor >= 3
@@ -169,7 +169,7 @@ def test_the_stages_fit_together(rendered: tuple[str, list[dict[str, Any]]], tmp
         return settings_from_env(usable_environment(pod_spec(workload)["containers"][0], resources, workload, tmp_path))
 
     embed, learner, topics = settings("labelflow-embed"), settings("labelflow-learner"), settings("labelflow-topics")
-    assert learner.topics.documents == embed.topics.embedded
+    assert learner.topics.embedded == embed.topics.embedded  # read by `--role learn`
     assert learner.group_id != embed.group_id
     assert (learner.model.embedder, learner.model.embedder_kwargs) == (embed.model.embedder, embed.model.embedder_kwargs)
     assert learner.client_id == "labelflow-learner-0", "each replica names itself after its pod"

@@ -21,15 +21,16 @@ def counts_from(label_sets, n_labels: int, fading_factor: float = 1.0) -> LabelC
     return stats
 
 
-def test_value_is_mean_similarity_in_excess_of_independence_and_bound_the_mean_pair_bound() -> None:
+def test_value_is_pooled_similarity_in_excess_of_independence_and_bound_the_pooled_pair_bound() -> None:
     # 0 with 1 in half of their instances; 2 alone; 8 instances
     stats = counts_from([[0, 1], [0, 1], [0], [1], [2], [2], [], []], 3)
     result = association(stats, [0, 2], [1], delta=0.01)
-    # pairs (0,1): 2/4 observed, independent 3*3/8 / (6 - 9/8); (2,1): 0 observed, 2*3/8 / (5 - 6/8)
-    expected = (0.5 + 0.0 - (9 / 8) / (6 - 9 / 8) - (6 / 8) / (5 - 6 / 8)) / 2
-    assert result.value == pytest.approx(expected)
-    # no fading: each pair's evidence is its union count (4 and 5 instances)
-    assert result.bound == pytest.approx((hoeffding_bound(4, 0.01) + hoeffding_bound(5, 0.01)) / 2)
+    # pairs (0,1): 2 co-occurrences in a union of 4; (2,1): 0 in 5. Independent labels with these
+    # counts: 3*3/8 expected in a union of 6 - 9/8, and 2*3/8 in 5 - 6/8.
+    independent = (9 / 8 + 6 / 8) / ((6 - 9 / 8) + (5 - 6 / 8))
+    assert result.value == pytest.approx(2 / 9 - independent)
+    # no fading: each pair's evidence is its union count; pooled with the same weights
+    assert result.bound == pytest.approx((4 * hoeffding_bound(4, 0.01) + 5 * hoeffding_bound(5, 0.01)) / 9)
 
 
 def test_independent_labels_read_about_zero_and_avoiding_ones_negative() -> None:
@@ -64,11 +65,12 @@ def test_the_bound_takes_faded_counts_at_their_effective_sample_size() -> None:
 
 def test_no_evidence_gives_an_infinite_bound() -> None:
     stats = LabelCooccurrence()
-    stats.add_labels(3)
+    stats.add_labels(4)
     stats.update([0])
     assert association(stats, [1], [2], delta=1e-3) == Association(0.0, math.inf)
     found = association(stats, [0], [1], delta=1e-3)  # one instance of evidence: 0 was alone
     assert math.isfinite(found.bound) and not found.significant
+    assert association(stats, [0, 3], [1, 2], delta=1e-3) == found  # pairs without evidence weigh nothing
 
 
 def test_split_and_merge_thresholds_are_one_bound_apart_in_every_case() -> None:
