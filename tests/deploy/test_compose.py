@@ -1,13 +1,13 @@
 """deploy/docker-compose.yml (and its GPU override) against the code: images, commands, settings, ports.
 
-No container engine is needed. ``docker compose config`` runs where the Compose plugin is installed
-and is reported as skipped (with the reason) where it is not; the schema in compose_schema.yml
-validates the files either way.
+No container engine is needed, and none is here: the docker client has no Compose plugin, so
+``docker compose config`` cannot run in this project's CI. The files are validated against the schema
+in compose_schema.yml instead (and the schema is shown to reject common mistakes); run
+``docker compose -f deploy/docker-compose.yml config`` by hand where Compose is installed.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -55,30 +55,6 @@ def base() -> dict[str, Any]:
 
 def labelflow_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in compose["services"].items() if is_labelflow_service(s)}
-
-
-# ---------------------------------------------------------------------------------------- the engine's own check
-
-
-def _compose_plugin() -> str | None:
-    docker = shutil.which("docker")
-    if docker is None:
-        return None
-    result = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30, check=False)
-    return docker if result.returncode == 0 else None
-
-
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_docker_compose_config_accepts_the_files(variant: str) -> None:
-    docker = _compose_plugin()
-    if docker is None:
-        pytest.skip(
-            "the docker client has no `compose` plugin here (`docker compose version` fails), so `docker compose "
-            "config` cannot run; test_files_match_the_compose_schema validated the files instead"
-        )
-    files = [arg for path in VARIANTS[variant] for arg in ("-f", str(path))]
-    result = subprocess.run([docker, "compose", *files, "config", "--quiet"], capture_output=True, text=True, timeout=60, check=False, cwd=DEPLOY)
-    assert result.returncode == 0, f"docker compose config rejects the {variant} stack:\n{result.stderr}"
 
 
 @pytest.mark.parametrize("path", [COMPOSE, COMPOSE_GPU], ids=lambda p: p.name)
