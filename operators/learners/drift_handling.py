@@ -121,10 +121,13 @@ class DriftHandler:
         scaled: Features,
         predicted: np.ndarray,
         truth: np.ndarray,
-        label_names: Sequence[Any],
+        label_names: Any,
         position: int,
     ) -> None:
-        """One labelled instance: ``predicted`` is what the model decided before learning it."""
+        """One labelled instance: ``predicted`` is what the model decided before learning it.
+
+        ``label_names`` is the model's ``LabelIndex`` (only the names of the true labels are read).
+        """
         n = predicted.shape[0]
         truth_old = truth[:n] > 0
         errors: dict[str, float] = {}
@@ -142,7 +145,7 @@ class DriftHandler:
             local = np.asarray(labels)
             heads.learn(scaled, truth[local], heads.probabilities(scaled, len(labels)))
         if self.label_priors is not None:
-            names = [str(label_names[i]) for i in np.flatnonzero(truth)]
+            names = [str(label_names.name(i)) for i in np.flatnonzero(truth)]
             self._emit(self.label_priors.update(names, position=position))
         if self.inputs is not None:
             # The input test runs every few dozen inputs anyway; feeding it in blocks costs a tenth.
@@ -154,6 +157,8 @@ class DriftHandler:
                 self._input_buffer, self._input_positions = [], []
 
     def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
+        if not changes:  # the common case: no per-instance work proportional to the label count
+            return
         names = [str(name) for name in label_names]
         for change in changes:
             self._emit(self.structure.update(change, position=change.position, label_names=names))

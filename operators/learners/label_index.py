@@ -34,7 +34,13 @@ class LabelIndex:
         return label_id
 
     def ids(self, names: Iterable[Hashable], *, add: bool = True) -> list[int]:
-        """Ids of ``names`` (deduplicated, first-seen order); unknown names are added or skipped."""
+        """Ids of ``names`` (deduplicated, first-seen order); unknown names are added or skipped.
+
+        A set has no stable order (it depends on the hash seed), so new names from a set are added in
+        sorted order: the same stream then gives the same ids in every run.
+        """
+        if isinstance(names, (set, frozenset)):
+            names = sorted(names, key=str)
         out: list[int] = []
         seen: set[int] = set()
         for name in names:

@@ -37,7 +37,6 @@ class LinearHeads:
     def __init__(self, *, learning_rate: float = 0.5, l2: float = 0.0, adagrad_offset: float = 1.0) -> None:
         self.learning_rate = learning_rate
         self.adagrad_offset = adagrad_offset
-        self._epsilon = adagrad_offset
         self.l2 = l2
         self.dim: int | None = None
         self.weights = np.zeros((0, 0), dtype=np.float32)  # last row is the bias
@@ -80,23 +79,25 @@ class LinearHeads:
             values = x[idx]
         self._g2[idx] += values * values
         self._g2[-1] += 1.0
-        rates = self.learning_rate / np.sqrt(self._epsilon + self._g2[idx])
+        rates = self.learning_rate / np.sqrt(self.adagrad_offset + self._g2[idx])
         block = w[idx, :n_labels]
         if self.l2:
             block *= 1.0 - (rates * self.l2)[:, None]
         block += np.outer(rates * values, gradient)
         w[idx, :n_labels] = block
-        w[-1, :n_labels] += (self.learning_rate / np.sqrt(self._epsilon + self._g2[-1])) * gradient
+        w[-1, :n_labels] += (self.learning_rate / np.sqrt(self.adagrad_offset + self._g2[-1])) * gradient
 
     def state(self) -> State:
         return State(
-            meta={"learning_rate": self.learning_rate, "l2": self.l2, "dim": self.dim},
+            meta={"learning_rate": self.learning_rate, "l2": self.l2, "adagrad_offset": self.adagrad_offset,
+                  "dim": self.dim},
             arrays={"weights": self.weights, "g2": self._g2},
         )
 
     @classmethod
     def from_state(cls, state: State) -> "LinearHeads":
-        heads = cls(learning_rate=state.meta["learning_rate"], l2=state.meta["l2"])
+        heads = cls(learning_rate=state.meta["learning_rate"], l2=state.meta["l2"],
+                    adagrad_offset=state.meta["adagrad_offset"])
         heads.dim = state.meta["dim"]
         heads.weights = state.arrays["weights"].astype(np.float32)
         heads._g2 = state.arrays["g2"].astype(np.float32)

@@ -256,9 +256,6 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         forward = self._forward(x)
-        if isinstance(y, (set, frozenset)):
-            # A set's order depends on the hash seed; new labels must get the same ids in every run.
-            y = sorted(y, key=str)
         label_ids = self.label_index.ids(y)
         n = len(self.label_index)
         self._grow(n)
@@ -273,7 +270,7 @@ class PartitionedClassifier(MultiLabelClassifier):
             self._stack[:n_old] += self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
             self.thresholds.update(forward.p, t)
             self.drift.observe(self, x, forward.scaled, self._decide(forward), target,
-                               self.label_index.names, self.n_learned)
+                               self.label_index, self.n_learned)
         self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
         if self.neighbours is not None:
             self.neighbours.learn(forward.scaled, target)
@@ -282,10 +279,13 @@ class PartitionedClassifier(MultiLabelClassifier):
         self.clusterer.learn_one(label_ids)
         partition = self.clusterer.partition
         if partition.version != self._partition_version:
+            names = self.label_index.names
             self.decoder.set_partition(partition.clusters)
-            self.drift.set_partition(partition, self.label_index.names)
+            self.drift.set_partition(partition, names)
             self._partition_version = partition.version
-        self.drift.observe_structure(self.clusterer.drain_events(), self.label_index.names)
+        changes = self.clusterer.drain_events()
+        if changes:
+            self.drift.observe_structure(changes, self.label_index.names)
         self.decoder.learn(label_ids)
         self._cached = None
         self.n_learned += 1
@@ -309,14 +309,6 @@ class PartitionedClassifier(MultiLabelClassifier):
         if self.neighbours is not None:
             self.neighbours.forget_labels(labels)
         self._cached = None
-
-    # ------------------------------------------------------------------ batches
-
-    def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
-        return [self.predict_one(x) for x in xs]
-
-    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
-        return [self.predict_proba_one(x) for x in xs]
 
     # ------------------------------------------------------------------ state
 
