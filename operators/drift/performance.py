@@ -163,19 +163,21 @@ class PerformanceDriftDetector(DriftDetector):
         return None
 
     def update_many(self, xs: Sequence[float] | np.ndarray, *, positions: Sequence[int] | None = None) -> list[DriftEvent]:
-        errors = np.asarray(xs, dtype=np.float64).ravel()
+        # Plain floats: callers pass a few errors at a time (one cluster's share of a block), where
+        # numpy's per-call overhead would cost more than the arithmetic.
+        errors = np.asarray(xs, dtype=np.float64).ravel().tolist()
         if positions is not None and len(positions) != len(errors):
             raise ValueError(f"got {len(errors)} errors but {len(positions)} positions")
-        if errors.size and not (np.all(errors >= 0.0) and np.all(errors <= 1.0)):
-            bad = errors[~((errors >= 0.0) & (errors <= 1.0))][0]
+        if not all(0.0 <= error <= 1.0 for error in errors):
+            bad = next(error for error in errors if not 0.0 <= error <= 1.0)
             raise ValueError(f"{type(self).__name__} expects errors in [0, 1], got {bad!r}")
         events: list[DriftEvent] = []
         i = 0
         while i < len(errors):
             take = min(self.block_size - self._block_count, len(errors) - i)
             chunk = errors[i: i + take]
-            self._block_sum += float(chunk.sum())
-            self._block_square += float(chunk @ chunk)
+            self._block_sum += sum(chunk)
+            self._block_square += sum(error * error for error in chunk)
             self._block_count += take
             self.n_seen += take
             i += take
@@ -413,6 +415,19 @@ class PerformanceDriftMonitor:
             if event is not None:
                 events.append(event)
         return events
+
+    def update_many(self, level: str | int, errors: Sequence[float] | np.ndarray, *,
+                    positions: Sequence[int] | None = None) -> list[DriftEvent]:
+        """Several errors of one cluster (or ``"global"``) in stream order."""
+        detector = self.detectors.get(str(level))
+        if detector is None:
+            raise KeyError(f"no detector for cluster {level!r}; call set_clusters first")
+        return detector.update_many(errors, positions=positions)
+
+    def update_many_global(self, errors: Sequence[float] | np.ndarray, *,
+                           positions: Sequence[int] | None = None) -> list[DriftEvent]:
+        """Several global errors in stream order (no events when the monitor has no global detector)."""
+        return self.update_many(GLOBAL_LEVEL, errors, positions=positions) if self.watch_global else []
 
     def in_warning(self, level: str | int) -> bool:
         """Whether the detector of ``level`` is between a warning and a drift (or its end)."""

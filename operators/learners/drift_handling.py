@@ -39,11 +39,14 @@ def _unpack_input(arrays: dict[str, np.ndarray], name: str) -> Features:
     return SparseVector(arrays[f"{name}/indices"], arrays[f"{name}/values"], int(arrays[f"{name}/dim"][0]))
 
 
-def _f1_error(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """1 - F1 of two boolean masks (0 when both are empty)."""
-    tp = int(np.count_nonzero(predicted & truth))
-    denominator = int(np.count_nonzero(predicted)) + int(np.count_nonzero(truth))
-    return 0.0 if denominator == 0 else 1.0 - 2.0 * tp / denominator
+@dataclasses.dataclass(frozen=True)
+class _Observation:
+    """A labelled instance waiting for the next block: what was decided for it and its true labels."""
+
+    scaled: Features
+    predicted: np.ndarray  # bool, over the labels known when it was predicted
+    truth: np.ndarray  # float 0/1, over the labels known once it was learned
+    position: int
 
 
 class DriftHandler:
@@ -73,6 +76,7 @@ class DriftHandler:
         watch_inputs: bool = True,
         watch_label_priors: bool = True,
         cooldown: int = 1000,
+        block: int = 32,
     ) -> None:
         if adaptation not in ADAPTATIONS:
             raise ValueError(f"adaptation must be one of {ADAPTATIONS}, not {adaptation!r}")
@@ -89,9 +93,9 @@ class DriftHandler:
         self.inputs = InputDriftDetector(cooldown=cooldown) if watch_inputs else None
         self.structure = LabelStructureDriftAdapter()
         self.background: dict[str, tuple[tuple[int, ...], LinearHeads]] = {}
-        self.input_block = 32
-        self._input_buffer: list[Features] = []
-        self._input_positions: list[int] = []
+        self.block = block
+        self._pending: list[_Observation] = []
+        self._background_since: dict[str, int] = {}
         self._levels: dict[str, tuple[int, ...]] = {}
         self._keys: list[str] = []
         self._cluster_index = np.zeros(0, dtype=np.int64)
@@ -126,35 +130,67 @@ class DriftHandler:
     ) -> None:
         """One labelled instance: ``predicted`` is what the model decided before learning it.
 
-        ``label_names`` is the model's ``LabelIndex`` (only the names of the true labels are read).
+        Instances are examined in blocks of ``block`` (the detectors test on blocks of observations
+        anyway, and one vectorized pass per block costs a fraction of one per instance), so an event is
+        reported up to ``block - 1`` labelled instances after the one that triggered it; its
+        ``position`` is exact. ``label_names`` is the model's ``LabelIndex``. Call :meth:`flush` before
+        the partition changes.
         """
-        n = predicted.shape[0]
-        truth_old = truth[:n] > 0
-        errors: dict[str, float] = {}
-        involved = np.flatnonzero(predicted | truth_old)
-        if involved.size:
-            owner = self._cluster_index[involved]
-            hits = np.bincount(owner, weights=predicted[involved] & truth_old[involved])
-            sizes = np.bincount(owner, weights=predicted[involved]) + np.bincount(owner, weights=truth_old[involved])
-            for cluster in np.flatnonzero(sizes).tolist():
-                errors[self._keys[cluster]] = 1.0 - 2.0 * hits[cluster] / sizes[cluster]
-        events = self.monitor.update(errors, global_error=_f1_error(predicted, truth_old), position=position)
-        for event in events:
+        self._pending.append(_Observation(scaled, predicted, truth, position))
+        if len(self._pending) >= self.block:
+            self.flush(model, label_names)
+
+    def flush(self, model: Any, label_names: Any) -> None:
+        """Run the detectors (and any adaptation) on the instances observed since the last block."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        positions = [item.position for item in pending]
+        width = max(item.predicted.shape[0] for item in pending)
+        predicted = np.zeros((len(pending), width), dtype=bool)
+        truth = np.zeros((len(pending), width), dtype=bool)
+        for row, item in enumerate(pending):
+            n = item.predicted.shape[0]
+            predicted[row, :n] = item.predicted
+            truth[row, :n] = item.truth[:n] > 0
+        events = self._performance_events(predicted, truth, positions)
+        for event in sorted(events, key=lambda e: e.position):
             self._handle_performance(model, event)
         for level, (labels, heads) in self.background.items():
             local = np.asarray(labels)
-            heads.learn(scaled, truth[local], heads.probabilities(scaled, len(labels)))
+            started = self._background_since.get(level, -1)
+            for item in pending:
+                if item.position >= started:
+                    heads.learn(item.scaled, item.truth[local], heads.probabilities(item.scaled, len(labels)))
         if self.label_priors is not None:
-            names = [str(label_names.name(i)) for i in np.flatnonzero(truth)]
-            self._emit(self.label_priors.update(names, position=position))
+            label_sets = [[str(label_names.name(i)) for i in np.flatnonzero(item.truth)] for item in pending]
+            for event in self.label_priors.update_many(label_sets, positions=positions):
+                self._emit(event)
         if self.inputs is not None:
-            # The input test runs every few dozen inputs anyway; feeding it in blocks costs a tenth.
-            self._input_buffer.append(scaled)
-            self._input_positions.append(position)
-            if len(self._input_buffer) >= self.input_block:
-                for event in self.inputs.update_many(self._input_buffer, positions=self._input_positions):
-                    self._emit(event)
-                self._input_buffer, self._input_positions = [], []
+            for event in self.inputs.update_many([item.scaled for item in pending], positions=positions):
+                self._emit(event)
+
+    def _performance_events(self, predicted: np.ndarray, truth: np.ndarray, positions: list[int]) -> list[DriftEvent]:
+        """Per-cluster errors (``1 - F1`` where the cluster is involved) and the global error of a block."""
+        n_rows, n_clusters = predicted.shape[0], len(self._keys)
+        hit = predicted & truth
+        global_size = predicted.sum(axis=1) + truth.sum(axis=1)
+        global_error = np.where(global_size > 0, 1.0 - 2.0 * hit.sum(axis=1) / np.maximum(global_size, 1), 0.0)
+        events = self.monitor.update_many_global(global_error, positions=positions)
+        if n_clusters == 0:
+            return events
+        owner = self._cluster_index[: predicted.shape[1]]
+
+        def per_cluster(mask: np.ndarray) -> np.ndarray:
+            rows, cols = np.nonzero(mask)
+            return np.bincount(rows * n_clusters + owner[cols], minlength=n_rows * n_clusters).reshape(n_rows, n_clusters)
+
+        hits, sizes = per_cluster(hit), per_cluster(predicted) + per_cluster(truth)
+        for cluster in np.flatnonzero(sizes.any(axis=0)).tolist():
+            rows = np.flatnonzero(sizes[:, cluster])
+            errors = 1.0 - 2.0 * hits[rows, cluster] / sizes[rows, cluster]
+            events += self.monitor.update_many(self._keys[cluster], errors, positions=[positions[r] for r in rows])
+        return events
 
     def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
         if not changes:  # the common case: no per-instance work proportional to the label count
@@ -186,11 +222,13 @@ class DriftHandler:
             if self.adaptation == "background" and level not in self.background:
                 heads = LinearHeads(learning_rate=model.heads.learning_rate, adagrad_offset=model.heads.adagrad_offset)
                 self.background[level] = (labels, heads)
+                self._background_since[level] = event.position
                 self._emit(dataclasses.replace(event, action="start_background_learner"))
             else:
                 self._emit(dataclasses.replace(event, action="alert"))
             return
         background = self.background.pop(level, None)
+        self._background_since.pop(level, None)
         if background is not None and background[1].dim is not None:
             model.replace_cluster_heads(labels, background[1])
             action = "replace_cluster_model"
@@ -212,10 +250,13 @@ class DriftHandler:
             "n_adaptations": self.n_adaptations,
             "levels": {level: list(labels) for level, labels in self._levels.items()},
             "background": {level: list(labels) for level, (labels, _) in self.background.items()},
-            "keys": self._keys, "input_positions": self._input_positions,
+            "keys": self._keys, "block": self.block, "background_since": self._background_since,
+            "pending_positions": [item.position for item in self._pending],
         }, arrays={"cluster_index": self._cluster_index})
-        for i, vector in enumerate(self._input_buffer):
-            _pack_input(state.arrays, f"input{i}", vector)
+        for i, item in enumerate(self._pending):
+            _pack_input(state.arrays, f"pending{i}", item.scaled)
+            state.arrays[f"pending{i}/predicted"] = item.predicted
+            state.arrays[f"pending{i}/truth"] = item.truth
         state.attach("monitor", self.monitor.state())
         state.attach("structure", self.structure.state())
         if self.label_priors is not None:
@@ -231,13 +272,17 @@ class DriftHandler:
         m = state.meta
         handler = cls(adaptation=m["adaptation"], performance_delta=m["performance_delta"],
                       warning_delta=m["warning_delta"], watch_inputs=m["watch_inputs"],
-                      watch_label_priors=m["watch_label_priors"], cooldown=m["cooldown"])
+                      watch_label_priors=m["watch_label_priors"], cooldown=m["cooldown"], block=m["block"])
         handler.n_adaptations = m["n_adaptations"]
         handler._levels = {level: tuple(labels) for level, labels in m["levels"].items()}
         handler._keys = list(m["keys"])
         handler._cluster_index = state.arrays["cluster_index"]
-        handler._input_positions = list(m["input_positions"])
-        handler._input_buffer = [_unpack_input(state.arrays, f"input{i}") for i in range(len(handler._input_positions))]
+        handler._background_since = {level: int(since) for level, since in m["background_since"].items()}
+        handler._pending = [
+            _Observation(_unpack_input(state.arrays, f"pending{i}"), state.arrays[f"pending{i}/predicted"].astype(bool),
+                         state.arrays[f"pending{i}/truth"], int(position))
+            for i, position in enumerate(m["pending_positions"])
+        ]
         handler.monitor = PerformanceDriftMonitor.from_state(state.detach("monitor"))
         handler.structure = detector_from_state(state.detach("structure"))
         if handler.label_priors is not None:

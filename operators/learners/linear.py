@@ -63,7 +63,7 @@ class LinearHeads:
         return z + w[-1, :n_labels]
 
     def probabilities(self, x: Features, n_labels: int) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(x, n_labels), -30.0, 30.0)))
+        return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(self.logits(x, n_labels), -30.0), 30.0)))
 
     def learn(self, x: Features, y: np.ndarray, p: np.ndarray) -> None:
         """One logistic-loss step given targets ``y`` and the probabilities ``p`` predicted for ``x``."""

@@ -10,6 +10,9 @@ from labelflow.operators.base import Features, SparseVector
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.state import State
 
+#: An instance as the window stores it: a unit dense vector, or unit sparse ``(indices, values)``.
+Embedded = np.ndarray | tuple[np.ndarray, np.ndarray]
+
 
 class RecentNeighbours:
     """Label frequencies among the ``k`` most similar of the last ``window`` labelled instances.
@@ -79,17 +82,20 @@ class RecentNeighbours:
         self._bucket = rng.integers(0, self.sketch_dim, size=dim, dtype=np.int64)
         self._sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=dim)
 
-    def _embed_dense(self, x: np.ndarray) -> np.ndarray:
-        dense = np.asarray(x, dtype=np.float32)
-        norm = float(np.sqrt(np.dot(dense, dense)))
-        return dense / norm if norm > 0 else dense
-
-    def _embed_sparse(self, x: SparseVector) -> tuple[np.ndarray, np.ndarray]:
-        """Unit-norm (indices, values) in the stored width (after the sketch, when there is one)."""
+    def embed(self, x: Features) -> Embedded:
+        """``x`` as this window stores it (unit norm, sketched when wide); pass it to :meth:`votes` and
+        :meth:`learn` so an instance that is predicted and then learned is embedded once."""
+        self._setup(x)
+        if not self._sparse:
+            dense = np.asarray(x, dtype=np.float32)
+            norm = float(np.sqrt(np.dot(dense, dense)))
+            return dense / norm if norm > 0 else dense
         indices, values = x.indices, x.values
         if self._bucket is not None:
-            indices, inverse = np.unique(self._bucket[indices], return_inverse=True)
-            values = np.bincount(inverse, weights=self._sign[x.indices] * x.values).astype(np.float32)
+            buckets = self._bucket[indices]
+            summed = np.bincount(buckets, weights=self._sign[indices] * values, minlength=self.sketch_dim)
+            indices = np.unique(buckets)
+            values = summed[indices].astype(np.float32)
         norm = float(np.sqrt(np.dot(values, values)))
         return indices, (values / norm if norm > 0 else values)
 
@@ -97,18 +103,19 @@ class RecentNeighbours:
         self._labels = grow_last_axis(self._labels, n_labels)
         self._label_totals = grow_last_axis(self._label_totals, n_labels)
 
-    def votes(self, x: Features, n_labels: int) -> np.ndarray:
+    def votes(self, x: Features, n_labels: int, embedded: Embedded | None = None) -> np.ndarray:
         """Smoothed label frequencies among the neighbours of ``x`` (label prior when the window is empty)."""
-        self._setup(x)
+        if embedded is None:
+            embedded = self.embed(x)
         self._ensure_labels(n_labels)
         prior = (self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)
         if self.size == 0:
             return prior.astype(np.float32)
         if self._sparse:
-            indices, values = self._embed_sparse(x)
+            indices, values = embedded
             similarities = values @ self._vectors[indices, : self.size]
         else:
-            similarities = self._vectors[: self.size] @ self._embed_dense(x)
+            similarities = self._vectors[: self.size] @ embedded
         k = min(self.k, self.size)
         if k < self.size:
             nearest = np.argpartition(-similarities, k - 1)[:k]
@@ -126,18 +133,19 @@ class RecentNeighbours:
         self._ensure_labels(max(labels) + 1)
         self._labels[:, labels] = 0.0
 
-    def learn(self, x: Features, y: np.ndarray) -> None:
-        self._setup(x)
+    def learn(self, x: Features, y: np.ndarray, embedded: Embedded | None = None) -> None:
+        if embedded is None:
+            embedded = self.embed(x)
         n_labels = y.shape[0]
         self._ensure_labels(n_labels)
         if self._sparse:
-            indices, values = self._embed_sparse(x)
+            indices, values = embedded
             # Clear only the entries the evicted instance wrote: zeroing a whole column is strided.
             self._vectors[self._slot_indices[self.cursor], self.cursor] = 0.0
             self._vectors[indices, self.cursor] = values
             self._slot_indices[self.cursor] = indices
         else:
-            self._vectors[self.cursor] = self._embed_dense(x)
+            self._vectors[self.cursor] = embedded
         self._labels[self.cursor] = 0.0
         self._labels[self.cursor, :n_labels] = y
         self._label_totals[:n_labels] += y

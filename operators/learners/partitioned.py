@@ -21,6 +21,7 @@ from labelflow.operators.state import State
 
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
+_MAX_LOG_ODDS = float(np.log((1 - 1e-4) / 1e-4))  # probabilities are kept within [1e-4, 1 - 1e-4]
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -28,8 +29,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
+def _bounded(z: np.ndarray) -> np.ndarray:
+    """Log-odds limited as :func:`_logit` limits them (without a round trip through probabilities)."""
+    return np.minimum(np.maximum(z, -_MAX_LOG_ODDS), _MAX_LOG_ODDS)
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
 
 
 @dataclass
@@ -37,8 +43,10 @@ class _Forward:
     """Everything computed for one instance before its labels are learned (reused by learn_one)."""
 
     scaled: Features
+    embedded: Any  # the instance as the neighbour window stores it (None without neighbours)
     head_p: np.ndarray
     inputs: np.ndarray  # (labels, stack inputs)
+    z: np.ndarray  # stacked log-odds
     p: np.ndarray
     n_labels: int
     decided: np.ndarray | None = None
@@ -195,17 +203,20 @@ class PartitionedClassifier(MultiLabelClassifier):
         n = len(self.label_index)
         self._grow(n)
         scaled = self.scaler.transform(x)
-        head_p = self.heads.probabilities(scaled, n)
+        head_z = self.heads.logits(scaled, n)
         inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
-        inputs[:, 0] = _logit(head_p)
+        inputs[:, 0] = _bounded(head_z)
+        embedded = None
         if self.neighbours is not None:
-            inputs[:, 1] = _logit(self.neighbours.votes(scaled, n))
+            embedded = self.neighbours.embed(scaled)
+            inputs[:, 1] = _logit(self.neighbours.votes(scaled, n, embedded))
         else:
             inputs[:, 1] = 0.0
         inputs[:, 2] = self._recent[:n] if self.temporal_context else 0.0
         inputs[:, 3] = 1.0
-        p = _sigmoid(np.einsum("ij,ij->i", inputs, self._stack[:n]))
-        forward = _Forward(scaled=scaled, head_p=head_p, inputs=inputs, p=p, n_labels=n)
+        z = np.einsum("ij,ij->i", inputs, self._stack[:n])
+        forward = _Forward(scaled=scaled, embedded=embedded, head_p=_sigmoid(head_z), inputs=inputs,
+                           z=z, p=_sigmoid(z), n_labels=n)
         self._cached = (x, forward)
         return forward
 
@@ -218,7 +229,7 @@ class PartitionedClassifier(MultiLabelClassifier):
         n = forward.n_labels
         if n == 0:
             return np.zeros(0, dtype=bool)
-        shifted = _logit(forward.p) - _logit(self.thresholds.values(n))
+        shifted = _bounded(forward.z) - self.thresholds.log_odds(n)
         decided = self.decoder.decode(shifted)
         if not decided.any() and self._force_one():
             decided[int(np.argmax(shifted))] = True
@@ -234,8 +245,8 @@ class PartitionedClassifier(MultiLabelClassifier):
         forward = self._forward(x)
         decided = self._decide(forward)
         names = self.label_index.names
-        scores = {names[i]: float(forward.p[i]) for i in range(forward.n_labels)}
-        return {names[i] for i in np.flatnonzero(decided)}, scores
+        scores = dict(zip(names[: forward.n_labels], forward.p.tolist()))
+        return {names[i] for i in decided.nonzero()[0].tolist()}, scores
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.predict_with_scores(x)[1]
@@ -243,7 +254,7 @@ class PartitionedClassifier(MultiLabelClassifier):
     def predict_one(self, x: Features) -> set[Label]:
         forward = self._forward(x)
         names = self.label_index.names
-        return {names[i] for i in np.flatnonzero(self._decide(forward))}
+        return {names[i] for i in self._decide(forward).nonzero()[0].tolist()}
 
     def predict_top(self, x: Features, k: int) -> list[tuple[Label, float]]:
         """The ``k`` most probable labels with their probabilities, best first."""
@@ -273,7 +284,7 @@ class PartitionedClassifier(MultiLabelClassifier):
                                self.label_index, self.n_learned)
         self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
         if self.neighbours is not None:
-            self.neighbours.learn(forward.scaled, target)
+            self.neighbours.learn(forward.scaled, target, forward.embedded)
         self.scaler.learn_one(x)
         self._recent[:n] = target
         self.clusterer.learn_one(label_ids)
@@ -281,6 +292,7 @@ class PartitionedClassifier(MultiLabelClassifier):
         if partition.version != self._partition_version:
             names = self.label_index.names
             self.decoder.set_partition(partition.clusters)
+            self.drift.flush(self, self.label_index)  # what was observed belongs to the old clusters
             self.drift.set_partition(partition, names)
             self._partition_version = partition.version
         changes = self.clusterer.drain_events()

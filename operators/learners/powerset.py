@@ -26,45 +26,39 @@ class ClusterLabelSets:
         self.rows: dict[LabelSet, int] = {}
         self.matrix = np.zeros((8, len(self.labels)), dtype=np.float32)
         self.counts = np.zeros(8, dtype=np.float64)
-        self._score_cache: tuple[np.ndarray, float, np.ndarray] | None = None
-        self._score_total = -1.0
+        self._flat: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_sets(self) -> int:
         return len(self.rows)
 
-    def add(self, local_set: LabelSet, count: float) -> None:
+    def add(self, local_set: LabelSet, count: float) -> bool:
+        """Count a subset (local label indices); True when it was never seen before."""
         row = self.rows.get(local_set)
-        if row is None:
+        created = row is None
+        if created:
             row = len(self.rows)
             if row == self.matrix.shape[0]:
                 self.matrix = np.concatenate([self.matrix, np.zeros_like(self.matrix)])
                 self.counts = np.concatenate([self.counts, np.zeros_like(self.counts)])
             self.rows[local_set] = row
             self.matrix[row, list(local_set)] = 1.0
+            self._flat = None
         self.counts[row] += count
-        self._score_cache = None
+        return created
 
-    def dependence(self, total: float) -> tuple[np.ndarray, float, np.ndarray]:
-        """log P(S) minus its log-probability under label independence (up to a shared constant).
+    def clear(self) -> None:
+        self.rows.clear()
+        self.counts[:] = 0.0
+        self.matrix[:] = 0.0
+        self._flat = None
 
-        Returns the score of every stored subset, of the empty subset, and the per-label prior log-odds
-        (used to score a subset that was never seen).
-        """
-        # Every instance changes the total (the empty subset's count is implicit), so the cache is keyed
-        # by it and recomputed lazily, only for the clusters that get decoded.
-        if self._score_cache is None or self._score_total != total:
-            self._score_total = total
-            k = self.n_sets
-            counts = self.counts[:k]
-            denominator = total + k + 1.0  # every seen subset, plus one pseudo-count for novelty
-            marginal = np.clip((counts @ self.matrix[:k]) / max(total, 1.0), 1e-3, 1 - 1e-3)
-            prior_logit = np.log(marginal) - np.log1p(-marginal)
-            log_p = np.log(np.maximum(counts, 1e-12) / denominator)
-            empty = max(total - counts.sum(), 0.0)
-            empty_score = float(np.log(max(empty, 0.5) / denominator))
-            self._score_cache = (log_p - self.matrix[:k] @ prior_logit, empty_score, prior_logit)
-        return self._score_cache  # type: ignore[return-value]
+    def flat(self) -> tuple[np.ndarray, np.ndarray]:
+        """The global label ids of every stored subset, concatenated in row order, and each row's length."""
+        if self._flat is None:
+            rows, cols = np.nonzero(self.matrix[: self.n_sets])
+            self._flat = (self.labels[cols], np.bincount(rows, minlength=self.n_sets))
+        return self._flat
 
 
 def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
@@ -126,6 +120,7 @@ class LabelSetDecoder:
         self.refresh_every = refresh_every
         self._compiled = False
         self._compiled_at = 0
+        self._structure_changed = True  # a subset was seen for the first time, or the partition changed
         self.max_label_sets = max_label_sets
         self._label_sets: dict[LabelSet, float] = {}
         self._total = 0.0
@@ -179,6 +174,7 @@ class LabelSetDecoder:
         self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         if from_store:
             self._project(from_store)
+        self._structure_changed = True
         self._compiled = False
 
     def _project(self, tables: list[ClusterLabelSets]) -> None:
@@ -209,7 +205,8 @@ class LabelSetDecoder:
             cluster = int(self._cluster_of[label])
             parts.setdefault(cluster, []).append(self._clusters[cluster].local[label])
         for cluster, local in parts.items():
-            self._clusters[cluster].add(tuple(local), w)
+            if self._clusters[cluster].add(tuple(local), w):
+                self._structure_changed = True
         self._weight /= self.fading_factor
         if self._weight > 1e100:
             self._rescale()
@@ -221,10 +218,8 @@ class LabelSetDecoder:
         wanted = set(int(label) for label in labels)
         for table in self._clusters:
             if wanted.intersection(table.local):
-                table.rows.clear()
-                table.counts[:] = 0.0
-                table.matrix[:] = 0.0
-                table._score_cache = None
+                table.clear()
+        self._structure_changed = True
         self._compiled = False
 
     def _rescale(self) -> None:
@@ -233,7 +228,6 @@ class LabelSetDecoder:
         self._total *= scale
         for table in self._clusters:
             table.counts *= scale
-            table._score_cache = None
         self._weight = 1.0
 
     def _prune(self) -> None:
@@ -242,50 +236,50 @@ class LabelSetDecoder:
         self._label_sets = dict(items[: self.max_label_sets // 2])
 
     def _compile(self) -> None:
-        """Flatten every cluster's subsets into arrays grouped by cluster, with their scores.
+        """Score every cluster's subsets, flattened into arrays grouped by cluster.
 
-        Rebuilt every ``refresh_every`` learned instances (and after a partition change) rather than per
-        instance: dependence scores move slowly, and decoding then costs a few vectorized operations
-        whatever the number of clusters.
+        ``dep(S) = log P(S) - sum_{l in S} logit P(l)``, with ``P(S)`` the subset's faded count over
+        ``total + k + 1`` (``k`` subsets seen in its cluster, plus one pseudo-count for novelty) and
+        ``P(l)`` the label's marginal. Rebuilt every ``refresh_every`` learned instances (and after a
+        partition change) rather than per instance: the scores move slowly, and decoding then costs a
+        few vectorized operations whatever the number of clusters. The flat layout is rebuilt only when
+        a subset is seen for the first time.
         """
+        if self._structure_changed:
+            self._flatten()
+        n_clusters = len(self._clusters)
         total = self._total
-        row_labels: list[np.ndarray] = []
-        row_lengths: list[np.ndarray] = []
-        row_scores: list[np.ndarray] = []
-        row_cluster: list[np.ndarray] = []
-        empty = np.zeros(len(self._clusters), dtype=np.float64)
-        novel = np.zeros(len(self._clusters), dtype=np.float64)
-        prior_logit = np.zeros(self._cluster_of.shape[0], dtype=np.float64)
-        for i, table in enumerate(self._clusters):
-            dep, empty[i], table_prior = table.dependence(total)
-            prior_logit[table.labels] = table_prior
-            k = table.n_sets
-            novel[i] = np.log((k + 1.0) / (total + k + 1.0))
-            if k == 0:
-                continue
-            rows, cols = np.nonzero(table.matrix[:k])
-            row_labels.append(table.labels[cols])
-            row_lengths.append(np.bincount(rows, minlength=k))
-            row_scores.append(dep)
-            row_cluster.append(np.full(k, i, dtype=np.int64))
-        if row_labels:
-            lengths = np.concatenate(row_lengths)
-            self._row_labels = np.concatenate(row_labels)
-            self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            self._row_lengths = lengths
-            self._row_dependence = np.concatenate(row_scores)
-            self._row_cluster = np.concatenate(row_cluster)
-            self._clusters_with_rows, self._cluster_row_starts = np.unique(self._row_cluster, return_index=True)
+        counts = (np.concatenate([t.counts[: t.n_sets] for t in self._clusters]) if n_clusters
+                  else np.zeros(0, dtype=np.float64))
+        sets = self._sets_per_cluster
+        denominator = total + sets + 1.0
+        entry_counts = np.repeat(counts, self._row_lengths)
+        marginal = np.bincount(self._row_labels, weights=entry_counts, minlength=self._cluster_of.shape[0])
+        marginal = np.clip(marginal / max(total, 1.0), 1e-3, 1 - 1e-3)
+        prior_logit = np.log(marginal) - np.log1p(-marginal)
+        if counts.shape[0]:
+            log_p = np.log(np.maximum(counts, 1e-12) / denominator[self._row_cluster])
+            self._row_dependence = log_p - np.add.reduceat(prior_logit[self._row_labels], self._row_starts)
         else:
-            self._clusters_with_rows = self._cluster_row_starts = np.zeros(0, dtype=np.int64)
-            self._row_labels = np.zeros(0, dtype=np.int64)
-            self._row_starts = self._row_lengths = self._row_cluster = np.zeros(0, dtype=np.int64)
             self._row_dependence = np.zeros(0, dtype=np.float64)
-        self._empty_dependence = empty
-        self._novel_log_p = novel
+        empty = np.maximum(total - np.bincount(self._row_cluster, weights=counts, minlength=n_clusters), 0.0)
+        self._empty_dependence = np.log(np.maximum(empty, 0.5) / denominator)
+        self._novel_log_p = np.log((sets + 1.0) / denominator)
         self._prior_logit = prior_logit
         self._compiled_at = self.n_learned
         self._compiled = True
+
+    def _flatten(self) -> None:
+        pieces = [table.flat() for table in self._clusters]
+        sets = np.array([table.n_sets for table in self._clusters], dtype=np.int64)
+        lengths = np.concatenate([length for _, length in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+        self._row_labels = np.concatenate([labels for labels, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+        self._row_lengths = lengths
+        self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self._row_cluster = np.repeat(np.arange(len(self._clusters), dtype=np.int64), sets)
+        self._clusters_with_rows, self._cluster_row_starts = np.unique(self._row_cluster, return_index=True)
+        self._sets_per_cluster = sets.astype(np.float64)
+        self._structure_changed = False
 
     def decode(self, shifted_logits: np.ndarray) -> np.ndarray:
         """The decided labels (boolean mask) for threshold-shifted log-odds of every label."""

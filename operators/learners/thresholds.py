@@ -52,34 +52,56 @@ class AdaptiveThresholds:
         self._positive = np.zeros((bins, 8), dtype=np.float64)
         self._negative = np.zeros((bins, 8), dtype=np.float64)
         self._thresholds = np.full(8, initial, dtype=np.float32)
+        self._log_odds = np.full(8, np.log(initial / (1.0 - initial)), dtype=np.float32)
         self._weight = 1.0  # grows instead of fading every count: counts are rescaled lazily
+        # Updates wait here until the next refresh: thresholds only change then, and one vectorized
+        # count update per refresh costs a fraction of one per instance.
+        self._pending: list[tuple[np.ndarray, np.ndarray, float]] = []
         self.n_updates = 0
 
     def _ensure(self, n_labels: int) -> None:
         self._positive = grow_last_axis(self._positive, n_labels)
         self._negative = grow_last_axis(self._negative, n_labels)
         self._thresholds = grow_last_axis(self._thresholds, n_labels, fill=self.initial)
+        self._log_odds = grow_last_axis(self._log_odds, n_labels, fill=np.log(self.initial / (1.0 - self.initial)))
 
     def values(self, n_labels: int) -> np.ndarray:
         self._ensure(n_labels)
         return self._thresholds[:n_labels]
 
-    def update(self, scores: np.ndarray, truth: np.ndarray) -> None:
-        n_labels = scores.shape[0]
+    def log_odds(self, n_labels: int) -> np.ndarray:
+        """The thresholds as log-odds (kept with them, so deciding in log-odds costs no logarithm)."""
         self._ensure(n_labels)
-        columns = np.arange(n_labels)
-        bins = np.minimum((scores * self.bins).astype(np.int64), self.bins - 1)
-        positive = truth > 0
-        self._positive[bins[positive], columns[positive]] += self._weight
-        self._negative[bins[~positive], columns[~positive]] += self._weight
+        return self._log_odds[:n_labels]
+
+    def update(self, scores: np.ndarray, truth: np.ndarray) -> None:
+        """Count one instance's scores (``truth``: 1 for its labels); thresholds move every ``refresh_every``."""
+        self._pending.append((scores, truth, self._weight))
         self._weight /= self.fading_factor
+        self.n_updates += 1
+        if self.n_updates % self.refresh_every == 0:
+            self._flush()
+            self._refresh(scores.shape[0])
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        n_labels = max(scores.shape[0] for scores, _, _ in self._pending)
+        self._ensure(n_labels)
+        width = self._positive.shape[1]
+        scores = np.concatenate([scores for scores, _, _ in self._pending])
+        positive = np.concatenate([truth for _, truth, _ in self._pending]) > 0
+        weights = np.concatenate([np.full(s.shape[0], w) for s, _, w in self._pending])
+        columns = np.concatenate([np.arange(s.shape[0]) for s, _, _ in self._pending])
+        cells = np.minimum((scores * self.bins).astype(np.int64), self.bins - 1) * width + columns
+        size = self.bins * width
+        self._positive += np.bincount(cells[positive], weights=weights[positive], minlength=size).reshape(self.bins, width)
+        self._negative += np.bincount(cells[~positive], weights=weights[~positive], minlength=size).reshape(self.bins, width)
+        self._pending = []
         if self._weight > 1e100:
             self._positive /= self._weight
             self._negative /= self._weight
             self._weight = 1.0
-        self.n_updates += 1
-        if self.n_updates % self.refresh_every == 0:
-            self._refresh(n_labels)
 
     def _refresh(self, n_labels: int) -> None:
         pos = self._positive[:, :n_labels]
@@ -99,8 +121,11 @@ class AdaptiveThresholds:
         trust = evidence / (evidence + self.shrinkage) if np.isfinite(self.shrinkage) else 0.0
         thresholds = trust * own + (1 - trust) * pooled
         self._thresholds[:n_labels] = np.clip(thresholds, 0.5 / self.bins, 1.0 - 0.5 / self.bins)
+        cut = self._thresholds[:n_labels]
+        self._log_odds[:n_labels] = np.log(cut / (1.0 - cut))
 
     def state(self) -> State:
+        self._flush()
         meta = {
             "bins": self.bins, "fading_factor": self.fading_factor, "refresh_every": self.refresh_every,
             # JSON has no infinity: None stands for "pooled cut only".
@@ -119,4 +144,5 @@ class AdaptiveThresholds:
         th._weight, th.n_updates = m["weight"], m["n_updates"]
         th._positive, th._negative = state.arrays["positive"], state.arrays["negative"]
         th._thresholds = state.arrays["thresholds"]
+        th._log_odds = np.log(th._thresholds / (1.0 - th._thresholds)).astype(np.float32)
         return th
