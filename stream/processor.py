@@ -300,7 +300,13 @@ class BatchProcessor:
 
     def _predict_run(self, out: BatchOutcome, run: list[_Pending], learn_last: tuple[list[str], str] | None) -> None:
         started = time.perf_counter()
-        results = self.runtime.predict([item.x for item in run])
+        xs = [item.x for item in run]
+        if learn_last is not None and len(xs) > 1:
+            # The document learned next is predicted on its own: a vectorized batch rounds differently,
+            # and what the model learns must not depend on where the records were cut into batches.
+            results = self.runtime.predict(xs[:-1]) + self.runtime.predict(xs[-1:])
+        else:
+            results = self.runtime.predict(xs)
         out.stage_seconds["predict"] += time.perf_counter() - started
         produced_at = utc_now()
         now_ms = produced_at.timestamp() * 1000.0

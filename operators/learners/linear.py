@@ -6,6 +6,7 @@ import numpy as np
 
 from labelflow.operators.base import Features, SparseVector
 from labelflow.operators.learners.growth import grow_last_axis
+from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State
 
 
@@ -60,6 +61,22 @@ class LinearHeads:
             z = x.values @ w[x.indices, :n_labels] if x.nnz else np.zeros(n_labels, dtype=np.float32)
         else:
             z = x @ w[:-1, :n_labels]
+        return z + w[-1, :n_labels]
+
+    def logits_many(self, xs: list[Features], n_labels: int) -> np.ndarray:
+        """:meth:`logits` of a batch, ``(len(xs), n_labels)``, in one matrix product."""
+        if not xs:
+            return np.zeros((0, n_labels), dtype=np.float32)
+        dims = {x.dim if isinstance(x, SparseVector) else x.shape[0] for x in xs}
+        if len(dims) > 1:
+            raise ValueError(f"a batch mixes feature dimensions {sorted(dims)}")
+        self._ensure(dims.pop(), n_labels)
+        w = self.weights
+        if isinstance(xs[0], SparseVector):
+            batch, columns = compact_rows([(x.indices, x.values) for x in xs])
+            z = np.asarray(batch @ w[columns, :n_labels])
+        else:
+            z = np.stack(xs) @ w[:-1, :n_labels]
         return z + w[-1, :n_labels]
 
     def probabilities(self, x: Features, n_labels: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from labelflow.operators.state import State
 
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
+_MIN_BATCH = 4  # smaller batches are faster one by one (building the sparse batch has a fixed cost)
 _MAX_LOG_ODDS = float(np.log((1 - 1e-4) / 1e-4))  # probabilities are kept within [1e-4, 1 - 1e-4]
 
 
@@ -197,6 +198,17 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     # ------------------------------------------------------------------ prediction
 
+    def _stacked(self, head_z: np.ndarray, votes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Stacker inputs ``(..., labels, 4)`` and log-odds ``(..., labels)`` from the heads' log-odds and
+        the neighbours' votes of one instance (1-d) or a batch (2-d)."""
+        n = head_z.shape[-1]
+        inputs = np.empty(head_z.shape + (_N_STACK_INPUTS,), dtype=np.float32)
+        inputs[..., 0] = _bounded(head_z)
+        inputs[..., 1] = 0.0 if votes is None else _logit(votes)
+        inputs[..., 2] = self._recent[:n] if self.temporal_context else 0.0
+        inputs[..., 3] = 1.0
+        return inputs, np.einsum("...ij,ij->...i", inputs, self._stack[:n])
+
     def _forward(self, x: Features) -> _Forward:
         if self._cached is not None and self._cached[0] is x:
             return self._cached[1]
@@ -204,17 +216,11 @@ class PartitionedClassifier(MultiLabelClassifier):
         self._grow(n)
         scaled = self.scaler.transform(x)
         head_z = self.heads.logits(scaled, n)
-        inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
-        inputs[:, 0] = _bounded(head_z)
-        embedded = None
+        embedded = votes = None
         if self.neighbours is not None:
             embedded = self.neighbours.embed(scaled)
-            inputs[:, 1] = _logit(self.neighbours.votes(scaled, n, embedded))
-        else:
-            inputs[:, 1] = 0.0
-        inputs[:, 2] = self._recent[:n] if self.temporal_context else 0.0
-        inputs[:, 3] = 1.0
-        z = np.einsum("ij,ij->i", inputs, self._stack[:n])
+            votes = self.neighbours.votes(scaled, n, embedded)
+        inputs, z = self._stacked(head_z, votes)
         forward = _Forward(scaled=scaled, embedded=embedded, head_p=_sigmoid(head_z), inputs=inputs,
                            z=z, p=_sigmoid(z), n_labels=n)
         self._cached = (x, forward)
@@ -222,17 +228,19 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def _decide(self, forward: _Forward) -> np.ndarray:
         if forward.decided is None:
-            forward.decided = self._decode(forward)
+            forward.decided = self._decide_rows(forward.z[None, :])[0]
         return forward.decided.copy()
 
-    def _decode(self, forward: _Forward) -> np.ndarray:
-        n = forward.n_labels
+    def _decide_rows(self, z: np.ndarray) -> np.ndarray:
+        """The decided label masks of a batch of stacked log-odds ``(instances, labels)``."""
+        n = z.shape[1]
         if n == 0:
-            return np.zeros(0, dtype=bool)
-        shifted = _bounded(forward.z) - self.thresholds.log_odds(n)
-        decided = self.decoder.decode(shifted)
-        if not decided.any() and self._force_one():
-            decided[int(np.argmax(shifted))] = True
+            return np.zeros(z.shape, dtype=bool)
+        shifted = _bounded(z) - self.thresholds.log_odds(n)
+        decided = self.decoder.decode_many(shifted)
+        if self._force_one():
+            empty = np.flatnonzero(~decided.any(axis=1))
+            decided[empty, np.argmax(shifted[empty], axis=1)] = True
         return decided
 
     def _force_one(self) -> bool:
@@ -240,21 +248,45 @@ class PartitionedClassifier(MultiLabelClassifier):
             return self.decoder.n_learned >= 20 and self.decoder.n_empty < 0.01 * self.decoder.n_learned
         return bool(self.at_least_one)
 
+    def _named(self, decided: np.ndarray, p: np.ndarray) -> tuple[set[Label], dict[Label, float]]:
+        names = self.label_index.names
+        return {names[i] for i in decided.nonzero()[0].tolist()}, dict(zip(names[: p.shape[0]], p.tolist()))
+
     def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
         """The decided label set and every known label's probability, computed once."""
         forward = self._forward(x)
-        decided = self._decide(forward)
-        names = self.label_index.names
-        scores = dict(zip(names[: forward.n_labels], forward.p.tolist()))
-        return {names[i] for i in decided.nonzero()[0].tolist()}, scores
+        return self._named(self._decide(forward), forward.p)
+
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
+        """:meth:`predict_with_scores` of a batch, vectorized: one matrix product per component.
+
+        Every instance is predicted by the model as it is (no learning in between), as
+        ``predict_with_scores`` would one by one; probabilities may differ from it in the last float
+        digits (another summation order).
+        """
+        if len(xs) < _MIN_BATCH:
+            return [self.predict_with_scores(x) for x in xs]
+        n = len(self.label_index)
+        self._grow(n)
+        scaled = [self.scaler.transform(x) for x in xs]
+        head_z = self.heads.logits_many(scaled, n)
+        votes = self.neighbours.votes_many(scaled, n) if self.neighbours is not None else None
+        _, z = self._stacked(head_z, votes)
+        decided = self._decide_rows(z)
+        p = _sigmoid(z)
+        return [self._named(decided[i], p[i]) for i in range(len(xs))]
+
+    def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
+        return [labels for labels, _ in self.predict_with_scores_many(xs)]
+
+    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
+        return [scores for _, scores in self.predict_with_scores_many(xs)]
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.predict_with_scores(x)[1]
 
     def predict_one(self, x: Features) -> set[Label]:
-        forward = self._forward(x)
-        names = self.label_index.names
-        return {names[i] for i in self._decide(forward).nonzero()[0].tolist()}
+        return self.predict_with_scores(x)[0]
 
     def predict_top(self, x: Features, k: int) -> list[tuple[Label, float]]:
         """The ``k`` most probable labels with their probabilities, best first."""

@@ -283,10 +283,14 @@ class LabelSetDecoder:
 
     def decode(self, shifted_logits: np.ndarray) -> np.ndarray:
         """The decided labels (boolean mask) for threshold-shifted log-odds of every label."""
+        return self.decode_many(np.asarray(shifted_logits)[None, :])[0]
+
+    def decode_many(self, shifted_logits: np.ndarray) -> np.ndarray:
+        """:meth:`decode` of every row of an ``(instances, labels)`` array, vectorized over the rows."""
         s = np.asarray(shifted_logits, dtype=np.float64)
         decided = s > 0
         n_covered = self._cluster_of.shape[0]
-        if self.prior_weight == 0.0 or not self._clusters or s.shape[0] != n_covered:
+        if self.prior_weight == 0.0 or not self._clusters or s.shape[1] != n_covered:
             return decided
         # Early in a stream every instance changes the subset statistics a lot: refresh each time, then
         # ever more rarely, up to every ``refresh_every`` instances.
@@ -294,47 +298,53 @@ class LabelSetDecoder:
         if not self._compiled or self.n_learned - self._compiled_at >= interval:
             self._compile()
         beta = self.prior_weight
-        n_clusters = len(self._clusters)
-        # Candidate 1: the empty subset of every cluster.
+        n_rows, n_clusters = s.shape[0], len(self._clusters)
+        # Candidate 1: the empty subset of every cluster (broadcast over the instances).
         best = beta * self._empty_dependence
-        choice = np.full(n_clusters, -1, dtype=np.int64)  # -1 empty, -2 per-label decision, else row
+        choice = np.full((n_rows, n_clusters), -1, dtype=np.int64)  # -1 empty, -2 per-label decision, else row
         # Candidate 2: the best seen subset of every cluster.
         if self._row_cluster.shape[0]:
-            row_score = np.add.reduceat(s[self._row_labels], self._row_starts) + beta * self._row_dependence
+            row_score = np.add.reduceat(s[:, self._row_labels], self._row_starts, axis=1) + beta * self._row_dependence
             # Rows are grouped by cluster: one reduction gives every cluster's best seen subset.
-            row_best = np.full(n_clusters, -np.inf)
-            row_best[self._clusters_with_rows] = np.maximum.reduceat(row_score, self._cluster_row_starts)
+            row_best = np.full((n_rows, n_clusters), -np.inf)
+            row_best[:, self._clusters_with_rows] = np.maximum.reduceat(row_score, self._cluster_row_starts, axis=1)
             better = row_best > best
             if better.any():
-                winners = np.flatnonzero(better[self._row_cluster] & (row_score >= row_best[self._row_cluster]))
-                owners = self._row_cluster[winners]
-                first = np.ones(owners.shape[0], dtype=bool)
-                first[1:] = owners[1:] != owners[:-1]
-                choice[owners[first]] = winners[first]
+                instance, winners = np.nonzero(better[:, self._row_cluster] & (row_score >= row_best[:, self._row_cluster]))
+                # Ties: written in reverse so that the first of a cluster's best rows is written last.
+                choice[instance[::-1], self._row_cluster[winners[::-1]]] = winners[::-1]
                 best = np.where(better, row_best, best)
         # Candidate 3: the per-label decision, when it is a subset never seen (seen ones are rows).
-        positive = np.flatnonzero(decided)
+        instance, positive = np.nonzero(decided)
+        per_label_chosen = False
         if positive.size:
+            if best.ndim == 1:  # no seen subset beat the empty one anywhere: still the broadcast row
+                best = np.tile(best, (n_rows, 1))
             owner = self._cluster_of[positive]
-            gain = np.bincount(owner, weights=s[positive] - beta * self._prior_logit[positive], minlength=n_clusters)
-            members: dict[int, list[int]] = {}
-            for label, cluster in zip(positive.tolist(), owner.tolist()):
-                members.setdefault(cluster, []).append(label)
-            for cluster, labels in members.items():
+            gain = np.bincount(instance * n_clusters + owner, minlength=n_rows * n_clusters,
+                               weights=s[instance, positive] - beta * self._prior_logit[positive]).reshape(n_rows, n_clusters)
+            members: dict[tuple[int, int], list[int]] = {}
+            for row, label, cluster in zip(instance.tolist(), positive.tolist(), owner.tolist()):
+                members.setdefault((row, cluster), []).append(label)
+            for (row, cluster), labels in members.items():
                 table = self._clusters[cluster]
-                local = tuple(sorted(table.local[label] for label in labels))
-                if local in table.rows:
+                if tuple(sorted(table.local[label] for label in labels)) in table.rows:
                     continue
-                score = gain[cluster] + beta * self._novel_log_p[cluster]
-                if score > best[cluster]:
-                    best[cluster] = score
-                    choice[cluster] = -2
-        out = np.zeros_like(decided)
-        keep_per_label = choice[self._cluster_of] == -2
-        out[keep_per_label] = decided[keep_per_label]
-        for row in choice[choice >= 0].tolist():
-            start = self._row_starts[row]
-            out[self._row_labels[start : start + self._row_lengths[row]]] = True
+                score = gain[row, cluster] + beta * self._novel_log_p[cluster]
+                if score > best[row, cluster]:
+                    best[row, cluster] = score
+                    choice[row, cluster] = -2
+                    per_label_chosen = True
+        out = np.zeros(decided.shape, dtype=bool)
+        if per_label_chosen:
+            keep_per_label = choice[:, self._cluster_of] == -2
+            out[keep_per_label] = decided[keep_per_label]
+        instance, cluster = np.nonzero(choice >= 0)
+        # A few chosen subsets per instance: slicing each is cheaper than vectorized index arithmetic.
+        starts, lengths, row_labels = self._row_starts, self._row_lengths, self._row_labels
+        for row, chosen in zip(instance.tolist(), choice[instance, cluster].tolist()):
+            start = starts[chosen]
+            out[row, row_labels[start: start + lengths[chosen]]] = True
         return out
 
     def state(self) -> State:

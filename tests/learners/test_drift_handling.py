@@ -1,0 +1,57 @@
+"""Drift handling inside the default learner: detection on blocks of labelled instances, adaptation, state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelflow.operators.learners.partitioned import PartitionedClassifier
+from labelflow.operators.state import State
+
+
+def swapping_stream(n: int, swap_at: int, seed: int = 0):
+    """Two independent groups of labels; at ``swap_at`` the inputs of the first group's labels swap."""
+    rng = np.random.default_rng(seed)
+    for t in range(n):
+        first, second = int(rng.integers(2)), int(rng.integers(2))
+        x = np.zeros(8, dtype=np.float32)
+        x[first] = x[2 + second] = 3.0
+        x += rng.normal(0.0, 0.3, size=8).astype(np.float32)
+        label = ("a", "b")[first if t < swap_at else 1 - first]
+        yield x, [label, ("c", "d")[second]]
+
+
+def test_a_concept_swap_is_detected_after_it_happens_and_the_model_adapts():
+    # Without the neighbour window and the latest label set the heads alone carry the concept, so the
+    # swap costs accuracy long enough for the detectors to confirm it.
+    model = PartitionedClassifier(drift_adaptation="reset", neighbours_k=0, temporal_context=False)
+    events = []
+    hits_after = []
+    for t, (x, y) in enumerate(swapping_stream(6000, swap_at=3000)):
+        predicted = model.predict_one(x)
+        model.learn_one(x, y)
+        events += model.drain_events()
+        if t >= 5000:
+            hits_after.append(predicted == set(y))
+    drifts = [e for e in events if e.kind == "performance" and e.severity == "drift"]
+    assert drifts, "the swap was not detected"
+    assert all(e.position >= 3000 for e in drifts)
+    assert min(e.position for e in drifts) < 3600
+    assert any(e.action == "reset_cluster_model" for e in drifts)
+    assert np.mean(hits_after) > 0.9  # the model has learned the swapped concept
+
+
+def test_state_with_observations_waiting_for_their_block_restores_exactly(tmp_path):
+    stream = list(swapping_stream(4000, swap_at=2000, seed=1))
+    model = PartitionedClassifier()
+    for x, y in stream[:2010]:  # 2010 is not a multiple of the 32-instance detector block
+        model.predict_one(x)
+        model.learn_one(x, y)
+    model.drain_events()
+    assert model.drift._pending
+    model.state().save(tmp_path / "model")
+    restored = PartitionedClassifier.from_state(State.load(tmp_path / "model"))
+    for x, y in stream[2010:]:
+        assert restored.predict_with_scores(x) == model.predict_with_scores(x)
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+        assert [e.to_dict() for e in restored.drain_events()] == [e.to_dict() for e in model.drain_events()]
