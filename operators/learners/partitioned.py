@@ -257,6 +257,26 @@ class PartitionedClassifier(MultiLabelClassifier):
         forward = self._forward(x)
         return self._named(self._decide(forward), forward.p)
 
+    def _forward_many(self, xs: Sequence[Features]) -> list[_Forward]:
+        """:meth:`_forward` of a batch with one matrix product per component (small batches one by one)."""
+        if len(xs) < _MIN_BATCH:
+            forwards = [self._forward(x) for x in xs]
+            self._cached = None  # the single-instance cache holds only the last of them
+            return forwards
+        n = len(self.label_index)
+        self._grow(n)
+        scaled = [self.scaler.transform(x) for x in xs]
+        head_z = self.heads.logits_many(scaled, n)
+        embedded: list[Any] = [None] * len(xs)
+        votes = None
+        if self.neighbours is not None:
+            embedded = [self.neighbours.embed(v) for v in scaled]
+            votes = self.neighbours.votes_many(scaled, n, embedded)
+        inputs, z = self._stacked(head_z, votes)
+        head_p, p = _sigmoid(head_z), _sigmoid(z)
+        return [_Forward(scaled=scaled[i], embedded=embedded[i], head_p=head_p[i], inputs=inputs[i], z=z[i],
+                         p=p[i], n_labels=n) for i in range(len(xs))]
+
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
         """:meth:`predict_with_scores` of a batch, vectorized: one matrix product per component.
 
@@ -264,17 +284,12 @@ class PartitionedClassifier(MultiLabelClassifier):
         ``predict_with_scores`` would one by one; probabilities may differ from it in the last float
         digits (another summation order).
         """
-        if len(xs) < _MIN_BATCH:
-            return [self.predict_with_scores(x) for x in xs]
-        n = len(self.label_index)
-        self._grow(n)
-        scaled = [self.scaler.transform(x) for x in xs]
-        head_z = self.heads.logits_many(scaled, n)
-        votes = self.neighbours.votes_many(scaled, n) if self.neighbours is not None else None
-        _, z = self._stacked(head_z, votes)
-        decided = self._decide_rows(z)
-        p = _sigmoid(z)
-        return [self._named(decided[i], p[i]) for i in range(len(xs))]
+        forwards = self._forward_many(xs)
+        pending = [f for f in forwards if f.decided is None]
+        if pending:
+            for forward, decided in zip(pending, self._decide_rows(np.stack([f.z for f in pending]))):
+                forward.decided = decided
+        return [self._named(forward.decided, forward.p) for forward in forwards]
 
     def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
         return [labels for labels, _ in self.predict_with_scores_many(xs)]
@@ -298,7 +313,9 @@ class PartitionedClassifier(MultiLabelClassifier):
     # ------------------------------------------------------------------ learning
 
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
-        forward = self._forward(x)
+        self._learn(x, self._forward(x), y)
+
+    def _learn(self, x: Features, forward: _Forward, y: Iterable[Label]) -> None:
         label_ids = self.label_index.ids(y)
         n = len(self.label_index)
         self._grow(n)
