@@ -102,6 +102,12 @@ def test_security_is_checked_and_passed_to_kafka_python_with_secrets_masked_in_l
     assert "hunter2" not in caplog.text and "**********" in caplog.text and "SCRAM-SHA-256" in caplog.text
 
 
+@pytest.mark.parametrize("mechanism", ["OAUTHBEARER", "GSSAPI"])
+def test_sasl_mechanisms_the_runtime_cannot_configure_are_refused_at_start(mechanism: str) -> None:
+    with pytest.raises(SettingsError, match=f"sasl_mechanism {mechanism} is not supported"):
+        load_settings(None, {"security.protocol": "SASL_SSL", "security.sasl_mechanism": mechanism})
+
+
 def test_ssl_files_must_exist(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="ssl_cafile"):
         load_settings(None, {"security.protocol": "SSL", "security.ssl_cafile": str(tmp_path / "none.pem")})
