@@ -65,6 +65,14 @@ class StructureChange:
         Which rule fired: ``"heterogeneity"``, ``"separation"``, ``"unrelated"``, ``"max_size"``
         (splits), ``"diameter_growth"``, ``"mean_growth"``, ``"affinity"`` (merges) or
         ``"first_seen"`` (new labels).
+    min_label_age
+        Instances learned since the youngest of ``labels`` joined the partition (0 for new labels);
+        ``None`` in records written before this field existed. Read-only context: with
+        ``min_label_count`` it tells a change of a settled partition from one still forming (see
+        ``LabelStructureDriftAdapter``).
+    min_label_count
+        The smallest faded count (instances where the label was positive, under ``fading_factor``)
+        among ``labels`` when the change was made; ``None`` in older records.
     """
 
     action: str
@@ -75,6 +83,8 @@ class StructureChange:
     statistic: float
     threshold: float
     reason: str = ""
+    min_label_age: int | None = None
+    min_label_count: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -349,6 +359,7 @@ class LabelClusterer:
         self._nodes: dict[int, _Node] = {}
         self._next_node_id = 0
         self._leaf_of: list[int] = []  # label id -> id of the leaf holding it
+        self._first_seen: list[int] = []  # label id -> position when it joined the partition
         # The partition's clusters in order (by smallest label), kept up to date while only new
         # labels arrive (their ids are the largest, so new leaves append and joins keep a leaf's
         # smallest label): every new label bumps the version, and a consumer reads the partition
@@ -463,6 +474,7 @@ class LabelClusterer:
 
     def _grow(self, n_labels: int) -> None:
         self.cooccurrence.add_labels(n_labels)
+        self._first_seen.extend([self._position] * (n_labels - len(self._leaf_of)))
         self._leaf_of.extend([-1] * (n_labels - len(self._leaf_of)))
 
     def _admit(self, labels: list[int]) -> None:
@@ -800,6 +812,8 @@ class LabelClusterer:
         self._events.append(StructureChange(
             action=action, position=self._position, version_before=before, version_after=self._version,
             labels=labels, statistic=float(statistic), threshold=float(threshold), reason=reason,
+            min_label_age=self._position - max(self._first_seen[a] for a in labels),
+            min_label_count=min(self.cooccurrence.count(a) for a in labels),
         ))
 
     def check_consistency(self) -> None:
@@ -864,6 +878,7 @@ class LabelClusterer:
             },
             arrays={
                 "leaf_of": np.asarray(self._leaf_of, dtype=np.int64),
+                "first_seen": np.asarray(self._first_seen, dtype=np.int64),
                 "node_id": np.array([n.node_id for n in nodes], dtype=np.int64),
                 "node_parent": np.array([n.parent for n in nodes], dtype=np.int64),
                 "node_children": children,
@@ -897,6 +912,11 @@ class LabelClusterer:
         clusterer._leaf_of = [int(v) for v in a["leaf_of"]]
         if len(clusterer._leaf_of) != clusterer.cooccurrence.n_labels:
             raise ValueError("corrupt LabelClusterer state: label counts and cluster map differ in length")
+        # States written before first-seen positions were kept: every label counts as seen from the start.
+        first_seen = a["first_seen"].tolist() if "first_seen" in a else [0] * len(clusterer._leaf_of)
+        if len(first_seen) != len(clusterer._leaf_of):
+            raise ValueError("corrupt LabelClusterer state: first-seen positions and cluster map differ in length")
+        clusterer._first_seen = [int(v) for v in first_seen]
         for i, node_id in enumerate(a["node_id"].tolist()):
             node = _Node(node_id, int(a["node_parent"][i]), [], int(a["node_changed_at"][i]))
             node.children = tuple(int(c) for c in a["node_children"][i] if c >= 0)

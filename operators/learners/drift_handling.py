@@ -13,6 +13,7 @@ from labelflow.operators.drift import (
     GLOBAL_LEVEL,
     DriftEvent,
     InputDriftDetector,
+    LabelDependenceDriftDetector,
     LabelPriorDriftDetector,
     LabelStructureDriftAdapter,
     PerformanceDriftMonitor,
@@ -61,8 +62,10 @@ class DriftHandler:
       way the cluster's stacker rows, label-subset counts and neighbour votes start afresh, because the
       relation they learned no longer holds. ``"none"`` only reports.
     * Label priors and cardinality (:class:`LabelPriorDriftDetector`), the input distribution
-      (:class:`InputDriftDetector`) and the label structure (partition changes of the clusterer) are
-      reported as alerts; the model follows them through its forgetting components.
+      (:class:`InputDriftDetector`), the dependence between labels (:class:`LabelDependenceDriftDetector`,
+      which sees a change in which labels co-occur long before the partition moves) and the label
+      structure (partition changes of the clusterer; changes while the partition is still forming are
+      warnings) are reported as alerts; the model follows them through its forgetting components.
 
     Events come out of :meth:`drain` as :class:`DriftEvent` with label names and the action taken.
     """
@@ -75,6 +78,7 @@ class DriftHandler:
         warning_delta: float = 1e-2,
         watch_inputs: bool = True,
         watch_label_priors: bool = True,
+        watch_label_dependence: bool = True,
         cooldown: int = 1000,
         block: int = 32,
     ) -> None:
@@ -89,7 +93,9 @@ class DriftHandler:
         self.monitor = PerformanceDriftMonitor(
             delta=performance_delta, warning_delta=warning_delta, cooldown=cooldown
         )
+        self.watch_label_dependence = watch_label_dependence
         self.label_priors = LabelPriorDriftDetector(cooldown=cooldown) if watch_label_priors else None
+        self.dependence = LabelDependenceDriftDetector(cooldown=cooldown) if watch_label_dependence else None
         self.inputs = InputDriftDetector(cooldown=cooldown) if watch_inputs else None
         self.structure = LabelStructureDriftAdapter()
         self.background: dict[str, tuple[tuple[int, ...], LinearHeads]] = {}
@@ -162,9 +168,13 @@ class DriftHandler:
             for item in pending:
                 if item.position >= started:
                     heads.learn(item.scaled, item.truth[local], heads.probabilities(item.scaled, len(labels)))
+        label_ids = [np.flatnonzero(item.truth).tolist() for item in pending]
         if self.label_priors is not None:
-            label_sets = [[str(label_names.name(i)) for i in np.flatnonzero(item.truth)] for item in pending]
+            label_sets = [[str(label_names.name(i)) for i in ids] for ids in label_ids]
             for event in self.label_priors.update_many(label_sets, positions=positions):
+                self._emit(event)
+        if self.dependence is not None:
+            for event in self.dependence.update_many(label_ids, positions=positions, label_names=label_names):
                 self._emit(event)
         if self.inputs is not None:
             for event in self.inputs.update_many([item.scaled for item in pending], positions=positions):
@@ -246,7 +256,8 @@ class DriftHandler:
         state = State(meta={
             "adaptation": self.adaptation, "performance_delta": self.performance_delta,
             "warning_delta": self.warning_delta, "watch_inputs": self.watch_inputs,
-            "watch_label_priors": self.watch_label_priors, "cooldown": self.cooldown,
+            "watch_label_priors": self.watch_label_priors, "watch_label_dependence": self.watch_label_dependence,
+            "cooldown": self.cooldown,
             "n_adaptations": self.n_adaptations,
             "levels": {level: list(labels) for level, labels in self._levels.items()},
             "background": {level: list(labels) for level, (labels, _) in self.background.items()},
@@ -261,6 +272,8 @@ class DriftHandler:
         state.attach("structure", self.structure.state())
         if self.label_priors is not None:
             state.attach("label_priors", self.label_priors.state())
+        if self.dependence is not None:
+            state.attach("dependence", self.dependence.state())
         if self.inputs is not None:
             state.attach("inputs", self.inputs.state())
         for i, (_, heads) in enumerate(self.background.values()):
@@ -272,7 +285,8 @@ class DriftHandler:
         m = state.meta
         handler = cls(adaptation=m["adaptation"], performance_delta=m["performance_delta"],
                       warning_delta=m["warning_delta"], watch_inputs=m["watch_inputs"],
-                      watch_label_priors=m["watch_label_priors"], cooldown=m["cooldown"], block=m["block"])
+                      watch_label_priors=m["watch_label_priors"], watch_label_dependence=m["watch_label_dependence"],
+                      cooldown=m["cooldown"], block=m["block"])
         handler.n_adaptations = m["n_adaptations"]
         handler._levels = {level: tuple(labels) for level, labels in m["levels"].items()}
         handler._keys = list(m["keys"])
@@ -287,6 +301,8 @@ class DriftHandler:
         handler.structure = detector_from_state(state.detach("structure"))
         if handler.label_priors is not None:
             handler.label_priors = detector_from_state(state.detach("label_priors"))
+        if handler.dependence is not None:
+            handler.dependence = detector_from_state(state.detach("dependence"))
         if handler.inputs is not None:
             handler.inputs = detector_from_state(state.detach("inputs"))
         handler.background = {

@@ -40,10 +40,47 @@ def vector_stream() -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def structure_changes() -> list[StructureChange]:
-    """Partition changes as the label clusterer reports them (label ids, not names)."""
+    """Partition changes as the label clusterer reports them (label ids, not names): a new label and a
+    split while the partition forms (warnings), then a split and a merge of the settled partition."""
     return [
-        StructureChange("new_label", 1, 0, 1, (0, 1, 2, 3), 4.0, 0.0, "first_seen"),
-        StructureChange("split", 180, 1, 2, (0, 1, 2, 3), 0.42, 0.11, "heterogeneity"),
-        StructureChange("merge", 900, 2, 3, (1, 2), 0.3, 0.12, "affinity"),
+        StructureChange("new_label", 1, 0, 1, (0, 1, 2, 3), 4.0, 0.0, "first_seen", 0, 0.0),
+        StructureChange("split", 180, 1, 2, (0, 1, 2, 3), 0.42, 0.11, "heterogeneity", 179, 40.0),
+        StructureChange("split", 4200, 2, 3, (0, 1, 2, 3), 0.38, 0.1, "separation", 4199, 212.5),
+        StructureChange("merge", 4900, 3, 4, (1, 2), 0.3, 0.12, "affinity", 4899, 96.1),
     ]
+
+
+def dependence_label_sets(n: int, swaps: tuple[int, ...] = (), seed: int = 0, prior_shift_at: int | None = None,
+                          new_group_at: int | None = None) -> list[list[int]]:
+    """Label-id sets from two groups of labels, {0, 1, 2} and {3, 4, 5}: each set draws its labels from
+    one group (each group half of the time, or 90% / 10% from ``prior_shift_at`` on), label by label
+    with probabilities 0.9, 0.5, 0.5. At each position in ``swaps`` labels 2 and 5 trade groups (their
+    frequencies stay, their company changes). From ``new_group_at`` on, a third group {6, 7} (new
+    label ids) is drawn a third of the time."""
+    rng = np.random.default_rng(seed)
+    out = []
+    swapped = False
+    for t in range(n):
+        if t in swaps:
+            swapped = not swapped
+        groups = [[0, 1, 5], [3, 4, 2]] if swapped else [[0, 1, 2], [3, 4, 5]]
+        weights = [0.5, 0.5] if prior_shift_at is None or t < prior_shift_at else [0.9, 0.1]
+        if new_group_at is not None and t >= new_group_at:
+            groups.append([6, 7])
+            weights = [2 * w / 3 for w in weights] + [1 / 3]
+        group = groups[rng.choice(len(groups), p=weights)]
+        out.append([label for label, p in zip(group, (0.9, 0.5, 0.5)) if rng.random() < p])
+    return out
+
+
+@pytest.fixture(scope="session")
+def make_dependence_sets():
+    """``dependence_label_sets`` (tests import fixtures, not modules: pytest runs in importlib mode)."""
+    return dependence_label_sets
+
+
+@pytest.fixture(scope="session")
+def dependence_stream() -> list[list[int]]:
+    """Label-id sets whose pair dependence changes at 3000 (labels 2 and 5 trade groups) and back at 6000."""
+    return dependence_label_sets(9000, swaps=(3000, 6000))
 

@@ -6,17 +6,18 @@ import pytest
 
 from labelflow.operators.drift import (
     InputDriftDetector,
+    LabelDependenceDriftDetector,
     LabelPriorDriftDetector,
     LabelStructureDriftAdapter,
     PerformanceDriftDetector,
 )
 from labelflow.operators.drift.checks import DETECTOR_CHECKS, DetectorCase
 
-CASES = ("performance", "label_prior", "input", "label_structure")
+CASES = ("performance", "label_prior", "input", "label_structure", "label_dependence")
 
 
 @pytest.fixture(scope="module")
-def cases(error_stream, label_set_stream, vector_stream, structure_changes) -> dict[str, DetectorCase]:
+def cases(error_stream, label_set_stream, vector_stream, structure_changes, dependence_stream) -> dict[str, DetectorCase]:
     return {
         "performance": DetectorCase(
             "performance", lambda **kw: PerformanceDriftDetector(level=3, labels=["x", "y"], **kw), error_stream
@@ -27,6 +28,9 @@ def cases(error_stream, label_set_stream, vector_stream, structure_changes) -> d
         ),
         "label_structure": DetectorCase(
             "label_structure", lambda **kw: LabelStructureDriftAdapter(**kw), structure_changes
+        ),
+        "label_dependence": DetectorCase(
+            "label_dependence", lambda **kw: LabelDependenceDriftDetector(**kw), dependence_stream
         ),
     }
 
