@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import multiprocessing
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -134,30 +133,12 @@ def load_references(datasets_dir: Path) -> dict[str, dict[str, dict[str, float]]
 
 
 def machine_description() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory = ""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                memory = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
-                break
-    except OSError:
-        pass
+    from labelflow.operators.evaluation.machine import describe_machine
+
     load = ""
     if hasattr(os, "getloadavg"):
         load = f"; load average {os.getloadavg()[0]:.1f} when the run started (the machine is shared)"
-    return (
-        f"{cpu}, {cores} CPU cores available{memory}, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}{load}"
-    )
+    return describe_machine() + load
 
 
 def git_commit() -> str:

@@ -61,6 +61,7 @@ from labelflow.operators.drift import (
     LabelStructureDriftAdapter,
     PerformanceDriftDetector,
 )
+from labelflow.operators.evaluation.machine import cpu_model
 from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.labels.clustering import LabelClusterer
 from labelflow.operators.learners.linear import LinearHeads
@@ -370,16 +371,6 @@ def generator_speed(repeats: int) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------- report
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

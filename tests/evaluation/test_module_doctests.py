@@ -16,6 +16,7 @@ MODULES = [
     "labelflow.operators.features.hashing",
     "labelflow.operators.evaluation.metrics",
     "labelflow.operators.evaluation.prequential",
+    "labelflow.operators.evaluation.machine",
     "labelflow.operators.learners.baselines",
 ]
 
