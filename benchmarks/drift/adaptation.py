@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from labelflow.operators.datasets.synthetic import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
+from labelflow.operators.evaluation.machine import describe_machine
 from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.learners.partitioned import PartitionedClassifier
 
@@ -62,8 +62,8 @@ def run(xs, ys, adaptation: str, split_at: int | None) -> dict:
     }
 
 
-def synthetic(kind: str | None, seed: int, n: int, position: int):
-    events = [] if kind is None else [DriftEventConfig(kind=kind, position=position)]
+def synthetic(kind: str | None, seed: int, n: int, position: int, magnitude: float | None = None):
+    events = [] if kind is None else [DriftEventConfig(kind=kind, position=position, magnitude=magnitude)]
     docs = list(SyntheticStream(SyntheticStreamConfig(seed=seed, n_documents=n, drift_events=events)))
     return [d.text for d in docs], [d.labels for d in docs]
 
@@ -84,13 +84,15 @@ def main() -> int:
     args = parser.parse_args()
     featurizer = HashingFeaturizer()
     rows = []
-    for kind in (*KINDS, None):
+    # The strongest concept drift the generator has: every label's meaning moves to another label.
+    cases = [(kind, None, kind) for kind in KINDS] + [("label_swap", 1.0, "label_swap (every label)"), (None, None, "stationary")]
+    for kind, magnitude, stream in cases:
         for seed in range(args.seeds):
-            texts, labels = synthetic(kind, seed, args.documents, args.drift_at)
+            texts, labels = synthetic(kind, seed, args.documents, args.drift_at, magnitude)
             xs = featurizer.transform_many(texts)
             split = args.drift_at if kind else None
             with_, without = run(xs, labels, "background", split), run(xs, labels, "none", split)
-            rows.append({"stream": kind or "stationary", "seed": seed, "with": with_, "without": without})
+            rows.append({"stream": stream, "seed": seed, "with": with_, "without": without})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     if not args.skip_reuters:
         texts, labels = reuters()
@@ -101,7 +103,7 @@ def main() -> int:
         "# Drift adaptation: the default learner with and without it",
         "",
         f"- Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}",
+        f"- Machine: {describe_machine()}",
         f"- Date: {dt.date.today().isoformat()}",
         f"- Streams: synthetic generator, {args.documents} documents, one sudden drift at {args.drift_at} "
         f"(default magnitude), seeds 0..{args.seeds - 1}; hashing features; prequential micro-F1.",
@@ -123,6 +125,21 @@ def main() -> int:
         )
         adaptations = statistics.median(r["with"]["adaptations"] for r in group)
         lines.append(f"| {stream} | {w:.4f} / {wo:.4f} | {100 * (w - wo):+.2f} | {after_text} | {adaptations:g} |")
+    stationary = by_stream.get("stationary")
+    if stationary:
+        level = statistics.median(r["without"]["micro_f1"] for r in stationary)
+        worst = min(
+            (statistics.median(r["without"]["micro_f1_after_drift"] for r in group), stream)
+            for stream, group in by_stream.items() if group[0]["without"]["micro_f1_after_drift"] is not None
+        )
+        lines += [
+            "",
+            "Reading: the room adaptation has is what the model loses without it. Without adaptation the worst "
+            f"after-drift micro-F1 is {worst[0]:.4f} ({worst[1]}) against {level:.4f} on the stationary stream: "
+            "the default learner follows drift by itself (a recent-window neighbour vote, the latest label set, "
+            "faded subset counts and thresholds, AdaGrad heads), so detector-triggered adaptation can only add "
+            "what is left of that gap over the documents after the drift.",
+        ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
