@@ -81,6 +81,7 @@ class DriftHandler:
         watch_label_dependence: bool = True,
         cooldown: int = 1000,
         block: int = 32,
+        structure_formation_age: int = 3000,
     ) -> None:
         if adaptation not in ADAPTATIONS:
             raise ValueError(f"adaptation must be one of {ADAPTATIONS}, not {adaptation!r}")
@@ -97,7 +98,7 @@ class DriftHandler:
         self.label_priors = LabelPriorDriftDetector(cooldown=cooldown) if watch_label_priors else None
         self.dependence = LabelDependenceDriftDetector(cooldown=cooldown) if watch_label_dependence else None
         self.inputs = InputDriftDetector(cooldown=cooldown) if watch_inputs else None
-        self.structure = LabelStructureDriftAdapter()
+        self.structure = LabelStructureDriftAdapter(formation_age=structure_formation_age)
         self.background: dict[str, tuple[tuple[int, ...], LinearHeads]] = {}
         self.block = block
         self._pending: list[_Observation] = []

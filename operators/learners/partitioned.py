@@ -164,7 +164,11 @@ class PartitionedClassifier(MultiLabelClassifier):
         self.thresholds = AdaptiveThresholds(shrinkage=threshold_shrinkage)
         self.decoder = LabelSetDecoder(prior_weight=label_set_prior)
         self.drift_adaptation = drift_adaptation
-        self.drift = DriftHandler(adaptation=drift_adaptation)  # type: ignore[arg-type]
+        # Partition changes count as drift once the clusterer's memory has seen the labels for about three
+        # lifetimes of its fading (3,000 instances at its default 0.999); before that they are formation.
+        fading = getattr(clusterer, "fading_factor", 0.999)
+        formation_age = int(round(3.0 / (1.0 - fading))) if fading < 1.0 else 3000
+        self.drift = DriftHandler(adaptation=drift_adaptation, structure_formation_age=formation_age)  # type: ignore[arg-type]
         self._stack = np.tile(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (8, 1))
         self._stack_g2 = np.zeros_like(self._stack)
         self._recent = np.zeros(8, dtype=np.float32)

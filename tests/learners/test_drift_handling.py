@@ -55,3 +55,11 @@ def test_state_with_observations_waiting_for_their_block_restores_exactly(tmp_pa
         model.learn_one(x, y)
         restored.learn_one(x, y)
         assert [e.to_dict() for e in restored.drain_events()] == [e.to_dict() for e in model.drain_events()]
+
+
+def test_partition_changes_count_as_drift_after_three_lifetimes_of_the_clusterers_memory():
+    from labelflow.operators.labels.clustering import LabelClusterer
+
+    assert PartitionedClassifier().drift.structure.formation_age == 3000  # default fading 0.999
+    slow = PartitionedClassifier(clusterer=LabelClusterer(fading_factor=0.9998))
+    assert slow.drift.structure.formation_age == 15000
