@@ -117,17 +117,7 @@ class RecentNeighbours:
             similarities = values @ self._vectors[indices, : self.size]
         else:
             similarities = self._vectors[: self.size] @ embedded
-        k = min(self.k, self.size)
-        if k < self.size:
-            nearest = np.argpartition(-similarities, k - 1)[:k]
-        else:
-            nearest = np.arange(self.size)
-        weights = np.maximum(similarities[nearest], 0.0) ** 2
-        tally = weights @ self._labels[nearest, :n_labels]
-        denominator = weights.sum() + self.prior_weight
-        if denominator <= 0.0:  # no neighbour is similar at all and no prior mass: the prior decides
-            return prior.astype(np.float32)
-        return ((tally + self.prior_weight * prior) / denominator).astype(np.float32)
+        return self._vote(similarities, prior)
 
     def votes_many(self, xs: list[Features], n_labels: int, embedded: list[Embedded] | None = None) -> np.ndarray:
         """:meth:`votes` of every instance of a batch as rows of one ``(len(xs), n_labels)`` array.
@@ -147,19 +137,31 @@ class RecentNeighbours:
             similarities = np.asarray(query @ self._vectors[columns, : self.size])
         else:
             similarities = np.stack(embedded) @ self._vectors[: self.size].T
+        return self._vote(similarities, prior)
+
+    def _vote(self, similarities: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Smoothed label frequencies among the ``k`` most similar, from the similarities to the window of
+        one instance (1-d) or of a batch (2-d, a row each)."""
+        n_labels = prior.shape[0]
         k = min(self.k, self.size)
         if k < self.size:
-            nearest = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
+            nearest = np.argpartition(-similarities, k - 1, axis=-1)[..., :k]
         else:
-            nearest = np.tile(np.arange(self.size), (n, 1))
-        weights = np.maximum(np.take_along_axis(similarities, nearest, axis=1), 0.0) ** 2
-        tally = np.zeros((n, n_labels), dtype=np.float64)
-        for j in range(k):  # k gathers of (batch, labels): bounded memory whatever the label count
-            tally += weights[:, j, None] * self._labels[nearest[:, j], :n_labels]
-        denominator = weights.sum(axis=1) + self.prior_weight
-        out = (tally + self.prior_weight * prior) / np.where(denominator > 0.0, denominator, 1.0)[:, None]
-        out[denominator <= 0.0] = prior  # no neighbour is similar at all and no prior mass: the prior decides
-        return out.astype(np.float32)
+            nearest = np.broadcast_to(np.arange(self.size), similarities.shape)
+        if similarities.ndim == 1:  # the one-instance path is hot: plain indexing, one product
+            weights = np.maximum(similarities[nearest], 0.0) ** 2
+            tally = weights @ self._labels[nearest, :n_labels]
+        else:
+            weights = np.maximum(np.take_along_axis(similarities, nearest, axis=1), 0.0) ** 2
+            tally = np.zeros((similarities.shape[0], n_labels), dtype=np.float64)
+            for j in range(k):  # k gathers of (batch, labels): bounded memory whatever the label count
+                tally += weights[:, j, None] * self._labels[nearest[:, j], :n_labels]
+        denominator = weights.sum(axis=-1, keepdims=True) + self.prior_weight
+        if self.prior_weight > 0.0:  # weights are >= 0: the denominator is positive
+            return ((tally + self.prior_weight * prior) / denominator).astype(np.float32)
+        # Without prior mass, a query no neighbour resembles at all gets the prior.
+        votes = tally / np.where(denominator > 0.0, denominator, 1.0)
+        return np.where(denominator > 0.0, votes, prior).astype(np.float32)
 
     def forget_labels(self, labels: list[int]) -> None:
         """Stop the stored instances from voting for ``labels`` (after those labels' concept drifted)."""
