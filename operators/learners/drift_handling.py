@@ -59,8 +59,10 @@ class DriftHandler:
       On a warning a *background* set of logistic heads for the cluster's labels starts learning from
       scratch; on a confirmed drift it replaces the cluster's heads (``"background"``), or the
       cluster's heads are reset (``"reset"``, also the fallback when no background heads exist). Either
-      way the cluster's stacker rows, label-subset counts and neighbour votes start afresh, because the
-      relation they learned no longer holds. ``"none"`` only reports.
+      way the cluster's heads learn on with step sizes counted from the restart (a converged model's
+      AdaGrad steps are too small to relearn a concept quickly), and its stacker rows, label-subset
+      counts and neighbour votes start afresh, because the relation they learned no longer holds.
+      ``"none"`` only reports.
     * Label priors and cardinality (:class:`LabelPriorDriftDetector`), the input distribution
       (:class:`InputDriftDetector`), the dependence between labels (:class:`LabelDependenceDriftDetector`,
       which sees a change in which labels co-occur long before the partition moves) and the label

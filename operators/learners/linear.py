@@ -9,6 +9,11 @@ from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State
 
+# Labels restarted by drift handling keep their own step sizes until these are within 10% of the shared
+# ones (their instance count since the restart is then 1 / (1 - 1 / 1.1**2) = 5.8x the count before it).
+_RESTART_MERGE_FRACTION = 1.0 - 1.0 / 1.1**2
+_MAX_RESTARTED_GROUPS = 16  # each keeps one accumulator snapshot of (dim + 1) floats
+
 
 class LinearHeads:
     """One online logistic regression per label, stored as a single ``(dim + 1, labels)`` matrix.
@@ -16,6 +21,12 @@ class LinearHeads:
     A step costs ``O(nnz(x) * labels)`` with no Python loop over labels. Learning rates adapt per
     feature (AdaGrad on the squared feature values, shared by all labels), which suits both dense
     embeddings and sparse bag-of-words whose rare terms need larger steps.
+
+    AdaGrad's steps shrink as evidence accumulates, which is right on a stationary stream and wrong after
+    a concept drift: a label whose weights were zeroed would relearn at the tiny step sizes of a
+    long-converged model. :meth:`reset` and :meth:`adopt` therefore give the labels they restart step
+    sizes counted from the restart (the shared accumulators minus a snapshot), until those are within
+    10% of the shared ones.
 
     Parameters
     ----------
@@ -42,6 +53,8 @@ class LinearHeads:
         self.dim: int | None = None
         self.weights = np.zeros((0, 0), dtype=np.float32)  # last row is the bias
         self._g2 = np.zeros(0, dtype=np.float32)  # AdaGrad accumulators per feature (+ bias)
+        # (labels, accumulators at their restart): the step sizes of these labels count from there on.
+        self._restarted: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _ensure(self, dim: int, n_labels: int) -> None:
         if self.dim is None:
@@ -96,19 +109,78 @@ class LinearHeads:
             values = x[idx]
         self._g2[idx] += values * values
         self._g2[-1] += 1.0
-        rates = self.learning_rate / np.sqrt(self.adagrad_offset + self._g2[idx])
         block = w[idx, :n_labels]
+        restarted = [(labels, block[:, labels], snapshot) for labels, snapshot in self._restarted]
+        self._step(block, self._g2[idx], values, gradient)
+        w[-1, :n_labels] += self._rates(self._g2[-1]) * gradient
+        for labels, sub, snapshot in restarted:
+            self._step(sub, self._g2[idx] - snapshot[idx], values, gradient[labels])
+            block[:, labels] = sub
+            w[-1, labels] += (self._rates(self._g2[-1] - snapshot[-1]) - self._rates(self._g2[-1])) * gradient[labels]
+        w[idx, :n_labels] = block
+        if restarted:
+            self._merge_restarted()
+
+    def _rates(self, accumulated: np.ndarray) -> np.ndarray:
+        return self.learning_rate / np.sqrt(self.adagrad_offset + accumulated)
+
+    def _step(self, block: np.ndarray, accumulated: np.ndarray, values: np.ndarray, gradient: np.ndarray) -> None:
+        """In place: the AdaGrad step of the rows ``block`` (features) given their accumulators."""
+        rates = self._rates(accumulated)
         if self.l2:
             block *= 1.0 - (rates * self.l2)[:, None]
         block += np.outer(rates * values, gradient)
-        w[idx, :n_labels] = block
-        w[-1, :n_labels] += (self.learning_rate / np.sqrt(self.adagrad_offset + self._g2[-1])) * gradient
+
+    # ------------------------------------------------------------------ restarts (drift adaptation)
+
+    def reset(self, labels: list[int] | np.ndarray) -> None:
+        """Forget the weights of ``labels`` and restart their step sizes."""
+        labels = np.unique(np.asarray(labels, dtype=np.int64))
+        if self.dim is None or labels.size == 0:
+            return
+        self._ensure(self.dim, int(labels[-1]) + 1)
+        self.weights[:, labels] = 0.0
+        self._restart(labels, self._g2.copy())
+
+    def adopt(self, labels: list[int] | np.ndarray, other: "LinearHeads") -> None:
+        """Take ``other``'s heads (its labels ``0..len(labels)-1``) for ``labels``, with its step sizes.
+
+        ``other`` must have learned from the same instances as these heads since it started, as the
+        background heads of a drift warning do; its accumulators are then those of these heads minus
+        their value at its start.
+        """
+        labels = np.asarray(labels, dtype=np.int64)
+        if other.dim is None or labels.size == 0:
+            return
+        if self.dim != other.dim:
+            raise ValueError(f"cannot adopt heads of dimension {other.dim} into heads of dimension {self.dim}")
+        self._ensure(other.dim, int(labels.max()) + 1)
+        self.weights[:, labels] = other.weights[:, : labels.size]
+        self._restart(labels, np.maximum(self._g2 - other._g2, 0.0))
+
+    def _restart(self, labels: np.ndarray, snapshot: np.ndarray) -> None:
+        kept = [(group[~np.isin(group, labels)], snap) for group, snap in self._restarted]
+        self._restarted = [(group, snap) for group, snap in kept if group.size][-(_MAX_RESTARTED_GROUPS - 1):]
+        self._restarted.append((labels, snapshot.astype(np.float32)))
+
+    def _merge_restarted(self) -> None:
+        """Return restarted labels to the shared step sizes once theirs are close (the bias counts instances)."""
+        limit = _RESTART_MERGE_FRACTION * self._g2[-1]
+        self._restarted = [(labels, snap) for labels, snap in self._restarted if snap[-1] > limit]
+
+    @property
+    def restarted_labels(self) -> list[int]:
+        """Labels whose step sizes currently count from a restart (:meth:`reset` or :meth:`adopt`)."""
+        return sorted(int(label) for labels, _ in self._restarted for label in labels)
 
     def state(self) -> State:
+        arrays = {"weights": self.weights, "g2": self._g2}
+        for i, (labels, snapshot) in enumerate(self._restarted):
+            arrays[f"restarted{i}/labels"], arrays[f"restarted{i}/g2"] = labels, snapshot
         return State(
             meta={"learning_rate": self.learning_rate, "l2": self.l2, "adagrad_offset": self.adagrad_offset,
-                  "dim": self.dim},
-            arrays={"weights": self.weights, "g2": self._g2},
+                  "dim": self.dim, "n_restarted": len(self._restarted)},
+            arrays=arrays,
         )
 
     @classmethod
@@ -118,4 +190,8 @@ class LinearHeads:
         heads.dim = state.meta["dim"]
         heads.weights = state.arrays["weights"].astype(np.float32)
         heads._g2 = state.arrays["g2"].astype(np.float32)
+        heads._restarted = [
+            (state.arrays[f"restarted{i}/labels"].astype(np.int64), state.arrays[f"restarted{i}/g2"].astype(np.float32))
+            for i in range(state.meta.get("n_restarted", 0))
+        ]
         return heads

@@ -358,12 +358,12 @@ class PartitionedClassifier(MultiLabelClassifier):
     # ------------------------------------------------------------------ adaptation (called by DriftHandler)
 
     def replace_cluster_heads(self, labels: Sequence[int], heads: LinearHeads) -> None:
-        """Swap in logistic heads trained on the cluster's labels since a drift warning."""
-        self.heads.weights[:, list(labels)] = heads.weights[:, : len(labels)]
+        """Swap in logistic heads trained on the cluster's labels since a drift warning (with their step sizes)."""
+        self.heads.adopt(list(labels), heads)
 
     def reset_cluster(self, labels: Sequence[int]) -> None:
-        """Forget the cluster's logistic heads."""
-        self.heads.weights[:, list(labels)] = 0.0
+        """Forget the cluster's logistic heads; they relearn with fresh step sizes."""
+        self.heads.reset(list(labels))
 
     def reset_cluster_context(self, labels: Sequence[int]) -> None:
         """Forget what depended on the old concept: stacker rows, subset counts, neighbour votes."""

@@ -37,6 +37,9 @@ def test_a_concept_swap_is_detected_after_it_happens_and_the_model_adapts():
     assert all(e.position >= 3000 for e in drifts)
     assert min(e.position for e in drifts) < 3600
     assert any(e.action == "reset_cluster_model" for e in drifts)
+    # The reset heads relearn with step sizes counted from the reset, not the converged model's.
+    reset = {label for e in drifts if e.action == "reset_cluster_model" for label in e.labels}
+    assert reset <= {model.labels[i] for i in model.heads.restarted_labels}
     assert np.mean(hits_after) > 0.9  # the model has learned the swapped concept
 
 
