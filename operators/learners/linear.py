@@ -10,7 +10,7 @@ from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State
 
 # Labels restarted by drift handling keep their own step sizes until these are within 10% of the shared
-# ones (their instance count since the restart is then 1 / (1 - 1 / 1.1**2) = 5.8x the count before it).
+# ones: once the instances seen in all are 1 / (1 - 1 / 1.1**2) = 5.8x those seen before the restart.
 _RESTART_MERGE_FRACTION = 1.0 - 1.0 / 1.1**2
 _MAX_RESTARTED_GROUPS = 16  # each keeps one accumulator snapshot of (dim + 1) floats
 
