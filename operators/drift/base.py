@@ -26,6 +26,19 @@ STATE_FORMAT = 1
 D = TypeVar("D", bound="DriftDetector")
 
 
+def check_block_windows(block_size: int, test_blocks: Sequence[int], reference_blocks: int,
+                        min_reference_blocks: int, alpha: float) -> None:
+    """Validate the parameters of a detector that compares a test window of blocks with a reference window."""
+    if block_size < 1 or not test_blocks or min(test_blocks) < 1:
+        raise ValueError(f"block_size and test_blocks must be >= 1, got {block_size}, {list(test_blocks)}")
+    if not 1 <= min_reference_blocks <= reference_blocks:
+        raise ValueError(
+            f"need 1 <= min_reference_blocks <= reference_blocks, got {min_reference_blocks}, {reference_blocks}"
+        )
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
 class DriftDetector(abc.ABC):
     """Base class of the drift detectors; subclasses set ``kind`` and implement ``_observe``.
 

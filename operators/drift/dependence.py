@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from labelflow.operators.drift.base import DriftDetector
+from labelflow.operators.drift.base import DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 
 # How many changed pairs an event lists (and names the labels of): events stay small.
@@ -147,14 +147,7 @@ class LabelDependenceDriftDetector(DriftDetector):
     ) -> None:
         super().__init__(level=level, labels=labels, cooldown=cooldown)
         lengths = tuple(sorted({int(t) for t in test_blocks}))
-        if block_size < 1 or not lengths or lengths[0] < 1:
-            raise ValueError(f"block_size and test_blocks must be >= 1, got {block_size}, {list(test_blocks)}")
-        if not 1 <= min_reference_blocks <= reference_blocks:
-            raise ValueError(
-                f"need 1 <= min_reference_blocks <= reference_blocks, got {min_reference_blocks}, {reference_blocks}"
-            )
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        check_block_windows(block_size, lengths, reference_blocks, min_reference_blocks, alpha)
         if max_labels < 2:
             raise ValueError(f"max_labels must be >= 2, got {max_labels}")
         if min_count < 0:

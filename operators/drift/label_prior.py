@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import special
 
-from labelflow.operators.drift.base import DriftDetector
+from labelflow.operators.drift.base import DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 
 # How many per-label shifts an event lists in ``details`` (events stay small with thousands of labels).
@@ -88,14 +88,7 @@ class LabelPriorDriftDetector(DriftDetector):
         cooldown: int = 0,
     ) -> None:
         super().__init__(level=level, labels=labels, cooldown=cooldown)
-        if block_size < 1 or test_blocks < 1:
-            raise ValueError(f"block_size and test_blocks must be >= 1, got {block_size}, {test_blocks}")
-        if not 1 <= min_reference_blocks <= reference_blocks:
-            raise ValueError(
-                f"need 1 <= min_reference_blocks <= reference_blocks, got {min_reference_blocks}, {reference_blocks}"
-            )
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        check_block_windows(block_size, [test_blocks], reference_blocks, min_reference_blocks, alpha)
         self.block_size = int(block_size)
         self.test_blocks = int(test_blocks)
         self.reference_blocks = int(reference_blocks)
