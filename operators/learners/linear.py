@@ -109,14 +109,16 @@ class LinearHeads:
             values = x[idx]
         self._g2[idx] += values * values
         self._g2[-1] += 1.0
+        accumulated, bias_accumulated = self._g2[idx], self._g2[-1]
         block = w[idx, :n_labels]
         restarted = [(labels, block[:, labels], snapshot) for labels, snapshot in self._restarted]
-        self._step(block, self._g2[idx], values, gradient)
-        w[-1, :n_labels] += self._rates(self._g2[-1]) * gradient
+        self._step(block, accumulated, values, gradient)
+        bias_rate = self._rates(bias_accumulated)
+        w[-1, :n_labels] += bias_rate * gradient
         for labels, sub, snapshot in restarted:
-            self._step(sub, self._g2[idx] - snapshot[idx], values, gradient[labels])
+            self._step(sub, accumulated - snapshot[idx], values, gradient[labels])
             block[:, labels] = sub
-            w[-1, labels] += (self._rates(self._g2[-1] - snapshot[-1]) - self._rates(self._g2[-1])) * gradient[labels]
+            w[-1, labels] += (self._rates(bias_accumulated - snapshot[-1]) - bias_rate) * gradient[labels]
         w[idx, :n_labels] = block
         if restarted:
             self._merge_restarted()

@@ -8,6 +8,10 @@ from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.state import State
 
 
+
+def _log_odds(p: np.ndarray | float) -> np.ndarray | float:
+    return np.log(p / (1.0 - p))
+
 class AdaptiveThresholds:
     """F1-maximising decision thresholds learned online from (score, truth) pairs, one per label.
 
@@ -52,7 +56,7 @@ class AdaptiveThresholds:
         self._positive = np.zeros((bins, 8), dtype=np.float64)
         self._negative = np.zeros((bins, 8), dtype=np.float64)
         self._thresholds = np.full(8, initial, dtype=np.float32)
-        self._log_odds = np.full(8, np.log(initial / (1.0 - initial)), dtype=np.float32)
+        self._log_odds = np.full(8, _log_odds(initial), dtype=np.float32)
         self._weight = 1.0  # grows instead of fading every count: counts are rescaled lazily
         # Updates wait here until the next refresh: thresholds only change then, and one vectorized
         # count update per refresh costs a fraction of one per instance.
@@ -63,7 +67,7 @@ class AdaptiveThresholds:
         self._positive = grow_last_axis(self._positive, n_labels)
         self._negative = grow_last_axis(self._negative, n_labels)
         self._thresholds = grow_last_axis(self._thresholds, n_labels, fill=self.initial)
-        self._log_odds = grow_last_axis(self._log_odds, n_labels, fill=np.log(self.initial / (1.0 - self.initial)))
+        self._log_odds = grow_last_axis(self._log_odds, n_labels, fill=_log_odds(self.initial))
 
     def values(self, n_labels: int) -> np.ndarray:
         self._ensure(n_labels)
@@ -121,8 +125,7 @@ class AdaptiveThresholds:
         trust = evidence / (evidence + self.shrinkage) if np.isfinite(self.shrinkage) else 0.0
         thresholds = trust * own + (1 - trust) * pooled
         self._thresholds[:n_labels] = np.clip(thresholds, 0.5 / self.bins, 1.0 - 0.5 / self.bins)
-        cut = self._thresholds[:n_labels]
-        self._log_odds[:n_labels] = np.log(cut / (1.0 - cut))
+        self._log_odds[:n_labels] = _log_odds(self._thresholds[:n_labels])
 
     def state(self) -> State:
         self._flush()
@@ -144,5 +147,5 @@ class AdaptiveThresholds:
         th._weight, th.n_updates = m["weight"], m["n_updates"]
         th._positive, th._negative = state.arrays["positive"], state.arrays["negative"]
         th._thresholds = state.arrays["thresholds"]
-        th._log_odds = np.log(th._thresholds / (1.0 - th._thresholds)).astype(np.float32)
+        th._log_odds = _log_odds(th._thresholds).astype(np.float32)
         return th
