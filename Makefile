@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench-accuracy clean
+.PHONY: install demo test check lint typecheck contracts bench-accuracy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,14 +17,34 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/labelflow demo
 
-test: $(STAMP)
+test: check
 	$(BIN)/python -m pytest
+
+# Static checks, all part of `make test`: lint and format (ruff), the layering contract (import-linter),
+# types (mypy).
+check: lint contracts typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+# mypy resolves modules by folder, and the import names (labelflow.stream, labelflow.operators) are not
+# the folder names (stream/, operators/, fixed by the product brief): a tree of links gives it labelflow/.
+TYPECHECK_TREE := build/typecheck/labelflow
+typecheck: $(STAMP)
+	mkdir -p $(TYPECHECK_TREE)
+	ln -sfn ../../../stream $(TYPECHECK_TREE)/stream
+	ln -sfn ../../../operators $(TYPECHECK_TREE)/operators
+	$(BIN)/mypy -p labelflow.stream -p labelflow.operators
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python benchmarks/accuracy/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
 
 # Alert rules (deploy/prometheus): syntax check and unit tests; installs promtool (Debian package
 # `prometheus`) with apt-get when it is missing.

@@ -33,7 +33,7 @@ class SparseVector:
     dim: int
 
     @classmethod
-    def from_dict(cls, mapping: dict[int, float], dim: int) -> "SparseVector":
+    def from_dict(cls, mapping: dict[int, float], dim: int) -> SparseVector:
         if not mapping:
             return cls(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), dim)
         keys = np.fromiter(mapping.keys(), dtype=np.int64, count=len(mapping))

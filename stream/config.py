@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -79,20 +87,24 @@ class SecuritySettings(_Section):
         # kafka-python knows these two, but they need a token provider or Kerberos options the worker
         # does not pass: refuse them at start rather than fail on the first connection.
         if isinstance(value, str) and value.upper() in ("OAUTHBEARER", "GSSAPI"):
-            raise ValueError(f"sasl_mechanism {value} is not supported by labelflow yet (no token provider or "
-                             "Kerberos options are passed to the client); use SCRAM-SHA-512, or SSL with a client "
-                             "certificate (ssl_certfile, ssl_keyfile)")
+            raise ValueError(
+                f"sasl_mechanism {value} is not supported by labelflow yet (no token provider or "
+                "Kerberos options are passed to the client); use SCRAM-SHA-512, or SSL with a client "
+                "certificate (ssl_certfile, ssl_keyfile)"
+            )
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "SecuritySettings":
+    def _consistent(self) -> SecuritySettings:
         if self.protocol.startswith("SASL"):
             if self.sasl_mechanism is None:
                 raise ValueError(f"protocol {self.protocol} needs sasl_mechanism")
             if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
                 not self.sasl_username or self.sasl_password is None
             ):
-                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs sasl_username and sasl_password")
+                raise ValueError(
+                    f"sasl_mechanism {self.sasl_mechanism} needs sasl_username and sasl_password"
+                )
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, name)
             if path is not None and not path.is_file():
@@ -132,7 +144,7 @@ class ConsumerSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
 
     @model_validator(mode="after")
-    def _heartbeat_below_session(self) -> "ConsumerSettings":
+    def _heartbeat_below_session(self) -> ConsumerSettings:
         if self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError(
                 f"heartbeat_interval_ms ({self.heartbeat_interval_ms}) must be below "
@@ -215,14 +227,16 @@ class RoutingRule(_Section):
     topic: str
 
     @model_validator(mode="after")
-    def _exactly_one_selector(self) -> "RoutingRule":
+    def _exactly_one_selector(self) -> RoutingRule:
         if (self.label is None) == (self.pattern is None):
             raise ValueError("a routing rule needs exactly one of 'label' or 'pattern'")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValueError(f"pattern {self.pattern!r} is not a valid regular expression: {exc}") from exc
+                raise ValueError(
+                    f"pattern {self.pattern!r} is not a valid regular expression: {exc}"
+                ) from exc
         TopicSettings._valid_topic_name(self.topic)
         return self
 
@@ -291,7 +305,11 @@ class Settings(BaseSettings):
     def _split_brokers(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
-            value = json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
+            value = (
+                json.loads(text)
+                if text.startswith("[")
+                else [p.strip() for p in text.split(",") if p.strip()]
+            )
         return value
 
     @field_validator("brokers")
@@ -305,13 +323,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _distinct_output_topics(self) -> "Settings":
+    def _distinct_output_topics(self) -> Settings:
         inputs = {self.topics.documents, self.topics.labels}
         outputs = [self.topics.predictions, self.topics.drift, self.topics.deadletter]
         outputs += [rule.topic for rule in self.routing]
         clash = inputs.intersection(outputs)
         if clash:
-            raise ValueError(f"topic(s) {sorted(clash)} used both as input and as output: the worker would read its own output")
+            raise ValueError(
+                f"topic(s) {sorted(clash)} used both as input and as output: the worker would read its own output"
+            )
         if self.topics.documents == self.topics.labels:
             raise ValueError("topics.documents and topics.labels must differ")
         return self
@@ -387,13 +407,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SettingsError(f"settings file {str(path)!r} must hold a mapping at its top level, not {type(data).__name__}")
+        raise SettingsError(
+            f"settings file {str(path)!r} must hold a mapping at its top level, not {type(data).__name__}"
+        )
     return data
 
 
 def _describe(error: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
-    env_hint = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"] if not isinstance(p, int)).upper()
+    env_hint = (
+        ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"] if not isinstance(p, int)).upper()
+    )
     where = f"{location} ({env_hint})" if location else "settings"
     return f"  {where}: {error['msg']}"
 

@@ -52,7 +52,9 @@ class DemoOptions:
     n_documents: int = 10_000
     data: Path | None = None
     seed: int = 7
-    plan: FeedPlan = field(default_factory=lambda: FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=200))
+    plan: FeedPlan = field(
+        default_factory=lambda: FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=200)
+    )
     work_dir: Path = Path(".labelflow/demo")
     metrics_port: int = 0
     # Documents per second sent by the producer; 0 sends as fast as the broker takes them.
@@ -84,7 +86,9 @@ class DemoSummary:
     completed: bool
 
 
-def _synthetic_documents(n_documents: int, seed: int) -> tuple[Iterable[dict[str, Any]], list[dict[str, Any]]]:
+def _synthetic_documents(
+    n_documents: int, seed: int
+) -> tuple[Iterable[dict[str, Any]], list[dict[str, Any]]]:
     from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStreamConfig
 
     stream = SyntheticStream(SyntheticStreamConfig(seed=seed, n_documents=n_documents))
@@ -173,7 +177,10 @@ class _Feeder(threading.Thread):
                         producer.flush()
                         # Stay close to the worker, as a live source does: feedback then really
                         # arrives after its document was predicted, not before it was read.
-                        while self.documents - self.consumed() > self.options.max_ahead and not self.stop.is_set():
+                        while (
+                            self.documents - self.consumed() > self.options.max_ahead
+                            and not self.stop.is_set()
+                        ):
                             time.sleep(0.02)
                 else:
                     producer.send(topics.labels, key=key, value=value)
@@ -231,7 +238,11 @@ class _Display:
 
 
 def _plot(
-    curve: list[tuple[int, float]], drifts: list[dict[str, Any]], alerts: list[dict[str, Any]], window: int, path: Path
+    curve: list[tuple[int, float]],
+    drifts: list[dict[str, Any]],
+    alerts: list[dict[str, Any]],
+    window: int,
+    path: Path,
 ) -> Path | None:
     if not curve:
         return None
@@ -241,13 +252,27 @@ def _plot(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    ax.plot([c[0] for c in curve], [c[1] for c in curve], label=f"micro-F1 of predictions (last {window} documents)")
+    ax.plot(
+        [c[0] for c in curve],
+        [c[1] for c in curve],
+        label=f"micro-F1 of predictions (last {window} documents)",
+    )
     for i, drift in enumerate(drifts):
-        ax.axvline(drift["position"], color="red", linestyle="--", alpha=0.7, label="scheduled drift" if i == 0 else None)
-        ax.text(drift["position"], 0.03, " " + drift["kind"], rotation=90, fontsize=8, color="red", va="bottom")
+        ax.axvline(
+            drift["position"],
+            color="red",
+            linestyle="--",
+            alpha=0.7,
+            label="scheduled drift" if i == 0 else None,
+        )
+        ax.text(
+            drift["position"], 0.03, " " + drift["kind"], rotation=90, fontsize=8, color="red", va="bottom"
+        )
     positions = sorted({a["position"] for a in alerts if a.get("position") is not None})
     if positions:
-        ax.plot(positions, [0.99] * len(positions), "|", color="gray", markersize=12, label="model drift alerts")
+        ax.plot(
+            positions, [0.99] * len(positions), "|", color="gray", markersize=12, label="model drift alerts"
+        )
     ax.set_xlabel("stream position (documents)")
     ax.set_ylabel("micro-F1")
     ax.set_ylim(0, 1.02)
@@ -291,7 +316,9 @@ def quality_curve(
     return curve
 
 
-def run_demo(options: DemoOptions, out: TextIO | None = None, stop: threading.Event | None = None) -> DemoSummary:
+def run_demo(
+    options: DemoOptions, out: TextIO | None = None, stop: threading.Event | None = None
+) -> DemoSummary:
     """Run the demo end to end; ``stop`` (e.g. set by Ctrl-C) ends it early, still with a summary."""
     out = out if out is not None else sys.stdout
     stop = stop or threading.Event()
@@ -332,8 +359,12 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, stop: threading.Ev
         worker_thread.start()
         while not worker.ready.wait(0.2):
             if worker_error or not worker_thread.is_alive():
-                raise RuntimeError(f"the demo worker failed to start: {worker_error[0] if worker_error else 'exited'}")
-        metrics_url = f"http://127.0.0.1:{worker.metrics_port}/metrics" if worker.metrics_port else "(disabled)"
+                raise RuntimeError(
+                    f"the demo worker failed to start: {worker_error[0] if worker_error else 'exited'}"
+                )
+        metrics_url = (
+            f"http://127.0.0.1:{worker.metrics_port}/metrics" if worker.metrics_port else "(disabled)"
+        )
         print(f"  worker running; metrics at {metrics_url}", file=out)
 
         truth: dict[str, tuple[int, list[str]]] = {}  # id -> (stream position, true labels), for the plot
@@ -344,7 +375,9 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, stop: threading.Ev
                     truth[str(document["id"])] = (position, document["labels"])
                 yield document
 
-        feeder = _Feeder(settings, feed(remember(documents), options.plan), options, lambda: worker.progress().documents_in)
+        feeder = _Feeder(
+            settings, feed(remember(documents), options.plan), options, lambda: worker.progress().documents_in
+        )
         feeder.start()
         display = _Display(out, total)
         deadline = started + options.timeout_s
@@ -358,7 +391,11 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, stop: threading.Ev
                 if feeder.error is not None:
                     break
                 expected_docs = feeder.documents + feeder.bad
-                if p.documents_in >= expected_docs and p.feedback_in >= feeder.feedback and p.predictions_out >= feeder.documents:
+                if (
+                    p.documents_in >= expected_docs
+                    and p.feedback_in >= feeder.feedback
+                    and p.predictions_out >= feeder.documents
+                ):
                     completed = True
                     break
             time.sleep(0.1)
@@ -377,13 +414,34 @@ def run_demo(options: DemoOptions, out: TextIO | None = None, stop: threading.Ev
         metrics_file = work_dir / "metrics.txt"
         metrics_file.write_bytes(generate_latest(worker.metrics.registry))
         t = settings.topics
-        topics = {name: topic_size(settings, name) for name in (t.documents, t.labels, t.predictions, t.deadletter, t.drift, *[r.topic for r in settings.routing])}
-        letters = [json.loads(r.value) for r in read_topic(settings, t.deadletter, idle_timeout_s=0.5, max_messages=topics[t.deadletter])]
+        topics = {
+            name: topic_size(settings, name)
+            for name in (
+                t.documents,
+                t.labels,
+                t.predictions,
+                t.deadletter,
+                t.drift,
+                *[r.topic for r in settings.routing],
+            )
+        }
+        letters = [
+            json.loads(r.value)
+            for r in read_topic(settings, t.deadletter, idle_timeout_s=0.5, max_messages=topics[t.deadletter])
+        ]
         reasons: dict[str, int] = {}
         for letter in letters:
             reasons[letter["reason"]] = reasons.get(letter["reason"], 0) + 1
-        alerts = [json.loads(r.value) for r in read_topic(settings, t.drift, idle_timeout_s=0.5, max_messages=topics[t.drift])]
-        predictions = (json.loads(r.value) for r in read_topic(settings, t.predictions, idle_timeout_s=0.5, max_messages=topics[t.predictions]))
+        alerts = [
+            json.loads(r.value)
+            for r in read_topic(settings, t.drift, idle_timeout_s=0.5, max_messages=topics[t.drift])
+        ]
+        predictions = (
+            json.loads(r.value)
+            for r in read_topic(
+                settings, t.predictions, idle_timeout_s=0.5, max_messages=topics[t.predictions]
+            )
+        )
         curve = quality_curve(predictions, truth, window=500)
     plot = _plot(curve, drifts, alerts, 500, work_dir / "quality.png")
     summary = DemoSummary(
@@ -411,20 +469,33 @@ def print_summary(s: DemoSummary, settings: Settings, out: TextIO) -> None:
     counters = p.counters
     print("", file=out)
     print(f"demo {'finished' if s.completed else 'STOPPED EARLY'} in {s.seconds:.1f} s", file=out)
-    print(f"  documents   sent {s.documents_sent:,} (+{s.bad_sent} malformed), predicted {p.predictions_out:,}", file=out)
+    print(
+        f"  documents   sent {s.documents_sent:,} (+{s.bad_sent} malformed), predicted {p.predictions_out:,}",
+        file=out,
+    )
     print(
         f"  learning    learned {p.learned:,} {dict(counters['learned'])}; feedback {dict(counters['feedback'])}",
         file=out,
     )
-    print(f"  quality     prequential micro-F1: cumulative {p.micro_f1_cumulative:.3f}, last window {p.micro_f1_window:.3f}", file=out)
-    print(f"  model       {p.labels} labels in {p.clusters} clusters (partition version {p.partition_version})", file=out)
+    print(
+        f"  quality     prequential micro-F1: cumulative {p.micro_f1_cumulative:.3f}, last window {p.micro_f1_window:.3f}",
+        file=out,
+    )
+    print(
+        f"  model       {p.labels} labels in {p.clusters} clusters (partition version {p.partition_version})",
+        file=out,
+    )
     scheduled = ", ".join(f"{d['kind']}@{d['position']}" for d in s.stream_drifts) or "none"
     kinds: dict[str, int] = {}
     for alert in s.drift_alerts:
         kinds[alert["kind"]] = kinds.get(alert["kind"], 0) + 1
     by_kind = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
     print(f"  drift       scheduled in the stream: {scheduled}", file=out)
-    print(f"              alerts raised by the model: {len(s.drift_alerts)}" + (f" ({by_kind})" if by_kind else ""), file=out)
+    print(
+        f"              alerts raised by the model: {len(s.drift_alerts)}"
+        + (f" ({by_kind})" if by_kind else ""),
+        file=out,
+    )
     print(f"  dead letter {sum(s.dead_letter_reasons.values())} messages {s.dead_letter_reasons}", file=out)
     print("where to look:", file=out)
     for topic, count in s.topics.items():

@@ -22,7 +22,9 @@ def _fields(event: Any) -> dict[str, Any]:
         return dict(event)
     if dataclasses.is_dataclass(event) and not isinstance(event, type):
         return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    return {k: v for k, v in vars(event).items() if not k.startswith("_")} if hasattr(event, "__dict__") else {}
+    return (
+        {k: v for k, v in vars(event).items() if not k.startswith("_")} if hasattr(event, "__dict__") else {}
+    )
 
 
 def _label_names(raw: Any, names: Sequence[str]) -> list[str]:

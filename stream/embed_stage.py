@@ -15,7 +15,13 @@ from labelflow.operators.base import Features, SparseVector
 from labelflow.stream.config import Settings
 from labelflow.stream.messages import Document, MessageError, Reason, decode_document
 from labelflow.stream.model_runtime import ModelRuntime
-from labelflow.stream.processor import BatchOutcome, InputRecord, OutputMessage, RuntimeCounters, dead_letter_message
+from labelflow.stream.processor import (
+    BatchOutcome,
+    InputRecord,
+    OutputMessage,
+    RuntimeCounters,
+    dead_letter_message,
+)
 
 
 def features_payload(x: Features) -> list[float] | dict[int, float]:
@@ -28,7 +34,9 @@ def features_payload(x: Features) -> list[float] | dict[int, float]:
 class EmbedProcessor:
     """Embeds a batch of documents and re-publishes them with features (key = id)."""
 
-    def __init__(self, settings: Settings, runtime: ModelRuntime, counters: RuntimeCounters, worker_id: str) -> None:
+    def __init__(
+        self, settings: Settings, runtime: ModelRuntime, counters: RuntimeCounters, worker_id: str
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.counters = counters

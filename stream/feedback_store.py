@@ -233,7 +233,13 @@ class FeedbackStore:
             "version": STATE_VERSION,
             "max_entries": self.max_entries,
             "ttl_s": self.ttl_s,
-            "documents": {"ids": ids, "stored_at": stored_at, "predicted": predicted, "kinds": kinds, "dims": dims},
+            "documents": {
+                "ids": ids,
+                "stored_at": stored_at,
+                "predicted": predicted,
+                "kinds": kinds,
+                "dims": dims,
+            },
             "feedback": {
                 "ids": list(self._feedback),
                 "labels": [list(w.labels) for w in self._feedback.values()],
@@ -260,7 +266,7 @@ class FeedbackStore:
         ttl_s: float,
         remember_ids: int,
         clock: Callable[[], float] = time.time,
-    ) -> "FeedbackStore":
+    ) -> FeedbackStore:
         """Rebuild a store; the limits come from the current settings (they may have changed)."""
         meta = state.meta
         if meta.get("kind") != STATE_KIND or meta.get("version") != STATE_VERSION:
@@ -281,7 +287,9 @@ class FeedbackStore:
         ):
             if kind == "sparse":
                 lo, hi = int(a["sparse_ptr"][sparse_i]), int(a["sparse_ptr"][sparse_i + 1])
-                x: Features = SparseVector(a["sparse_indices"][lo:hi].copy(), a["sparse_values"][lo:hi].copy(), int(dim))
+                x: Features = SparseVector(
+                    a["sparse_indices"][lo:hi].copy(), a["sparse_values"][lo:hi].copy(), int(dim)
+                )
                 sparse_i += 1
             else:
                 lo, hi = int(a["dense_ptr"][dense_i]), int(a["dense_ptr"][dense_i + 1])

@@ -19,7 +19,9 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
     try:
         model = load_class(class_path).from_state(checkpoint.model)
     except (ImportError, AttributeError, ModelSetupError) as exc:
-        raise IncompatibleCheckpointError(f"cannot rebuild the model of {path} ({class_path}): {exc}") from None
+        raise IncompatibleCheckpointError(
+            f"cannot rebuild the model of {path} ({class_path}): {exc}"
+        ) from None
     labels = [str(label) for label in model.labels]
     partition = getattr(model, "partition", None)
     clusters = (
@@ -43,7 +45,9 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
         "clusters": clusters,
         "partition_version": int(getattr(partition, "version", 0)) if partition is not None else 0,
         "counters": counters,
-        "offsets": {topic: {int(p): o for p, o in parts.items()} for topic, parts in checkpoint.offsets.items()},
+        "offsets": {
+            topic: {int(p): o for p, o in parts.items()} for topic, parts in checkpoint.offsets.items()
+        },
         "waiting_documents": len(feedback.get("documents", {}).get("ids", [])),
         "micro_f1_cumulative": quality.micro_f1_cumulative,
         "scored": quality.scored,

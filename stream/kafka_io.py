@@ -102,7 +102,9 @@ def ensure_topics(settings: Settings, topics: dict[str, int], *, timeout_s: floa
     admin = build_admin(settings)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing]
+        missing = [
+            NewTopic(name, partitions, 1) for name, partitions in topics.items() if name not in existing
+        ]
         created: list[str] = []
         for topic in missing:
             try:

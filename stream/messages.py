@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -145,7 +145,7 @@ class Document(_Message):
         )
 
     @model_validator(mode="after")
-    def _text_or_features(self) -> "Document":
+    def _text_or_features(self) -> Document:
         if self.text is None and self.features is None:
             raise PydanticCustomError(Reason.MISSING_FIELD.value, "a document needs 'text' or 'features'")
         return self
@@ -161,7 +161,9 @@ def _parse_index(key: Any) -> int:
     elif isinstance(key, str) and key.isascii() and key.isdigit():
         index = int(key)
     else:
-        raise PydanticCustomError(Reason.INVALID_VALUE.value, f"feature index {key!r} is not a non-negative integer")
+        raise PydanticCustomError(
+            Reason.INVALID_VALUE.value, f"feature index {key!r} is not a non-negative integer"
+        )
     if index < 0:
         raise PydanticCustomError(Reason.INVALID_VALUE.value, f"feature index {index} is negative")
     return index
@@ -271,7 +273,7 @@ class DeadLetter(_Message):
         error: Exception,
         max_bytes: int,
         worker: str | None = None,
-    ) -> "DeadLetter":
+    ) -> DeadLetter:
         raw = value or b""
         reason = error.reason if isinstance(error, MessageError) else Reason.PROCESSING_ERROR
         return cls(
@@ -295,7 +297,7 @@ class DeadLetter(_Message):
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _reject_constant(name: str) -> Any:
@@ -347,7 +349,9 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         errors = exc.errors(include_url=False, include_input=False)
         # A union (features) reports one error per member; its custom error names the real problem.
         first = next((e for e in errors if e["type"] in Reason._value2member_map_), errors[0])
-        field = ".".join(str(p) for p in first["loc"] if isinstance(p, str) and p not in ("list[float]", "dict[int,float]"))
+        field = ".".join(
+            str(p) for p in first["loc"] if isinstance(p, str) and p not in ("list[float]", "dict[int,float]")
+        )
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or model.__name__}: {e['msg']}" for e in errors[:5]
         )

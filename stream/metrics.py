@@ -97,34 +97,109 @@ class WorkerMetrics:
             for key, (name, help) in {
                 "documents_in": (DOCUMENTS_IN, "Records read from the documents topic."),
                 "feedback_in": (FEEDBACK_IN, "Records read from the labels (feedback) topic."),
-                "predictions_out": (PREDICTIONS_OUT, "Predictions produced (replays after a restore included)."),
+                "predictions_out": (
+                    PREDICTIONS_OUT,
+                    "Predictions produced (replays after a restore included).",
+                ),
                 "routed": (ROUTED, "Documents copied to a label routing topic (one per topic)."),
-                "duplicate_documents": (DUPLICATE_DOCUMENTS, "Labelled documents whose id was already learned: predicted, not learned again."),
-                "expired_documents": (EXPIRED_DOCUMENTS, "Unlabelled documents dropped from the feedback store (TTL or size) before feedback came."),
+                "duplicate_documents": (
+                    DUPLICATE_DOCUMENTS,
+                    "Labelled documents whose id was already learned: predicted, not learned again.",
+                ),
+                "expired_documents": (
+                    EXPIRED_DOCUMENTS,
+                    "Unlabelled documents dropped from the feedback store (TTL or size) before feedback came.",
+                ),
             }.items()
         }
-        self.dead_letters = Counter(DEAD_LETTERS, "Bad input records sent to the dead-letter topic, by reason.", ["reason"], registry=r)
-        self.learned = Counter(LEARNED, "Labelled documents learned, by where the labels came from.", ["source"], registry=r)
-        self.feedback = Counter(FEEDBACK, "Feedback messages by outcome (matched, early, late, duplicate, unmatched).", ["outcome"], registry=r)
-        self.drift_events = Counter(DRIFT_EVENTS, "Drift detections by kind and level (global or cluster).", ["kind", "level"], registry=r)
+        self.dead_letters = Counter(
+            DEAD_LETTERS,
+            "Bad input records sent to the dead-letter topic, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.learned = Counter(
+            LEARNED, "Labelled documents learned, by where the labels came from.", ["source"], registry=r
+        )
+        self.feedback = Counter(
+            FEEDBACK,
+            "Feedback messages by outcome (matched, early, late, duplicate, unmatched).",
+            ["outcome"],
+            registry=r,
+        )
+        self.drift_events = Counter(
+            DRIFT_EVENTS,
+            "Drift detections by kind and level (global or cluster).",
+            ["kind", "level"],
+            registry=r,
+        )
         self.checkpoints = Counter(CHECKPOINTS, "Checkpoints written by this process.", registry=r)
-        self.commit_failures = Counter(COMMIT_FAILURES, "Offset commits refused (usually a rebalance); records are re-delivered.", registry=r)
+        self.commit_failures = Counter(
+            COMMIT_FAILURES,
+            "Offset commits refused (usually a rebalance); records are re-delivered.",
+            registry=r,
+        )
         self.rebalances = Counter(REBALANCES, "Partition assignments received by this process.", registry=r)
-        self.batch_size = Histogram(BATCH_SIZE, "Records per micro-batch.", buckets=_BATCH_BUCKETS, registry=r)
-        self.stage_seconds = Histogram(STAGE_SECONDS, "Seconds spent per micro-batch in each stage.", ["stage"], buckets=_STAGE_BUCKETS, registry=r)
-        self.end_to_end = Histogram(END_TO_END_SECONDS, "Seconds from a document's record timestamp to its prediction.", buckets=_LATENCY_BUCKETS, registry=r)
-        self.consumer_lag = Gauge(CONSUMER_LAG, "Records not yet read, summed over the assigned partitions of a topic.", ["topic"], registry=r)
-        self.checkpoint_age = Gauge(CHECKPOINT_AGE, "Seconds since the newest checkpoint was written (restored ones included).", registry=r)
-        self.last_batch = Gauge(LAST_BATCH, "Unix time of the last processed batch (stalled-worker alerts).", registry=r)
-        self.micro_f1_window = Gauge(MICRO_F1_WINDOW, "Prequential micro-F1 over the last quality_window labelled documents.", registry=r)
-        self.micro_f1_cumulative = Gauge(MICRO_F1_CUMULATIVE, "Prequential micro-F1 over every labelled document since the model started.", registry=r)
-        self.subset_accuracy_window = Gauge(SUBSET_ACCURACY_WINDOW, "Prequential exact-match rate over the quality window.", registry=r)
-        self.quality_window_size = Gauge(QUALITY_WINDOW_SIZE, "Labelled documents currently in the quality window.", registry=r)
+        self.batch_size = Histogram(
+            BATCH_SIZE, "Records per micro-batch.", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.stage_seconds = Histogram(
+            STAGE_SECONDS,
+            "Seconds spent per micro-batch in each stage.",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            END_TO_END_SECONDS,
+            "Seconds from a document's record timestamp to its prediction.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            CONSUMER_LAG,
+            "Records not yet read, summed over the assigned partitions of a topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.checkpoint_age = Gauge(
+            CHECKPOINT_AGE,
+            "Seconds since the newest checkpoint was written (restored ones included).",
+            registry=r,
+        )
+        self.last_batch = Gauge(
+            LAST_BATCH, "Unix time of the last processed batch (stalled-worker alerts).", registry=r
+        )
+        self.micro_f1_window = Gauge(
+            MICRO_F1_WINDOW,
+            "Prequential micro-F1 over the last quality_window labelled documents.",
+            registry=r,
+        )
+        self.micro_f1_cumulative = Gauge(
+            MICRO_F1_CUMULATIVE,
+            "Prequential micro-F1 over every labelled document since the model started.",
+            registry=r,
+        )
+        self.subset_accuracy_window = Gauge(
+            SUBSET_ACCURACY_WINDOW, "Prequential exact-match rate over the quality window.", registry=r
+        )
+        self.quality_window_size = Gauge(
+            QUALITY_WINDOW_SIZE, "Labelled documents currently in the quality window.", registry=r
+        )
         self.labels = Gauge(LABELS, "Labels the model knows.", registry=r)
         self.clusters = Gauge(CLUSTERS, "Clusters of the current label partition.", registry=r)
-        self.partition_version = Gauge(PARTITION_VERSION, "Version of the current label partition.", registry=r)
-        self.waiting = Gauge(WAITING, "Entries waiting in the feedback store, by kind (documents, feedback).", ["kind"], registry=r)
-        self.assigned_partitions = Gauge(ASSIGNED_PARTITIONS, "Input partitions assigned to this worker.", registry=r)
+        self.partition_version = Gauge(
+            PARTITION_VERSION, "Version of the current label partition.", registry=r
+        )
+        self.waiting = Gauge(
+            WAITING,
+            "Entries waiting in the feedback store, by kind (documents, feedback).",
+            ["kind"],
+            registry=r,
+        )
+        self.assigned_partitions = Gauge(
+            ASSIGNED_PARTITIONS, "Input partitions assigned to this worker.", registry=r
+        )
         self.up = Gauge(UP, "1 while the worker loop runs.", registry=r)
         for stage in STAGES:
             self.stage_seconds.labels(stage=stage)

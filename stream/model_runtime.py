@@ -114,13 +114,15 @@ class ModelRuntime:
         self.identity = dict(identity or {})
         self.identity.setdefault("model_class", class_path(model))
         self.sparse_dim = feature_dim or (embedder.dim if embedder is not None and embedder.sparse else None)
-        self.dense_dim = feature_dim or (embedder.dim if embedder is not None and not embedder.sparse else None)
+        self.dense_dim = feature_dim or (
+            embedder.dim if embedder is not None and not embedder.sparse else None
+        )
         self.score_top_k = score_top_k
         self.score_floor = score_floor
         self.n_learned = 0
 
     @classmethod
-    def from_settings(cls, settings: ModelSettings) -> "ModelRuntime":
+    def from_settings(cls, settings: ModelSettings) -> ModelRuntime:
         model = make_learner(settings.learner, dict(settings.learner_kwargs))
         embedder = make_embedder(settings.embedder, dict(settings.embedder_kwargs))
         identity = {
@@ -144,17 +146,25 @@ class ModelRuntime:
         features = doc.features
         if isinstance(features, dict):
             if self.sparse_dim is None:
-                raise MessageError(Reason.INVALID_VALUE, "sparse features need model.feature_dim (no sparse embedder)", "features")
+                raise MessageError(
+                    Reason.INVALID_VALUE,
+                    "sparse features need model.feature_dim (no sparse embedder)",
+                    "features",
+                )
             top = max(features)
             if top >= self.sparse_dim:
                 raise MessageError(
-                    Reason.INVALID_VALUE, f"feature index {top} is outside the dimension {self.sparse_dim}", "features"
+                    Reason.INVALID_VALUE,
+                    f"feature index {top} is outside the dimension {self.sparse_dim}",
+                    "features",
                 )
             return SparseVector.from_dict(features, self.sparse_dim)
         dense = np.asarray(features, dtype=np.float32)
         if self.dense_dim is not None and dense.shape[0] != self.dense_dim:
             raise MessageError(
-                Reason.INVALID_VALUE, f"features has {dense.shape[0]} values; the model expects {self.dense_dim}", "features"
+                Reason.INVALID_VALUE,
+                f"features has {dense.shape[0]} values; the model expects {self.dense_dim}",
+                "features",
             )
         return dense
 
@@ -172,7 +182,9 @@ class ModelRuntime:
                 to_embed.append(i)
         if to_embed:
             if self.embedder is None:
-                error = MessageError(Reason.PROCESSING_ERROR, "this worker has no embedder: send features", "text")
+                error = MessageError(
+                    Reason.PROCESSING_ERROR, "this worker has no embedder: send features", "text"
+                )
                 for i in to_embed:
                     out[i] = error
             else:
@@ -191,7 +203,11 @@ class ModelRuntime:
             try:
                 rows.append(self.embedder.embed_many([text])[0])
             except Exception as exc:  # noqa: BLE001
-                rows.append(MessageError(Reason.PROCESSING_ERROR, f"embedder failed: {type(exc).__name__}: {exc}", "text"))
+                rows.append(
+                    MessageError(
+                        Reason.PROCESSING_ERROR, f"embedder failed: {type(exc).__name__}: {exc}", "text"
+                    )
+                )
         return rows
 
     # -- prediction and learning --------------------------------------------------------------------
@@ -220,7 +236,10 @@ class ModelRuntime:
         many = getattr(self.model, "predict_with_scores_many", None)
         if many is not None and len(xs) > 1:
             try:
-                return [Scored(frozenset(str(label) for label in labels), self._select(scores)) for labels, scores in many(xs)]
+                return [
+                    Scored(frozenset(str(label) for label in labels), self._select(scores))
+                    for labels, scores in many(xs)
+                ]
             except Exception:  # noqa: BLE001 - find the document that breaks the model, one by one
                 logger.warning("event=predict_batch_failed size=%d (retrying one by one)", len(xs))
         results: list[Scored | Exception] = []

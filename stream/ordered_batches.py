@@ -97,7 +97,9 @@ class OrderedBatcher:
             if not buffer and not force and not self._caught_up(tp):
                 return  # this partition ran dry and may have earlier records than the others' heads
 
-    def next_batch(self, size: int, max_wait_s: float, stop: threading.Event, idle_poll_ms: int = 250) -> list[Any]:
+    def next_batch(
+        self, size: int, max_wait_s: float, stop: threading.Event, idle_poll_ms: int = 250
+    ) -> list[Any]:
         """Up to ``size`` records: returns when full, ``max_wait_s`` after the first record, or when idle."""
         self._batch = []
         first_at: float | None = None
@@ -116,7 +118,9 @@ class OrderedBatcher:
             if not full:
                 self._fill(timeout_ms, max_records=size)
             before = len(self._batch)
-            force = full or (blocked_since is not None and time.monotonic() - blocked_since >= self.max_idle_s)
+            force = full or (
+                blocked_since is not None and time.monotonic() - blocked_since >= self.max_idle_s
+            )
             self._emit(size, force)
             if force and len(self._batch) > before:
                 self.forced += 1

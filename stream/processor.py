@@ -81,7 +81,14 @@ class RuntimeCounters:
     ({'invalid_json': 1}, 0)
     """
 
-    SIMPLE = ("documents_in", "feedback_in", "predictions_out", "routed", "duplicate_documents", "expired_documents")
+    SIMPLE = (
+        "documents_in",
+        "feedback_in",
+        "predictions_out",
+        "routed",
+        "duplicate_documents",
+        "expired_documents",
+    )
     GROUPS = ("dead_letters", "learned", "feedback", "drift_events")
 
     def __init__(self) -> None:
@@ -108,7 +115,7 @@ class RuntimeCounters:
         return {**self.simple, **{name: dict(values) for name, values in self.groups.items()}}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "RuntimeCounters":
+    def from_dict(cls, data: Mapping[str, Any]) -> RuntimeCounters:
         counters = cls()
         for name in cls.SIMPLE:
             counters.simple[name] = int(data.get(name, 0))
@@ -134,7 +141,10 @@ def dead_letter_message(
     )
     counters.inc_group("dead_letters", letter.reason.value)
     return OutputMessage(
-        settings.topics.deadletter, record.key, letter.to_bytes(), ((HEADER_REASON, letter.reason.value.encode()),)
+        settings.topics.deadletter,
+        record.key,
+        letter.to_bytes(),
+        ((HEADER_REASON, letter.reason.value.encode()),),
     )
 
 
@@ -199,13 +209,19 @@ class BatchProcessor:
     def _dead_letter(self, out: BatchOutcome, record: InputRecord, error: Exception) -> None:
         out.messages.append(dead_letter_message(self.settings, self.counters, record, error, self.worker_id))
 
-    def _learn(self, out: BatchOutcome, record: InputRecord, x: Features, labels: Sequence[str], source: str) -> bool:
+    def _learn(
+        self, out: BatchOutcome, record: InputRecord, x: Features, labels: Sequence[str], source: str
+    ) -> bool:
         started = time.perf_counter()
         try:
             self.runtime.learn(x, labels)
         except Exception as exc:  # noqa: BLE001 - the stream goes on; the record is dead-lettered
             logger.exception("event=learn_failed id_topic=%s offset=%d", record.topic, record.offset)
-            self._dead_letter(out, record, MessageError(Reason.PROCESSING_ERROR, f"learning failed: {type(exc).__name__}: {exc}"))
+            self._dead_letter(
+                out,
+                record,
+                MessageError(Reason.PROCESSING_ERROR, f"learning failed: {type(exc).__name__}: {exc}"),
+            )
             return False
         finally:
             out.stage_seconds["learn"] += time.perf_counter() - started
@@ -298,7 +314,9 @@ class BatchProcessor:
             return None, ""
         return list(early.labels), "feedback"
 
-    def _predict_run(self, out: BatchOutcome, run: list[_Pending], learn_last: tuple[list[str], str] | None) -> None:
+    def _predict_run(
+        self, out: BatchOutcome, run: list[_Pending], learn_last: tuple[list[str], str] | None
+    ) -> None:
         started = time.perf_counter()
         xs = [item.x for item in run]
         if learn_last is not None and len(xs) > 1:
@@ -315,8 +333,13 @@ class BatchProcessor:
         for index, (item, result) in enumerate(zip(run, results)):
             is_last = index == len(run) - 1
             if isinstance(result, Exception):
-                self._dead_letter(out, item.record, MessageError(
-                    Reason.PROCESSING_ERROR, f"prediction failed: {type(result).__name__}: {result}"))
+                self._dead_letter(
+                    out,
+                    item.record,
+                    MessageError(
+                        Reason.PROCESSING_ERROR, f"prediction failed: {type(result).__name__}: {result}"
+                    ),
+                )
                 continue
             latency_ms = max(0.0, now_ms - item.record.timestamp_ms) if item.record.timestamp_ms else 0.0
             self._publish(out, item, result, model_version, partition_version, latency_ms, produced_at)

@@ -79,7 +79,7 @@ class QualityTracker:
         )
 
     @classmethod
-    def from_state(cls, state: State, window: int) -> "QualityTracker":
+    def from_state(cls, state: State, window: int) -> QualityTracker:
         tracker = cls(window)
         tracker.total = state.arrays["total"].astype(np.int64).copy()
         tracker.scored = int(state.meta["scored"])

@@ -76,7 +76,9 @@ def create_topics(settings: Settings) -> None:
 
 def send(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes | None]]) -> int:
     """Produce ``(topic, key, value)`` triples and flush; the number sent."""
-    producer: KafkaProducer = build_producer(settings, client_id="labelflow-test-producer", enable_idempotence=False)
+    producer: KafkaProducer = build_producer(
+        settings, client_id="labelflow-test-producer", enable_idempotence=False
+    )
     count = 0
     try:
         for topic, key, value in messages:
@@ -123,11 +125,15 @@ class TopicCollector:
                 last = time.monotonic()
         return self.records
 
-    def wait_until(self, predicate: Callable[[list[ConsumerRecord]], bool], timeout_s: float, what: str) -> list[ConsumerRecord]:
+    def wait_until(
+        self, predicate: Callable[[list[ConsumerRecord]], bool], timeout_s: float, what: str
+    ) -> list[ConsumerRecord]:
         deadline = time.monotonic() + timeout_s
         while not predicate(self.records):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what} on {self.topic} ({len(self.records)} records)")
+                raise TimeoutError(
+                    f"timed out after {timeout_s:.0f} s waiting for {what} on {self.topic} ({len(self.records)} records)"
+                )
             self.poll()
         return self.records
 
@@ -140,7 +146,7 @@ class TopicCollector:
     def close(self) -> None:
         self.consumer.close()
 
-    def __enter__(self) -> "TopicCollector":
+    def __enter__(self) -> TopicCollector:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -161,9 +167,13 @@ class WorkerThread:
         except BaseException as exc:  # noqa: BLE001 - re-raised by stop()
             self.error = exc
 
-    def start(self, timeout_s: float = 30.0) -> "WorkerThread":
+    def start(self, timeout_s: float = 30.0) -> WorkerThread:
         self._thread.start()
-        wait_for(lambda: self.worker.ready.is_set() or not self._thread.is_alive(), timeout_s, "the worker to start")
+        wait_for(
+            lambda: self.worker.ready.is_set() or not self._thread.is_alive(),
+            timeout_s,
+            "the worker to start",
+        )
         if self.error is not None:
             raise self.error
         return self
@@ -171,7 +181,9 @@ class WorkerThread:
     def progress(self) -> WorkerProgress:
         return self.worker.progress()
 
-    def wait_for(self, predicate: Callable[[WorkerProgress], bool], timeout_s: float, what: str) -> WorkerProgress:
+    def wait_for(
+        self, predicate: Callable[[WorkerProgress], bool], timeout_s: float, what: str
+    ) -> WorkerProgress:
         def check() -> bool:
             if self.error is not None:
                 raise self.error
@@ -189,7 +201,7 @@ class WorkerThread:
             raise self.error
         return self.worker.progress()
 
-    def __enter__(self) -> "WorkerThread":
+    def __enter__(self) -> WorkerThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -200,7 +212,9 @@ class WorkerThread:
 class WorkerProcess:
     """``labelflow run`` as a child process (so it can be SIGTERMed or killed -9), logging to a file."""
 
-    def __init__(self, settings: Settings, work_dir: Path, name: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, work_dir: Path, name: str, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.config = work_dir / f"{name}.yaml"
         self.config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
@@ -208,12 +222,25 @@ class WorkerProcess:
         self.extra_env = extra_env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "WorkerProcess":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LABELFLOW_") or k == "LABELFLOW_DATASETS"}
+    def start(self) -> WorkerProcess:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("LABELFLOW_") or k == "LABELFLOW_DATASETS"
+        }
         env.update(self.extra_env)
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "labelflow.stream.cli", "--log-level", "INFO", "run", "--config", str(self.config), "--set", f"client_id={self.name}"],
+            [
+                sys.executable,
+                "-m",
+                "labelflow.stream.cli",
+                "--log-level",
+                "INFO",
+                "run",
+                "--config",
+                str(self.config),
+                "--set",
+                f"client_id={self.name}",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -82,6 +82,8 @@ def topic_size(settings: Settings, topic: str, timeout_s: float = 5.0) -> int:
             if all(mark is not None for mark in marks):
                 return int(sum(marks))  # type: ignore[arg-type]
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no high-water mark for every partition of {topic!r} within {timeout_s:.0f} s")
+                raise TimeoutError(
+                    f"no high-water mark for every partition of {topic!r} within {timeout_s:.0f} s"
+                )
     finally:
         consumer.close()

@@ -36,7 +36,13 @@ from labelflow.stream.checkpoint import Checkpoint, CheckpointStore, Incompatibl
 from labelflow.stream.config import Settings
 from labelflow.stream.embed_stage import EmbedProcessor
 from labelflow.stream.feedback_store import FeedbackStore
-from labelflow.stream.kafka_io import build_consumer, build_producer, default_client_id, ensure_topics, worker_topics
+from labelflow.stream.kafka_io import (
+    build_consumer,
+    build_producer,
+    default_client_id,
+    ensure_topics,
+    worker_topics,
+)
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.ordered_batches import OrderedBatcher
@@ -80,7 +86,7 @@ class WorkerProgress:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, worker: "Worker") -> None:
+    def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
     def on_partitions_revoked(self, revoked: Any) -> None:
@@ -192,12 +198,16 @@ class Worker:
                 self._runtime = ModelRuntime.from_settings(s.model)
             if self.learns:
                 self._restore()
-                self._processor = BatchProcessor(s, self._runtime, self.store, self.counters, self.quality, self.worker_id)
+                self._processor = BatchProcessor(
+                    s, self._runtime, self.store, self.counters, self.quality, self.worker_id
+                )
             else:
                 self._processor = EmbedProcessor(s, self._runtime, self.counters, self.worker_id)
             if s.metrics.port >= 0:
                 self.metrics_port = self.metrics.serve(s.metrics.host, s.metrics.port)
-                logger.info("event=metrics_serving url=http://%s:%d/metrics", s.metrics.host, self.metrics_port)
+                logger.info(
+                    "event=metrics_serving url=http://%s:%d/metrics", s.metrics.host, self.metrics_port
+                )
             self._producer = build_producer(s, client_id=self.worker_id)
             self._consumer = build_consumer(s, client_id=self.worker_id)
             topics = [s.input_documents_topic, s.topics.labels] if self.learns else [s.input_documents_topic]
@@ -213,7 +223,13 @@ class Worker:
             self.metrics.up.set(1)
             self._publish_progress()
             self.ready.set()
-            logger.info("event=worker_started worker=%s group=%s topics=%s role=%s", self.worker_id, s.group_id, ",".join(topics), s.role)
+            logger.info(
+                "event=worker_started worker=%s group=%s topics=%s role=%s",
+                self.worker_id,
+                s.group_id,
+                ",".join(topics),
+                s.role,
+            )
             self._loop()
             ok = True
         finally:
@@ -228,7 +244,8 @@ class Worker:
         if checkpoint is None:
             logger.info(
                 "event=no_checkpoint dir=%s (a new model; reading starts at the group's committed offsets, "
-                "or at the beginning for a new group)", self.checkpoints.directory,
+                "or at the beginning for a new group)",
+                self.checkpoints.directory,
             )
             return
         try:
@@ -248,11 +265,21 @@ class Worker:
         self.metrics.sync(self.counters.as_dict())
         logger.info(
             "event=checkpoint_restored path=%s seq=%d learned=%d labels=%d offsets=%s",
-            checkpoint.path, checkpoint.seq, self.counters.learned_total, len(runtime.labels), checkpoint.offsets,
+            checkpoint.path,
+            checkpoint.seq,
+            self.counters.learned_total,
+            len(runtime.labels),
+            checkpoint.offsets,
         )
 
     def _runtime_state(self) -> State:
-        state = State(meta={"kind": RUNTIME_STATE_KIND, "version": RUNTIME_STATE_VERSION, "counters": self.counters.as_dict()})
+        state = State(
+            meta={
+                "kind": RUNTIME_STATE_KIND,
+                "version": RUNTIME_STATE_VERSION,
+                "counters": self.counters.as_dict(),
+            }
+        )
         state.attach("feedback", self.store.state())
         state.attach("quality", self.quality.state())
         return state
@@ -268,7 +295,9 @@ class Worker:
         self.store = FeedbackStore.from_state(
             state.detach("feedback"), max_entries=f.max_entries, ttl_s=f.ttl_s, remember_ids=f.remember_ids
         )
-        self.quality = QualityTracker.from_state(state.detach("quality"), self.settings.metrics.quality_window)
+        self.quality = QualityTracker.from_state(
+            state.detach("quality"), self.settings.metrics.quality_window
+        )
 
     def _check_copartitioned(self) -> None:
         if not self.learns:
@@ -280,7 +309,8 @@ class Worker:
             logger.warning(
                 "event=topics_not_copartitioned documents=%d labels=%d (feedback may reach a worker that never "
                 "saw its document and be counted unmatched; give both topics the same partition count)",
-                len(docs), len(labels),
+                len(docs),
+                len(labels),
             )
 
     # -- signals --------------------------------------------------------------------------------------
@@ -321,7 +351,9 @@ class Worker:
     def _poll_batch(self) -> list[Any]:
         assert self._batcher is not None
         batch = self.settings.batch
-        return self._batcher.next_batch(batch.size, batch.max_wait_ms / 1000.0, self._stop, idle_poll_ms=_IDLE_POLL_MS)
+        return self._batcher.next_batch(
+            batch.size, batch.max_wait_ms / 1000.0, self._stop, idle_poll_ms=_IDLE_POLL_MS
+        )
 
     def _handle(self, records: list[Any]) -> None:
         assert self._processor is not None and self._producer is not None
@@ -351,7 +383,9 @@ class Worker:
         producer.flush()
         failed = [f for f in futures if f.failed()]
         if failed:
-            raise ProduceError(f"{len(failed)} of {len(futures)} output messages were not delivered: {failed[0].exception!r}")
+            raise ProduceError(
+                f"{len(failed)} of {len(futures)} output messages were not delivered: {failed[0].exception!r}"
+            )
         outcome.stage_seconds["produce"] += time.perf_counter() - started
 
     def _commit(self) -> None:
@@ -360,20 +394,30 @@ class Worker:
             return
         started = time.perf_counter()
         with self._lock:
-            offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._positions.items() if tp in self._assigned}
+            offsets = {
+                tp: OffsetAndMetadata(offset, "", -1)
+                for tp, offset in self._positions.items()
+                if tp in self._assigned
+            }
         if not offsets:
             return
         try:
             consumer.commit(offsets)
         except KafkaError as exc:  # CommitFailedError, RebalanceInProgressError, ...: at least once holds
             self.metrics.commit_failures.inc()
-            logger.warning("event=commit_failed error=%r (a rebalance is under way; records will be re-delivered)", exc)
+            logger.warning(
+                "event=commit_failed error=%r (a rebalance is under way; records will be re-delivered)", exc
+            )
         self.metrics.stage_seconds.labels(stage="commit").observe(time.perf_counter() - started)
 
     # -- checkpoints ----------------------------------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
-        return self.learns and self._dirty and time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval_s
+        return (
+            self.learns
+            and self._dirty
+            and time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval_s
+        )
 
     def _checkpoint(self, reason: str) -> None:
         if not self.learns or self._runtime is None:
@@ -401,7 +445,11 @@ class Worker:
         self.metrics.stage_seconds.labels(stage="checkpoint").observe(seconds)
         logger.info(
             "event=checkpoint_written reason=%s path=%s seq=%d learned=%d seconds=%.3f",
-            reason, path, checkpoint.seq, self.counters.learned_total, seconds,
+            reason,
+            path,
+            checkpoint.seq,
+            self.counters.learned_total,
+            seconds,
         )
 
     # -- rebalances -----------------------------------------------------------------------------------
@@ -456,7 +504,9 @@ class Worker:
             if offset is not None:
                 consumer.seek(tp, offset)
                 self._restored_unprocessed[tp] = offset
-                logger.info("event=seek_to_checkpoint topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset)
+                logger.info(
+                    "event=seek_to_checkpoint topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset
+                )
         self.metrics.rebalances.inc()
         self.metrics.assigned_partitions.set(len(self._assigned))
         logger.info("event=partitions_assigned partitions=%s", _tps(assigned))
@@ -486,7 +536,10 @@ class Worker:
         if logger.isEnabledFor(logging.DEBUG) or self._batches % 50 == 1:
             logger.info(
                 "event=batch_done batch=%d records=%d predictions=%d learned=%d dead_letters=%d seconds=%s",
-                self._batches, size, outcome.predictions, outcome.learned,
+                self._batches,
+                size,
+                outcome.predictions,
+                outcome.learned,
                 sum(self.counters.group("dead_letters").values()),
                 ",".join(f"{k}:{v:.4f}" for k, v in sorted(outcome.stage_seconds.items())),
             )
@@ -546,7 +599,11 @@ class Worker:
                 # The loop only stops between batches: everything consumed has been processed and flushed.
                 if self._producer is not None:
                     self._producer.flush()
-                if self.learns and self._runtime is not None and (self._dirty or self._checkpoint_count == 0 and self._positions):
+                if (
+                    self.learns
+                    and self._runtime is not None
+                    and (self._dirty or self._checkpoint_count == 0 and self._positions)
+                ):
                     self._checkpoint("shutdown")
                 self._commit()
         except (KafkaError, OSError) as exc:
@@ -565,7 +622,11 @@ class Worker:
             self._publish_progress()
             logger.info(
                 "event=worker_stopped worker=%s clean=%s documents=%d predictions=%d learned=%d",
-                self.worker_id, ok, self.counters.get("documents_in"), self.counters.get("predictions_out"), self.counters.learned_total,
+                self.worker_id,
+                ok,
+                self.counters.get("documents_in"),
+                self.counters.get("predictions_out"),
+                self.counters.learned_total,
             )
 
 

@@ -10,12 +10,29 @@ import pytest
 from labelflow.stream.cli import main
 
 
-def test_arff_slice_writes_table_json_and_png(datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_arff_slice_writes_table_json_and_png(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out, png = tmp_path / "enron.json", tmp_path / "enron.png"
-    rc = main([
-        "evaluate", "--data", str(datasets_dir / "enron" / "Enron.arff"), "--learner", "river-br",
-        "--limit", "60", "--record-every", "20", "--output", str(out), "--plot", str(png), "--seed", "1",
-    ])
+    rc = main(
+        [
+            "evaluate",
+            "--data",
+            str(datasets_dir / "enron" / "Enron.arff"),
+            "--learner",
+            "river-br",
+            "--limit",
+            "60",
+            "--record-every",
+            "20",
+            "--output",
+            str(out),
+            "--plot",
+            str(png),
+            "--seed",
+            "1",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert "Enron: 60 instances, 53 labels, learner river-br" in captured.out
@@ -28,12 +45,24 @@ def test_arff_slice_writes_table_json_and_png(datasets_dir: Path, tmp_path: Path
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_reuters_slice_uses_the_hashing_embedder(datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_reuters_slice_uses_the_hashing_embedder(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "reuters.json"
-    rc = main([
-        "evaluate", "--data", str(datasets_dir / "reuters21578_modapte" / "reuters21578_modapte.jsonl"),
-        "--learner", "majority-labelset", "--limit", "150", "--output", str(out), "--no-progress",
-    ])
+    rc = main(
+        [
+            "evaluate",
+            "--data",
+            str(datasets_dir / "reuters21578_modapte" / "reuters21578_modapte.jsonl"),
+            "--learner",
+            "majority-labelset",
+            "--limit",
+            "150",
+            "--output",
+            str(out),
+            "--no-progress",
+        ]
+    )
     captured = capsys.readouterr()
     assert rc == 0, captured.err
     assert captured.err == ""
@@ -49,15 +78,27 @@ def test_reuters_slice_uses_the_hashing_embedder(datasets_dir: Path, tmp_path: P
     [
         (["--data", "{data}/reuters21578_modapte/cat-descriptions_120396.txt"], "cannot tell the format"),
         (["--data", "{data}/nope.arff"], "not found"),
-        (["--data", "{data}/medical/Medical.arff", "--learner", "no-such-learner"], "unknown learner 'no-such-learner'"),
+        (
+            ["--data", "{data}/medical/Medical.arff", "--learner", "no-such-learner"],
+            "unknown learner 'no-such-learner'",
+        ),
         (
             ["--data", "{data}/medical/Medical.arff", "--learner", "no-change", "--embedder", "hashing"],
             "--embedder applies to text",
         ),
-        (["--data", "{data}/medical/Medical.arff", "--learner", "no-change", "--limit", "-3"], "--limit must be >= 0"),
         (
-            ["--data", "{data}/reuters21578_modapte/reuters21578_modapte.jsonl", "--learner", "no-change",
-             "--embedder", "nonsense"],
+            ["--data", "{data}/medical/Medical.arff", "--learner", "no-change", "--limit", "-3"],
+            "--limit must be >= 0",
+        ),
+        (
+            [
+                "--data",
+                "{data}/reuters21578_modapte/reuters21578_modapte.jsonl",
+                "--learner",
+                "no-change",
+                "--embedder",
+                "nonsense",
+            ],
             "cannot build embedder 'nonsense'",
         ),
     ],

@@ -53,7 +53,11 @@ TEXT_DATASETS: dict[str, tuple[str, str]] = {
 }
 RIVER_LEARNERS = ("river-br", "river-cc")
 #: Reference metric files and whether larger is better.
-REFERENCE_METRICS = {"subset_accuracy": ("subset_acc.csv", True), "micro_f1": ("micro_f1.csv", True), "macro_f1": ("macro_f1.csv", True)}
+REFERENCE_METRICS = {
+    "subset_accuracy": ("subset_acc.csv", True),
+    "micro_f1": ("micro_f1.csv", True),
+    "macro_f1": ("macro_f1.csv", True),
+}
 
 
 # -- one run (in a child process) --------------------------------------------------------------
@@ -68,7 +72,11 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("seed") is not None:
         seed_everything(spec["seed"])
     stream = open_stream(spec["path"])
-    featurizer = make_text_embedder(spec["embedder"], **spec.get("embedder_kwargs", {})) if spec["kind"] == "text" else None
+    featurizer = (
+        make_text_embedder(spec["embedder"], **spec.get("embedder_kwargs", {}))
+        if spec["kind"] == "text"
+        else None
+    )
     model = make_named_learner(spec["learner"], seed=spec.get("seed"))
     started = time.perf_counter()
     result = evaluate_prequential(
@@ -95,15 +103,24 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
     context = multiprocessing.get_context("spawn")
     results: list[dict[str, Any]] = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, max_tasks_per_child=1
+    ) as pool:
         futures = {pool.submit(run_one, spec): spec for spec in specs}
         for future in concurrent.futures.as_completed(futures):
             spec = futures[future]
             try:
                 result = future.result()
             except Exception as exc:  # one failed run must not lose the others
-                print(f"FAILED {spec['dataset']} / {spec['learner']}: {type(exc).__name__}: {exc}", file=sys.stderr)
-                result = {"dataset": spec["dataset"], "learner": spec["learner"], "error": f"{type(exc).__name__}: {exc}"}
+                print(
+                    f"FAILED {spec['dataset']} / {spec['learner']}: {type(exc).__name__}: {exc}",
+                    file=sys.stderr,
+                )
+                result = {
+                    "dataset": spec["dataset"],
+                    "learner": spec["learner"],
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
             else:
                 m = result["metrics"]
                 print(
@@ -126,7 +143,9 @@ def load_references(datasets_dir: Path) -> dict[str, dict[str, dict[str, float]]
     for metric, (file_name, _) in REFERENCE_METRICS.items():
         with open(datasets_dir / "reference-results" / file_name, newline="") as fh:
             refs[metric] = {
-                row["Dataset"]: {k: float(v) for k, v in row.items() if k != "Dataset" and v not in ("", None)}
+                row["Dataset"]: {
+                    k: float(v) for k, v in row.items() if k != "Dataset" and v not in ("", None)
+                }
                 for row in csv.DictReader(fh)
             }
     return refs
@@ -147,7 +166,11 @@ def git_commit() -> str:
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         return commit + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -214,7 +237,11 @@ def build_report(
         "(Esteban et al. 2024, aestebant/mlhat, `reference-results/`); 'best' is the best of the 17 per metric.",
         "",
     ]
-    arff_names = [name for name in ARFF_DATASETS if _find(results, name, learner) or any(r.get("dataset") == name for r in results)]
+    arff_names = [
+        name
+        for name in ARFF_DATASETS
+        if _find(results, name, learner) or any(r.get("dataset") == name for r in results)
+    ]
     if arff_names:
         lines += [
             "## ARFF streams: ours vs. trivial baselines and published learners",
@@ -237,7 +264,10 @@ def build_report(
             m, base = ours["metrics"], ours["baselines"]
             full = ours.get("limit") is None
             mlhat = {metric: refs[metric].get(published, {}).get("MLHAT") for metric in REFERENCE_METRICS}
-            best = {metric: _best(refs[metric], published, REFERENCE_METRICS[metric][1]) for metric in REFERENCE_METRICS}
+            best = {
+                metric: _best(refs[metric], published, REFERENCE_METRICS[metric][1])
+                for metric in REFERENCE_METRICS
+            }
             if full:
                 compared += 1
                 for metric in REFERENCE_METRICS:
@@ -291,15 +321,25 @@ def build_report(
                 ]
             cc = _find(results, name, "river-cc")
             if ours and cc and cc.get("model_cpu_instances_per_second_median"):
-                ratio = ours["model_cpu_instances_per_second_median"] / cc["model_cpu_instances_per_second_median"]
+                ratio = (
+                    ours["model_cpu_instances_per_second_median"]
+                    / cc["model_cpu_instances_per_second_median"]
+                )
                 ratios.append(ratio)
-                differ = "" if ours["n_instances"] == cc["n_instances"] else f" ({ours['n_instances']} vs {cc['n_instances']} instances)"
+                differ = (
+                    ""
+                    if ours["n_instances"] == cc["n_instances"]
+                    else f" ({ours['n_instances']} vs {cc['n_instances']} instances)"
+                )
                 cells.append(f"{ratio:,.1f}x{differ}")
             else:
                 cells.append("-")
             lines.append("| " + " | ".join(cells) + " |")
         if ratios:
-            lines += ["", f"Median speed ratio vs. river-cc: {statistics.median(ratios):,.1f}x (CPU time in the model calls)."]
+            lines += [
+                "",
+                f"Median speed ratio vs. river-cc: {statistics.median(ratios):,.1f}x (CPU time in the model calls).",
+            ]
         lines.append("")
 
     text_rows = [r for r in results if r.get("dataset") == "reuters"]
@@ -308,7 +348,7 @@ def build_report(
             "## Reuters-21578 ModApte (hashing features, time order)",
             "",
             "Whole stream = every document, prequentially. Test part = the same run's scores on the "
-            "3,019 ModApte test documents (split == \"test\"), which come after all training documents in time.",
+            '3,019 ModApte test documents (split == "test"), which come after all training documents in time.',
             "",
             "| learner | n | whole μF1 | whole MF1 | whole S | test-part μF1 | test-part MF1 | no-change μF1 whole / test | majority μF1 whole / test | model inst/s (wall / CPU) | end-to-end inst/s |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -352,7 +392,11 @@ def build_report(
 
     failures = [r for r in results if "error" in r]
     if failures:
-        lines += ["## Failed runs", ""] + [f"- {r['dataset']} / {r['learner']}: {r['error']}" for r in failures] + [""]
+        lines += (
+            ["## Failed runs", ""]
+            + [f"- {r['dataset']} / {r['learner']}: {r['error']}" for r in failures]
+            + [""]
+        )
     return "\n".join(lines)
 
 
@@ -370,35 +414,63 @@ def parse_limits(items: list[str]) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--learner", default="partitioned", help="our learner (registry name; default partitioned)")
-    parser.add_argument("--datasets", nargs="+", help=f"subset of {list(ARFF_DATASETS) + ['reuters']} (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--learner", default="partitioned", help="our learner (registry name; default partitioned)"
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", help=f"subset of {list(ARFF_DATASETS) + ['reuters']} (default: all)"
+    )
     parser.add_argument("--limit", type=int, help="evaluate only the first N instances of every stream")
-    parser.add_argument("--limit-for", action="append", default=[], metavar="NAME=N", help="per-dataset limit (repeatable)")
-    parser.add_argument("--skip-river", action="store_true", help="do not run the river-br / river-cc baselines")
-    parser.add_argument("--river-limit", type=int, help="first N instances only for the river baselines (they are slow)")
+    parser.add_argument(
+        "--limit-for", action="append", default=[], metavar="NAME=N", help="per-dataset limit (repeatable)"
+    )
+    parser.add_argument(
+        "--skip-river", action="store_true", help="do not run the river-br / river-cc baselines"
+    )
+    parser.add_argument(
+        "--river-limit", type=int, help="first N instances only for the river baselines (they are slow)"
+    )
     parser.add_argument("--eurlex", action="store_true", help="also run EUR-Lex 57k (our learner only)")
     parser.add_argument("--eurlex-limit", type=int, help="first N EUR-Lex documents only")
-    parser.add_argument("--eurlex-hashing-features", type=int, default=2**16,
-                        help="hashing columns for EUR-Lex (default 65536; the weights are columns x labels)")
-    parser.add_argument("--embedder", default="hashing", help="text embedder for Reuters / EUR-Lex (default hashing)")
+    parser.add_argument(
+        "--eurlex-hashing-features",
+        type=int,
+        default=2**16,
+        help="hashing columns for EUR-Lex (default 65536; the weights are columns x labels)",
+    )
+    parser.add_argument(
+        "--embedder", default="hashing", help="text embedder for Reuters / EUR-Lex (default hashing)"
+    )
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--record-every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (default 1: timings stay comparable)")
-    parser.add_argument("--datasets-dir", type=Path, default=None, help="default: $LABELFLOW_DATASETS or ../shared/datasets")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs in parallel (default 1: timings stay comparable)"
+    )
+    parser.add_argument(
+        "--datasets-dir", type=Path, default=None, help="default: $LABELFLOW_DATASETS or ../shared/datasets"
+    )
     parser.add_argument("--output-dir", type=Path, default=HERE, help="where RESULTS.md and results.json go")
     parser.add_argument("--progress", action="store_true", help="progress bars on stderr")
     parser.add_argument("--keep-curves", action="store_true", help="keep the learning curves in results.json")
     args = parser.parse_args(argv)
 
-    datasets_dir = args.datasets_dir or Path(os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets"))
+    datasets_dir = args.datasets_dir or Path(
+        os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets")
+    )
     if not datasets_dir.is_dir():
-        raise SystemExit(f"datasets not found at {datasets_dir}; pass --datasets-dir or set LABELFLOW_DATASETS")
+        raise SystemExit(
+            f"datasets not found at {datasets_dir}; pass --datasets-dir or set LABELFLOW_DATASETS"
+        )
     wanted = args.datasets or [*ARFF_DATASETS, "reuters"]
     unknown = [d for d in wanted if d not in ARFF_DATASETS and d not in TEXT_DATASETS]
     if unknown:
-        raise SystemExit(f"unknown datasets {unknown}; choose from {list(ARFF_DATASETS) + list(TEXT_DATASETS)}")
+        raise SystemExit(
+            f"unknown datasets {unknown}; choose from {list(ARFF_DATASETS) + list(TEXT_DATASETS)}"
+        )
     if args.eurlex and "eurlex" not in wanted:
         wanted.append("eurlex")
     limits = parse_limits(args.limit_for)
@@ -432,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
                     # the label capacity grows): EUR-Lex uses a narrower hashing space.
                     "embedder_kwargs": (
                         {"n_features": args.eurlex_hashing_features}
-                        if name == "eurlex" and args.embedder == "hashing" else {}
+                        if name == "eurlex" and args.embedder == "hashing"
+                        else {}
                     ),
                     "window": args.window,
                     "record_every": args.record_every,
@@ -442,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
 
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_description()
     results = run_all(specs, args.jobs)
     refs = load_references(datasets_dir)

@@ -62,8 +62,14 @@ class Case:
     def events(self, position: int) -> list[DriftEventConfig]:
         if self.kind is None:
             return []
-        extra = {"gradual": {"width": GRADUAL_WIDTH}, "recurring": {"period": RECURRING_PERIOD}}.get(self.mode, {})
-        return [DriftEventConfig(kind=self.kind, position=position, magnitude=self.magnitude, mode=self.mode, **extra)]
+        extra = {"gradual": {"width": GRADUAL_WIDTH}, "recurring": {"period": RECURRING_PERIOD}}.get(
+            self.mode, {}
+        )
+        return [
+            DriftEventConfig(
+                kind=self.kind, position=position, magnitude=self.magnitude, mode=self.mode, **extra
+            )
+        ]
 
 
 CASES = (
@@ -98,7 +104,7 @@ def prequential(xs, ys, adaptation: str, drift_at: int | None) -> dict:
     return {
         "whole": micro_f1(counts.sum(axis=0)),
         "after": micro_f1(counts[split:].sum(axis=0)),
-        "early": micro_f1(counts[split: split + EARLY].sum(axis=0)),
+        "early": micro_f1(counts[split : split + EARLY].sum(axis=0)),
         "adaptations": model.drift.n_adaptations,
         "events": actions,
         "cpu_seconds": time.process_time() - started,
@@ -111,8 +117,13 @@ def run_synthetic(case: Case, seed: int, n: int, drift_at: int) -> dict:
     xs = HashingFeaturizer().transform_many([d.text for d in docs])
     ys = [d.labels for d in docs]
     # The stationary stream is scored over the same positions as the drifting ones, for the drift's cost.
-    row = {"stream": case.name, "seed": seed, "drifting": case.kind is not None,
-           "with": prequential(xs, ys, "background", drift_at), "without": prequential(xs, ys, "none", drift_at)}
+    row = {
+        "stream": case.name,
+        "seed": seed,
+        "drifting": case.kind is not None,
+        "with": prequential(xs, ys, "background", drift_at),
+        "without": prequential(xs, ys, "none", drift_at),
+    }
     if case.kind is not None:
         row["new_model_at_drift"] = prequential(xs[drift_at:], ys[drift_at:], "background", 0)
     return row
@@ -123,8 +134,13 @@ def run_reuters() -> dict:
     docs = [json.loads(line) for line in path.open(encoding="utf-8")]
     xs = HashingFeaturizer().transform_many([d["text"] for d in docs])
     ys = [d["labels"] for d in docs]
-    return {"stream": "reuters (time order)", "seed": "-", "drifting": False,
-            "with": prequential(xs, ys, "background", None), "without": prequential(xs, ys, "none", None)}
+    return {
+        "stream": "reuters (time order)",
+        "seed": "-",
+        "drifting": False,
+        "with": prequential(xs, ys, "background", None),
+        "without": prequential(xs, ys, "none", None),
+    }
 
 
 def _median(group: list[dict], side: str, key: str) -> float:
@@ -166,7 +182,9 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
     for stream, group in by_stream.items():
         cells = [stream]
         drifting = group[0]["drifting"]
-        cells.append(f"{100 * (level - _median(group, 'without', 'after')):.2f}" if drifting and level else "-")
+        cells.append(
+            f"{100 * (level - _median(group, 'without', 'after')):.2f}" if drifting and level else "-"
+        )
         for key in ("after", "early", "whole"):
             if key != "whole" and not drifting:
                 cells += ["-", "-", "-"] if key == "after" else ["-", "-"]
@@ -177,10 +195,16 @@ def report(rows: list[dict], args: argparse.Namespace) -> str:
                 cells.append(f"{_median(group, 'new_model_at_drift', 'after'):.4f}" if drifting else "-")
         cells.append(f"{statistics.median(r['with']['adaptations'] for r in group):g}")
         lines.append("| " + " | ".join(cells) + " |")
-    met = [stream for stream, group in by_stream.items() if group[0]["drifting"]
-           and _median_gain(group, "after") >= 0.05]
-    costly = [stream for stream, group in by_stream.items() if group[0]["drifting"] and level
-              and level - _median(group, "without", "after") >= 0.05]
+    met = [
+        stream
+        for stream, group in by_stream.items()
+        if group[0]["drifting"] and _median_gain(group, "after") >= 0.05
+    ]
+    costly = [
+        stream
+        for stream, group in by_stream.items()
+        if group[0]["drifting"] and level and level - _median(group, "without", "after") >= 0.05
+    ]
     lines += [
         "",
         f"Drifts that cost the model without adaptation at least 5 points after the drift: {'; '.join(costly) or 'none'}. "
@@ -209,8 +233,11 @@ def main() -> int:
     if not 0 < args.drift_at < args.documents:
         parser.error("--drift-at must fall inside the stream")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_synthetic, case, seed, args.documents, args.drift_at)
-                   for case in CASES for seed in range(args.seeds)]
+        futures = [
+            pool.submit(run_synthetic, case, seed, args.documents, args.drift_at)
+            for case in CASES
+            for seed in range(args.seeds)
+        ]
         if not args.skip_reuters:
             futures.append(pool.submit(run_reuters))
         rows = []

@@ -108,10 +108,11 @@ def run_detectors(docs, labels: list[str], which: Iterable[str]) -> StreamRun:
         detector = LabelDependenceDriftDetector()
         found = []
         for start in range(0, len(docs), LABEL_BATCH):
-            chunk = docs[start: start + LABEL_BATCH]
+            chunk = docs[start : start + LABEL_BATCH]
             events = detector.update_many(
                 [[index[label] for label in d.labels] for d in chunk],
-                positions=[d.position for d in chunk], label_names=labels,
+                positions=[d.position for d in chunk],
+                label_names=labels,
             )
             found += [(event.position, event.labels) for event in events]
         run.detections["label_dependence"] = found
@@ -120,7 +121,7 @@ def run_detectors(docs, labels: list[str], which: Iterable[str]) -> StreamRun:
         detector = InputDriftDetector()
         found = []
         for start in range(0, len(features), BATCH):
-            chunk = features[start: start + BATCH]
+            chunk = features[start : start + BATCH]
             for event in detector.update_many(chunk, positions=list(range(start, start + len(chunk)))):
                 found.append((event.position, event.labels))
         run.detections["input"] = found
@@ -128,9 +129,7 @@ def run_detectors(docs, labels: list[str], which: Iterable[str]) -> StreamRun:
     if "performance" in which:
         errors = learner_errors(docs, features, labels)
         detector = PerformanceDriftDetector()
-        found = [
-            (e.position, e.labels) for e in detector.update_many(errors) if e.severity == "drift"
-        ]
+        found = [(e.position, e.labels) for e in detector.update_many(errors) if e.severity == "drift"]
         run.detections["performance"] = found
 
     if "label_structure" in which:
@@ -182,9 +181,16 @@ DETECTORS_FOR_KIND = {
 
 def drift_config(kind: str, mode: str, seed: int) -> SyntheticStreamConfig:
     extra = {"gradual": {"width": GRADUAL_WIDTH}, "recurring": {"period": RECURRING_PERIOD}}.get(mode, {})
-    n = POSITION + HORIZON + (GRADUAL_WIDTH if mode == "gradual" else 0) + (3 * RECURRING_PERIOD if mode == "recurring" else 0)
+    n = (
+        POSITION
+        + HORIZON
+        + (GRADUAL_WIDTH if mode == "gradual" else 0)
+        + (3 * RECURRING_PERIOD if mode == "recurring" else 0)
+    )
     return SyntheticStreamConfig(
-        seed=seed, n_documents=n, drift_events=[DriftEventConfig(kind=kind, position=POSITION, mode=mode, **extra)]
+        seed=seed,
+        n_documents=n,
+        drift_events=[DriftEventConfig(kind=kind, position=POSITION, mode=mode, **extra)],
     )
 
 
@@ -222,7 +228,8 @@ def evaluate_known_drifts(seeds: dict[str, int]) -> dict[tuple[str, str, str], D
                         end = switches[i + 1].position if i + 1 < len(switches) else switch.position + HORIZON
                         end = min(end, len(docs))
                         hits = [
-                            pos for pos, labels in found
+                            pos
+                            for pos, labels in found
                             if switch.position <= pos < end
                             and (name != "label_prior" or not labels or affected & set(labels))
                         ]
@@ -243,7 +250,9 @@ def evaluate_error_jumps(runs: int, seed: int = 2000) -> list[list[str]]:
     for before, after in ERROR_JUMPS:
         drift, warning = DelayStats(), DelayStats()
         for _ in range(runs):
-            errors = np.concatenate([rng.random(POSITION) < before, rng.random(HORIZON) < after]).astype(float)
+            errors = np.concatenate([rng.random(POSITION) < before, rng.random(HORIZON) < after]).astype(
+                float
+            )
             events = PerformanceDriftDetector().update_many(errors)
             for stats, severity in ((drift, "drift"), (warning, "warning")):
                 hits = [e.position for e in events if e.severity == severity]
@@ -254,7 +263,14 @@ def evaluate_error_jumps(runs: int, seed: int = 2000) -> list[list[str]]:
                     stats.delays.append(late[0] - POSITION)
                 else:
                     stats.missed += 1
-        rows.append([f"{before} -> {after}", *drift.row(), warning.row()[1], f"{1e5 * drift.false_alarms / drift.pre_drift_instances:.1f}"])
+        rows.append(
+            [
+                f"{before} -> {after}",
+                *drift.row(),
+                warning.row()[1],
+                f"{1e5 * drift.false_alarms / drift.pre_drift_instances:.1f}",
+            ]
+        )
     return rows
 
 
@@ -269,7 +285,9 @@ def stationary_false_alarms(
     rng = np.random.default_rng(seed)
     # Synthetic text stream without drift, in pieces of 100,000 documents with their own seeds.
     piece = min(100_000, n_documents)
-    text_counts = {name: 0 for name in ("label_prior", "label_dependence", "input", "performance", "label_structure")}
+    text_counts = {
+        name: 0 for name in ("label_prior", "label_dependence", "input", "performance", "label_structure")
+    }
     text_warnings: dict[str, int] = {}
     text_total = 0
     for k in range(max(1, n_documents // piece)):
@@ -279,17 +297,28 @@ def stationary_false_alarms(
         for name in text_counts:
             # The learner's error falls while it learns; the first 2,000 documents (learning from scratch)
             # are not a stationary error stream and are not counted for the performance detector.
-            text_counts[name] += sum(1 for pos, _ in run.detections[name] if name != "performance" or pos >= 2000)
+            text_counts[name] += sum(
+                1 for pos, _ in run.detections[name] if name != "performance" or pos >= 2000
+            )
         for name, count in run.warnings.items():
             text_warnings[name] = text_warnings.get(name, 0) + count
         text_total += piece
     for name, count in text_counts.items():
-        rows.append((name, f"synthetic text, no drift ({text_total // 100_000} x 100k docs)", count, text_total))
+        rows.append(
+            (name, f"synthetic text, no drift ({text_total // 100_000} x 100k docs)", count, text_total)
+        )
 
     for rate in (0.02, 0.1, 0.3, 0.5):
         detector = PerformanceDriftDetector()
         events = detector.update_many((rng.random(n_instances) < rate).astype(float))
-        rows.append(("performance", f"Bernoulli errors, rate {rate}", sum(e.severity == "drift" for e in events), n_instances))
+        rows.append(
+            (
+                "performance",
+                f"Bernoulli errors, rate {rate}",
+                sum(e.severity == "drift" for e in events),
+                n_instances,
+            )
+        )
     for label, sample in (
         ("Gaussian, 64 dims", lambda k: rng.normal(size=(k, 64))),
         ("Student-t (3 dof), 32 dims", lambda k: rng.standard_t(3, size=(k, 32))),
@@ -299,7 +328,7 @@ def stationary_false_alarms(
         for _ in range(n_instances // 10_000):
             x = sample(10_000).astype(np.float32)
             for start in range(0, len(x), BATCH):
-                count += len(detector.update_many(x[start: start + BATCH]))
+                count += len(detector.update_many(x[start : start + BATCH]))
         rows.append(("input", label, count, (n_instances // 10_000) * 10_000))
     return rows, text_warnings
 
@@ -328,32 +357,96 @@ def costs(repeats: int) -> list[tuple[str, str, float]]:
 
     def batches(detector, xs):
         for start in range(0, len(xs), BATCH):
-            detector.update_many(xs[start: start + BATCH])
+            detector.update_many(xs[start : start + BATCH])
 
     def singles(detector, xs):
         for x in xs:
             detector.update(x)
 
-    rows.append(("PerformanceDriftDetector", "batches of 256", cpu_time(lambda: batches(PerformanceDriftDetector(), errors), repeats) / len(errors)))
-    rows.append(("PerformanceDriftDetector", "one by one", cpu_time(lambda: singles(PerformanceDriftDetector(), errors[:50_000].tolist()), repeats) / 50_000))
-    rows.append(("LabelPriorDriftDetector", "one by one", cpu_time(lambda: singles(LabelPriorDriftDetector(), label_sets), repeats) / len(label_sets)))
+    rows.append(
+        (
+            "PerformanceDriftDetector",
+            "batches of 256",
+            cpu_time(lambda: batches(PerformanceDriftDetector(), errors), repeats) / len(errors),
+        )
+    )
+    rows.append(
+        (
+            "PerformanceDriftDetector",
+            "one by one",
+            cpu_time(lambda: singles(PerformanceDriftDetector(), errors[:50_000].tolist()), repeats) / 50_000,
+        )
+    )
+    rows.append(
+        (
+            "LabelPriorDriftDetector",
+            "one by one",
+            cpu_time(lambda: singles(LabelPriorDriftDetector(), label_sets), repeats) / len(label_sets),
+        )
+    )
     index = {name: i for i, name in enumerate(stream.labels)}
     label_ids = [[index[label] for label in y] for y in label_sets]
     # A wide label space: 4,000 labels with Zipf frequencies, 1-7 per set; the 64 most frequent are tracked.
     weights = 1.0 / np.arange(1, 4001)
-    wide = [rng.choice(4000, size=rng.integers(1, 8), replace=False, p=weights / weights.sum()).tolist() for _ in range(20_000)]
+    wide = [
+        rng.choice(4000, size=rng.integers(1, 8), replace=False, p=weights / weights.sum()).tolist()
+        for _ in range(20_000)
+    ]
 
     def label_batches(detector, xs):
         for start in range(0, len(xs), LABEL_BATCH):
-            detector.update_many(xs[start: start + LABEL_BATCH])
+            detector.update_many(xs[start : start + LABEL_BATCH])
 
-    rows.append(("LabelDependenceDriftDetector", f"label ids, batches of {LABEL_BATCH}", cpu_time(lambda: label_batches(LabelDependenceDriftDetector(), label_ids), repeats) / len(label_ids)))
-    rows.append(("LabelDependenceDriftDetector", "label ids, one by one", cpu_time(lambda: singles(LabelDependenceDriftDetector(), label_ids), repeats) / len(label_ids)))
-    rows.append(("LabelDependenceDriftDetector", f"4,000 labels (Zipf), batches of {LABEL_BATCH}", cpu_time(lambda: label_batches(LabelDependenceDriftDetector(), wide), repeats) / len(wide)))
-    rows.append(("InputDriftDetector", "hashing features, batches of 256", cpu_time(lambda: batches(InputDriftDetector(), sparse), repeats) / len(sparse)))
-    rows.append(("InputDriftDetector", "hashing features, one by one", cpu_time(lambda: singles(InputDriftDetector(), sparse[:5000]), repeats) / 5000))
-    rows.append(("InputDriftDetector", "dense 384-dim, batches of 256", cpu_time(lambda: batches(InputDriftDetector(), dense), repeats) / len(dense)))
-    rows.append(("InputDriftDetector", "dense 384-dim, one by one", cpu_time(lambda: singles(InputDriftDetector(), list(dense[:5000])), repeats) / 5000))
+    rows.append(
+        (
+            "LabelDependenceDriftDetector",
+            f"label ids, batches of {LABEL_BATCH}",
+            cpu_time(lambda: label_batches(LabelDependenceDriftDetector(), label_ids), repeats)
+            / len(label_ids),
+        )
+    )
+    rows.append(
+        (
+            "LabelDependenceDriftDetector",
+            "label ids, one by one",
+            cpu_time(lambda: singles(LabelDependenceDriftDetector(), label_ids), repeats) / len(label_ids),
+        )
+    )
+    rows.append(
+        (
+            "LabelDependenceDriftDetector",
+            f"4,000 labels (Zipf), batches of {LABEL_BATCH}",
+            cpu_time(lambda: label_batches(LabelDependenceDriftDetector(), wide), repeats) / len(wide),
+        )
+    )
+    rows.append(
+        (
+            "InputDriftDetector",
+            "hashing features, batches of 256",
+            cpu_time(lambda: batches(InputDriftDetector(), sparse), repeats) / len(sparse),
+        )
+    )
+    rows.append(
+        (
+            "InputDriftDetector",
+            "hashing features, one by one",
+            cpu_time(lambda: singles(InputDriftDetector(), sparse[:5000]), repeats) / 5000,
+        )
+    )
+    rows.append(
+        (
+            "InputDriftDetector",
+            "dense 384-dim, batches of 256",
+            cpu_time(lambda: batches(InputDriftDetector(), dense), repeats) / len(dense),
+        )
+    )
+    rows.append(
+        (
+            "InputDriftDetector",
+            "dense 384-dim, one by one",
+            cpu_time(lambda: singles(InputDriftDetector(), list(dense[:5000])), repeats) / 5000,
+        )
+    )
     return rows
 
 
@@ -381,14 +474,33 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="streams per drift kind, sudden drifts (default 20)")
-    parser.add_argument("--variant-seeds", type=int, default=5, help="streams per drift kind, gradual and recurring (default 5)")
+    parser.add_argument(
+        "--seeds", type=int, default=20, help="streams per drift kind, sudden drifts (default 20)"
+    )
+    parser.add_argument(
+        "--variant-seeds",
+        type=int,
+        default=5,
+        help="streams per drift kind, gradual and recurring (default 5)",
+    )
     parser.add_argument("--error-runs", type=int, default=50, help="runs per error-rate jump (default 50)")
-    parser.add_argument("--stationary", type=int, default=1_000_000, help="instances per numeric stationary stream (default 1,000,000)")
-    parser.add_argument("--stationary-text", type=int, default=500_000, help="documents of stationary synthetic text (default 500,000)")
+    parser.add_argument(
+        "--stationary",
+        type=int,
+        default=1_000_000,
+        help="instances per numeric stationary stream (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--stationary-text",
+        type=int,
+        default=500_000,
+        help="documents of stationary synthetic text (default 500,000)",
+    )
     parser.add_argument("--repeats", type=int, default=5, help="repeats of each cost measurement (median)")
     parser.add_argument("--modes", default="sudden,gradual,recurring", help="drift modes (default all three)")
-    parser.add_argument("--quick", action="store_true", help="a small run to check the script (about a minute)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a small run to check the script (about a minute)"
+    )
     parser.add_argument("--out", type=Path, help="write the Markdown report here (default: stdout)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -396,7 +508,9 @@ def main(argv: list[str] | None = None) -> int:
         args.stationary, args.stationary_text, args.repeats = 100_000, 100_000, 1
     modes = tuple(args.modes.split(","))
     seeds = {mode: args.seeds if mode == "sudden" else args.variant_seeds for mode in modes}
-    command = "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/drift/detectors.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/drift/detectors.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
 
     started = time.perf_counter()
     known = evaluate_known_drifts(seeds)
@@ -430,7 +544,20 @@ def main(argv: list[str] | None = None) -> int:
     for (mode, kind, name), stats in known.items():
         fa = 1e5 * stats.false_alarms / stats.pre_drift_instances
         rows.append([mode, kind, name, *stats.row(), f"{fa:.1f}"])
-    out.append(table(["mode", "drift kind", "detector", "detected", "median delay", "p90 delay", "false alarms / 100k"], rows))
+    out.append(
+        table(
+            [
+                "mode",
+                "drift kind",
+                "detector",
+                "detected",
+                "median delay",
+                "p90 delay",
+                "false alarms / 100k",
+            ],
+            rows,
+        )
+    )
     out += [
         "",
         "Reading the table: each kind of drift has a detector meant for it: `label_prior` for prior shifts and "
@@ -441,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         "more or less common, in the same company) moves at most one of them, which is why it stays silent "
         "on the `label_prior` and `new_label` drifts. `label_structure` rows count the label clusterer's "
         "changes of a settled partition "
-        "(`severity=\"drift\"`); its changes while the partition forms (labels younger than 3,000 documents "
+        '(`severity="drift"`); its changes while the partition forms (labels younger than 3,000 documents '
         "or rarer than 30 in its memory) are warnings, counted neither as detections nor as false alarms. "
         "The clusterer follows a correlation change once its faded counts have moved, a thousand documents "
         "or more later; `label_dependence` is the detector. `performance` rows: the online "
@@ -456,7 +583,17 @@ def main(argv: list[str] | None = None) -> int:
         f"Bernoulli errors, the rate jumps at {POSITION}; {args.error_runs} runs per row; delays of the drift "
         "event and of the warning before it.",
         "",
-        table(["error rate", "detected", "median delay", "p90 delay", "median warning delay", "false alarms / 100k"], jumps),
+        table(
+            [
+                "error rate",
+                "detected",
+                "median delay",
+                "p90 delay",
+                "median warning delay",
+                "false alarms / 100k",
+            ],
+            jumps,
+        ),
         "",
         "## 2. False alarms on stationary streams",
         "",
@@ -467,10 +604,15 @@ def main(argv: list[str] | None = None) -> int:
         "warnings, not counted.",
         "",
     ]
-    out.append(table(
-        ["detector", "stream", "false alarms", "instances", "per 100k"],
-        [[name, what, str(count), f"{n:,}", f"{1e5 * count / n:.2f}"] for name, what, count, n in stationary],
-    ))
+    out.append(
+        table(
+            ["detector", "stream", "false alarms", "instances", "per 100k"],
+            [
+                [name, what, str(count), f"{n:,}", f"{1e5 * count / n:.2f}"]
+                for name, what, count, n in stationary
+            ],
+        )
+    )
     out += [
         "",
         "## 3. Cost",
@@ -480,7 +622,12 @@ def main(argv: list[str] | None = None) -> int:
         "multi-threaded BLAS on small matrices is many times slower on a busy machine.",
         "",
     ]
-    out.append(table(["detector", "how", "microseconds / instance"], [[a, b, f"{c * 1e6:.1f}"] for a, b, c in cost_rows]))
+    out.append(
+        table(
+            ["detector", "how", "microseconds / instance"],
+            [[a, b, f"{c * 1e6:.1f}"] for a, b, c in cost_rows],
+        )
+    )
     out += [
         "",
         f"Synthetic stream generator (demo config, 100,000 documents): {generator_cpu:,.0f} documents/s of CPU time, "

@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--model-dir", default=None)
     parser.add_argument("--reuters", default=str(DEFAULT_REUTERS))
-    parser.add_argument("--reference", default=None, help=".npy of reference embeddings of the first N articles")
+    parser.add_argument(
+        "--reference", default=None, help=".npy of reference embeddings of the first N articles"
+    )
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -37,10 +39,18 @@ def main() -> None:
     from labelflow.operators.embedders.transformer import TransformerEmbedder
 
     embedder = TransformerEmbedder(
-        args.model_dir, device=args.device, dtype=args.dtype, max_seq_length=args.max_seq_length, batch_size=32
+        args.model_dir,
+        device=args.device,
+        dtype=args.dtype,
+        max_seq_length=args.max_seq_length,
+        batch_size=32,
     )
     half = embedder.dtype != __import__("torch").float32
-    report: dict = {"device": str(embedder.device), "dtype": str(embedder.dtype), "identity": embedder.identity}
+    report: dict = {
+        "device": str(embedder.device),
+        "dtype": str(embedder.dtype),
+        "identity": embedder.identity,
+    }
     failures = []
     for check in checks.EMBEDDER_CHECKS:
         try:

@@ -42,9 +42,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-DEFAULT_REUTERS = Path(
-    os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets")
-) / "reuters21578_modapte" / "reuters21578_modapte.jsonl"
+DEFAULT_REUTERS = (
+    Path(os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets"))
+    / "reuters21578_modapte"
+    / "reuters21578_modapte.jsonl"
+)
 
 log = logging.getLogger("benchmarks.embedding")
 
@@ -164,7 +166,13 @@ def child_throughput(name: str, args: argparse.Namespace) -> dict[str, Any]:
                 "rates": rates,
             }
         )
-        log.info("%s batch %d: %.0f docs/s (median of %d)", name, batch_size, rows[-1]["docs_per_s_median"], len(rates))
+        log.info(
+            "%s batch %d: %.0f docs/s (median of %d)",
+            name,
+            batch_size,
+            rows[-1]["docs_per_s_median"],
+            len(rates),
+        )
     return {
         "embedder": name,
         "identity": embedder.identity,
@@ -207,7 +215,9 @@ def child_quality(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "embedder": name,
         "identity": embedder.identity,
         "cache": (
-            {"hits": featurizer.hits, "misses": featurizer.misses} if isinstance(featurizer, CachedEmbedder) else None
+            {"hits": featurizer.hits, "misses": featurizer.misses}
+            if isinstance(featurizer, CachedEmbedder)
+            else None
         ),
         "result": report,
         **_memory(device),
@@ -229,7 +239,9 @@ def fill_cache(args: argparse.Namespace) -> None:
             done = start + chunk
             log.info(
                 "cache: %d / %d (%d new, %.1f docs/s)",
-                min(done, len(texts)), len(texts), cached.misses,
+                min(done, len(texts)),
+                len(texts),
+                cached.misses,
                 cached.misses / max(time.perf_counter() - started, 1e-9),
             )
     log.info("cache %s holds %d vectors", cached.directory, len(cached))
@@ -259,7 +271,12 @@ def run_child(kind: str, name: str, argv: list[str]) -> dict[str, Any]:
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         log.error("%s benchmark of %s failed (exit %d)", kind, name, done.returncode)
-        return {"embedder": name, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"}
+        return {
+            "embedder": name,
+            "error": done.stderr.strip().splitlines()[-1]
+            if done.stderr.strip()
+            else f"exit {done.returncode}",
+        }
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -352,22 +369,36 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     parser.add_argument("--dtype", default="auto", help="transformer dtype: auto, float32, float16, bfloat16")
-    parser.add_argument("--embedders", default=",".join(DEFAULT_EMBEDDERS), help=f"comma list of {', '.join(SPECS)}")
+    parser.add_argument(
+        "--embedders", default=",".join(DEFAULT_EMBEDDERS), help=f"comma list of {', '.join(SPECS)}"
+    )
     parser.add_argument("--batch-sizes", default="1,32,256", help="comma list of batch sizes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--docs", type=int, default=4000, help="Reuters articles per throughput pass")
-    parser.add_argument("--transformer-docs", type=int, default=128, help="articles per pass for the transformer on a CPU")
+    parser.add_argument(
+        "--transformer-docs", type=int, default=128, help="articles per pass for the transformer on a CPU"
+    )
     parser.add_argument("--transformer-batch-size", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--no-throughput", action="store_true", help="skip the throughput part")
     parser.add_argument("--quality", action="store_true", help="also run Reuters prequential quality")
     parser.add_argument("--quality-limit", type=int, default=None, help="first N articles only (smoke runs)")
-    parser.add_argument("--fill-cache", action="store_true", help="only embed Reuters into the transformer cache")
-    parser.add_argument("--fill-chunk", type=int, default=256, help="articles per cache shard in --fill-cache")
-    parser.add_argument("--cache-dir", default=None, help="default: $LABELFLOW_CACHE_DIR or ~/.cache/labelflow")
-    parser.add_argument("--model-dir", default=None, help="transformer directory (default: the bundled MiniLM)")
+    parser.add_argument(
+        "--fill-cache", action="store_true", help="only embed Reuters into the transformer cache"
+    )
+    parser.add_argument(
+        "--fill-chunk", type=int, default=256, help="articles per cache shard in --fill-cache"
+    )
+    parser.add_argument(
+        "--cache-dir", default=None, help="default: $LABELFLOW_CACHE_DIR or ~/.cache/labelflow"
+    )
+    parser.add_argument(
+        "--model-dir", default=None, help="transformer directory (default: the bundled MiniLM)"
+    )
     parser.add_argument("--reuters", default=str(DEFAULT_REUTERS))
-    parser.add_argument("--out", default=None, help="results JSON (default: benchmarks/embedding/results/<device>.json)")
+    parser.add_argument(
+        "--out", default=None, help="results JSON (default: benchmarks/embedding/results/<device>.json)"
+    )
     parser.add_argument("--child-throughput", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-quality", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -395,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {
         "meta": {
             "command": "python benchmarks/embedding/run.py " + " ".join(argv),
-            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_info(args.device),
             "loadavg_start": _loadavg(),
             "loadavg_end": _loadavg(),
@@ -403,7 +434,11 @@ def main(argv: list[str] | None = None) -> None:
         "throughput": [],
         "quality": [],
     }
-    out = Path(args.out) if args.out else HERE / "results" / f"{results['meta']['machine']['device'].split(':')[0]}.json"
+    out = (
+        Path(args.out)
+        if args.out
+        else HERE / "results" / f"{results['meta']['machine']['device'].split(':')[0]}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     parts = [] if args.no_throughput else [("throughput", name) for name in args.embedder_names]
     parts += [("quality", name) for name in args.embedder_names] if args.quality else []
@@ -415,7 +450,12 @@ def main(argv: list[str] | None = None) -> None:
     out.with_suffix(".md").write_text(markdown + "\n")
     print(markdown)
     log.info("wrote %s and %s", out, out.with_suffix(".md"))
-    failed = [f"{kind} of {entry['embedder']}" for kind in ("throughput", "quality") for entry in results[kind] if "error" in entry]
+    failed = [
+        f"{kind} of {entry['embedder']}"
+        for kind in ("throughput", "quality")
+        for entry in results[kind]
+        if "error" in entry
+    ]
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")
 

@@ -52,14 +52,20 @@ def median_rates(work: Callable[[], int], repeats: int) -> tuple[int, float, flo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--datasets-dir", type=Path, default=Path(os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets")))
+    parser.add_argument(
+        "--datasets-dir",
+        type=Path,
+        default=Path(os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets")),
+    )
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     args = parser.parse_args()
     data = args.datasets_dir
     reuters = data / "reuters21578_modapte" / "reuters21578_modapte.jsonl"
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_description()
     texts = [doc.text for doc in read_jsonl(reuters)]
     chars = statistics.mean(len(t) for t in texts)
@@ -70,21 +76,36 @@ def main() -> int:
     rows.append(("HashingFeaturizer.transform_many, first run (cold token memo)", n, n / wall, n / cpu))
     warm = HashingFeaturizer()
     warm.transform_many(texts)
-    rows.append(("HashingFeaturizer.transform_many", *median_rates(lambda: len(warm.transform_many(texts)), args.repeats)))
+    rows.append(
+        (
+            "HashingFeaturizer.transform_many",
+            *median_rates(lambda: len(warm.transform_many(texts)), args.repeats),
+        )
+    )
     batches = [texts[i : i + 64] for i in range(0, len(texts), 64)]
-    rows.append((
-        "HashingFeaturizer.transform_many, batches of 64 (as the evaluator calls it)",
-        *median_rates(lambda: sum(len(warm.transform_many(b)) for b in batches), args.repeats),
-    ))
-    rows.append((
-        "HashingFeaturizer.transform_one, one call per document",
-        *median_rates(lambda: sum(1 for t in texts if warm.transform_one(t).dim), args.repeats),
-    ))
+    rows.append(
+        (
+            "HashingFeaturizer.transform_many, batches of 64 (as the evaluator calls it)",
+            *median_rates(lambda: sum(len(warm.transform_many(b)) for b in batches), args.repeats),
+        )
+    )
+    rows.append(
+        (
+            "HashingFeaturizer.transform_one, one call per document",
+            *median_rates(lambda: sum(1 for t in texts if warm.transform_one(t).dim), args.repeats),
+        )
+    )
 
     readers = [
-        ("read_arff Tmc2007-500 (sparse, gzip)", lambda: sum(1 for _ in read_arff(data / "tmc2007_500" / "tmc2007-500.arff.gz"))),
+        (
+            "read_arff Tmc2007-500 (sparse, gzip)",
+            lambda: sum(1 for _ in read_arff(data / "tmc2007_500" / "tmc2007-500.arff.gz")),
+        ),
         ("read_arff 20NG (sparse, gzip)", lambda: sum(1 for _ in read_arff(data / "20ng" / "20NG.arff.gz"))),
-        ("read_arff Scene (dense, gzip)", lambda: sum(1 for _ in read_arff(data / "scene" / "Scene.arff.gz"))),
+        (
+            "read_arff Scene (dense, gzip)",
+            lambda: sum(1 for _ in read_arff(data / "scene" / "Scene.arff.gz")),
+        ),
         ("read_jsonl Reuters", lambda: sum(1 for _ in read_jsonl(reuters))),
     ]
     reader_rows = [(name, *median_rates(work, args.repeats)) for name, work in readers]
@@ -106,9 +127,20 @@ def main() -> int:
         "| operation | documents | docs/s (CPU) | docs/s (wall) |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {name} | {n:,} | {cpu_rate:,.0f} | {wall_rate:,.0f} |" for name, n, wall_rate, cpu_rate in rows]
-    lines += ["", "## Stream readers", "", "| reader | rows | rows/s (CPU) | rows/s (wall) |", "|---|---|---|---|"]
-    lines += [f"| {name} | {n:,} | {cpu_rate:,.0f} | {wall_rate:,.0f} |" for name, n, wall_rate, cpu_rate in reader_rows]
+    lines += [
+        f"| {name} | {n:,} | {cpu_rate:,.0f} | {wall_rate:,.0f} |" for name, n, wall_rate, cpu_rate in rows
+    ]
+    lines += [
+        "",
+        "## Stream readers",
+        "",
+        "| reader | rows | rows/s (CPU) | rows/s (wall) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {n:,} | {cpu_rate:,.0f} | {wall_rate:,.0f} |"
+        for name, n, wall_rate, cpu_rate in reader_rows
+    ]
     args.output.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

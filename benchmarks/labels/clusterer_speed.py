@@ -96,7 +96,7 @@ def captured_cooccurrence(rows: list[list[int]], cluster_of: list[int]) -> float
     inside = total = 0
     for row in rows:
         for i, a in enumerate(row):
-            for b in row[i + 1:]:
+            for b in row[i + 1 :]:
                 total += 1
                 inside += cluster_of[a] == cluster_of[b]
     return inside / total if total else float("nan")
@@ -109,7 +109,7 @@ def random_baseline(rows: list[list[int]], sizes: list[int], n_labels: int, seed
     cluster_of = [0] * n_labels
     start = 0
     for index, size in enumerate(sizes):
-        for label in labels[start:start + size]:
+        for label in labels[start : start + size]:
             cluster_of[label] = index
         start += size
     return captured_cooccurrence(rows, cluster_of)
@@ -165,8 +165,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", type=Path, default=default_data)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", choices=["bibtex", "eurlex57k"], default=None)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a LabelClusterer setting other than its default (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a LabelClusterer setting other than its default (repeatable)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table too")
     args = parser.parse_args(argv)
     settings = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
@@ -181,20 +186,26 @@ def main(argv: list[str] | None = None) -> None:
         results.append(result)
         print(json.dumps(result), flush=True)
     if args.markdown:
-        print(f"\nPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-              f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d')}, repeats={args.repeats}, "
-              f"settings={settings or 'defaults'}\n")
-        print("| stream | instances | labels | mean labels/instance | CPU µs/instance (whole stream) "
-              "| wall µs/instance | learn_one median µs | p99 µs | max ms | clusters | singletons "
-              "| largest | structure changes | co-occurrence inside clusters (random partition) |")
+        print(
+            f"\nPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d')}, repeats={args.repeats}, "
+            f"settings={settings or 'defaults'}\n"
+        )
+        print(
+            "| stream | instances | labels | mean labels/instance | CPU µs/instance (whole stream) "
+            "| wall µs/instance | learn_one median µs | p99 µs | max ms | clusters | singletons "
+            "| largest | structure changes | co-occurrence inside clusters (random partition) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             changes = ", ".join(f"{k} {v}" for k, v in r["events"].items())
-            print(f"| {r['stream']} | {r['instances']} | {r['labels']} | {r['mean_labels']:.2f} "
-                  f"| {r['us_per_instance']:.1f} | {r['wall_us_per_instance']:.1f} | {r['call_median_us']:.1f} "
-                  f"| {r['call_p99_us']:.1f} "
-                  f"| {r['call_max_ms']:.2f} | {r['clusters']} | {r['singletons']} | {r['largest']} "
-                  f"| {changes} | {r['captured']:.3f} ({r['captured_random']:.3f}) |")
+            print(
+                f"| {r['stream']} | {r['instances']} | {r['labels']} | {r['mean_labels']:.2f} "
+                f"| {r['us_per_instance']:.1f} | {r['wall_us_per_instance']:.1f} | {r['call_median_us']:.1f} "
+                f"| {r['call_p99_us']:.1f} "
+                f"| {r['call_max_ms']:.2f} | {r['clusters']} | {r['singletons']} | {r['largest']} "
+                f"| {changes} | {r['captured']:.3f} ({r['captured_random']:.3f}) |"
+            )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStr
 from labelflow.operators.labels import LabelClusterer
 
 
-def two_groups(clusters: tuple[tuple[int, ...], ...], labels: tuple[int, ...]) -> frozenset[frozenset[int]] | None:
+def two_groups(
+    clusters: tuple[tuple[int, ...], ...], labels: tuple[int, ...]
+) -> frozenset[frozenset[int]] | None:
     """The two clusters that make up ``labels`` exactly: the line of a split or merge."""
     inside = [frozenset(c) for c in clusters if set(c) <= set(labels)]
     if len(inside) == 2 and sum(map(len, inside)) == len(labels):
@@ -59,7 +61,9 @@ def run_stream(seed: int, documents: int, warm_up: int, settings: dict) -> dict:
             continue
         reversals += last_action.get(line, action) != action
         last_action[line] = action
-    topics = sorted(tuple(i for i in range(len(names)) if i % config.n_topics == t) for t in range(config.n_topics))
+    topics = sorted(
+        tuple(i for i in range(len(names)) if i % config.n_topics == t) for t in range(config.n_topics)
+    )
     return {
         "seed": seed,
         "documents": len(rows),
@@ -81,8 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=seed_range, default=seed_range("1000-1019"))
     parser.add_argument("--documents", type=int, default=30_000)
     parser.add_argument("--warm-up", type=int, default=5_000)
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a SyntheticStreamConfig field other than its default (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SyntheticStreamConfig field other than its default (repeatable)",
+    )
     parser.add_argument("--markdown", action="store_true", help="print a Markdown summary row too")
     args = parser.parse_args(argv)
     settings = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
@@ -103,14 +112,20 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(json.dumps(summary))
     if args.markdown:
-        print(f"\nPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-              f"{time.strftime('%Y-%m-%d')}, seeds {args.seeds[0]}-{args.seeds[-1]}, {args.documents} documents, "
-              f"warm-up {args.warm_up}, stream settings={settings or 'defaults'}\n")
-        print("| streams | splits + merges | after warm-up | per 100,000 documents after warm-up "
-              "| reversals (same line undone) | partition = topics |")
+        print(
+            f"\nPython {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{time.strftime('%Y-%m-%d')}, seeds {args.seeds[0]}-{args.seeds[-1]}, {args.documents} documents, "
+            f"warm-up {args.warm_up}, stream settings={settings or 'defaults'}\n"
+        )
+        print(
+            "| streams | splits + merges | after warm-up | per 100,000 documents after warm-up "
+            "| reversals (same line undone) | partition = topics |"
+        )
         print("|---|---|---|---|---|---|")
-        print(f"| {summary['streams']} | {summary['changes']} | {late} | {summary['late_per_100k_documents']:.1f} "
-              f"| {summary['reversals']} | {summary['topics_recovered']}/{summary['streams']} |")
+        print(
+            f"| {summary['streams']} | {summary['changes']} | {late} | {summary['late_per_100k_documents']:.1f} "
+            f"| {summary['reversals']} | {summary['topics_recovered']}/{summary['streams']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,11 @@ def scrape(port: int) -> dict[str, float]:
     values: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            key = sample.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}" if sample.labels else "")
+            key = sample.name + (
+                "{" + ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items())) + "}"
+                if sample.labels
+                else ""
+            )
             values[key] = sample.value
     return values
 
@@ -100,7 +104,11 @@ def run_once(
     """One scenario run; also returns the worker's checkpoint directory (its final model)."""
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    overrides: dict[str, Any] = {"metrics__port": port, "checkpoint__interval_s": 60.0, "batch__max_wait_ms": 100}
+    overrides: dict[str, Any] = {
+        "metrics__port": port,
+        "checkpoint__interval_s": 60.0,
+        "batch__max_wait_ms": 100,
+    }
     if learner is not None:
         overrides["model__learner"] = learner
     settings: Settings = isolated_settings(broker.bootstrap_servers, work, tag, **overrides)
@@ -114,8 +122,10 @@ def run_once(
     worker.start()
     try:
         wait_for(lambda: _ready(port), 60, "the worker to join its group")
-        with TopicCollector(settings, settings.topics.predictions) as predictions, \
-                TopicCollector(settings, settings.topics.documents) as documents:
+        with (
+            TopicCollector(settings, settings.topics.predictions) as predictions,
+            TopicCollector(settings, settings.topics.documents) as documents,
+        ):
             sender = threading.Thread(target=_send, args=(settings, stream, rate), daemon=True)
             sender.start()
             predictions.wait_until(lambda r: len(r) >= n, 900, "every prediction")
@@ -135,7 +145,14 @@ def run_once(
         stage: stages.get(f"labelflow_stage_seconds_sum{{stage={stage}}}", 0.0) / n * 1e6
         for stage in ("decode", "embed", "predict", "learn", "produce", "commit", "checkpoint")
     }
-    result = RunResult(scenario, n, n / span_s, float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99)), stage_us)
+    result = RunResult(
+        scenario,
+        n,
+        n / span_s,
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        stage_us,
+    )
     return result, settings.checkpoint.dir
 
 
@@ -165,23 +182,22 @@ def _send(settings: Settings, stream: list[tuple[str, dict[str, Any]]], rate: fl
     producer.close()
 
 
-
-
-
 def summarize(results: list[RunResult]) -> list[dict[str, Any]]:
     rows = []
     for scenario in dict.fromkeys(r.scenario for r in results):
         runs = [r for r in results if r.scenario == scenario]
-        rows.append({
-            "scenario": scenario,
-            "documents": runs[0].documents,
-            "runs": len(runs),
-            "docs_per_s": statistics.median(r.docs_per_s for r in runs),
-            "all_docs_per_s": [round(r.docs_per_s) for r in runs],
-            "p50_ms": statistics.median(r.p50_ms for r in runs),
-            "p99_ms": statistics.median(r.p99_ms for r in runs),
-            "stage_us": {k: statistics.median(r.stage_us[k] for r in runs) for k in runs[0].stage_us},
-        })
+        rows.append(
+            {
+                "scenario": scenario,
+                "documents": runs[0].documents,
+                "runs": len(runs),
+                "docs_per_s": statistics.median(r.docs_per_s for r in runs),
+                "all_docs_per_s": [round(r.docs_per_s) for r in runs],
+                "p50_ms": statistics.median(r.p50_ms for r in runs),
+                "p99_ms": statistics.median(r.p99_ms for r in runs),
+                "stage_us": {k: statistics.median(r.stage_us[k] for r in runs) for k in runs[0].stage_us},
+            }
+        )
     return rows
 
 
@@ -264,11 +280,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--paced-fraction", type=float, default=0.7, help="paced rate as a fraction of the saturated rate")
+    parser.add_argument(
+        "--paced-fraction", type=float, default=0.7, help="paced rate as a fraction of the saturated rate"
+    )
     parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
-    parser.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the saved raw runs")
-    parser.add_argument("--ceiling-learner", default="no-change",
-                        help="a near-free registry learner whose run shows the runtime's own ceiling ('' skips it)")
+    parser.add_argument(
+        "--render", action="store_true", help="only re-render RESULTS.md from the saved raw runs"
+    )
+    parser.add_argument(
+        "--ceiling-learner",
+        default="no-change",
+        help="a near-free registry learner whose run shows the runtime's own ceiling ('' skips it)",
+    )
     args = parser.parse_args(argv)
     raw = args.out.with_name(args.out.stem + ".jsonl")
     if args.render:
@@ -285,19 +308,52 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result[0].__dict__), flush=True)
         return result[1]
 
-    with tempfile.TemporaryDirectory(prefix="labelflow-bench-") as tmp, EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="labelflow-bench-") as tmp,
+        EmbeddedBroker(log_file=Path(tmp) / "broker.log") as broker,
+    ):
         work = Path(tmp)
         for _ in range(args.repeats):
             trained = record(run_once(broker, work, "saturated, labelled mix", MIXED, args.documents, None))
-            record(run_once(broker, work, "saturated, unlabelled, trained model", UNLABELLED, args.documents, None, start_from=trained))
-        saturated = statistics.median(r.docs_per_s for r in results if r.scenario == "saturated, labelled mix")
+            record(
+                run_once(
+                    broker,
+                    work,
+                    "saturated, unlabelled, trained model",
+                    UNLABELLED,
+                    args.documents,
+                    None,
+                    start_from=trained,
+                )
+            )
+        saturated = statistics.median(
+            r.docs_per_s for r in results if r.scenario == "saturated, labelled mix"
+        )
         rate = saturated * args.paced_fraction
         for _ in range(args.repeats):
-            record(run_once(broker, work, f"paced at {args.paced_fraction:.0%} ({rate:,.0f} docs/s), labelled mix", MIXED, args.documents, rate))
+            record(
+                run_once(
+                    broker,
+                    work,
+                    f"paced at {args.paced_fraction:.0%} ({rate:,.0f} docs/s), labelled mix",
+                    MIXED,
+                    args.documents,
+                    rate,
+                )
+            )
         if args.ceiling_learner:
             for _ in range(args.repeats):
-                record(run_once(broker, work, f"runtime ceiling: `{args.ceiling_learner}` learner, labelled mix", MIXED,
-                                args.documents, None, learner=args.ceiling_learner))
+                record(
+                    run_once(
+                        broker,
+                        work,
+                        f"runtime ceiling: `{args.ceiling_learner}` learner, labelled mix",
+                        MIXED,
+                        args.documents,
+                        None,
+                        learner=args.ceiling_learner,
+                    )
+                )
     raw.write_text("\n".join(json.dumps(x) for x in [meta, *(r.__dict__ for r in results)]) + "\n")
     write_results(summarize(results), args.out, meta)
     print(args.out.read_text())

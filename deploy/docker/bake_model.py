@@ -56,15 +56,27 @@ def build_static(cache_dir: Path | None, kwargs: dict[str, Any]) -> dict[str, An
 
     started = time.perf_counter()
     embedder = StaticEmbedder(cache_dir=cache_dir, device="cpu", **kwargs)
-    return {"vectors_dir": str(embedder.vectors_dir), "dim": int(embedder.dim), "seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "vectors_dir": str(embedder.vectors_dir),
+        "dim": int(embedder.dim),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bake_model.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--static-kwargs", default="{}", help="JSON arguments of the static embedder to pre-build (default: its defaults)")
+    parser.add_argument(
+        "--static-kwargs",
+        default="{}",
+        help="JSON arguments of the static embedder to pre-build (default: its defaults)",
+    )
     parser.add_argument("--cache-dir", type=Path, default=None, help="default $LABELFLOW_CACHE_DIR")
-    parser.add_argument("--expect-torch", metavar="VERSION", default=None, help="fail unless torch is this version")
-    parser.add_argument("--expect-flavor", choices=("cpu", "cuda"), default=None, help="fail unless torch is this build")
+    parser.add_argument(
+        "--expect-torch", metavar="VERSION", default=None, help="fail unless torch is this version"
+    )
+    parser.add_argument(
+        "--expect-flavor", choices=("cpu", "cuda"), default=None, help="fail unless torch is this build"
+    )
     parser.add_argument("--skip-static", action="store_true", help="only check the transformer")
     args = parser.parse_args(argv)
     try:

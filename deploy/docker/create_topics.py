@@ -64,7 +64,7 @@ class TopicPlan:
     existing: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def compare(cls, wanted: Mapping[str, int], existing: Mapping[str, int]) -> "TopicPlan":
+    def compare(cls, wanted: Mapping[str, int], existing: Mapping[str, int]) -> TopicPlan:
         plan = cls()
         for name, partitions in wanted.items():
             if name not in existing:
@@ -125,7 +125,9 @@ def connect(settings: Settings, wait_s: float) -> Any:
             return build_admin(settings, client_id="labelflow-create-topics")
         except (BrokerUnavailable, KafkaError) as exc:
             if time.monotonic() >= deadline:
-                raise BrokerUnavailable(f"no Kafka broker answered at {','.join(settings.brokers)} within {wait_s:.0f} s: {exc}") from None
+                raise BrokerUnavailable(
+                    f"no Kafka broker answered at {','.join(settings.brokers)} within {wait_s:.0f} s: {exc}"
+                ) from None
             logger.info("event=waiting_for_kafka brokers=%s error=%s", ",".join(settings.brokers), exc)
             time.sleep(2.0)
 
@@ -147,10 +149,21 @@ def ensure_deployment_topics(
         for name, partitions in plan.create.items():
             try:
                 admin.create_topics(
-                    {name: {"num_partitions": partitions, "replication_factor": replication_factor, "configs": dict(topic_configs or {})}},
+                    {
+                        name: {
+                            "num_partitions": partitions,
+                            "replication_factor": replication_factor,
+                            "configs": dict(topic_configs or {}),
+                        }
+                    },
                     timeout_ms=int(timeout_s * 1000),
                 )
-                logger.info("event=topic_created topic=%s partitions=%d replication_factor=%d", name, partitions, replication_factor)
+                logger.info(
+                    "event=topic_created topic=%s partitions=%d replication_factor=%d",
+                    name,
+                    partitions,
+                    replication_factor,
+                )
             except TopicAlreadyExistsError:
                 logger.info("event=topic_exists topic=%s (created concurrently)", name)
         after = _wait_for(admin, list(wanted), timeout_s)
@@ -158,9 +171,13 @@ def ensure_deployment_topics(
         admin.close()
     problems = copartition_errors(after, copartitioned(settings))
     for name, (actual, wanted_count) in plan.mismatched.items():
-        logger.warning("event=topic_partitions_differ topic=%s partitions=%d settings=%d", name, actual, wanted_count)
+        logger.warning(
+            "event=topic_partitions_differ topic=%s partitions=%d settings=%d", name, actual, wanted_count
+        )
     if problems:
-        raise RuntimeError("; ".join(problems) + " (add partitions with kafka-topics.sh --alter --partitions N)")
+        raise RuntimeError(
+            "; ".join(problems) + " (add partitions with kafka-topics.sh --alter --partitions N)"
+        )
     return plan
 
 
@@ -177,16 +194,25 @@ def _wait_for(admin: Any, names: list[str], timeout_s: float) -> dict[str, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labelflow-create-topics", description="Create the topics of a labelflow deployment.")
+    parser = argparse.ArgumentParser(
+        prog="labelflow-create-topics", description="Create the topics of a labelflow deployment."
+    )
     parser.add_argument(
-        "--replication-factor", type=int, required=True,
+        "--replication-factor",
+        type=int,
+        required=True,
         help="replicas per partition: 1 for a one-broker cluster, usually 3 in production",
     )
     parser.add_argument(
-        "--topic-config", action="append", default=[], metavar="KEY=VALUE",
+        "--topic-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a topic-level config for the topics it creates, e.g. retention.ms=604800000 (repeatable)",
     )
-    parser.add_argument("--wait-s", type=float, default=60.0, help="how long to wait for the cluster to answer (default 60)")
+    parser.add_argument(
+        "--wait-s", type=float, default=60.0, help="how long to wait for the cluster to answer (default 60)"
+    )
     add_settings_arguments(parser)
     return parser
 
@@ -196,7 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     if args.replication_factor < 1:
-        print(f"labelflow-create-topics: error: --replication-factor must be at least 1, got {args.replication_factor}", file=sys.stderr)
+        print(
+            f"labelflow-create-topics: error: --replication-factor must be at least 1, got {args.replication_factor}",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = settings_from_args(args)
@@ -205,11 +234,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"labelflow-create-topics: error: {exc}", file=sys.stderr)
         return 2
     try:
-        plan = ensure_deployment_topics(settings, replication_factor=args.replication_factor, topic_configs=configs, wait_s=args.wait_s)
+        plan = ensure_deployment_topics(
+            settings, replication_factor=args.replication_factor, topic_configs=configs, wait_s=args.wait_s
+        )
     except (BrokerUnavailable, KafkaError, RuntimeError) as exc:
         print(f"labelflow-create-topics: error: {exc}", file=sys.stderr)
         return 1
-    print(f"topics ready: created {sorted(plan.create) or 'none'}, already there {sorted(plan.existing) or 'none'}")
+    print(
+        f"topics ready: created {sorted(plan.create) or 'none'}, already there {sorted(plan.existing) or 'none'}"
+    )
     return 0
 
 

@@ -91,7 +91,9 @@ def evaluate(samples: Mapping[str, float]) -> Health:
         return Health(True, "standby learner waiting for the checkpoint lock")
     if WORKER_UP in samples:
         return Health(False, f"worker loop not running ({WORKER_UP} {samples[WORKER_UP]:g})")
-    return Health(False, f"the metrics endpoint serves neither {WORKER_UP} nor {STANDBY}: not a labelflow worker")
+    return Health(
+        False, f"the metrics endpoint serves neither {WORKER_UP} nor {STANDBY}: not a labelflow worker"
+    )
 
 
 def check(host: str, port: int, timeout_s: float = 5.0) -> Health:
@@ -116,8 +118,12 @@ def check(host: str, port: int, timeout_s: float = 5.0) -> Health:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="labelflow-healthcheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=None, help=f"metrics port (default ${PORT_ENV} or {DEFAULT_PORT})")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)")
+    parser.add_argument(
+        "--port", type=int, default=None, help=f"metrics port (default ${PORT_ENV} or {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)"
+    )
     args = parser.parse_args(argv)
     try:
         host, port = metrics_address(os.environ if environ is None else environ, args.port)

@@ -62,7 +62,11 @@ def standby_registry() -> tuple[CollectorRegistry, Gauge, Gauge]:
     True
     """
     registry = CollectorRegistry(auto_describe=True)
-    waiting = Gauge(STANDBY_METRIC, "1 while this learner replica waits as a hot standby for the checkpoint lock.", registry=registry)
+    waiting = Gauge(
+        STANDBY_METRIC,
+        "1 while this learner replica waits as a hot standby for the checkpoint lock.",
+        registry=registry,
+    )
     since = Gauge(STANDBY_SINCE_METRIC, "Unix time at which this standby started waiting.", registry=registry)
     return registry, waiting, since
 
@@ -102,7 +106,9 @@ class LeaderLock:
             return False
         except OSError as exc:
             handle.close()
-            raise StandbyError(f"the filesystem of {self.path} does not support flock: {exc.strerror or exc}") from None
+            raise StandbyError(
+                f"the filesystem of {self.path} does not support flock: {exc.strerror or exc}"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} host {socket.gethostname()} since {time.time():.0f}\n")
@@ -161,7 +167,12 @@ def wait_for_lock(lock: LeaderLock, *, poll_s: float, metrics_host: str, metrics
         while not lock.try_acquire():
             if time.monotonic() - last_log >= 300:
                 last_log = time.monotonic()
-                logger.info("event=standby_still_waiting lock=%s holder=%r waited_s=%.0f", lock.path, lock.holder(), last_log - started)
+                logger.info(
+                    "event=standby_still_waiting lock=%s holder=%r waited_s=%.0f",
+                    lock.path,
+                    lock.holder(),
+                    last_log - started,
+                )
             time.sleep(poll_s)
     finally:
         if server is not None:
@@ -176,9 +187,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labelflow-standby",
         description="Run COMMAND once this replica holds the learner's checkpoint lock; wait as a hot standby until then.",
     )
-    parser.add_argument("--lock-file", type=Path, default=None, help=f"default: <checkpoint.dir>/{LOCK_NAME} from LABELFLOW_CHECKPOINT__DIR")
-    parser.add_argument("--metrics-port", type=int, default=None, help="port for the standby metric while waiting (default: metrics.port; -1 = none)")
-    parser.add_argument("--poll-s", type=float, default=0.5, help="seconds between attempts at the lock (default 0.5)")
+    parser.add_argument(
+        "--lock-file",
+        type=Path,
+        default=None,
+        help=f"default: <checkpoint.dir>/{LOCK_NAME} from LABELFLOW_CHECKPOINT__DIR",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="port for the standby metric while waiting (default: metrics.port; -1 = none)",
+    )
+    parser.add_argument(
+        "--poll-s", type=float, default=0.5, help="seconds between attempts at the lock (default 0.5)"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run, after --")
     return parser
 
@@ -204,7 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = LeaderLock(args.lock_file or Path(checkpoint_dir) / LOCK_NAME)
         previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            wait_for_lock(lock, poll_s=args.poll_s, metrics_host=host, metrics_port=port if args.metrics_port is None else args.metrics_port)
+            wait_for_lock(
+                lock,
+                poll_s=args.poll_s,
+                metrics_host=host,
+                metrics_port=port if args.metrics_port is None else args.metrics_port,
+            )
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

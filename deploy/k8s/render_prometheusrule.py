@@ -71,13 +71,21 @@ def _mark_multiline(node: Any) -> Any:
 
 def render(rules_text: str) -> str:
     rules = yaml.safe_load(rules_text)
-    body = yaml.dump(_mark_multiline(prometheus_rule(rules)), Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+    body = yaml.dump(
+        _mark_multiline(prometheus_rule(rules)),
+        Dumper=_Dumper,
+        sort_keys=False,
+        width=120,
+        allow_unicode=True,
+    )
     return HEADER + body
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file differs from alerts.yml")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the committed file differs from alerts.yml"
+    )
     args = parser.parse_args(argv)
     text = render(RULES.read_text(encoding="utf-8"))
     if args.check:

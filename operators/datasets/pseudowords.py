@@ -13,7 +13,9 @@ _VOWELS = np.array(list("aeiou"))
 _SYLLABLES = np.array([c + v for c in _CONSONANTS for v in _VOWELS])
 
 
-def pseudo_words(n: int, rng: np.random.Generator, *, min_syllables: int = 2, max_syllables: int = 4) -> list[str]:
+def pseudo_words(
+    n: int, rng: np.random.Generator, *, min_syllables: int = 2, max_syllables: int = 4
+) -> list[str]:
     """``n`` distinct pseudo-words such as ``"bavitu"``, drawn from ``rng``.
 
     Words have between ``min_syllables`` and ``max_syllables`` consonant-vowel syllables; the same
@@ -29,7 +31,9 @@ def pseudo_words(n: int, rng: np.random.Generator, *, min_syllables: int = 2, ma
     capacity = sum(len(_SYLLABLES) ** k for k in range(min_syllables, max_syllables + 1))
     if n > capacity // 2:
         # Rejection sampling of duplicates slows down sharply as the space fills up.
-        raise ValueError(f"{n} distinct pseudo-words requested; at most {capacity // 2} with these syllable counts")
+        raise ValueError(
+            f"{n} distinct pseudo-words requested; at most {capacity // 2} with these syllable counts"
+        )
     words: dict[str, None] = {}
     while len(words) < n:
         batch = max(2 * (n - len(words)), 16)

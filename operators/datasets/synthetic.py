@@ -92,15 +92,19 @@ class DriftEventConfig(BaseModel):
     labels: list[str] | None = None
 
     @model_validator(mode="after")
-    def _check_mode(self) -> "DriftEventConfig":
+    def _check_mode(self) -> DriftEventConfig:
         if self.mode == "gradual" and self.width < 1:
             raise ValueError(f"gradual {self.kind} drift at {self.position} needs width >= 1")
         if self.mode == "recurring" and self.period < 1:
             raise ValueError(f"recurring {self.kind} drift at {self.position} needs period >= 1")
         if self.mode != "gradual" and self.width:
-            raise ValueError(f"width only applies to gradual drifts, not {self.mode} ({self.kind} at {self.position})")
+            raise ValueError(
+                f"width only applies to gradual drifts, not {self.mode} ({self.kind} at {self.position})"
+            )
         if self.mode != "recurring" and self.period:
-            raise ValueError(f"period only applies to recurring drifts, not {self.mode} ({self.kind} at {self.position})")
+            raise ValueError(
+                f"period only applies to recurring drifts, not {self.mode} ({self.kind} at {self.position})"
+            )
         if self.kind == "label_prior" and self.labels is not None:
             raise ValueError("label_prior drift takes no labels: it moves the topic weights")
         if self.kind == "new_label" and self.labels is not None and len(self.labels) != 1:
@@ -145,15 +149,19 @@ class SyntheticStreamConfig(BaseModel):
     drift_events: list[DriftEventConfig] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "SyntheticStreamConfig":
+    def _check(self) -> SyntheticStreamConfig:
         lo, hi = self.words_per_document
         if not 1 <= lo <= hi:
-            raise ValueError(f"words_per_document must be (min, max) with 1 <= min <= max, got {self.words_per_document}")
+            raise ValueError(
+                f"words_per_document must be (min, max) with 1 <= min <= max, got {self.words_per_document}"
+            )
         if self.background_fraction + self.topic_fraction > 1.0:
             raise ValueError("background_fraction + topic_fraction must be <= 1 (the rest are label words)")
         plo, phi = self.member_probability
         if not 0.0 < plo <= phi <= 1.0:
-            raise ValueError(f"member_probability must be (low, high) with 0 < low <= high <= 1, got {self.member_probability}")
+            raise ValueError(
+                f"member_probability must be (low, high) with 0 < low <= high <= 1, got {self.member_probability}"
+            )
         if self.n_labels < 2 * self.n_topics:
             raise ValueError(
                 f"n_labels={self.n_labels} < 2 * n_topics={self.n_topics}: every topic needs an anchor and a member label"
@@ -161,8 +169,12 @@ class SyntheticStreamConfig(BaseModel):
         if self.drift_events is None:
             step = self.n_documents // 5
             if step < 1:
-                raise ValueError("the default drift schedule needs n_documents >= 5; pass drift_events=[] for none")
-            default = [DriftEventConfig(kind=kind, position=step * (i + 1)) for i, kind in enumerate(DRIFT_KINDS)]
+                raise ValueError(
+                    "the default drift schedule needs n_documents >= 5; pass drift_events=[] for none"
+                )
+            default = [
+                DriftEventConfig(kind=kind, position=step * (i + 1)) for i, kind in enumerate(DRIFT_KINDS)
+            ]
             object.__setattr__(self, "drift_events", default)
         positions = [event.position for event in self.drift_events]
         if positions != sorted(positions):
@@ -171,7 +183,9 @@ class SyntheticStreamConfig(BaseModel):
             raise ValueError(f"two drift events at the same position: {positions}")
         for event in self.drift_events:
             if event.position >= self.n_documents:
-                raise ValueError(f"{event.kind} drift at {event.position} is past the stream end ({self.n_documents} documents)")
+                raise ValueError(
+                    f"{event.kind} drift at {event.position} is past the stream end ({self.n_documents} documents)"
+                )
             if event.kind == "label_correlation" and self.n_topics < 2:
                 raise ValueError("label_correlation drift needs n_topics >= 2")
         return self
@@ -215,10 +229,19 @@ class _Concept:
     label_vocabulary: np.ndarray  # (L, Vl) word ids
     topic_vocabulary: np.ndarray  # (T, Vt) word ids
 
-    def copy(self) -> "_Concept":
-        return _Concept(*(np.array(a, copy=True) for a in (
-            self.topic_weights, self.label_topic, self.label_probability, self.label_vocabulary, self.topic_vocabulary
-        )))
+    def copy(self) -> _Concept:
+        return _Concept(
+            *(
+                np.array(a, copy=True)
+                for a in (
+                    self.topic_weights,
+                    self.label_topic,
+                    self.label_probability,
+                    self.label_vocabulary,
+                    self.topic_vocabulary,
+                )
+            )
+        )
 
     def anchors(self) -> np.ndarray:
         """Per topic, the member label with the highest probability (lowest index on ties)."""
@@ -358,12 +381,19 @@ class SyntheticStream:
         switches = []
         for i, position in enumerate(range(event.position, end, event.period)):
             direction = "new" if i % 2 == 0 else "previous"
-            switches.append(RecordedDrift(position, event.kind, {**details, "period": event.period, "to": direction}))
+            switches.append(
+                RecordedDrift(position, event.kind, {**details, "period": event.period, "to": direction})
+            )
         return switches
 
     def _apply_label_prior(
-        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
-        pool: _WordPool, names: list[str],
+        self,
+        concept: _Concept,
+        event: DriftEventConfig,
+        magnitude: float,
+        rng: np.random.Generator,
+        pool: _WordPool,
+        names: list[str],
     ) -> dict:
         weights = concept.topic_weights
         order = np.argsort(weights, kind="stable")
@@ -380,8 +410,13 @@ class SyntheticStream:
         }
 
     def _apply_label_correlation(
-        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
-        pool: _WordPool, names: list[str],
+        self,
+        concept: _Concept,
+        event: DriftEventConfig,
+        magnitude: float,
+        rng: np.random.Generator,
+        pool: _WordPool,
+        names: list[str],
     ) -> dict:
         n_topics = len(concept.topic_weights)
         anchors = set(concept.anchors().tolist())
@@ -415,8 +450,13 @@ class SyntheticStream:
         return {"labels": sorted({s["label"] for s in swaps}), "moves": swaps}
 
     def _apply_new_label(
-        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
-        pool: _WordPool, names: list[str],
+        self,
+        concept: _Concept,
+        event: DriftEventConfig,
+        magnitude: float,
+        rng: np.random.Generator,
+        pool: _WordPool,
+        names: list[str],
     ) -> dict:
         index = len(names)
         name = event.labels[0] if event.labels else f"label_{index:02d}"
@@ -430,13 +470,20 @@ class SyntheticStream:
         return {"labels": [name], "topic": topic}
 
     def _apply_label_swap(
-        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
-        pool: _WordPool, names: list[str],
+        self,
+        concept: _Concept,
+        event: DriftEventConfig,
+        magnitude: float,
+        rng: np.random.Generator,
+        pool: _WordPool,
+        names: list[str],
     ) -> dict:
         if event.labels is not None:
             chosen = _known_labels(event, concept, names)
             if len(chosen) % 2:
-                raise ValueError(f"label_swap drift at {event.position}: needs an even number of labels, got {event.labels}")
+                raise ValueError(
+                    f"label_swap drift at {event.position}: needs an even number of labels, got {event.labels}"
+                )
         else:
             active = np.flatnonzero(concept.label_topic >= 0)
             n_swap = max(2, 2 * int(round(magnitude * len(active) / 2)))
@@ -448,15 +495,22 @@ class SyntheticStream:
         return {"labels": [names[i] for i in chosen], "pairs": [[names[a], names[b]] for a, b in pairs]}
 
     def _apply_vocabulary(
-        self, concept: _Concept, event: DriftEventConfig, magnitude: float, rng: np.random.Generator,
-        pool: _WordPool, names: list[str],
+        self,
+        concept: _Concept,
+        event: DriftEventConfig,
+        magnitude: float,
+        rng: np.random.Generator,
+        pool: _WordPool,
+        names: list[str],
     ) -> dict:
         if event.labels is not None:
             affected = np.sort(_known_labels(event, concept, names))
             topics = np.unique(concept.label_topic[affected])
         else:
             # The heaviest half of the topics: a shift that touches most documents.
-            topics = np.sort(np.argsort(-concept.topic_weights, kind="stable")[: math.ceil(len(concept.topic_weights) / 2)])
+            topics = np.sort(
+                np.argsort(-concept.topic_weights, kind="stable")[: math.ceil(len(concept.topic_weights) / 2)]
+            )
             affected = np.flatnonzero(np.isin(concept.label_topic, topics))
         n_label = max(1, int(round(magnitude * concept.label_vocabulary.shape[1])))
         n_topic = max(1, int(round(magnitude * concept.topic_vocabulary.shape[1])))
@@ -531,13 +585,17 @@ class SyntheticStream:
         pick = (rng.random(len(doc)) * cardinality[doc]).astype(np.int64)
         label = true_first[doc, pick]
         distractor = rng.random(len(doc)) < cfg.distractor_rate
-        random_label = self._active[doc_concept, (rng.random(len(doc)) * self._n_active[doc_concept]).astype(np.int64)]
+        random_label = self._active[
+            doc_concept, (rng.random(len(doc)) * self._n_active[doc_concept]).astype(np.int64)
+        ]
 
         is_background = source < cfg.background_fraction
         is_topic = ~is_background & (source < cfg.background_fraction + cfg.topic_fraction)
         is_label = ~(is_background | is_topic)
         word = np.empty(len(doc), dtype=np.int64)
-        word[is_background] = self._background[np.searchsorted(self._cdf_background, rank_draw[is_background])]
+        word[is_background] = self._background[
+            np.searchsorted(self._cdf_background, rank_draw[is_background])
+        ]
         t_slots = np.flatnonzero(is_topic)
         topic_of = self._label_topic[doc_concept[t_slots], label[t_slots]]
         word[t_slots] = self._topic_vocab[
@@ -559,8 +617,8 @@ class SyntheticStream:
             position = start + i
             yield SyntheticDocument(
                 id=f"{prefix}{position:07d}",
-                text=" ".join(words[offsets[i]: offsets[i + 1]]),
-                labels=label_names[label_offsets[i]: label_offsets[i + 1]],
+                text=" ".join(words[offsets[i] : offsets[i + 1]]),
+                labels=label_names[label_offsets[i] : label_offsets[i + 1]],
                 position=position,
             )
 

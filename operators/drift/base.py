@@ -26,8 +26,13 @@ STATE_FORMAT = 1
 D = TypeVar("D", bound="DriftDetector")
 
 
-def check_block_windows(block_size: int, test_blocks: Sequence[int], reference_blocks: int,
-                        min_reference_blocks: int, alpha: float) -> None:
+def check_block_windows(
+    block_size: int,
+    test_blocks: Sequence[int],
+    reference_blocks: int,
+    min_reference_blocks: int,
+    alpha: float,
+) -> None:
     """Validate the parameters of a detector that compares a test window of blocks with a reference window."""
     if block_size < 1 or not test_blocks or min(test_blocks) < 1:
         raise ValueError(f"block_size and test_blocks must be >= 1, got {block_size}, {list(test_blocks)}")
@@ -49,7 +54,9 @@ class DriftDetector(abc.ABC):
     #: The ``DriftEvent.kind`` this detector emits.
     kind: ClassVar[str]
 
-    def __init__(self, *, level: str | int = GLOBAL_LEVEL, labels: Iterable[str] = (), cooldown: int = 0) -> None:
+    def __init__(
+        self, *, level: str | int = GLOBAL_LEVEL, labels: Iterable[str] = (), cooldown: int = 0
+    ) -> None:
         if cooldown < 0:
             raise ValueError(f"cooldown must be >= 0 observations, got {cooldown}")
         self.level = str(level)
@@ -157,7 +164,12 @@ class DriftDetector(abc.ABC):
         meta: dict = {
             "detector": type(self).__name__,
             "format": STATE_FORMAT,
-            "params": {"level": self.level, "labels": list(self.labels), "cooldown": self.cooldown, **self._params()},
+            "params": {
+                "level": self.level,
+                "labels": list(self.labels),
+                "cooldown": self.cooldown,
+                **self._params(),
+            },
             "n_seen": self.n_seen,
             "n_events": self.n_events,
             "n_suppressed": self.n_suppressed,
@@ -175,7 +187,9 @@ class DriftDetector(abc.ABC):
         if name != cls.__name__:
             raise ValueError(f"state is of detector {name!r}, not {cls.__name__!r}")
         if meta.get("format") != STATE_FORMAT:
-            raise ValueError(f"{cls.__name__} state format {meta.get('format')!r} is not supported (expected {STATE_FORMAT})")
+            raise ValueError(
+                f"{cls.__name__} state format {meta.get('format')!r} is not supported (expected {STATE_FORMAT})"
+            )
         detector = cls(**meta["params"])
         detector.n_seen = int(meta["n_seen"])
         detector.n_events = int(meta["n_events"])

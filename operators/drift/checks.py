@@ -42,9 +42,16 @@ def _same(a: list[DriftEvent], b: list[DriftEvent], what: str) -> None:
     assert len(a) == len(b), f"{what}: {len(a)} events vs {len(b)}"
     for x, y in zip(a, b):
         assert (x.kind, x.level, x.labels, x.position, x.severity, x.action) == (
-            y.kind, y.level, y.labels, y.position, y.severity, y.action
+            y.kind,
+            y.level,
+            y.labels,
+            y.position,
+            y.severity,
+            y.action,
         ), f"{what}: {x} != {y}"
-        assert math.isclose(x.statistic, y.statistic, rel_tol=1e-5, abs_tol=1e-9), f"{what}: statistic {x.statistic} != {y.statistic}"
+        assert math.isclose(x.statistic, y.statistic, rel_tol=1e-5, abs_tol=1e-9), (
+            f"{what}: statistic {x.statistic} != {y.statistic}"
+        )
 
 
 def check_fires_on_drift(case: DetectorCase) -> None:
@@ -68,7 +75,7 @@ def check_batch_equals_one_by_one(case: DetectorCase) -> None:
     detector = case.make()
     batched: list[DriftEvent] = []
     for start in range(0, len(case.stream), 97):  # an odd batch size crosses every internal block edge
-        chunk = list(case.stream[start: start + 97])
+        chunk = list(case.stream[start : start + 97])
         batched += detector.update_many(chunk, positions=list(range(start, start + len(chunk))))
     _same(one_by_one, batched, f"{case.name} update_many vs update")
     assert detector.n_seen == len(case.stream)

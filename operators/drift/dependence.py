@@ -360,9 +360,9 @@ class LabelDependenceDriftDetector(DriftDetector):
         window = self._window()
         # Rows 0 .. L-1: sums over the test windows of the L lengths; rows L .. 2L-1: reference windows.
         sums = plan.windows @ self._pairs[window, :n_pairs]
-        k_test, k_ref = sums[: len(plan.lengths)], sums[len(plan.lengths):]
+        k_test, k_ref = sums[: len(plan.lengths)], sums[len(plan.lengths) :]
         sums = plan.windows @ self._counts[window, :used]
-        c_test, c_ref = sums[: len(plan.lengths)], sums[len(plan.lengths):]
+        c_test, c_ref = sums[: len(plan.lengths)], sums[len(plan.lengths) :]
         k = k_test + k_ref
         # A pair is tested when it co-occurred and both its slots counted over the whole reference window.
         tested = (self._pair_since[:n_pairs] <= (self._first_block + plan.start)[:, None]) & (k > 0)
@@ -387,7 +387,8 @@ class LabelDependenceDriftDetector(DriftDetector):
         if candidates.size == 0:
             return None
         statistic = k[which, candidates] * np.minimum(
-            _bernoulli_kl(q, share[which, pair_a[candidates]]), _bernoulli_kl(q, share[which, pair_b[candidates]])
+            _bernoulli_kl(q, share[which, pair_a[candidates]]),
+            _bernoulli_kl(q, share[which, pair_b[candidates]]),
         )
         log_p = log_factor[which] - statistic  # log of the adjusted p-value bound, per pair
         i = int(np.argmin(log_p))
@@ -409,12 +410,14 @@ class LabelDependenceDriftDetector(DriftDetector):
                 slot_a, slot_b = slot_b, slot_a
             names = [self._name(int(self._slot_label[slot_a])), self._name(int(self._slot_label[slot_b]))]
             kt, kr = int(k_test[pair]), int(k_ref[pair])
-            pairs.append({
-                "labels": names,
-                "p_b_given_a": [_rate(kr, int(c_ref[slot_a])), _rate(kt, int(c_test[slot_a]))],
-                "p_a_given_b": [_rate(kr, int(c_ref[slot_b])), _rate(kt, int(c_test[slot_b]))],
-                "co_occurrence": [_rate(kr, n_ref), _rate(kt, n_test)],
-            })
+            pairs.append(
+                {
+                    "labels": names,
+                    "p_b_given_a": [_rate(kr, int(c_ref[slot_a])), _rate(kt, int(c_test[slot_a]))],
+                    "p_a_given_b": [_rate(kr, int(c_ref[slot_b])), _rate(kt, int(c_test[slot_b]))],
+                    "co_occurrence": [_rate(kr, n_ref), _rate(kt, n_test)],
+                }
+            )
             affected += [name for name in names if name not in affected]
         details = {
             "pairs": pairs,
@@ -489,7 +492,9 @@ class LabelDependenceDriftDetector(DriftDetector):
             or n_blocks != int(meta["blocks_closed"]) - int(meta["first_block"])
             or n_blocks > self._max_blocks
         ):
-            raise ValueError(f"label dependence state does not match its parameters ({n_blocks} blocks, {used} slots)")
+            raise ValueError(
+                f"label dependence state does not match its parameters ({n_blocks} blocks, {used} slots)"
+            )
         self._grow(int(meta["n_labels"]))
         self._activity[: self._n_labels] = arrays["activity"]
         self._slot_label, self._slot_since = slot_label.copy(), slot_since.copy()

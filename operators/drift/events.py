@@ -90,7 +90,7 @@ class DriftEvent:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DriftEvent":
+    def from_dict(cls, data: dict) -> DriftEvent:
         data = dict(data)
         for key in ("statistic", "threshold"):
             if data.get(key) is None:

@@ -101,9 +101,13 @@ class InputDriftDetector(DriftDetector):
     ) -> None:
         super().__init__(level=level, labels=labels, cooldown=cooldown)
         if projection_dim < 1 or n_fourier_features < 1:
-            raise ValueError(f"projection_dim and n_fourier_features must be >= 1, got {projection_dim}, {n_fourier_features}")
+            raise ValueError(
+                f"projection_dim and n_fourier_features must be >= 1, got {projection_dim}, {n_fourier_features}"
+            )
         if reference_size < 2 or window_size < 2:
-            raise ValueError(f"reference_size and window_size must be >= 2, got {reference_size}, {window_size}")
+            raise ValueError(
+                f"reference_size and window_size must be >= 2, got {reference_size}, {window_size}"
+            )
         if check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         if not 0.0 < alpha < 1.0:
@@ -187,14 +191,16 @@ class InputDriftDetector(DriftDetector):
         while i < n:
             if not self.monitoring:
                 take = min(n - i, self.reference_size - self._reference_count)
-                self._reference[self._reference_count: self._reference_count + take] = projected[i: i + take]
+                self._reference[self._reference_count : self._reference_count + take] = projected[
+                    i : i + take
+                ]
                 self._reference_count += take
                 i += take
                 if self.monitoring:
                     self._fit_reference()
                 continue
             take = min(n - i, self.check_every - self._since_check)
-            self._push(self._fourier(projected[i: i + take]))
+            self._push(self._fourier(projected[i : i + take]))
             self._since_check += take
             i += take
             if self._since_check == self.check_every:
@@ -206,13 +212,13 @@ class InputDriftDetector(DriftDetector):
 
     def _push(self, features: np.ndarray) -> None:
         for row in range(0, len(features), self.window_size):
-            block = features[row: row + self.window_size]
+            block = features[row : row + self.window_size]
             end = self._window_next + len(block)
             if end <= self.window_size:
-                self._window[self._window_next: end] = block
+                self._window[self._window_next : end] = block
             else:
                 split = self.window_size - self._window_next
-                self._window[self._window_next:] = block[:split]
+                self._window[self._window_next :] = block[:split]
                 self._window[: end - self.window_size] = block[split:]
             self._window_next = end % self.window_size
             self._window_count = min(self.window_size, self._window_count + len(block))
@@ -237,7 +243,9 @@ class InputDriftDetector(DriftDetector):
         t = math.log(1.0 / self.alpha)
         self._null_mean = float(eigenvalues.sum())
         self._threshold = (
-            self._null_mean + 2.0 * math.sqrt(float(np.sum(eigenvalues**2)) * t) + 2.0 * float(eigenvalues.max()) * t
+            self._null_mean
+            + 2.0 * math.sqrt(float(np.sum(eigenvalues**2)) * t)
+            + 2.0 * float(eigenvalues.max()) * t
         )
         self._window_count = 0
         self._window_next = 0
@@ -284,23 +292,28 @@ class InputDriftDetector(DriftDetector):
         }
 
     def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        meta.update({
-            "reference_count": self._reference_count,
-            "fitted_bandwidth": self._fitted_bandwidth,
-            "threshold": None if math.isinf(self._threshold) else self._threshold,
-            "null_mean": self._null_mean,
-            "window_next": self._window_next,
-            "window_count": self._window_count,
-            "since_check": self._since_check,
-            "n_references": self.n_references,
-        })
+        meta.update(
+            {
+                "reference_count": self._reference_count,
+                "fitted_bandwidth": self._fitted_bandwidth,
+                "threshold": None if math.isinf(self._threshold) else self._threshold,
+                "null_mean": self._null_mean,
+                "window_next": self._window_next,
+                "window_count": self._window_count,
+                "since_check": self._since_check,
+                "n_references": self.n_references,
+            }
+        )
         arrays["reference"] = self._reference[: self._reference_count].copy()
         arrays["reference_mean"] = self._reference_mean.copy()
         arrays["window"] = self._window.copy()
 
     def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         count = int(meta["reference_count"])
-        if arrays["window"].shape != self._window.shape or arrays["reference"].shape != (count, self.projection_dim):
+        if arrays["window"].shape != self._window.shape or arrays["reference"].shape != (
+            count,
+            self.projection_dim,
+        ):
             raise ValueError("input drift state does not match its parameters (window or reference shape)")
         self._reference[:count] = arrays["reference"]
         self._reference_count = count

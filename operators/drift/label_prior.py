@@ -135,7 +135,9 @@ class LabelPriorDriftDetector(DriftDetector):
 
     def _observe(self, x: Iterable[str], position: int) -> DriftEvent | None:
         if isinstance(x, str):
-            raise TypeError(f"{type(self).__name__}.update expects a collection of label names, got the string {x!r}")
+            raise TypeError(
+                f"{type(self).__name__}.update expects a collection of label names, got the string {x!r}"
+            )
         size = 0
         for name in set(x):
             name = str(name)
@@ -171,7 +173,7 @@ class LabelPriorDriftDetector(DriftDetector):
     def _compare(self, position: int) -> DriftEvent | None:
         n_labels = len(self._names)
         split = self._n_blocks - self.test_blocks
-        test = self._counts[split: self._n_blocks, :n_labels].sum(axis=0)
+        test = self._counts[split : self._n_blocks, :n_labels].sum(axis=0)
         reference = self._counts[:split, :n_labels].sum(axis=0)
         n_test = self.test_blocks * self.block_size
         n_reference = split * self.block_size
@@ -183,7 +185,7 @@ class LabelPriorDriftDetector(DriftDetector):
         high = np.where(k_test > 0, special.bdtrc(k_test - 1, k, share), 1.0)
         p_labels = np.minimum(1.0, 2.0 * np.minimum(low, high))
 
-        card_test = self._cardinality[split: self._n_blocks].sum(axis=0)
+        card_test = self._cardinality[split : self._n_blocks].sum(axis=0)
         card_reference = self._cardinality[:split].sum(axis=0)
         mean_test, mean_reference = card_test[0] / n_test, card_reference[0] / n_reference
         var_test = max(card_test[1] / n_test - mean_test**2, 0.0)
@@ -214,7 +216,9 @@ class LabelPriorDriftDetector(DriftDetector):
         details = {
             "shifts": shifts[:_MAX_LISTED_SHIFTS],
             "n_shifted": len(shifts),
-            "new_labels": [s["label"] for s in shifts if self._first_seen[self._index[s["label"]]] >= test_start],
+            "new_labels": [
+                s["label"] for s in shifts if self._first_seen[self._index[s["label"]]] >= test_start
+            ],
             "cardinality_before": round(float(mean_reference), 6),
             "cardinality_after": round(float(mean_test), 6),
             "cardinality_p_value": p_cardinality,
@@ -257,7 +261,9 @@ class LabelPriorDriftDetector(DriftDetector):
         names = [str(n) for n in meta["label_names"]]
         n_blocks, n_labels = arrays["block_counts"].shape
         if n_labels != len(names) or n_blocks > self.reference_blocks + self.test_blocks:
-            raise ValueError(f"label prior state does not match its parameters ({n_blocks} blocks, {n_labels} labels)")
+            raise ValueError(
+                f"label prior state does not match its parameters ({n_blocks} blocks, {n_labels} labels)"
+            )
         self._names = names
         self._index = {name: i for i, name in enumerate(names)}
         self._first_seen = [int(v) for v in meta["first_seen"]]

@@ -162,7 +162,9 @@ class PerformanceDriftDetector(DriftDetector):
             return self._close_block(position)
         return None
 
-    def update_many(self, xs: Sequence[float] | np.ndarray, *, positions: Sequence[int] | None = None) -> list[DriftEvent]:
+    def update_many(
+        self, xs: Sequence[float] | np.ndarray, *, positions: Sequence[int] | None = None
+    ) -> list[DriftEvent]:
         # Plain floats: callers pass a few errors at a time (one cluster's share of a block), where
         # numpy's per-call overhead would cost more than the arithmetic.
         errors = np.asarray(xs, dtype=np.float64).ravel().tolist()
@@ -175,7 +177,7 @@ class PerformanceDriftDetector(DriftDetector):
         i = 0
         while i < len(errors):
             take = min(self.block_size - self._block_count, len(errors) - i)
-            chunk = errors[i: i + take]
+            chunk = errors[i : i + take]
             self._block_sum += sum(chunk)
             self._block_square += sum(error * error for error in chunk)
             self._block_count += take
@@ -194,7 +196,7 @@ class PerformanceDriftDetector(DriftDetector):
         end = self._start + self._n_blocks
         if end + 1 == len(self._prefix):
             for prefix in (self._prefix, self._prefix_squares):
-                prefix[: self._n_blocks + 1] = prefix[self._start: end + 1] - prefix[self._start]
+                prefix[: self._n_blocks + 1] = prefix[self._start : end + 1] - prefix[self._start]
             self._start, end = 0, self._n_blocks
         self._prefix[end + 1] = self._prefix[end] + self._block_sum
         self._prefix_squares[end + 1] = self._prefix_squares[end] + self._block_square
@@ -276,7 +278,11 @@ class PerformanceDriftDetector(DriftDetector):
             self._drop_oldest(cut)
             self.in_warning = False
             return self._event(
-                statistic=abs(diff[up]), threshold=threshold, position=position, action=self.drift_action, details=details
+                statistic=abs(diff[up]),
+                threshold=threshold,
+                position=position,
+                action=self.drift_action,
+                details=details,
             )
         if -score[down] > 1.0:
             # The error fell significantly: keep only the recent, better regime; nothing to alert.
@@ -302,8 +308,11 @@ class PerformanceDriftDetector(DriftDetector):
             position=position,
             action=self.warning_action,
             severity="warning",
-            details={"mean_before": float(mean_before[best]), "mean_after": float(mean_after[best]),
-                     "since_change": int(right_n[best])},
+            details={
+                "mean_before": float(mean_before[best]),
+                "mean_after": float(mean_after[best]),
+                "since_change": int(right_n[best]),
+            },
         )
 
     # ------------------------------------------------------------------ state
@@ -331,9 +340,11 @@ class PerformanceDriftDetector(DriftDetector):
     def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
         n = len(arrays["block_sums"])
         if n > self._max_blocks or len(arrays["block_squares"]) != n:
-            raise ValueError(f"state holds {n} blocks; expected at most max_window / block_size = {self._max_blocks}")
-        self._prefix[1: n + 1] = np.cumsum(arrays["block_sums"])
-        self._prefix_squares[1: n + 1] = np.cumsum(arrays["block_squares"])
+            raise ValueError(
+                f"state holds {n} blocks; expected at most max_window / block_size = {self._max_blocks}"
+            )
+        self._prefix[1 : n + 1] = np.cumsum(arrays["block_sums"])
+        self._prefix_squares[1 : n + 1] = np.cumsum(arrays["block_squares"])
         self._start, self._n_blocks = 0, n
         self._block_sum, self._block_square = float(meta["open_block"][0]), float(meta["open_block"][1])
         self._block_count = int(meta["open_block"][2])
@@ -379,7 +390,9 @@ class PerformanceDriftMonitor:
         PerformanceDriftDetector(**self.detector_params)  # validate now, not at the first new cluster
         self.detectors: dict[str, PerformanceDriftDetector] = {}
         if watch_global:
-            self.detectors[GLOBAL_LEVEL] = PerformanceDriftDetector(level=GLOBAL_LEVEL, **self.detector_params)
+            self.detectors[GLOBAL_LEVEL] = PerformanceDriftDetector(
+                level=GLOBAL_LEVEL, **self.detector_params
+            )
 
     def set_clusters(self, clusters: Mapping[str | int, Iterable[str]]) -> None:
         """Make the watched clusters exactly ``clusters`` (cluster id -> its labels)."""
@@ -391,7 +404,9 @@ class PerformanceDriftMonitor:
         for level, labels in wanted.items():
             current = self.detectors.get(level)
             if current is None or current.labels != labels:
-                self.detectors[level] = PerformanceDriftDetector(level=level, labels=labels, **self.detector_params)
+                self.detectors[level] = PerformanceDriftDetector(
+                    level=level, labels=labels, **self.detector_params
+                )
 
     def update(
         self,
@@ -416,16 +431,22 @@ class PerformanceDriftMonitor:
                 events.append(event)
         return events
 
-    def update_many(self, level: str | int, errors: Sequence[float] | np.ndarray, *,
-                    positions: Sequence[int] | None = None) -> list[DriftEvent]:
+    def update_many(
+        self,
+        level: str | int,
+        errors: Sequence[float] | np.ndarray,
+        *,
+        positions: Sequence[int] | None = None,
+    ) -> list[DriftEvent]:
         """Several errors of one cluster (or ``"global"``) in stream order."""
         detector = self.detectors.get(str(level))
         if detector is None:
             raise KeyError(f"no detector for cluster {level!r}; call set_clusters first")
         return detector.update_many(errors, positions=positions)
 
-    def update_many_global(self, errors: Sequence[float] | np.ndarray, *,
-                           positions: Sequence[int] | None = None) -> list[DriftEvent]:
+    def update_many_global(
+        self, errors: Sequence[float] | np.ndarray, *, positions: Sequence[int] | None = None
+    ) -> list[DriftEvent]:
         """Several global errors in stream order (no events when the monitor has no global detector)."""
         return self.update_many(GLOBAL_LEVEL, errors, positions=positions) if self.watch_global else []
 
@@ -438,18 +459,20 @@ class PerformanceDriftMonitor:
         self.detectors[str(level)].reset()
 
     def state(self) -> State:
-        state = State(meta={
-            "monitor": type(self).__name__,
-            "watch_global": self.watch_global,
-            "detector_params": self.detector_params,
-            "levels": list(self.detectors),
-        })
+        state = State(
+            meta={
+                "monitor": type(self).__name__,
+                "watch_global": self.watch_global,
+                "detector_params": self.detector_params,
+                "levels": list(self.detectors),
+            }
+        )
         for i, detector in enumerate(self.detectors.values()):
             state.attach(f"d{i}", detector.state())
         return state
 
     @classmethod
-    def from_state(cls, state: State) -> "PerformanceDriftMonitor":
+    def from_state(cls, state: State) -> PerformanceDriftMonitor:
         if state.meta.get("monitor") != cls.__name__:
             raise ValueError(f"state is not a {cls.__name__} (found {state.meta.get('monitor')!r})")
         monitor = cls(watch_global=state.meta["watch_global"], **state.meta["detector_params"])

@@ -74,7 +74,9 @@ class SignProjection:
         hashed = _splitmix64(keys ^ self._seed_key)
         return hashed.astype("<u8", copy=False).view(np.uint8).reshape(len(keys), -1)[:, : self._n_bytes]
 
-    def _project_sparse(self, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    def _project_sparse(
+        self, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, n_rows: int
+    ) -> np.ndarray:
         """Project nonzeros (``rows[i]``, ``indices[i]``, ``values[i]``) of ``n_rows`` vectors.
 
         Signs come in groups of 8 selected by one hash byte, so each output group is
@@ -87,7 +89,7 @@ class SignProjection:
         weights = values.astype(np.float64, copy=False)
         for k in range(self._n_bytes):
             per_byte = np.bincount(base + hash_bytes[:, k], weights=weights, minlength=n_rows * 256)
-            out[:, 8 * k: 8 * k + 8] = per_byte.reshape(n_rows, 256) @ self._byte_signs
+            out[:, 8 * k : 8 * k + 8] = per_byte.reshape(n_rows, 256) @ self._byte_signs
         return out[:, : self.dim].astype(np.float32)
 
     def _matrix(self, input_dim: int) -> np.ndarray:
@@ -143,7 +145,9 @@ class SignProjection:
                 row_of = np.repeat(np.arange(len(rows)), lengths)
                 out[sparse_rows] = self._project_sparse(indices, values, row_of, len(rows))
                 if normalize:
-                    norms[sparse_rows] = np.sqrt(np.bincount(row_of, weights=values * values, minlength=len(rows)))
+                    norms[sparse_rows] = np.sqrt(
+                        np.bincount(row_of, weights=values * values, minlength=len(rows))
+                    )
         if normalize:
             out /= np.where(norms > 0.0, norms, 1.0)[:, None]
         return out

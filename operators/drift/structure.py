@@ -116,7 +116,9 @@ class LabelStructureDriftAdapter(DriftDetector):
     ) -> None:
         super().__init__(level=level, labels=labels, cooldown=cooldown)
         if formation_age < 0 or formation_count < 0:
-            raise ValueError(f"formation_age and formation_count must be >= 0, got {formation_age}, {formation_count}")
+            raise ValueError(
+                f"formation_age and formation_count must be >= 0, got {formation_age}, {formation_count}"
+            )
         self.source = source
         self.action_prefix = action_prefix
         self.skip_actions = tuple(sorted(set(skip_actions)))
@@ -189,7 +191,9 @@ class LabelStructureDriftAdapter(DriftDetector):
     ) -> list[DriftEvent]:
         events = []
         for i, change in enumerate(changes):
-            event = self.update(change, position=None if positions is None else positions[i], label_names=label_names)
+            event = self.update(
+                change, position=None if positions is None else positions[i], label_names=label_names
+            )
             if event is not None:
                 events.append(event)
         return events
@@ -229,4 +233,3 @@ def _label_name(label: Any, names: Sequence[str] | None) -> str:
         if 0 <= int(label) < len(names):
             return str(names[int(label)])
     return str(label)
-

@@ -81,7 +81,9 @@ class CachedEmbedder(DenseEmbedder):
         self.dim = embedder.dim
         self.storage_dtype = np.dtype(dtype)
         self.shard_rows = int(shard_rows)
-        self.directory = Path(directory).expanduser() / hashlib.sha256(self.identity.encode()).hexdigest()[:24]
+        self.directory = (
+            Path(directory).expanduser() / hashlib.sha256(self.identity.encode()).hexdigest()[:24]
+        )
         self.hits = 0
         self.misses = 0
         self._index: dict[bytes, tuple[int, int]] = {}
@@ -97,7 +99,7 @@ class CachedEmbedder(DenseEmbedder):
         """Distinct texts stored (on disk or buffered)."""
         return len(self._index) + len(self._pending)
 
-    def __enter__(self) -> "CachedEmbedder":
+    def __enter__(self) -> CachedEmbedder:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -110,15 +112,19 @@ class CachedEmbedder(DenseEmbedder):
             stored = identity_file.read_text(encoding="utf-8")
             if stored != self.identity:
                 raise ValueError(
-                    f"cache directory {self.directory} belongs to embedder {stored!r}, "
-                    f"not {self.identity!r}"
+                    f"cache directory {self.directory} belongs to embedder {stored!r}, not {self.identity!r}"
                 )
         else:
             _write_atomically(identity_file, self.identity.encode("utf-8"))
         for keys_path in sorted(self.directory.glob("shard-*.keys.npy")):
             self._load_shard(keys_path)
         if self._index:
-            log.info("embedding cache %s: %d vectors in %d shards", self.directory, len(self._index), len(self._shards))
+            log.info(
+                "embedding cache %s: %d vectors in %d shards",
+                self.directory,
+                len(self._index),
+                len(self._shards),
+            )
 
     def _load_shard(self, keys_path: Path) -> None:
         vectors_path = keys_path.with_name(keys_path.name.removesuffix(".keys.npy") + ".vectors.npy")
@@ -130,7 +136,9 @@ class CachedEmbedder(DenseEmbedder):
             return
         expected = (keys.shape[0], self.dim)
         if keys.ndim != 2 or keys.shape[1] != _DIGEST_BYTES or vectors.shape != expected:
-            log.warning("skipping embedding cache shard %s: shapes %s / %s", keys_path.name, keys.shape, vectors.shape)
+            log.warning(
+                "skipping embedding cache shard %s: shapes %s / %s", keys_path.name, keys.shape, vectors.shape
+            )
             return
         shard_no = len(self._shards)
         self._shards.append(vectors)

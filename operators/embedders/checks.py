@@ -55,7 +55,9 @@ def _check_row(embedder: Embedder, row, where: str) -> None:
         assert row.values.dtype == np.float32, f"{where}: values dtype {row.values.dtype}"
         assert row.indices.dtype == np.int64, f"{where}: indices dtype {row.indices.dtype}"
         assert np.all(np.diff(row.indices) > 0), f"{where}: indices not sorted and unique"
-        assert row.nnz == 0 or (0 <= row.indices[0] and row.indices[-1] < row.dim), f"{where}: index out of range"
+        assert row.nnz == 0 or (row.indices[0] >= 0 and row.indices[-1] < row.dim), (
+            f"{where}: index out of range"
+        )
         values = row.values
     else:
         assert isinstance(row, np.ndarray), f"{where}: dense embedder returned {type(row).__name__}"
@@ -69,7 +71,9 @@ def _check_row(embedder: Embedder, row, where: str) -> None:
 
 def check_attributes(embedder: Embedder) -> None:
     assert isinstance(embedder.identity, str) and embedder.identity, "identity must be a non-empty str"
-    assert isinstance(embedder.dim, int) and embedder.dim > 0, f"dim must be a positive int, got {embedder.dim!r}"
+    assert isinstance(embedder.dim, int) and embedder.dim > 0, (
+        f"dim must be a positive int, got {embedder.dim!r}"
+    )
     assert isinstance(embedder.sparse, bool), "sparse must be a bool"
 
 

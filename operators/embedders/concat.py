@@ -48,9 +48,9 @@ class ConcatEmbedder(Embedder):
         self.sparse = any(part.sparse for part in parts)
         self.dim = int(sum(part.dim for part in parts))
         self._offsets = np.cumsum([0] + [part.dim for part in parts[:-1]]).tolist()
-        self.identity = "concat(" + ",".join(
-            f"{w:g}*{part.identity}" for w, part in zip(weights, parts)
-        ) + ")"
+        self.identity = (
+            "concat(" + ",".join(f"{w:g}*{part.identity}" for w, part in zip(weights, parts)) + ")"
+        )
 
     def __repr__(self) -> str:
         return f"ConcatEmbedder({self.parts!r}, weights={self.weights})"

@@ -76,7 +76,7 @@ class TokenVectors:
             shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
-    def load(cls, directory: Path) -> "TokenVectors":
+    def load(cls, directory: Path) -> TokenVectors:
         directory = Path(directory)
         meta = json.loads((directory / "meta.json").read_text())
         if meta.get("format_version") != FORMAT_VERSION:
@@ -92,7 +92,9 @@ def build_key(model_dir: Path, method: str, dim: int | None, vocab_limit: int | 
     """The cache directory name of one distillation: everything that changes its output."""
     dim_part = "full" if dim is None else str(dim)
     vocab_part = "all" if vocab_limit is None else str(vocab_limit)
-    return f"{MODEL_NAME}@{model_digest(model_dir)}-{method}-pca{dim_part}-vocab{vocab_part}-v{FORMAT_VERSION}"
+    return (
+        f"{MODEL_NAME}@{model_digest(model_dir)}-{method}-pca{dim_part}-vocab{vocab_part}-v{FORMAT_VERSION}"
+    )
 
 
 def distill_token_vectors(
@@ -165,13 +167,13 @@ def _input_embeddings(model_dir: Path) -> np.ndarray:
     from safetensors import safe_open
 
     with safe_open(str(Path(model_dir) / "model.safetensors"), framework="numpy") as weights:
-        names = [name for name in weights.keys() if name.endswith("word_embeddings.weight")]
+        names = [name for name in weights.keys() if name.endswith("word_embeddings.weight")]  # noqa: SIM118 (safe_open is not iterable)
         if len(names) != 1:
             raise ValueError(f"{model_dir}: expected one word embedding table, found {names}")
         return weights.get_tensor(names[0])
 
 
-def _embed_tokens_alone(model, n_tokens: int, device: "torch.device", batch_size: int) -> np.ndarray:
+def _embed_tokens_alone(model, n_tokens: int, device: torch.device, batch_size: int) -> np.ndarray:
     """Sentence embedding (mean pooled, L2-normalised) of each token id as a one-token text."""
     import torch
 
@@ -181,9 +183,7 @@ def _embed_tokens_alone(model, n_tokens: int, device: "torch.device", batch_size
     with torch.inference_mode():
         for start in range(0, n_tokens, batch_size):
             ids = torch.arange(start, min(start + batch_size, n_tokens), device=device)
-            batch = torch.stack(
-                [torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1
-            )
+            batch = torch.stack([torch.full_like(ids, cls_id), ids, torch.full_like(ids, sep_id)], dim=1)
             hidden = model(input_ids=batch, attention_mask=torch.ones_like(batch)).last_hidden_state
             pooled = torch.nn.functional.normalize(hidden.float().mean(dim=1), dim=1)
             out[start : start + len(ids)] = pooled.cpu().numpy()

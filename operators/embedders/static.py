@@ -158,9 +158,7 @@ class StaticEmbedder(DenseEmbedder):
         lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(texts))
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        indices = np.fromiter(
-            itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(indptr[-1])
-        )
+        indices = np.fromiter(itertools.chain.from_iterable(token_ids), dtype=np.int64, count=int(indptr[-1]))
         counts = sp.csr_matrix(
             (np.ones(indices.shape[0], dtype=np.float32), indices, indptr),
             shape=(len(texts), self._vectors.shape[0]),

@@ -39,5 +39,7 @@ def describe_machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu_model()}, {usable_cores()} CPU cores available{memory}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu_model()}, {usable_cores()} CPU cores available{memory}, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )

@@ -122,18 +122,16 @@ class MultiLabelMetrics:
         y_true: Iterable[int],
         y_pred: Iterable[int],
         ranking: Sequence[int] | None = None,
-    ) -> "ScoredInstance":
+    ) -> ScoredInstance:
         """Score one instance without adding it, so that the same scores can be added to several
         metric sets sharing this label space (cumulative, windowed, per segment)."""
         return ScoredInstance.of(y_true, y_pred, ranking, self)
 
-    def add(self, scored: "ScoredInstance") -> None:
+    def add(self, scored: ScoredInstance) -> None:
         """Add an instance scored by :meth:`score_instance`."""
         self._apply(scored, +1)
 
-    def update_many(
-        self, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None
-    ) -> None:
+    def update_many(self, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None) -> None:
         """Score a batch given as 0/1 (or boolean) matrices of shape ``(n_instances, n_labels)``
         whose columns are label ids; ``scores`` (same shape) adds P@k."""
         true = np.asarray(y_true).astype(bool)
@@ -171,7 +169,7 @@ class MultiLabelMetrics:
                 self._hits_at[k] += float(np.take_along_axis(true, top, axis=1).sum()) / k
             self.n_ranked += n
 
-    def _apply(self, record: "ScoredInstance", sign: int) -> None:
+    def _apply(self, record: ScoredInstance, sign: int) -> None:
         if record.top >= self._n_labels:
             self.add_labels(record.top + 1)
         tp, fp, fn = self._tp, self._fp, self._fn
@@ -311,15 +309,13 @@ class WindowedMultiLabelMetrics(MultiLabelMetrics):
         self.window = window
         self._records: deque[ScoredInstance] = deque()
 
-    def add(self, scored: "ScoredInstance") -> None:
+    def add(self, scored: ScoredInstance) -> None:
         self._apply(scored, +1)
         self._records.append(scored)
         if len(self._records) > self.window:
             self._apply(self._records.popleft(), -1)
 
-    def update_many(
-        self, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None
-    ) -> None:
+    def update_many(self, y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray | None = None) -> None:
         true = np.asarray(y_true).astype(bool)
         pred = np.asarray(y_pred).astype(bool)
         if true.ndim != 2 or true.shape != pred.shape:
@@ -328,7 +324,9 @@ class WindowedMultiLabelMetrics(MultiLabelMetrics):
         for i in range(true.shape[0]):
             ranking = None
             if scores is not None:
-                ranking = np.argsort(-np.asarray(scores[i], dtype=np.float64), kind="stable")[: max(self.p_at_k)]
+                ranking = np.argsort(-np.asarray(scores[i], dtype=np.float64), kind="stable")[
+                    : max(self.p_at_k)
+                ]
             self.update(np.flatnonzero(true[i]), np.flatnonzero(pred[i]), ranking)
 
 
@@ -345,7 +343,7 @@ class ScoredInstance:
         y_pred: Iterable[int],
         ranking: Sequence[int] | None,
         metrics: MultiLabelMetrics,
-    ) -> "ScoredInstance":
+    ) -> ScoredInstance:
         true = y_true if isinstance(y_true, (set, frozenset)) else {int(i) for i in y_true}
         pred = y_pred if isinstance(y_pred, (set, frozenset)) else {int(i) for i in y_pred}
         ranked = None

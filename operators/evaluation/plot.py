@@ -39,9 +39,22 @@ def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *,
             for name in BASELINES:
                 values = [p.get("baselines", {}).get(name, {}).get(key) for p in curves]
                 if any(v is not None for v in values):
-                    ax.plot(positions, values, color=_BASELINE_STYLE.get(name, "black"), lw=1.1, ls="--", label=name)
+                    ax.plot(
+                        positions,
+                        values,
+                        color=_BASELINE_STYLE.get(name, "black"),
+                        lw=1.1,
+                        ls="--",
+                        label=name,
+                    )
             for i, position in enumerate(changes):
-                ax.axvline(position, color="tab:red", lw=0.6, alpha=0.45, label="partition change" if i == 0 else None)
+                ax.axvline(
+                    position,
+                    color="tab:red",
+                    lw=0.6,
+                    alpha=0.45,
+                    label="partition change" if i == 0 else None,
+                )
             ax.set_ylabel(title)
             ax.set_ylim(-0.02, 1.02)
             ax.grid(True, alpha=0.3)

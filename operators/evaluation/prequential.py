@@ -90,7 +90,11 @@ class PrequentialResult:
     @property
     def model_instances_per_second_median(self) -> float:
         """Median over curve intervals of (instances / model seconds) in that interval."""
-        return statistics.median(self.chunk_model_rates) if self.chunk_model_rates else self.model_instances_per_second
+        return (
+            statistics.median(self.chunk_model_rates)
+            if self.chunk_model_rates
+            else self.model_instances_per_second
+        )
 
     @property
     def model_cpu_instances_per_second_median(self) -> float:
@@ -118,7 +122,9 @@ class PrequentialResult:
             "metrics": dict(self.metrics),
             "p_at_k": {str(k): self.metrics.get(f"p_at_{k}") for k in self.p_at_k},
             "baselines": {name: dict(report) for name, report in self.baselines.items()},
-            "segments": {name: {who: dict(r) for who, r in part.items()} for name, part in self.segments.items()},
+            "segments": {
+                name: {who: dict(r) for who, r in part.items()} for name, part in self.segments.items()
+            },
             "partition": dict(self.partition),
             "drift_events": list(self.drift_events),
             "window": self.window,
@@ -170,7 +176,9 @@ class _LabelIds:
         return len(self.ids)
 
 
-def _predictor(model: MultiLabelClassifier, want_scores: bool) -> Callable[[Features], tuple[set, dict | None]]:
+def _predictor(
+    model: MultiLabelClassifier, want_scores: bool
+) -> Callable[[Features], tuple[set, dict | None]]:
     """The cheapest way to get (decided set, scores) from this model."""
     joint = getattr(model, "predict_with_scores", None) or getattr(model, "predict_and_scores", None)
     if callable(joint):
@@ -347,7 +355,9 @@ def evaluate_prequential(
         curves.append(point)
         interval_model_seconds, interval_model_cpu_seconds, interval_start = 0.0, 0.0, n_seen
         bar.set_postfix(
-            micro_f1=f"{scorer.total.micro_f1:.3f}", subset=f"{scorer.total.subset_accuracy:.3f}", refresh=False
+            micro_f1=f"{scorer.total.micro_f1:.3f}",
+            subset=f"{scorer.total.subset_accuracy:.3f}",
+            refresh=False,
         )
 
     started = time.perf_counter()
@@ -391,7 +401,9 @@ def evaluate_prequential(
                 n_segment += in_segment
                 scorer.add(true_ids, pred_ids, ranking, in_segment)
                 for name, baseline in (("no-change", no_change), ("majority-labelset", majority)):
-                    baseline_scorers[name].add(true_ids, labels.of(baseline.predict_one(None)), None, in_segment)
+                    baseline_scorers[name].add(
+                        true_ids, labels.of(baseline.predict_one(None)), None, in_segment
+                    )
                     baseline.learn_one(None, inst.labels)
                 n_scored += 1
             bar.update(1)

@@ -31,9 +31,7 @@ from labelflow.operators.base import SparseVector
 from labelflow.operators.embedders.base import Embedder
 
 _TOKEN = re.compile(r"\w+")
-_ASCII_NON_WORD = str.maketrans(
-    {chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")}
-)
+_ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
 _POLY = np.uint64(0x100000001B3)  # the 64-bit FNV prime: an odd multiplier that spreads bits
 _LENGTH_SALT = 0x9E3779B97F4A7C15  # the golden-ratio constant; n * salt tells n-gram lengths apart
 _SHIFT = np.uint64(33)

@@ -88,7 +88,7 @@ class FeatureScaler:
         return State(meta={"idf": self.idf, "clip": self.clip, "n": self.n}, arrays=arrays)
 
     @classmethod
-    def from_state(cls, state: State) -> "FeatureScaler":
+    def from_state(cls, state: State) -> FeatureScaler:
         scaler = cls(idf=state.meta["idf"], clip=state.meta["clip"])
         scaler.n = state.meta["n"]
         scaler._mean = state.arrays.get("mean")

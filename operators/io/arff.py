@@ -168,14 +168,15 @@ class ArffStream:
         self._label_pos = np.array([label_position.get(a.name, -1) for a in attributes], dtype=np.int64)
         self._feature_cols = np.flatnonzero(~self._is_label)
         # Attribute index of each label, in label order (MEKA: attribute order; MULAN: XML order).
-        label_columns = {label_position[a.name]: i for i, a in enumerate(attributes) if a.name in label_position}
+        label_columns = {
+            label_position[a.name]: i for i, a in enumerate(attributes) if a.name in label_position
+        }
         self._label_cols = np.array([label_columns[k] for k in sorted(label_columns)], dtype=np.int64)
         self._label_names = np.array(self.header.label_names, dtype=object)
         # The numeric fast path reads a nominal value "k" as the number k; that equals its position
         # only when the declared values are "0", "1", ... in order. Otherwise every row goes slow.
         self._fast = all(
-            a.kind == "numeric" or a.values == tuple(str(i) for i in range(len(a.values)))
-            for a in attributes
+            a.kind == "numeric" or a.values == tuple(str(i) for i in range(len(a.values))) for a in attributes
         )
 
     def __iter__(self) -> Iterator[Instance]:
@@ -237,7 +238,9 @@ class ArffStream:
             out.append((x, labels, line_no))
         return out
 
-    def _dense_chunk(self, lines: list[str], line_numbers: list[int]) -> list[tuple[Features, list[str], int]]:
+    def _dense_chunk(
+        self, lines: list[str], line_numbers: list[int]
+    ) -> list[tuple[Features, list[str], int]]:
         tokens = ",".join(lines).split(",")
         if len(tokens) != len(lines) * self._n_attr:
             raise _SlowPath
@@ -251,11 +254,11 @@ class ArffStream:
         features = values[:, self._feature_cols].astype(np.float32)
         positive = label_values == 1.0
         names = self._label_names
-        return [
-            (features[i], names[positive[i]].tolist(), line_numbers[i]) for i in range(len(lines))
-        ]
+        return [(features[i], names[positive[i]].tolist(), line_numbers[i]) for i in range(len(lines))]
 
-    def _sparse_chunk(self, lines: list[str], line_numbers: list[int]) -> list[tuple[Features, list[str], int]]:
+    def _sparse_chunk(
+        self, lines: list[str], line_numbers: list[int]
+    ) -> list[tuple[Features, list[str], int]]:
         bodies = []
         counts = np.empty(len(lines), dtype=np.int64)
         for i, line in enumerate(lines):
@@ -321,9 +324,7 @@ class ArffStream:
         if len(tokens) != self._n_attr:
             tokens = _split_quoted(line, ",", self.path, line_no)
             if len(tokens) != self._n_attr:
-                raise ArffError(
-                    self.path, line_no, f"expected {self._n_attr} values, found {len(tokens)}"
-                )
+                raise ArffError(self.path, line_no, f"expected {self._n_attr} values, found {len(tokens)}")
         try:
             if not self._fast:
                 raise ValueError
@@ -479,7 +480,7 @@ def _read_header(path: Path, label_xml: Path | None) -> ArffHeader:
                 break
             keyword = line.split(None, 1)[0].lower()
             if keyword == "@relation":
-                relation = _unquote(line[len("@relation"):].strip())
+                relation = _unquote(line[len("@relation") :].strip())
             elif keyword == "@attribute":
                 attribute = _parse_attribute(line, path, line_no)
                 if attribute.name in names:
@@ -523,9 +524,7 @@ def _locate_labels(
         if meka:
             n = int(meka.group(1))
             if n == 0 or abs(n) > len(attributes):
-                raise ArffError(
-                    path, None, f"MEKA option -C {n} does not fit {len(attributes)} attributes"
-                )
+                raise ArffError(path, None, f"MEKA option -C {n} does not fit {len(attributes)} attributes")
             chosen = attributes[:n] if n > 0 else attributes[n:]
             return [a.name for a in chosen], f"MEKA -C {n}"
         beside = path.with_name(_stem(path) + ".xml")
@@ -553,7 +552,11 @@ def _read_label_xml(path: Path) -> list[str]:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise ArffError(path, exc.position[0], f"invalid label XML: {exc}") from None
-    names = [el.attrib["name"] for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "label" and "name" in el.attrib]
+    names = [
+        el.attrib["name"]
+        for el in root.iter()
+        if el.tag.rsplit("}", 1)[-1] == "label" and "name" in el.attrib
+    ]
     if not names:
         raise ArffError(path, None, "label XML names no <label name=...> elements")
     if len(set(names)) != len(names):
@@ -562,7 +565,7 @@ def _read_label_xml(path: Path) -> list[str]:
 
 
 def _parse_attribute(line: str, path: Path, line_no: int) -> Attribute:
-    rest = line[len("@attribute"):].strip()
+    rest = line[len("@attribute") :].strip()
     if not rest:
         raise ArffError(path, line_no, "@attribute without a name")
     if rest[0] in "'\"":
@@ -570,7 +573,7 @@ def _parse_attribute(line: str, path: Path, line_no: int) -> Attribute:
         if end < 0:
             raise ArffError(path, line_no, "unterminated quoted attribute name")
         name = _unquote(rest[: end + 1])
-        type_text = rest[end + 1:].strip()
+        type_text = rest[end + 1 :].strip()
     else:
         parts = rest.split(None, 1)
         name = parts[0]

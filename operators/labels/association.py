@@ -37,7 +37,9 @@ class Association:
         return self.value > self.bound
 
 
-def association(stats: LabelCooccurrence, left: Sequence[int], right: Sequence[int], delta: float) -> Association:
+def association(
+    stats: LabelCooccurrence, left: Sequence[int], right: Sequence[int], delta: float
+) -> Association:
     """The association of the label groups ``left`` and ``right`` (disjoint, non-empty) under ``stats``.
 
     Pooling weighs each cross pair by its evidence, so a few frequent pairs are not drowned by many

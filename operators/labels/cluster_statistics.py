@@ -89,7 +89,9 @@ def close_pairs(stats: LabelCooccurrence, labels: Sequence[int]) -> list[ClosePa
                 v = row.get(b)
                 if v:
                     d = jaccard_distance(count_a, counts[b], v)
-                    close.append((d, count_a + counts[b] - v, a, b) if a < b else (d, count_a + counts[b] - v, b, a))
+                    close.append(
+                        (d, count_a + counts[b] - v, a, b) if a < b else (d, count_a + counts[b] - v, b, a)
+                    )
     else:
         members = set(labels)
         for a in labels:
@@ -197,7 +199,7 @@ def split_by_pivots(
     decided: list[tuple[float, float, int, int]] = []
     undecided: list[int] = []
     for x in labels:
-        if x == p or x == q:
+        if x in (p, q):
             continue
         count_x = counts[x]
         sim_p = 1.0 - jaccard_distance(count_x, count_p, row_p.get(x, 0.0))

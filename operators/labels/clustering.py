@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from labelflow.operators.labels.association import Association, association, may_part, merge_threshold, same_line
+from labelflow.operators.labels.association import (
+    Association,
+    association,
+    may_part,
+    merge_threshold,
+    same_line,
+)
 from labelflow.operators.labels.cluster_statistics import (
     ClosePair,
     ClusterStatistics,
@@ -92,7 +98,7 @@ class StructureChange:
         return record
 
     @classmethod
-    def from_dict(cls, record: dict[str, Any]) -> "StructureChange":
+    def from_dict(cls, record: dict[str, Any]) -> StructureChange:
         return cls(**{**record, "labels": tuple(record["labels"])})
 
 
@@ -137,8 +143,20 @@ class _LeafOrder:
 class _Node:
     """A node of the cluster hierarchy: a leaf holds a cluster, an internal node remembers its split."""
 
-    __slots__ = ("node_id", "parent", "children", "labels", "changed_at", "hits",
-                 "split_d1", "split_mean", "split_bound", "line_association", "line_bound", "merged_sides")
+    __slots__ = (
+        "node_id",
+        "parent",
+        "children",
+        "labels",
+        "changed_at",
+        "hits",
+        "split_d1",
+        "split_mean",
+        "split_bound",
+        "line_association",
+        "line_bound",
+        "merged_sides",
+    )
 
     def __init__(self, node_id: int, parent: int, labels: list[int], changed_at: int) -> None:
         self.node_id = node_id
@@ -393,7 +411,10 @@ class LabelClusterer:
             order = self._order
             if order is None:
                 order = self._order = _LeafOrder(
-                    sorted((node for node in self._nodes.values() if not node.children), key=lambda n: n.labels[0])
+                    sorted(
+                        (node for node in self._nodes.values() if not node.children),
+                        key=lambda n: n.labels[0],
+                    )
                 )
             self._partition = order.partition(self._version, len(self._leaf_of))
         return self._partition
@@ -418,7 +439,9 @@ class LabelClusterer:
         if not first or not second:
             raise ValueError("association needs two non-empty groups of labels")
         if set(first) & set(second):
-            raise ValueError(f"association needs disjoint groups; both hold {sorted(set(first) & set(second))}")
+            raise ValueError(
+                f"association needs disjoint groups; both hold {sorted(set(first) & set(second))}"
+            )
         unknown = max(first[-1], second[-1])
         if unknown >= self.n_labels:
             raise ValueError(f"label {unknown} is not known yet ({self.n_labels} labels)")
@@ -489,7 +512,9 @@ class LabelClusterer:
                 known_leaves[leaf] = known_leaves.get(leaf, 0) + 1
         target: _Node | None = None
         if known_leaves:
-            best = min(known_leaves, key=lambda leaf: (-known_leaves[leaf], len(self._nodes[leaf].labels), leaf))
+            best = min(
+                known_leaves, key=lambda leaf: (-known_leaves[leaf], len(self._nodes[leaf].labels), leaf)
+            )
             if len(self._nodes[best].labels) + len(new) <= self.max_cluster_size:
                 target = self._nodes[best]
         new_leaves: list[list[int]] = []
@@ -503,15 +528,19 @@ class LabelClusterer:
             if self._order is not None:
                 self._order.changed(target)
         else:
-            new_leaves.extend(new[start:start + self.max_cluster_size]
-                              for start in range(0, len(new), self.max_cluster_size))
+            new_leaves.extend(
+                new[start : start + self.max_cluster_size]
+                for start in range(0, len(new), self.max_cluster_size)
+            )
         in_instance = set(new)
         # ids skipped over: registered, never seen yet
         new_leaves.extend([label] for label in range(first, labels[-1] + 1) if label not in in_instance)
         new_leaves.sort()
         for leaf_labels in new_leaves:
             self._new_leaf(leaf_labels, parent=-1, appended=True)
-        self._emit(NEW_LABEL, tuple(range(first, labels[-1] + 1)), float(labels[-1] + 1 - first), 0.0, "first_seen")
+        self._emit(
+            NEW_LABEL, tuple(range(first, labels[-1] + 1)), float(labels[-1] + 1 - first), 0.0, "first_seen"
+        )
 
     # ------------------------------------------------------------------ evaluation
 
@@ -521,9 +550,16 @@ class LabelClusterer:
     def _bound(self, evidence: float) -> float:
         return hoeffding_bound(evidence, self.delta)
 
-    def _plan_split(self, labels: list[int], close: list[ClosePair] | None = None,
-                    s: ClusterStatistics | None = None, *, odac: bool = True,
-                    record: _Node | None = None, margin: bool = False) -> _SplitPlan | None:
+    def _plan_split(
+        self,
+        labels: list[int],
+        close: list[ClosePair] | None = None,
+        s: ClusterStatistics | None = None,
+        *,
+        odac: bool = True,
+        record: _Node | None = None,
+        margin: bool = False,
+    ) -> _SplitPlan | None:
         """The statistical split of ``labels`` if a test calls for one and its sides may part, else None.
 
         ODAC's test, then the unrelated-labels test, each propose two sides; a proposal is taken only
@@ -558,8 +594,9 @@ class LabelClusterer:
             return None
         return _SplitPlan(s, sides, eps, certainty, 1.0 - self.tie_threshold, "unrelated", parting)
 
-    def _unrelated_sides(self, labels: list[int], unrelated: list[int],
-                         s: ClusterStatistics) -> tuple[list[int], list[int]]:
+    def _unrelated_sides(
+        self, labels: list[int], unrelated: list[int], s: ClusterStatistics
+    ) -> tuple[list[int], list[int]]:
         if len(unrelated) < len(labels):
             apart = set(unrelated)
             return [a for a in labels if a not in apart], unrelated
@@ -568,8 +605,9 @@ class LabelClusterer:
     def _association(self, left: Sequence[int], right: Sequence[int]) -> Association:
         return association(self.cooccurrence, left, right, self.delta)
 
-    def _may_part(self, sides: tuple[list[int], list[int]], record: _Node | None,
-                  margin: bool = False) -> Association | None:
+    def _may_part(
+        self, sides: tuple[list[int], list[int]], record: _Node | None, margin: bool = False
+    ) -> Association | None:
         """The sides' association if a split may part them (:func:`may_part`), else None.
 
         ``record``: the leaf being split; if a merge made it from the same two groups, the
@@ -612,8 +650,16 @@ class LabelClusterer:
                         return
         plan = self._plan_split(leaf.labels, close, s, record=leaf)
         if plan is not None:
-            self._split(leaf, plan.statistics, plan.sides, plan.bound, plan.statistic, plan.threshold,
-                        plan.reason, plan.association)
+            self._split(
+                leaf,
+                plan.statistics,
+                plan.sides,
+                plan.bound,
+                plan.statistic,
+                plan.threshold,
+                plan.reason,
+                plan.association,
+            )
             return
         self._try_affinity_merge(leaf)
 
@@ -659,7 +705,9 @@ class LabelClusterer:
             return
         now = self._association(leaf.labels, best.labels)
         # siblings: joining them undoes their parent's split, whose record must be refuted
-        split = _recorded(self._nodes[leaf.parent]) if leaf.parent >= 0 and leaf.parent == best.parent else None
+        split = (
+            _recorded(self._nodes[leaf.parent]) if leaf.parent >= 0 and leaf.parent == best.parent else None
+        )
         threshold = merge_threshold(now, split)
         if not now.value > threshold:
             return
@@ -684,9 +732,17 @@ class LabelClusterer:
             self._leaf_of[a] = node.node_id
         return node
 
-    def _split(self, leaf: _Node, s: ClusterStatistics, sides: tuple[list[int], list[int]], bound: float,
-               statistic: float, threshold: float, reason: str,
-               across: Association | None = None) -> tuple[_Node, _Node]:
+    def _split(
+        self,
+        leaf: _Node,
+        s: ClusterStatistics,
+        sides: tuple[list[int], list[int]],
+        bound: float,
+        statistic: float,
+        threshold: float,
+        reason: str,
+        across: Association | None = None,
+    ) -> tuple[_Node, _Node]:
         labels = tuple(leaf.labels)
         leaf.labels = []
         self._order = None
@@ -731,8 +787,15 @@ class LabelClusterer:
             del self._nodes[current.node_id]
         node.children = ()
 
-    def _aggregate(self, parent: _Node, statistic: float, eps: float, reason: str,
-                   sides: tuple[list[int], list[int]], across: Association) -> None:
+    def _aggregate(
+        self,
+        parent: _Node,
+        statistic: float,
+        eps: float,
+        reason: str,
+        sides: tuple[list[int], list[int]],
+        across: Association,
+    ) -> None:
         """Undo ``parent``'s split: its whole subtree becomes one leaf again.
 
         ``sides`` (the labels under each child) and their association are recorded as the line of
@@ -759,8 +822,9 @@ class LabelClusterer:
         for a in labels:
             self._leaf_of[a] = node.node_id
 
-    def _merge_leaves(self, leaf: _Node, other: _Node, merged: list[int], across: Association,
-                      threshold: float) -> None:
+    def _merge_leaves(
+        self, leaf: _Node, other: _Node, merged: list[int], across: Association, threshold: float
+    ) -> None:
         sides = (tuple(leaf.labels), tuple(other.labels))
         if leaf.parent >= 0 and leaf.parent == other.parent:  # siblings: undo their parent's split
             node = self._nodes[leaf.parent]
@@ -785,7 +849,9 @@ class LabelClusterer:
         sibling.parent = parent.parent
         if parent.parent >= 0:
             grandparent = self._nodes[parent.parent]
-            grandparent.children = tuple(sibling.node_id if c == parent.node_id else c for c in grandparent.children)
+            grandparent.children = tuple(
+                sibling.node_id if c == parent.node_id else c for c in grandparent.children
+            )
 
     def _enforce_max_size(self, node: _Node) -> None:
         stack = [node]
@@ -799,22 +865,33 @@ class LabelClusterer:
             sides = split_by_pivots(self.cooccurrence, current.labels, s.pivots, capacity)
             # Recorded with an infinite bound: a forced split claims nothing a re-aggregation could
             # refute, and undoing it would only recreate an oversized leaf (a split-merge loop).
-            first, second = self._split(current, s, sides, math.inf, float(m),
-                                        float(self.max_cluster_size), "max_size")
+            first, second = self._split(
+                current, s, sides, math.inf, float(m), float(self.max_cluster_size), "max_size"
+            )
             stack.extend((second, first))
 
-    def _emit(self, action: str, labels: tuple[int, ...], statistic: float, threshold: float, reason: str) -> None:
+    def _emit(
+        self, action: str, labels: tuple[int, ...], statistic: float, threshold: float, reason: str
+    ) -> None:
         before = self._version
         self._version += 1
         self._partition = None
         if len(self._events) == self._events.maxlen:
             self.n_dropped_events += 1
-        self._events.append(StructureChange(
-            action=action, position=self._position, version_before=before, version_after=self._version,
-            labels=labels, statistic=float(statistic), threshold=float(threshold), reason=reason,
-            min_label_age=self._position - max(self._first_seen[a] for a in labels),
-            min_label_count=min(self.cooccurrence.count(a) for a in labels),
-        ))
+        self._events.append(
+            StructureChange(
+                action=action,
+                position=self._position,
+                version_before=before,
+                version_after=self._version,
+                labels=labels,
+                statistic=float(statistic),
+                threshold=float(threshold),
+                reason=reason,
+                min_label_age=self._position - max(self._first_seen[a] for a in labels),
+                min_label_count=min(self.cooccurrence.count(a) for a in labels),
+            )
+        )
 
     def check_consistency(self) -> None:
         """Raise ``AssertionError`` if the hierarchy, the cluster map or the partition disagree.
@@ -830,7 +907,9 @@ class LabelClusterer:
             if node.children:
                 assert len(node.children) == 2 and not node.labels, f"internal node {node_id} malformed"
                 for child in node.children:
-                    assert self._nodes[child].parent == node_id, f"child {child} of {node_id} points elsewhere"
+                    assert self._nodes[child].parent == node_id, (
+                        f"child {child} of {node_id} points elsewhere"
+                    )
             else:
                 assert node.labels, f"leaf {node_id} is empty"
                 assert len(node.labels) <= self.max_cluster_size, f"leaf {node_id} exceeds max_cluster_size"
@@ -841,7 +920,8 @@ class LabelClusterer:
         assert all(count == 1 for count in seen), "a label is in no cluster or in two"
         partition = self.partition
         expected = Partition.from_clusters(
-            self._version, [n.labels for n in self._nodes.values() if not n.children],
+            self._version,
+            [n.labels for n in self._nodes.values() if not n.children],
             [n.node_id for n in self._nodes.values() if not n.children],
         )
         assert partition == expected, "cached partition differs from the hierarchy"
@@ -851,9 +931,13 @@ class LabelClusterer:
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "delta": self.delta, "tie_threshold": self.tie_threshold, "grace_period": self.grace_period,
-            "min_dwell": self.min_dwell, "max_cluster_size": self.max_cluster_size,
-            "min_cluster_size": self.min_cluster_size, "fading_factor": self.fading_factor,
+            "delta": self.delta,
+            "tie_threshold": self.tie_threshold,
+            "grace_period": self.grace_period,
+            "min_dwell": self.min_dwell,
+            "max_cluster_size": self.max_cluster_size,
+            "min_cluster_size": self.min_cluster_size,
+            "fading_factor": self.fading_factor,
             "max_pending_events": self.max_pending_events,
         }
 
@@ -864,8 +948,13 @@ class LabelClusterer:
         for i, node in enumerate(nodes):
             children[i, : len(node.children)] = node.children
         # merged sides, flattened: one row (node id, side 0/1, label) per label of each recorded line
-        merged_rows = [(node.node_id, side, label) for node in nodes if node.merged_sides is not None
-                       for side, group in enumerate(node.merged_sides) for label in group]
+        merged_rows = [
+            (node.node_id, side, label)
+            for node in nodes
+            if node.merged_sides is not None
+            for side, group in enumerate(node.merged_sides)
+            for label in group
+        ]
         state = State(
             meta={
                 "format": STATE_FORMAT,
@@ -884,10 +973,12 @@ class LabelClusterer:
                 "node_children": children,
                 "node_changed_at": np.array([n.changed_at for n in nodes], dtype=np.int64),
                 "node_hits": np.array([n.hits for n in nodes], dtype=np.int64),
-                "node_split": np.array([[n.split_d1, n.split_mean, n.split_bound] for n in nodes],
-                                       dtype=np.float64).reshape(len(nodes), 3),
-                "node_line": np.array([[n.line_association, n.line_bound] for n in nodes],
-                                      dtype=np.float64).reshape(len(nodes), 2),
+                "node_split": np.array(
+                    [[n.split_d1, n.split_mean, n.split_bound] for n in nodes], dtype=np.float64
+                ).reshape(len(nodes), 3),
+                "node_line": np.array(
+                    [[n.line_association, n.line_bound] for n in nodes], dtype=np.float64
+                ).reshape(len(nodes), 2),
                 "merged_sides": np.array(merged_rows, dtype=np.int64).reshape(len(merged_rows), 3),
             },
         )
@@ -895,7 +986,7 @@ class LabelClusterer:
         return state
 
     @classmethod
-    def from_state(cls, state: State) -> "LabelClusterer":
+    def from_state(cls, state: State) -> LabelClusterer:
         fmt = state.meta.get("format")
         if fmt not in _READABLE_FORMATS:
             raise ValueError(
@@ -915,7 +1006,9 @@ class LabelClusterer:
         # States written before first-seen positions were kept: every label counts as seen from the start.
         first_seen = a["first_seen"].tolist() if "first_seen" in a else [0] * len(clusterer._leaf_of)
         if len(first_seen) != len(clusterer._leaf_of):
-            raise ValueError("corrupt LabelClusterer state: first-seen positions and cluster map differ in length")
+            raise ValueError(
+                "corrupt LabelClusterer state: first-seen positions and cluster map differ in length"
+            )
         clusterer._first_seen = [int(v) for v in first_seen]
         for i, node_id in enumerate(a["node_id"].tolist()):
             node = _Node(node_id, int(a["node_parent"][i]), [], int(a["node_changed_at"][i]))
@@ -929,7 +1022,9 @@ class LabelClusterer:
             groups: dict[int, tuple[list[int], list[int]]] = {}
             for node_id, side, label in a["merged_sides"].tolist():
                 if node_id not in clusterer._nodes or side not in (0, 1):
-                    raise ValueError(f"corrupt LabelClusterer state: merged side {side} of unknown node {node_id}")
+                    raise ValueError(
+                        f"corrupt LabelClusterer state: merged side {side} of unknown node {node_id}"
+                    )
                 groups.setdefault(node_id, ([], []))[side].append(label)
             for node_id, (first, second) in groups.items():
                 clusterer._nodes[node_id].merged_sides = (tuple(first), tuple(second))
@@ -968,4 +1063,3 @@ def _clean_label_ids(ids: Iterable[int]) -> list[int]:
     if labels and labels[0] < 0:
         raise ValueError(f"label ids must be non-negative, got {labels[0]}")
     return labels
-

@@ -240,7 +240,7 @@ class LabelCooccurrence:
         )
 
     @classmethod
-    def from_state(cls, state: State) -> "LabelCooccurrence":
+    def from_state(cls, state: State) -> LabelCooccurrence:
         fmt = state.meta.get("format")
         if fmt not in _READABLE_FORMATS:
             raise ValueError(
@@ -256,7 +256,9 @@ class LabelCooccurrence:
         if "counts_sq" in state.arrays:
             stats._counts_sq = [float(c) for c in state.arrays["counts_sq"]]
             if len(stats._counts_sq) != len(stats._counts):
-                raise ValueError("corrupt LabelCooccurrence state: counts and squared counts differ in length")
+                raise ValueError(
+                    "corrupt LabelCooccurrence state: counts and squared counts differ in length"
+                )
         else:  # format /1: the largest possible sum of squares, sample-size ratio 1 (conservative)
             stats._counts_sq = [c * weight for c in stats._counts]
         stats._pairs = [{} for _ in stats._counts]

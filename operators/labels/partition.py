@@ -54,7 +54,9 @@ class Partition:
             if not cluster:
                 raise ValueError(f"Partition cluster {index} is empty")
             if any(a >= b for a, b in zip(cluster, cluster[1:])):
-                raise ValueError(f"Partition cluster {index} is not sorted ascending without repeats: {cluster}")
+                raise ValueError(
+                    f"Partition cluster {index} is not sorted ascending without repeats: {cluster}"
+                )
             if cluster[0] <= previous_first:
                 raise ValueError("Partition clusters must be ordered by their smallest label id")
             previous_first = cluster[0]
@@ -79,7 +81,7 @@ class Partition:
     @classmethod
     def from_clusters(
         cls, version: int, clusters: Iterable[Iterable[int]], keys: Sequence[int] | None = None
-    ) -> "Partition":
+    ) -> Partition:
         """Build a partition from clusters in any order (``keys`` follow their cluster)."""
         sorted_clusters = [tuple(sorted(int(label) for label in cluster)) for cluster in clusters]
         key_list = list(range(len(sorted_clusters))) if keys is None else [int(k) for k in keys]
@@ -93,7 +95,7 @@ class Partition:
     @classmethod
     def _trusted(
         cls, version: int, clusters: tuple[tuple[int, ...], ...], keys: tuple[int, ...], n_labels: int
-    ) -> "Partition":
+    ) -> Partition:
         """A partition from a producer that guarantees the normal form (no O(n_labels) checks).
 
         The label -> cluster map is then built on the first :meth:`cluster_of` call: a consumer that

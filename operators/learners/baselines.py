@@ -79,7 +79,7 @@ class NoChangeClassifier(MultiLabelClassifier):
         return State(meta={"kind": "no-change", "labels": self.labels, "last": sorted(self._last, key=str)})
 
     @classmethod
-    def from_state(cls, state: State) -> "NoChangeClassifier":
+    def from_state(cls, state: State) -> NoChangeClassifier:
         model = cls()
         model._known.add(state.meta["labels"])
         model._last = frozenset(state.meta["last"])
@@ -207,7 +207,7 @@ class RiverMultiLabel(MultiLabelClassifier):
         self._inner: Any = None
 
     @classmethod
-    def binary_relevance(cls, **kwargs: Any) -> "RiverMultiLabel":
+    def binary_relevance(cls, **kwargs: Any) -> RiverMultiLabel:
         """One independent river ``LogisticRegression`` per label (``PerOutputClassifier``)."""
         from river import linear_model, multioutput
 
@@ -218,7 +218,7 @@ class RiverMultiLabel(MultiLabelClassifier):
         )
 
     @classmethod
-    def classifier_chain(cls, **kwargs: Any) -> "RiverMultiLabel":
+    def classifier_chain(cls, **kwargs: Any) -> RiverMultiLabel:
         """A river ``ClassifierChain`` of ``LogisticRegression``, ordered by first appearance."""
         from river import linear_model, multioutput
 

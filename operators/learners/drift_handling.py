@@ -115,15 +115,21 @@ class DriftHandler:
 
     def set_partition(self, partition: Any, names: Sequence[Any]) -> None:
         """Follow a new partition: one performance detector per cluster, keyed by its stable key."""
-        self._levels = {str(key): tuple(int(l) for l in labels)
-                        for key, labels in zip(partition.keys, partition.clusters)}
+        self._levels = {
+            str(key): tuple(int(l) for l in labels) for key, labels in zip(partition.keys, partition.clusters)
+        }
         self._keys = [str(key) for key in partition.keys]
         self._cluster_index = np.zeros(partition.n_labels, dtype=np.int64)
         for i, labels in enumerate(partition.clusters):
             self._cluster_index[list(labels)] = i
-        self.monitor.set_clusters({level: [str(names[l]) for l in labels] for level, labels in self._levels.items()})
-        self.background = {level: bg for level, bg in self.background.items()
-                           if level in self._levels and self._levels[level] == bg[0]}
+        self.monitor.set_clusters(
+            {level: [str(names[l]) for l in labels] for level, labels in self._levels.items()}
+        )
+        self.background = {
+            level: bg
+            for level, bg in self.background.items()
+            if level in self._levels and self._levels[level] == bg[0]
+        }
 
     # ------------------------------------------------------------------ observing
 
@@ -183,12 +189,16 @@ class DriftHandler:
             for event in self.inputs.update_many([item.scaled for item in pending], positions=positions):
                 self._emit(event)
 
-    def _performance_events(self, predicted: np.ndarray, truth: np.ndarray, positions: list[int]) -> list[DriftEvent]:
+    def _performance_events(
+        self, predicted: np.ndarray, truth: np.ndarray, positions: list[int]
+    ) -> list[DriftEvent]:
         """Per-cluster errors (``1 - F1`` where the cluster is involved) and the global error of a block."""
         n_rows, n_clusters = predicted.shape[0], len(self._keys)
         hit = predicted & truth
         global_size = predicted.sum(axis=1) + truth.sum(axis=1)
-        global_error = np.where(global_size > 0, 1.0 - 2.0 * hit.sum(axis=1) / np.maximum(global_size, 1), 0.0)
+        global_error = np.where(
+            global_size > 0, 1.0 - 2.0 * hit.sum(axis=1) / np.maximum(global_size, 1), 0.0
+        )
         events = self.monitor.update_many_global(global_error, positions=positions)
         if n_clusters == 0:
             return events
@@ -196,13 +206,17 @@ class DriftHandler:
 
         def per_cluster(mask: np.ndarray) -> np.ndarray:
             rows, cols = np.nonzero(mask)
-            return np.bincount(rows * n_clusters + owner[cols], minlength=n_rows * n_clusters).reshape(n_rows, n_clusters)
+            return np.bincount(rows * n_clusters + owner[cols], minlength=n_rows * n_clusters).reshape(
+                n_rows, n_clusters
+            )
 
         hits, sizes = per_cluster(hit), per_cluster(predicted) + per_cluster(truth)
         for cluster in np.flatnonzero(sizes.any(axis=0)).tolist():
             rows = np.flatnonzero(sizes[:, cluster])
             errors = 1.0 - 2.0 * hits[rows, cluster] / sizes[rows, cluster]
-            events += self.monitor.update_many(self._keys[cluster], errors, positions=[positions[r] for r in rows])
+            events += self.monitor.update_many(
+                self._keys[cluster], errors, positions=[positions[r] for r in rows]
+            )
         return events
 
     def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
@@ -233,7 +247,9 @@ class DriftHandler:
             return
         if event.severity == "warning":
             if self.adaptation == "background" and level not in self.background:
-                heads = LinearHeads(learning_rate=model.heads.learning_rate, adagrad_offset=model.heads.adagrad_offset)
+                heads = LinearHeads(
+                    learning_rate=model.heads.learning_rate, adagrad_offset=model.heads.adagrad_offset
+                )
                 self.background[level] = (labels, heads)
                 self._background_since[level] = event.position
                 self._emit(dataclasses.replace(event, action="start_background_learner"))
@@ -256,17 +272,25 @@ class DriftHandler:
     # ------------------------------------------------------------------ state
 
     def state(self) -> State:
-        state = State(meta={
-            "adaptation": self.adaptation, "performance_delta": self.performance_delta,
-            "warning_delta": self.warning_delta, "watch_inputs": self.watch_inputs,
-            "watch_label_priors": self.watch_label_priors, "watch_label_dependence": self.watch_label_dependence,
-            "cooldown": self.cooldown,
-            "n_adaptations": self.n_adaptations,
-            "levels": {level: list(labels) for level, labels in self._levels.items()},
-            "background": {level: list(labels) for level, (labels, _) in self.background.items()},
-            "keys": self._keys, "block": self.block, "background_since": self._background_since,
-            "pending_positions": [item.position for item in self._pending],
-        }, arrays={"cluster_index": self._cluster_index})
+        state = State(
+            meta={
+                "adaptation": self.adaptation,
+                "performance_delta": self.performance_delta,
+                "warning_delta": self.warning_delta,
+                "watch_inputs": self.watch_inputs,
+                "watch_label_priors": self.watch_label_priors,
+                "watch_label_dependence": self.watch_label_dependence,
+                "cooldown": self.cooldown,
+                "n_adaptations": self.n_adaptations,
+                "levels": {level: list(labels) for level, labels in self._levels.items()},
+                "background": {level: list(labels) for level, (labels, _) in self.background.items()},
+                "keys": self._keys,
+                "block": self.block,
+                "background_since": self._background_since,
+                "pending_positions": [item.position for item in self._pending],
+            },
+            arrays={"cluster_index": self._cluster_index},
+        )
         for i, item in enumerate(self._pending):
             _pack_input(state.arrays, f"pending{i}", item.scaled)
             state.arrays[f"pending{i}/predicted"] = item.predicted
@@ -284,20 +308,30 @@ class DriftHandler:
         return state
 
     @classmethod
-    def from_state(cls, state: State) -> "DriftHandler":
+    def from_state(cls, state: State) -> DriftHandler:
         m = state.meta
-        handler = cls(adaptation=m["adaptation"], performance_delta=m["performance_delta"],
-                      warning_delta=m["warning_delta"], watch_inputs=m["watch_inputs"],
-                      watch_label_priors=m["watch_label_priors"], watch_label_dependence=m["watch_label_dependence"],
-                      cooldown=m["cooldown"], block=m["block"])
+        handler = cls(
+            adaptation=m["adaptation"],
+            performance_delta=m["performance_delta"],
+            warning_delta=m["warning_delta"],
+            watch_inputs=m["watch_inputs"],
+            watch_label_priors=m["watch_label_priors"],
+            watch_label_dependence=m["watch_label_dependence"],
+            cooldown=m["cooldown"],
+            block=m["block"],
+        )
         handler.n_adaptations = m["n_adaptations"]
         handler._levels = {level: tuple(labels) for level, labels in m["levels"].items()}
         handler._keys = list(m["keys"])
         handler._cluster_index = state.arrays["cluster_index"]
         handler._background_since = {level: int(since) for level, since in m["background_since"].items()}
         handler._pending = [
-            _Observation(_unpack_input(state.arrays, f"pending{i}"), state.arrays[f"pending{i}/predicted"].astype(bool),
-                         state.arrays[f"pending{i}/truth"], int(position))
+            _Observation(
+                _unpack_input(state.arrays, f"pending{i}"),
+                state.arrays[f"pending{i}/predicted"].astype(bool),
+                state.arrays[f"pending{i}/truth"],
+                int(position),
+            )
             for i, position in enumerate(m["pending_positions"])
         ]
         handler.monitor = PerformanceDriftMonitor.from_state(state.detach("monitor"))

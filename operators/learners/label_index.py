@@ -70,5 +70,5 @@ class LabelIndex:
         return State(meta={"names": list(self._names)})
 
     @classmethod
-    def from_state(cls, state: State) -> "LabelIndex":
+    def from_state(cls, state: State) -> LabelIndex:
         return cls(state.meta["names"])

@@ -126,7 +126,9 @@ class LinearHeads:
     def _rates(self, accumulated: np.ndarray) -> np.ndarray:
         return self.learning_rate / np.sqrt(self.adagrad_offset + accumulated)
 
-    def _step(self, block: np.ndarray, accumulated: np.ndarray, values: np.ndarray, gradient: np.ndarray) -> None:
+    def _step(
+        self, block: np.ndarray, accumulated: np.ndarray, values: np.ndarray, gradient: np.ndarray
+    ) -> None:
         """In place: the AdaGrad step of the rows ``block`` (features) given their accumulators."""
         rates = self._rates(accumulated)
         if self.l2:
@@ -144,7 +146,7 @@ class LinearHeads:
         self.weights[:, labels] = 0.0
         self._restart(labels, self._g2.copy())
 
-    def adopt(self, labels: list[int] | np.ndarray, other: "LinearHeads") -> None:
+    def adopt(self, labels: list[int] | np.ndarray, other: LinearHeads) -> None:
         """Take ``other``'s heads (its labels ``0..len(labels)-1``) for ``labels``, with its step sizes.
 
         ``other`` must have learned from the same instances as these heads since it started, as the
@@ -155,14 +157,18 @@ class LinearHeads:
         if other.dim is None or labels.size == 0:
             return
         if self.dim != other.dim:
-            raise ValueError(f"cannot adopt heads of dimension {other.dim} into heads of dimension {self.dim}")
+            raise ValueError(
+                f"cannot adopt heads of dimension {other.dim} into heads of dimension {self.dim}"
+            )
         self._ensure(other.dim, int(labels.max()) + 1)
         self.weights[:, labels] = other.weights[:, : labels.size]
         self._restart(labels, np.maximum(self._g2 - other._g2, 0.0))
 
     def _restart(self, labels: np.ndarray, snapshot: np.ndarray) -> None:
         kept = [(group[~np.isin(group, labels)], snap) for group, snap in self._restarted]
-        self._restarted = [(group, snap) for group, snap in kept if group.size][-(_MAX_RESTARTED_GROUPS - 1):]
+        self._restarted = [(group, snap) for group, snap in kept if group.size][
+            -(_MAX_RESTARTED_GROUPS - 1) :
+        ]
         self._restarted.append((labels, snapshot.astype(np.float32)))
 
     def _merge_restarted(self) -> None:
@@ -180,20 +186,31 @@ class LinearHeads:
         for i, (labels, snapshot) in enumerate(self._restarted):
             arrays[f"restarted{i}/labels"], arrays[f"restarted{i}/g2"] = labels, snapshot
         return State(
-            meta={"learning_rate": self.learning_rate, "l2": self.l2, "adagrad_offset": self.adagrad_offset,
-                  "dim": self.dim, "n_restarted": len(self._restarted)},
+            meta={
+                "learning_rate": self.learning_rate,
+                "l2": self.l2,
+                "adagrad_offset": self.adagrad_offset,
+                "dim": self.dim,
+                "n_restarted": len(self._restarted),
+            },
             arrays=arrays,
         )
 
     @classmethod
-    def from_state(cls, state: State) -> "LinearHeads":
-        heads = cls(learning_rate=state.meta["learning_rate"], l2=state.meta["l2"],
-                    adagrad_offset=state.meta["adagrad_offset"])
+    def from_state(cls, state: State) -> LinearHeads:
+        heads = cls(
+            learning_rate=state.meta["learning_rate"],
+            l2=state.meta["l2"],
+            adagrad_offset=state.meta["adagrad_offset"],
+        )
         heads.dim = state.meta["dim"]
         heads.weights = state.arrays["weights"].astype(np.float32)
         heads._g2 = state.arrays["g2"].astype(np.float32)
         heads._restarted = [
-            (state.arrays[f"restarted{i}/labels"].astype(np.int64), state.arrays[f"restarted{i}/g2"].astype(np.float32))
+            (
+                state.arrays[f"restarted{i}/labels"].astype(np.int64),
+                state.arrays[f"restarted{i}/g2"].astype(np.float32),
+            )
             for i in range(state.meta.get("n_restarted", 0))
         ]
         return heads

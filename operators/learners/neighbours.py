@@ -119,7 +119,9 @@ class RecentNeighbours:
             similarities = self._vectors[: self.size] @ embedded
         return self._vote(similarities, prior)
 
-    def votes_many(self, xs: list[Features], n_labels: int, embedded: list[Embedded] | None = None) -> np.ndarray:
+    def votes_many(
+        self, xs: list[Features], n_labels: int, embedded: list[Embedded] | None = None
+    ) -> np.ndarray:
         """:meth:`votes` of every instance of a batch as rows of one ``(len(xs), n_labels)`` array.
 
         One sparse (or dense) matrix product gives every similarity and another every tally, instead of
@@ -190,9 +192,15 @@ class RecentNeighbours:
 
     def state(self) -> State:
         meta = {
-            "window": self.window, "k": self.k, "sketch_dim": self.sketch_dim,
-            "prior_weight": self.prior_weight, "size": self.size, "cursor": self.cursor,
-            "n_seen": self.n_seen, "dim_in": self._dim_in, "sparse": self._sparse,
+            "window": self.window,
+            "k": self.k,
+            "sketch_dim": self.sketch_dim,
+            "prior_weight": self.prior_weight,
+            "size": self.size,
+            "cursor": self.cursor,
+            "n_seen": self.n_seen,
+            "dim_in": self._dim_in,
+            "sparse": self._sparse,
         }
         arrays = {"labels": self._labels, "label_totals": self._label_totals}
         if self._vectors is not None:
@@ -200,7 +208,7 @@ class RecentNeighbours:
         return State(meta=meta, arrays=arrays)
 
     @classmethod
-    def from_state(cls, state: State) -> "RecentNeighbours":
+    def from_state(cls, state: State) -> RecentNeighbours:
         m = state.meta
         knn = cls(window=m["window"], k=m["k"], sketch_dim=m["sketch_dim"], prior_weight=m["prior_weight"])
         knn.size, knn.cursor, knn.n_seen, knn._dim_in = m["size"], m["cursor"], m["n_seen"], m["dim_in"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,7 +192,9 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def _grow(self, n_labels: int) -> None:
         if self._stack.shape[0] < n_labels:
-            grown = np.tile(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (max(n_labels, 2 * self._stack.shape[0]), 1))
+            grown = np.tile(
+                np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (max(n_labels, 2 * self._stack.shape[0]), 1)
+            )
             grown[: self._stack.shape[0]] = self._stack
             self._stack = grown
             g2 = np.zeros_like(grown)
@@ -225,8 +227,15 @@ class PartitionedClassifier(MultiLabelClassifier):
             embedded = self.neighbours.embed(scaled)
             votes = self.neighbours.votes(scaled, n, embedded)
         inputs, z = self._stacked(head_z, votes)
-        forward = _Forward(scaled=scaled, embedded=embedded, head_p=_sigmoid(head_z), inputs=inputs,
-                           z=z, p=_sigmoid(z), n_labels=n)
+        forward = _Forward(
+            scaled=scaled,
+            embedded=embedded,
+            head_p=_sigmoid(head_z),
+            inputs=inputs,
+            z=z,
+            p=_sigmoid(z),
+            n_labels=n,
+        )
         self._cached = (x, forward)
         return forward
 
@@ -278,8 +287,18 @@ class PartitionedClassifier(MultiLabelClassifier):
             votes = self.neighbours.votes_many(scaled, n, embedded)
         inputs, z = self._stacked(head_z, votes)
         head_p, p = _sigmoid(head_z), _sigmoid(z)
-        return [_Forward(scaled=scaled[i], embedded=embedded[i], head_p=head_p[i], inputs=inputs[i], z=z[i],
-                         p=p[i], n_labels=n) for i in range(len(xs))]
+        return [
+            _Forward(
+                scaled=scaled[i],
+                embedded=embedded[i],
+                head_p=head_p[i],
+                inputs=inputs[i],
+                z=z[i],
+                p=p[i],
+                n_labels=n,
+            )
+            for i in range(len(xs))
+        ]
 
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
         """:meth:`predict_with_scores` of a batch, vectorized: one matrix product per component.
@@ -333,8 +352,9 @@ class PartitionedClassifier(MultiLabelClassifier):
             self._stack_g2[:n_old] += gradient * gradient
             self._stack[:n_old] += self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
             self.thresholds.update(forward.p, t)
-            self.drift.observe(self, x, forward.scaled, self._decide(forward), target,
-                               self.label_index, self.n_learned)
+            self.drift.observe(
+                self, x, forward.scaled, self._decide(forward), target, self.label_index, self.n_learned
+            )
         self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
         if self.neighbours is not None:
             self.neighbours.learn(forward.scaled, target, forward.embedded)
@@ -379,18 +399,29 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def _settings(self) -> dict[str, Any]:
         return {
-            "learning_rate": self.learning_rate, "neighbours_window": self.neighbours_window,
-            "neighbours_k": self.neighbours_k, "stack_learning_rate": self.stack_learning_rate,
-            "label_set_prior": self.label_set_prior, "temporal_context": self.temporal_context,
-            "at_least_one": self.at_least_one, "idf": self.idf,
-            "adagrad_offset": self.adagrad_offset, "drift_adaptation": self.drift_adaptation,
-            "threshold_shrinkage": self.threshold_shrinkage if np.isfinite(self.threshold_shrinkage) else None,
+            "learning_rate": self.learning_rate,
+            "neighbours_window": self.neighbours_window,
+            "neighbours_k": self.neighbours_k,
+            "stack_learning_rate": self.stack_learning_rate,
+            "label_set_prior": self.label_set_prior,
+            "temporal_context": self.temporal_context,
+            "at_least_one": self.at_least_one,
+            "idf": self.idf,
+            "adagrad_offset": self.adagrad_offset,
+            "drift_adaptation": self.drift_adaptation,
+            "threshold_shrinkage": self.threshold_shrinkage
+            if np.isfinite(self.threshold_shrinkage)
+            else None,
         }
 
     def state(self) -> State:
         state = State(
-            meta={"format": STATE_FORMAT, "settings": self._settings(), "n_learned": self.n_learned,
-                  "partition_version": self._partition_version},
+            meta={
+                "format": STATE_FORMAT,
+                "settings": self._settings(),
+                "n_learned": self.n_learned,
+                "partition_version": self._partition_version,
+            },
             arrays={"stack": self._stack, "stack_g2": self._stack_g2, "recent": self._recent},
         )
         state.attach("labels", self.label_index.state())
@@ -405,10 +436,12 @@ class PartitionedClassifier(MultiLabelClassifier):
         return state
 
     @classmethod
-    def from_state(cls, state: State) -> "PartitionedClassifier":
+    def from_state(cls, state: State) -> PartitionedClassifier:
         fmt = state.meta.get("format")
         if fmt != STATE_FORMAT:
-            raise ValueError(f"cannot restore a PartitionedClassifier from state format {fmt!r} (expected {STATE_FORMAT!r})")
+            raise ValueError(
+                f"cannot restore a PartitionedClassifier from state format {fmt!r} (expected {STATE_FORMAT!r})"
+            )
         from labelflow.operators.labels.clustering import LabelClusterer
 
         settings = dict(state.meta["settings"])

@@ -9,8 +9,18 @@ import numpy as np
 from labelflow.operators.state import State
 
 LabelSet = tuple[int, ...]
-_COMPILED = ("row_labels", "row_starts", "row_lengths", "row_dependence", "row_cluster",
-             "clusters_with_rows", "cluster_row_starts", "empty_dependence", "novel_log_p", "prior_logit")
+_COMPILED = (
+    "row_labels",
+    "row_starts",
+    "row_lengths",
+    "row_dependence",
+    "row_cluster",
+    "clusters_with_rows",
+    "cluster_row_starts",
+    "empty_dependence",
+    "novel_log_p",
+    "prior_logit",
+)
 
 
 class ClusterLabelSets:
@@ -63,8 +73,11 @@ class ClusterLabelSets:
 
 def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
     """Add ``source``'s subset counts, restricted to ``target``'s labels, into ``target``."""
-    shared = [(source.local[int(label)], target.local[int(label)]) for label in target.labels
-              if int(label) in source.local]
+    shared = [
+        (source.local[int(label)], target.local[int(label)])
+        for label in target.labels
+        if int(label) in source.local
+    ]
     if not shared:
         return
     source_cols = np.array([s for s, _ in shared])
@@ -249,8 +262,11 @@ class LabelSetDecoder:
             self._flatten()
         n_clusters = len(self._clusters)
         total = self._total
-        counts = (np.concatenate([t.counts[: t.n_sets] for t in self._clusters]) if n_clusters
-                  else np.zeros(0, dtype=np.float64))
+        counts = (
+            np.concatenate([t.counts[: t.n_sets] for t in self._clusters])
+            if n_clusters
+            else np.zeros(0, dtype=np.float64)
+        )
         sets = self._sets_per_cluster
         denominator = total + sets + 1.0
         entry_counts = np.repeat(counts, self._row_lengths)
@@ -273,7 +289,9 @@ class LabelSetDecoder:
         pieces = [table.flat() for table in self._clusters]
         sets = np.array([table.n_sets for table in self._clusters], dtype=np.int64)
         lengths = np.concatenate([length for _, length in pieces]) if pieces else np.zeros(0, dtype=np.int64)
-        self._row_labels = np.concatenate([labels for labels, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+        self._row_labels = (
+            np.concatenate([labels for labels, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+        )
         self._row_lengths = lengths
         self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         self._row_cluster = np.repeat(np.arange(len(self._clusters), dtype=np.int64), sets)
@@ -301,16 +319,25 @@ class LabelSetDecoder:
         n_rows, n_clusters = s.shape[0], len(self._clusters)
         # Candidate 1: the empty subset of every cluster (broadcast over the instances).
         best = beta * self._empty_dependence
-        choice = np.full((n_rows, n_clusters), -1, dtype=np.int64)  # -1 empty, -2 per-label decision, else row
+        choice = np.full(
+            (n_rows, n_clusters), -1, dtype=np.int64
+        )  # -1 empty, -2 per-label decision, else row
         # Candidate 2: the best seen subset of every cluster.
         if self._row_cluster.shape[0]:
-            row_score = np.add.reduceat(s[:, self._row_labels], self._row_starts, axis=1) + beta * self._row_dependence
+            row_score = (
+                np.add.reduceat(s[:, self._row_labels], self._row_starts, axis=1)
+                + beta * self._row_dependence
+            )
             # Rows are grouped by cluster: one reduction gives every cluster's best seen subset.
             row_best = np.full((n_rows, n_clusters), -np.inf)
-            row_best[:, self._clusters_with_rows] = np.maximum.reduceat(row_score, self._cluster_row_starts, axis=1)
+            row_best[:, self._clusters_with_rows] = np.maximum.reduceat(
+                row_score, self._cluster_row_starts, axis=1
+            )
             better = row_best > best
             if better.any():
-                instance, winners = np.nonzero(better[:, self._row_cluster] & (row_score >= row_best[:, self._row_cluster]))
+                instance, winners = np.nonzero(
+                    better[:, self._row_cluster] & (row_score >= row_best[:, self._row_cluster])
+                )
                 # Ties: written in reverse so that the first of a cluster's best rows is written last.
                 choice[instance[::-1], self._row_cluster[winners[::-1]]] = winners[::-1]
                 best = np.where(better, row_best, best)
@@ -321,8 +348,11 @@ class LabelSetDecoder:
             if best.ndim == 1:  # no seen subset beat the empty one anywhere: still the broadcast row
                 best = np.tile(best, (n_rows, 1))
             owner = self._cluster_of[positive]
-            gain = np.bincount(instance * n_clusters + owner, minlength=n_rows * n_clusters,
-                               weights=s[instance, positive] - beta * self._prior_logit[positive]).reshape(n_rows, n_clusters)
+            gain = np.bincount(
+                instance * n_clusters + owner,
+                minlength=n_rows * n_clusters,
+                weights=s[instance, positive] - beta * self._prior_logit[positive],
+            ).reshape(n_rows, n_clusters)
             members: dict[tuple[int, int], list[int]] = {}
             for row, label, cluster in zip(instance.tolist(), positive.tolist(), owner.tolist()):
                 members.setdefault((row, cluster), []).append(label)
@@ -344,7 +374,7 @@ class LabelSetDecoder:
         starts, lengths, row_labels = self._row_starts, self._row_lengths, self._row_labels
         for row, chosen in zip(instance.tolist(), choice[instance, cluster].tolist()):
             start = starts[chosen]
-            out[row, row_labels[start: start + lengths[chosen]]] = True
+            out[row, row_labels[start : start + lengths[chosen]]] = True
         return out
 
     def state(self) -> State:
@@ -353,12 +383,17 @@ class LabelSetDecoder:
         flat = np.array([label for k in keys for label in k], dtype=np.int64)
         counts = np.array([self._label_sets[k] for k in keys], dtype=np.float64)
         meta = {
-            "prior_weight": self.prior_weight, "fading_factor": self.fading_factor,
-            "refresh_every": self.refresh_every, "max_label_sets": self.max_label_sets,
-            "total": self._total, "weight": self._weight, "n_learned": self.n_learned,
+            "prior_weight": self.prior_weight,
+            "fading_factor": self.fading_factor,
+            "refresh_every": self.refresh_every,
+            "max_label_sets": self.max_label_sets,
+            "total": self._total,
+            "weight": self._weight,
+            "n_learned": self.n_learned,
             "n_empty": self.n_empty,
             "clusters": [[int(label) for label in t.labels] for t in self._clusters],
-            "compiled": self._compiled, "compiled_at": self._compiled_at,
+            "compiled": self._compiled,
+            "compiled_at": self._compiled_at,
         }
         arrays = {"set_lengths": lengths, "set_labels": flat, "set_counts": counts}
         if self._compiled:
@@ -368,10 +403,14 @@ class LabelSetDecoder:
         return State(meta=meta, arrays=arrays)
 
     @classmethod
-    def from_state(cls, state: State) -> "LabelSetDecoder":
+    def from_state(cls, state: State) -> LabelSetDecoder:
         m = state.meta
-        decoder = cls(prior_weight=m["prior_weight"], fading_factor=m["fading_factor"],
-                      refresh_every=m["refresh_every"], max_label_sets=m["max_label_sets"])
+        decoder = cls(
+            prior_weight=m["prior_weight"],
+            fading_factor=m["fading_factor"],
+            refresh_every=m["refresh_every"],
+            max_label_sets=m["max_label_sets"],
+        )
         ends = np.cumsum(state.arrays["set_lengths"])
         starts = ends - state.arrays["set_lengths"]
         flat = state.arrays["set_labels"].tolist()

@@ -8,9 +8,9 @@ from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.state import State
 
 
-
 def _log_odds(p: np.ndarray | float) -> np.ndarray | float:
     return np.log(p / (1.0 - p))
+
 
 class AdaptiveThresholds:
     """F1-maximising decision thresholds learned online from (score, truth) pairs, one per label.
@@ -99,8 +99,12 @@ class AdaptiveThresholds:
         columns = np.concatenate([np.arange(s.shape[0]) for s, _, _ in self._pending])
         cells = np.minimum((scores * self.bins).astype(np.int64), self.bins - 1) * width + columns
         size = self.bins * width
-        self._positive += np.bincount(cells[positive], weights=weights[positive], minlength=size).reshape(self.bins, width)
-        self._negative += np.bincount(cells[~positive], weights=weights[~positive], minlength=size).reshape(self.bins, width)
+        self._positive += np.bincount(cells[positive], weights=weights[positive], minlength=size).reshape(
+            self.bins, width
+        )
+        self._negative += np.bincount(cells[~positive], weights=weights[~positive], minlength=size).reshape(
+            self.bins, width
+        )
         self._pending = []
         if self._weight > 1e100:
             self._positive /= self._weight
@@ -130,20 +134,34 @@ class AdaptiveThresholds:
     def state(self) -> State:
         self._flush()
         meta = {
-            "bins": self.bins, "fading_factor": self.fading_factor, "refresh_every": self.refresh_every,
+            "bins": self.bins,
+            "fading_factor": self.fading_factor,
+            "refresh_every": self.refresh_every,
             # JSON has no infinity: None stands for "pooled cut only".
-            "shrinkage": self.shrinkage if np.isfinite(self.shrinkage) else None, "initial": self.initial, "weight": self._weight,
+            "shrinkage": self.shrinkage if np.isfinite(self.shrinkage) else None,
+            "initial": self.initial,
+            "weight": self._weight,
             "n_updates": self.n_updates,
         }
-        return State(meta=meta, arrays={
-            "positive": self._positive, "negative": self._negative, "thresholds": self._thresholds,
-        })
+        return State(
+            meta=meta,
+            arrays={
+                "positive": self._positive,
+                "negative": self._negative,
+                "thresholds": self._thresholds,
+            },
+        )
 
     @classmethod
-    def from_state(cls, state: State) -> "AdaptiveThresholds":
+    def from_state(cls, state: State) -> AdaptiveThresholds:
         m = state.meta
-        th = cls(bins=m["bins"], fading_factor=m["fading_factor"], refresh_every=m["refresh_every"],
-                 shrinkage=float("inf") if m["shrinkage"] is None else m["shrinkage"], initial=m["initial"])
+        th = cls(
+            bins=m["bins"],
+            fading_factor=m["fading_factor"],
+            refresh_every=m["refresh_every"],
+            shrinkage=float("inf") if m["shrinkage"] is None else m["shrinkage"],
+            initial=m["initial"],
+        )
         th._weight, th.n_updates = m["weight"], m["n_updates"]
         th._positive, th._negative = state.arrays["positive"], state.arrays["negative"]
         th._thresholds = state.arrays["thresholds"]

@@ -10,7 +10,9 @@ from labelflow.stream.config import Settings, SettingsError, load_settings, pars
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML settings file (environment LABELFLOW_* and flags override it)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="YAML settings file (environment LABELFLOW_* and flags override it)"
+    )
     parser.add_argument("--brokers", metavar="HOST:PORT[,...]", help="Kafka bootstrap servers")
     parser.add_argument(
         "--set",

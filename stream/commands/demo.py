@@ -13,17 +13,37 @@ from labelflow.stream.feed import FeedPlan
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="run the whole pipeline locally on a drifting synthetic stream (< 3 min)")
-    parser.add_argument("--documents", type=int, default=10_000, help="synthetic documents to stream (default 10,000)")
-    parser.add_argument("--data", type=Path, default=None, help="stream this JSON-lines file (id, text, labels) instead")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic stream and of the label plan")
-    parser.add_argument("--labelled", type=float, default=0.5, help="share of documents with inline labels (default 0.5)")
-    parser.add_argument("--feedback", type=float, default=0.3, help="share labelled later by feedback (default 0.3)")
-    parser.add_argument("--feedback-delay", type=int, default=200, help="documents between a document and its feedback")
-    parser.add_argument("--rate", type=float, default=0.0, help="documents per second to send (default: as fast as possible)")
-    parser.add_argument("--work-dir", type=Path, default=Path(".labelflow/demo"), help="checkpoints, logs, plot, metrics")
+    parser = subparsers.add_parser(
+        "demo", help="run the whole pipeline locally on a drifting synthetic stream (< 3 min)"
+    )
+    parser.add_argument(
+        "--documents", type=int, default=10_000, help="synthetic documents to stream (default 10,000)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="stream this JSON-lines file (id, text, labels) instead"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=7, help="seed of the synthetic stream and of the label plan"
+    )
+    parser.add_argument(
+        "--labelled", type=float, default=0.5, help="share of documents with inline labels (default 0.5)"
+    )
+    parser.add_argument(
+        "--feedback", type=float, default=0.3, help="share labelled later by feedback (default 0.3)"
+    )
+    parser.add_argument(
+        "--feedback-delay", type=int, default=200, help="documents between a document and its feedback"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="documents per second to send (default: as fast as possible)"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path(".labelflow/demo"), help="checkpoints, logs, plot, metrics"
+    )
     parser.add_argument("--metrics-port", type=int, default=0, help="Prometheus port (default: a free one)")
-    parser.add_argument("--timeout", type=float, default=170.0, help="stop after this many seconds (default 170)")
+    parser.add_argument(
+        "--timeout", type=float, default=170.0, help="stop after this many seconds (default 170)"
+    )
     parser.set_defaults(func=run)
 
 

@@ -32,9 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--data", required=True, metavar="PATH", help="the stream: .arff[.gz] or .jsonl[.gz]")
-    parser.add_argument("--format", choices=("arff", "jsonl"), help="file format (default: from the extension)")
-    parser.add_argument("--labels-xml", metavar="FILE", help="MULAN label XML for an ARFF file without '-C n'")
-    parser.add_argument("--learner", default=DEFAULT_LEARNER, help=f"learner name (default {DEFAULT_LEARNER})")
+    parser.add_argument(
+        "--format", choices=("arff", "jsonl"), help="file format (default: from the extension)"
+    )
+    parser.add_argument(
+        "--labels-xml", metavar="FILE", help="MULAN label XML for an ARFF file without '-C n'"
+    )
+    parser.add_argument(
+        "--learner", default=DEFAULT_LEARNER, help=f"learner name (default {DEFAULT_LEARNER})"
+    )
     parser.add_argument(
         "--embedder", metavar="NAME", help=f"text embedder for JSONL streams (default {DEFAULT_EMBEDDER})"
     )
@@ -42,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", metavar="FILE", help="write the full results (metrics, curves) as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write the learning curves as a PNG")
     parser.add_argument("--seed", type=int, help="random seed for the learner (and Python/numpy)")
-    parser.add_argument("--window", type=int, default=1000, help="window of the windowed metrics (default 1000)")
+    parser.add_argument(
+        "--window", type=int, default=1000, help="window of the windowed metrics (default 1000)"
+    )
     parser.add_argument(
         "--record-every", type=int, default=100, help="a curve point every N instances (default 100)"
     )
@@ -56,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
     from labelflow.operators.io.jsonl import JsonlError
     from labelflow.operators.io.streams import guess_format, open_stream
 
-    for flag, value in (("--limit", args.limit), ("--window", args.window), ("--record-every", args.record_every)):
+    for flag, value in (
+        ("--limit", args.limit),
+        ("--window", args.window),
+        ("--record-every", args.record_every),
+    ):
         if value is not None and value < (0 if flag == "--limit" else 1):
             return fail(f"{flag} must be {'>= 0' if flag == '--limit' else '>= 1'}, got {value}")
     data = Path(args.data)

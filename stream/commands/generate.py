@@ -11,12 +11,16 @@ from labelflow.stream.kafka_io import BrokerUnavailable, build_producer, ensure_
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("generate", help="write the synthetic drifting stream to a file or a topic")
+    parser = subparsers.add_parser(
+        "generate", help="write the synthetic drifting stream to a file or a topic"
+    )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="JSON-lines file to write (id, text, labels per line)")
     target.add_argument("--topic", help="topic to send the documents to (key = id)")
     parser.add_argument("--documents", type=int, default=5_000, help="number of documents (default 5,000)")
-    parser.add_argument("--seed", type=int, default=7, help="seed: the same seed always gives the same stream")
+    parser.add_argument(
+        "--seed", type=int, default=7, help="seed: the same seed always gives the same stream"
+    )
     parser.add_argument("--no-drift", action="store_true", help="a stationary stream (no scheduled drifts)")
     parser.add_argument("--drift-out", type=Path, help="also write the drift positions (JSON) here")
     add_settings_arguments(parser)
@@ -27,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStreamConfig
 
     try:
-        config = SyntheticStreamConfig(seed=args.seed, n_documents=args.documents, drift_events=[] if args.no_drift else None)
+        config = SyntheticStreamConfig(
+            seed=args.seed, n_documents=args.documents, drift_events=[] if args.no_drift else None
+        )
     except ValueError as exc:
         return fail(str(exc))
     stream = SyntheticStream(config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,12 @@ from labelflow.stream.inspection import describe_checkpoint
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("inspect", help="show a checkpoint: label clusters, labels, counters, versions")
-    parser.add_argument("checkpoint", help="a checkpoint directory (ckpt-...) or a checkpoint.dir (newest is shown)")
+    parser = subparsers.add_parser(
+        "inspect", help="show a checkpoint: label clusters, labels, counters, versions"
+    )
+    parser.add_argument(
+        "checkpoint", help="a checkpoint directory (ckpt-...) or a checkpoint.dir (newest is shown)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
 
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    created = datetime.fromtimestamp(report["created_at"], timezone.utc).isoformat(timespec="seconds")
+    created = datetime.fromtimestamp(report["created_at"], UTC).isoformat(timespec="seconds")
     counters = report["counters"]
     lines = [
         f"checkpoint   {report['path']}",
@@ -62,7 +66,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"dead letters {dict(counters.get('dead_letters', {}))}",
         f"drift events {dict(counters.get('drift_events', {}))}",
         f"quality      micro-F1 cumulative {report['micro_f1_cumulative']:.4f} over {report['scored']} labelled documents",
-        "offsets      " + "; ".join(
+        "offsets      "
+        + "; ".join(
             f"{topic} " + " ".join(f"p{p}={o}" for p, o in sorted(parts.items()))
             for topic, parts in sorted(report["offsets"].items())
         ),

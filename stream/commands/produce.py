@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("produce", help="send a JSON-lines file to a topic (key = each line's id)")
     parser.add_argument("file", help="JSON-lines file, one message per line; - reads standard input")
     parser.add_argument("--topic", help="target topic (default: the documents topic of the settings)")
-    parser.add_argument("--partitions", type=int, default=None, help="partitions if the topic must be created")
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="partitions if the topic must be created"
+    )
     add_settings_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -41,5 +43,8 @@ def run(args: argparse.Namespace) -> int:
     except BrokerUnavailable as exc:
         return fail(str(exc))
     logger.info("event=produced topic=%s messages=%d unkeyed=%d", topic, report.sent, report.unkeyed)
-    print(f"sent {report.sent} messages to {topic}" + (f" ({report.unkeyed} without an id, sent unkeyed)" if report.unkeyed else ""))
+    print(
+        f"sent {report.sent} messages to {topic}"
+        + (f" ({report.unkeyed} without an id, sent unkeyed)" if report.unkeyed else "")
+    )
     return 0

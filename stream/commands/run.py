@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-dir", help="checkpoint directory (one per worker)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (0 = any free port, -1 = off)")
     parser.add_argument(
-        "--role", choices=("all", "embed", "learn"),
+        "--role",
+        choices=("all", "embed", "learn"),
         help="all (default: embed, predict and learn), embed (stateless embed stage) or learn (reads the embed stage's topic)",
     )
     parser.add_argument("--learner", help="learner name from the registry (default partitioned)")

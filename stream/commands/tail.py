@@ -14,10 +14,16 @@ from labelflow.stream.topic_reader import TopicNotFound, read_topic
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("tail", help="print a topic's messages from its beginning")
     parser.add_argument("topic", help="topic name, e.g. labelflow.predictions")
-    parser.add_argument("-f", "--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)")
+    parser.add_argument(
+        "-f", "--follow", action="store_true", help="keep waiting for new messages (Ctrl-C stops)"
+    )
     parser.add_argument("-n", "--max", type=int, default=None, help="stop after this many messages")
-    parser.add_argument("--idle-timeout", type=float, default=2.0, help="without --follow, stop after this many idle seconds")
-    parser.add_argument("--with-meta", action="store_true", help="print partition, offset and key with each value (JSON)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=2.0, help="without --follow, stop after this many idle seconds"
+    )
+    parser.add_argument(
+        "--with-meta", action="store_true", help="print partition, offset and key with each value (JSON)"
+    )
     add_settings_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -35,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
             value = (record.value or b"").decode("utf-8", errors="replace")
             if args.with_meta:
                 key = None if record.key is None else record.key.decode("utf-8", errors="replace")
-                line = json.dumps({"partition": record.partition, "offset": record.offset, "key": key, "value": value})
+                line = json.dumps(
+                    {"partition": record.partition, "offset": record.offset, "key": key, "value": value}
+                )
             else:
                 line = value
             out.write(line + "\n")

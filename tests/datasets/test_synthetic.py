@@ -67,7 +67,11 @@ def test_label_correlation_change_moves_labels_to_other_partners(demo):
     stream, docs = demo
     change = stream.drift_events[1]
     move = change.details["moves"][0]
-    label, old_anchor, new_anchor = move["label"], f"label_{move['from_topic']:02d}", f"label_{move['to_topic']:02d}"
+    label, old_anchor, new_anchor = (
+        move["label"],
+        f"label_{move['from_topic']:02d}",
+        f"label_{move['to_topic']:02d}",
+    )
 
     def together(window, partner):
         with_label = [d for d in window if label in d.labels]
@@ -126,13 +130,15 @@ def test_vocabulary_shift_replaces_the_words_of_the_affected_labels_only(demo):
 def test_gradual_drift_mixes_in_the_new_concept_linearly():
     config = SyntheticStreamConfig(
         n_documents=12_000,
-        drift_events=[DriftEventConfig(kind="new_label", position=2000, mode="gradual", width=8000, magnitude=1.0)],
+        drift_events=[
+            DriftEventConfig(kind="new_label", position=2000, mode="gradual", width=8000, magnitude=1.0)
+        ],
     )
     stream = SyntheticStream(config)
     label = stream.drift_events[0].details["labels"][0]
     assert stream.drift_events[0].details["width"] == 8000
     docs = list(stream)
-    shares = [frequencies(docs[s: s + 2000], label) for s in range(0, 12_000, 2000)]
+    shares = [frequencies(docs[s : s + 2000], label) for s in range(0, 12_000, 2000)]
     assert shares[0] == 0.0
     assert all(a < b for a, b in zip(shares[:5], shares[1:5]))  # rising through the transition
     assert shares[5] > 3 * shares[1]
@@ -148,10 +154,17 @@ def test_recurring_drift_alternates_and_records_every_switch():
     )
     stream = SyntheticStream(config)
     switches = [(d.position, d.details.get("to")) for d in stream.drift_events if d.kind == "new_label"]
-    assert switches == [(1000, "new"), (1500, "previous"), (2000, "new"), (2500, "previous"), (3000, "new"), (3500, "previous")]
+    assert switches == [
+        (1000, "new"),
+        (1500, "previous"),
+        (2000, "new"),
+        (2500, "previous"),
+        (3000, "new"),
+        (3500, "previous"),
+    ]
     label = stream.drift_events[0].details["labels"][0]
     docs = list(stream)
-    present = [frequencies(docs[s: s + 500], label) > 0 for s in range(0, 4000, 500)]
+    present = [frequencies(docs[s : s + 500], label) > 0 for s in range(0, 4000, 500)]
     assert present == [False, False, True, False, True, False, True, False]
 
 
@@ -180,14 +193,26 @@ def test_explicit_targets_of_drift_events():
     [
         ({"drift_events": [DriftEventConfig(kind="label_prior", position=6000)]}, "past the stream end"),
         (
-            {"drift_events": [DriftEventConfig(kind="vocabulary", position=300), DriftEventConfig(kind="label_prior", position=200)]},
+            {
+                "drift_events": [
+                    DriftEventConfig(kind="vocabulary", position=300),
+                    DriftEventConfig(kind="label_prior", position=200),
+                ]
+            },
             "position order",
         ),
         ({"n_labels": 6, "n_topics": 4}, "anchor and a member"),
         ({"background_fraction": 0.8, "topic_fraction": 0.3}, "<= 1"),
         ({"words_per_document": (10, 5)}, "words_per_document"),
         ({"n_documents": 4}, "n_documents >= 5"),
-        ({"n_topics": 1, "n_labels": 4, "drift_events": [DriftEventConfig(kind="label_correlation", position=10)]}, "n_topics >= 2"),
+        (
+            {
+                "n_topics": 1,
+                "n_labels": 4,
+                "drift_events": [DriftEventConfig(kind="label_correlation", position=10)],
+            },
+            "n_topics >= 2",
+        ),
         ({"unknown_setting": 1}, "unknown_setting"),
     ],
 )
@@ -214,9 +239,17 @@ def test_invalid_drift_events_are_refused(kwargs, message):
 
 def test_unknown_or_duplicate_labels_in_events_are_refused_when_the_stream_is_built():
     with pytest.raises(ValueError, match="unknown labels"):
-        SyntheticStream(SyntheticStreamConfig(drift_events=[DriftEventConfig(kind="vocabulary", position=10, labels=["nope"])]))
+        SyntheticStream(
+            SyntheticStreamConfig(
+                drift_events=[DriftEventConfig(kind="vocabulary", position=10, labels=["nope"])]
+            )
+        )
     with pytest.raises(ValueError, match="already exists"):
-        SyntheticStream(SyntheticStreamConfig(drift_events=[DriftEventConfig(kind="new_label", position=10, labels=["label_00"])]))
+        SyntheticStream(
+            SyntheticStreamConfig(
+                drift_events=[DriftEventConfig(kind="new_label", position=10, labels=["label_00"])]
+            )
+        )
 
 
 def test_jsonl_and_drift_event_files(tmp_path):
@@ -256,10 +289,15 @@ def test_a_linear_model_on_hashing_features_learns_the_stationary_stream():
 def test_label_swap_exchanges_what_two_labels_mean() -> None:
     from collections import Counter
 
-    from labelflow.operators.datasets.synthetic import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
+    from labelflow.operators.datasets.synthetic import (
+        DriftEventConfig,
+        SyntheticStream,
+        SyntheticStreamConfig,
+    )
 
     config = SyntheticStreamConfig(
-        seed=3, n_documents=4000,
+        seed=3,
+        n_documents=4000,
         drift_events=[DriftEventConfig(kind="label_swap", position=2000, labels=["label_00", "label_05"])],
     )
     docs = list(SyntheticStream(config))

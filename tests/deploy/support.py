@@ -145,7 +145,7 @@ def unknown_settings_variables(env: Mapping[str, str]) -> list[str]:
     for name in env:
         if not name.startswith(ENV_PREFIX) or name in NON_SETTINGS_ENV:
             continue
-        path = tuple(name[len(ENV_PREFIX):].lower().split(ENV_NESTED_DELIMITER))
+        path = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
         if path not in known:
             unknown.append(name)
     return unknown
@@ -190,7 +190,9 @@ def _parse(parser: Any, argv: list[str], what: str) -> Any:
         try:
             return parser.parse_args(argv)
         except SystemExit as exc:
-            raise AssertionError(f"{what} {' '.join(argv)!r} is rejected by the parser: {stderr.getvalue().strip()}") from exc
+            raise AssertionError(
+                f"{what} {' '.join(argv)!r} is rejected by the parser: {stderr.getvalue().strip()}"
+            ) from exc
 
 
 def parse_image_command(argv: list[str]) -> tuple[str, Any]:
@@ -203,7 +205,9 @@ def parse_image_command(argv: list[str]) -> tuple[str, Any]:
     if program == "labelflow":
         return program, parse_labelflow_command(rest)
     scripts = image_scripts()
-    assert program in scripts, f"{program!r} is neither `labelflow` nor a command the image installs ({sorted(scripts)})"
+    assert program in scripts, (
+        f"{program!r} is neither `labelflow` nor a command the image installs ({sorted(scripts)})"
+    )
     module = load_script(scripts[program])
     if program == "labelflow-standby":
         args = module.parse_args(rest)
@@ -277,7 +281,9 @@ def compose_command(service: Mapping[str, Any]) -> list[str]:
     """The full command a labelflow service runs: entrypoint (the image's unless overridden) + command."""
     entrypoint = service.get("entrypoint") or ["labelflow"]
     command = service.get("command") or ["run"]
-    assert isinstance(entrypoint, list) and isinstance(command, list), "use the list form of entrypoint and command"
+    assert isinstance(entrypoint, list) and isinstance(command, list), (
+        "use the list form of entrypoint and command"
+    )
     return [str(part) for part in entrypoint + command]
 
 
@@ -287,20 +293,107 @@ def compose_command(service: Mapping[str, Any]) -> list[str]:
 PROMETHEUS_SERIES = {"up", "ALERTS"}  # made by Prometheus itself, not by a worker
 
 PROMQL_FUNCTIONS = {
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time",
-    "ceil", "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "day_of_month",
-    "day_of_week", "day_of_year", "days_in_month", "deg", "delta", "deriv", "exp", "floor", "histogram_avg",
-    "histogram_count", "histogram_fraction", "histogram_quantile", "histogram_sum", "holt_winters", "hour",
-    "idelta", "increase", "irate", "label_join", "label_replace", "last_over_time", "ln", "log10", "log2",
-    "mad_over_time", "max_over_time", "min_over_time", "minute", "month", "predict_linear",
-    "present_over_time", "quantile_over_time", "rad", "rate", "resets", "round", "scalar", "sgn", "sin",
-    "sinh", "sort", "sort_desc", "sqrt", "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan",
-    "tanh", "time", "timestamp", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "delta",
+    "deriv",
+    "exp",
+    "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_sum",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "mad_over_time",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
     # aggregation operators
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk", "quantile",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
 }
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan", "by", "without", "on", "ignoring",
-             "group_left", "group_right"}
+_KEYWORDS = {
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "atan2",
+    "inf",
+    "nan",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+}
 _GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _IDENT = re.compile(r"(?<![\w.$])([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?")
@@ -342,8 +435,13 @@ def exposed_metric_names() -> dict[str, set[str]]:
 
     standby = load_script(DOCKER / "standby.py")
     registries = [WorkerMetrics().registry, standby.standby_registry()[0]]
-    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
-                "summary": ("", "_count", "_sum", "_created"), "gauge": ("",), "info": ("_info",)}
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "gauge": ("",),
+        "info": ("_info",),
+    }
     names: dict[str, set[str]] = {}
     for registry in registries:
         # Collectors keep their base name, type and label names (prometheus_client attributes).
@@ -365,10 +463,26 @@ def metric_label_names() -> set[str]:
 
 
 # Strategic-merge keys of the list fields our patches touch (Kubernetes' patchMergeKey).
-_MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-               "volumeMounts": "mountPath", "ports": "containerPort"}
-_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", "components", "images",
-                       "patches", "secretGenerator", "configMapGenerator"}
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+}
+_KUSTOMIZATION_KEYS = {
+    "apiVersion",
+    "kind",
+    "namespace",
+    "labels",
+    "resources",
+    "components",
+    "images",
+    "patches",
+    "secretGenerator",
+    "configMapGenerator",
+}
 _CLUSTER_SCOPED = {"Namespace"}
 
 
@@ -467,9 +581,13 @@ def kustomize_build(directory: Path, *, expect_kind: str = "Kustomization") -> l
     name-reference transformer guarantees).
     """
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert kustomization.get("kind", "Kustomization") == expect_kind, f"{directory}: expected kind {expect_kind}"
+    assert kustomization.get("kind", "Kustomization") == expect_kind, (
+        f"{directory}: expected kind {expect_kind}"
+    )
     unsupported = set(kustomization) - _KUSTOMIZATION_KEYS
-    assert not unsupported, f"{directory}: kustomization fields {unsupported} are not supported by this renderer"
+    assert not unsupported, (
+        f"{directory}: kustomization fields {unsupported} are not supported by this renderer"
+    )
     resources: list[dict[str, Any]] = []
     for entry in kustomization.get("resources", []):
         path = (directory / entry).resolve()
@@ -484,10 +602,18 @@ def kustomize_build(directory: Path, *, expect_kind: str = "Kustomization") -> l
     for spec in kustomization.get("secretGenerator", []):
         _generate(spec, "Secret", directory, resources)
     for entry in kustomization.get("patches", []):
-        assert set(entry) == {"path"}, f"{directory}: only file patches ({{path: ...}}) are supported, got {entry}"
+        assert set(entry) == {"path"}, (
+            f"{directory}: only file patches ({{path: ...}}) are supported, got {entry}"
+        )
         for patch in _load_docs(directory / entry["path"]):
-            targets = [r for r in resources if r["kind"] == patch["kind"] and r["metadata"]["name"] == patch["metadata"]["name"]]
-            assert len(targets) == 1, f"{directory}/{entry['path']}: patch of {patch['kind']} {patch['metadata']['name']} matches {len(targets)} resources"
+            targets = [
+                r
+                for r in resources
+                if r["kind"] == patch["kind"] and r["metadata"]["name"] == patch["metadata"]["name"]
+            ]
+            assert len(targets) == 1, (
+                f"{directory}/{entry['path']}: patch of {patch['kind']} {patch['metadata']['name']} matches {len(targets)} resources"
+            )
             merged = strategic_merge(targets[0], patch)
             resources[resources.index(targets[0])] = merged
     if kustomization.get("images"):
@@ -498,7 +624,9 @@ def kustomize_build(directory: Path, *, expect_kind: str = "Kustomization") -> l
             if resource["kind"] not in _CLUSTER_SCOPED:
                 resource["metadata"]["namespace"] = namespace
     for label_spec in kustomization.get("labels", []):
-        assert not label_spec.get("includeSelectors") and not label_spec.get("includeTemplates"), "only metadata labels are supported"
+        assert not label_spec.get("includeSelectors") and not label_spec.get("includeTemplates"), (
+            "only metadata labels are supported"
+        )
         for resource in resources:
             resource["metadata"].setdefault("labels", {}).update(label_spec["pairs"])
     return resources
@@ -512,7 +640,9 @@ def pod_spec(resource: dict[str, Any]) -> dict[str, Any]:
     return resource["spec"]["template"]["spec"]
 
 
-def container_environment(container: dict[str, Any], resources: list[dict[str, Any]], pod_name: str = "labelflow-pod-0") -> dict[str, str]:
+def container_environment(
+    container: dict[str, Any], resources: list[dict[str, Any]], pod_name: str = "labelflow-pod-0"
+) -> dict[str, str]:
     """A container's environment as Kubernetes builds it: image ENV < envFrom (in order) < env."""
     env = dict(runtime_image_env()) if container["image"].split("/")[-1].startswith("labelflow:") else {}
     for source in container.get("envFrom", []):
@@ -531,7 +661,12 @@ def container_environment(container: dict[str, Any], resources: list[dict[str, A
         if "value" in item:
             env[item["name"]] = str(item["value"])
         elif "fieldRef" in item.get("valueFrom", {}):
-            assert item["valueFrom"]["fieldRef"]["fieldPath"] in ("metadata.name", "metadata.namespace", "spec.nodeName", "status.podIP")
+            assert item["valueFrom"]["fieldRef"]["fieldPath"] in (
+                "metadata.name",
+                "metadata.namespace",
+                "spec.nodeName",
+                "status.podIP",
+            )
             env[item["name"]] = pod_name
         else:
             raise AssertionError(f"unsupported env source {item}")

@@ -29,15 +29,25 @@ def config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def amtool() -> str:
-    result = subprocess.run([str(DEPLOY / "alertmanager" / "ensure_amtool.sh")], capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [str(DEPLOY / "alertmanager" / "ensure_amtool.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if result.returncode != 0:
         pytest.fail(f"amtool is not available and could not be installed:\n{result.stderr}")
     return result.stdout.strip().splitlines()[-1]
 
 
 def test_amtool_accepts_the_config(amtool: str) -> None:
-    result = subprocess.run([amtool, "check-config", str(CONFIG)], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0 and "SUCCESS" in result.stdout, f"amtool rejects the config:\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [amtool, "check-config", str(CONFIG)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, (
+        f"amtool rejects the config:\n{result.stdout}\n{result.stderr}"
+    )
 
 
 def _matched_values(matchers: list[str], label: str) -> list[str]:

@@ -102,9 +102,13 @@ def test_images(compose: dict[str, Any]) -> None:
         repository, _, tag = image.partition(":")
         assert tag and tag != "latest", f"{name}: pin the image tag ({image})"
         if is_labelflow_service(service):
-            assert tag in (f"{VERSION}-cpu", f"{VERSION}-cuda"), f"{name}: labelflow image tag {tag} is not <pyproject version>-cpu|cuda"
+            assert tag in (f"{VERSION}-cpu", f"{VERSION}-cuda"), (
+                f"{name}: labelflow image tag {tag} is not <pyproject version>-cpu|cuda"
+            )
             build = service["build"]
-            assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (DEPLOY / "docker" / "Dockerfile").resolve()
+            assert (DEPLOY / build["context"] / build["dockerfile"]).resolve() == (
+                DEPLOY / "docker" / "Dockerfile"
+            ).resolve()
             flavour = build["args"]["TORCH_FLAVOR"]
             assert tag.endswith(flavour), f"{name}: image {image} is built with TORCH_FLAVOR={flavour}"
         else:
@@ -119,7 +123,9 @@ def test_kafka_runs_in_kraft_mode_single_node(base: dict[str, Any]) -> None:
     assert len(env["CLUSTER_ID"]) == 22, "a cluster id is a base64 UUID (22 characters)"
     listeners = dict(item.split("://") for item in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
     brokers = compose_environment(base["services"]["embed"])["LABELFLOW_BROKERS"]
-    assert brokers == listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]], "workers must use the in-network listener"
+    assert brokers == listeners[env["KAFKA_INTER_BROKER_LISTENER_NAME"]], (
+        "workers must use the in-network listener"
+    )
     published = {p.split(":")[0] for p in base["services"]["kafka"]["ports"]}
     assert listeners["EXTERNAL"].split(":")[1] in published, "the host listener must be published"
     for key, value in env.items():
@@ -151,14 +157,20 @@ def test_the_stages_fit_together(compose: dict[str, Any]) -> None:
     embed_role = parse_image_command(compose_command(services["embed"]))[1].role
     assert embed_role == "embed"
     # The learner runs `--role learn`, which reads topics.embedded: both stages must name the same topic.
-    assert learner.topics.embedded == embed.topics.embedded, "the learner must read what the embed stage writes"
+    assert learner.topics.embedded == embed.topics.embedded, (
+        "the learner must read what the embed stage writes"
+    )
     assert learner.group_id != embed.group_id, "embed and learner must be separate consumer groups"
-    assert (learner.model.embedder, learner.model.embedder_kwargs) == (embed.model.embedder, embed.model.embedder_kwargs), \
-        "the learner checks feature dimensions against its embedder: both stages must use the same one"
-    assert str(learner.checkpoint.dir) in {v.split(":")[1] for v in services["learner"]["volumes"]}, \
+    assert (learner.model.embedder, learner.model.embedder_kwargs) == (
+        embed.model.embedder,
+        embed.model.embedder_kwargs,
+    ), "the learner checks feature dimensions against its embedder: both stages must use the same one"
+    assert str(learner.checkpoint.dir) in {v.split(":")[1] for v in services["learner"]["volumes"]}, (
         "the learner's checkpoints must be on a volume"
-    assert "ports" not in services["embed"] and "container_name" not in services["embed"], \
+    )
+    assert "ports" not in services["embed"] and "container_name" not in services["embed"], (
         "a published port or a container name would stop `--scale embed=N`"
+    )
 
 
 def test_the_topic_initialiser_creates_what_the_workers_use(base: dict[str, Any]) -> None:
@@ -169,7 +181,9 @@ def test_the_topic_initialiser_creates_what_the_workers_use(base: dict[str, Any]
         settings = settings_from_env(compose_environment(services[name]))
         role = settings.model_copy(update={"role": "embed"}) if name == "embed" else settings
         for topic, partitions in worker_topics(role).items():
-            assert planned.get(topic) == partitions, f"{name} uses {topic} ({partitions} partitions); the initialiser plans {planned.get(topic)}"
+            assert planned.get(topic) == partitions, (
+                f"{name} uses {topic} ({partitions} partitions); the initialiser plans {planned.get(topic)}"
+            )
     args = parse_image_command(compose_command(services["topics"]))[1]
     assert args.replication_factor == 1, "one broker: replication factor 1"
 
@@ -215,9 +229,15 @@ def test_prometheus_scrapes_every_worker_on_its_metrics_port(base: dict[str, Any
         assert name in targets, f"Prometheus does not scrape {name}"
         job, port = targets[name]
         settings = settings_from_env(compose_environment(service))
-        assert port == settings.metrics.port, f"{name} serves metrics on {settings.metrics.port}, scraped on {port}"
-        assert job.startswith("labelflow"), f"job {job}: the LabelflowWorkerDown rule selects job=~\"labelflow.*\""
-    assert "dns_sd_configs" in jobs["labelflow-embed"], "the scaled embed service must be discovered, not listed"
+        assert port == settings.metrics.port, (
+            f"{name} serves metrics on {settings.metrics.port}, scraped on {port}"
+        )
+        assert job.startswith("labelflow"), (
+            f'job {job}: the LabelflowWorkerDown rule selects job=~"labelflow.*"'
+        )
+    assert "dns_sd_configs" in jobs["labelflow-embed"], (
+        "the scaled embed service must be discovered, not listed"
+    )
     assert MetricsSettings().port == 8000
 
 
@@ -228,7 +248,9 @@ def test_prometheus_loads_the_shipped_rules_and_alertmanager(base: dict[str, Any
     for rule_file in config["rule_files"]:
         sources = [source for source, target in mounts.items() if target == rule_file]
         assert sources, f"rule file {rule_file} is not mounted"
-        assert (DEPLOY / sources[0]).resolve() == ALERTS.resolve(), "Prometheus must load deploy/prometheus/alerts.yml"
+        assert (DEPLOY / sources[0]).resolve() == ALERTS.resolve(), (
+            "Prometheus must load deploy/prometheus/alerts.yml"
+        )
     (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     host, port = target.split(":")
     assert host in base["services"] and f"{port}:{port}" in base["services"][host]["ports"]
@@ -248,7 +270,13 @@ def test_bind_mounts_exist(base: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    result = subprocess.run([str(DEPLOY / "prometheus" / "ensure_promtool.sh")], capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [str(DEPLOY / "prometheus" / "ensure_promtool.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     if result.returncode != 0:
         pytest.fail(f"promtool is not available and could not be installed:\n{result.stderr}")
     return result.stdout.strip().splitlines()[-1]
@@ -259,16 +287,25 @@ def test_prometheus_config_passes_promtool(base: dict[str, Any], promtool: str, 
     config["rule_files"] = [str(ALERTS)]  # the file the container mounts at /etc/prometheus/rules
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, f"promtool rejects the Prometheus config:\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, (
+        f"promtool rejects the Prometheus config:\n{result.stdout}\n{result.stderr}"
+    )
 
 
 def test_grafana_is_provisioned_with_the_dashboard(base: dict[str, Any]) -> None:
     service = base["services"]["grafana"]
     mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
     provisioning = DEPLOY / mounts["/etc/grafana/provisioning"]
-    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
-    assert datasource["url"] == "http://prometheus:9090" and "9090:9090" in base["services"]["prometheus"]["ports"]
+    (datasource,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert (
+        datasource["url"] == "http://prometheus:9090"
+        and "9090:9090" in base["services"]["prometheus"]["ports"]
+    )
     (provider,) = yaml.safe_load((provisioning / "dashboards" / "labelflow.yml").read_text())["providers"]
     dashboards_dir = provider["options"]["path"]
     assert dashboards_dir in mounts, f"the dashboard provider reads {dashboards_dir}, which is not mounted"

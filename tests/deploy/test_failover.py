@@ -32,7 +32,11 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, logs:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs if log.exists())
+            tails = "\n".join(
+                f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                for log in logs
+                if log.exists()
+            )
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}\n{tails}")
         time.sleep(0.1)
 
@@ -49,13 +53,35 @@ class Replica:
         self.lock = Path(settings.checkpoint.dir) / ".leader.lock"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Replica":
+    def start(self) -> Replica:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LABELFLOW_")}
-        command = [sys.executable, str(DOCKER / "standby.py"), "--lock-file", str(self.lock), "--metrics-port", str(self.port), "--",
-                   sys.executable, "-m", "labelflow.stream.cli", "run", "--role", "all", "--config", str(self.config),
-                   "--metrics-port", str(self.port), "--set", f"client_id={self.name}", "--set", "metrics.host=127.0.0.1"]
+        command = [
+            sys.executable,
+            str(DOCKER / "standby.py"),
+            "--lock-file",
+            str(self.lock),
+            "--metrics-port",
+            str(self.port),
+            "--",
+            sys.executable,
+            "-m",
+            "labelflow.stream.cli",
+            "run",
+            "--role",
+            "all",
+            "--config",
+            str(self.config),
+            "--metrics-port",
+            str(self.port),
+            "--set",
+            f"client_id={self.name}",
+            "--set",
+            "metrics.host=127.0.0.1",
+        ]
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         return self
 
     def health(self) -> str:
@@ -69,14 +95,26 @@ class Replica:
 
 def documents(start: int, count: int) -> list[tuple[str, bytes, bytes]]:
     return [
-        ("", f"d{i}".encode(), json.dumps({"id": f"d{i}", "text": f"wheat corn harvest {i % 7} report", "labels": [f"l{i % 3}"]}).encode())
+        (
+            "",
+            f"d{i}".encode(),
+            json.dumps(
+                {"id": f"d{i}", "text": f"wheat corn harvest {i % 7} report", "labels": [f"l{i % 3}"]}
+            ).encode(),
+        )
         for i in range(start, start + count)
     ]
 
 
 def test_the_standby_takes_over_from_a_killed_learner(broker: EmbeddedBroker, tmp_path: Path) -> None:
     tag = f"failover-{uuid.uuid4().hex[:6]}"
-    settings = isolated_settings(broker.bootstrap_servers, tmp_path, tag, model__embedder_kwargs={"n_features": 2**12}, create_topics=False)
+    settings = isolated_settings(
+        broker.bootstrap_servers,
+        tmp_path,
+        tag,
+        model__embedder_kwargs={"n_features": 2**12},
+        create_topics=False,
+    )
     create_topics.ensure_deployment_topics(settings, replication_factor=1)
     first, second = Replica("learner-0", settings, tmp_path), Replica("learner-1", settings, tmp_path)
     logs = [first.log, second.log]
@@ -88,9 +126,16 @@ def test_the_standby_takes_over_from_a_killed_learner(broker: EmbeddedBroker, tm
 
         with TopicCollector(settings, settings.topics.predictions) as predictions:
             send(settings, [(settings.topics.documents, key, value) for _, key, value in documents(0, 200)])
-            predictions.wait_until(lambda r: len({x.key for x in r}) >= 200, 60, "predictions of the active learner")
+            predictions.wait_until(
+                lambda r: len({x.key for x in r}) >= 200, 60, "predictions of the active learner"
+            )
             # A checkpoint covering those documents (written every second here).
-            wait_until(lambda: "event=checkpoint_written" in first.log.read_text(errors="replace"), 30, "a checkpoint", logs)
+            wait_until(
+                lambda: "event=checkpoint_written" in first.log.read_text(errors="replace"),
+                30,
+                "a checkpoint",
+                logs,
+            )
             assert "standby" in second.health(), "the standby must not join while the active learner runs"
 
             first.process.kill()  # a crash: no shutdown, no leaving the group
@@ -100,8 +145,11 @@ def test_the_standby_takes_over_from_a_killed_learner(broker: EmbeddedBroker, tm
             assert "event=standby_takeover" in log and "event=checkpoint_restored" in log
 
             send(settings, [(settings.topics.documents, key, value) for _, key, value in documents(200, 200)])
-            predictions.wait_until(lambda r: {f"d{i}".encode() for i in range(400)} <= {x.key for x in r}, 90,
-                                   "predictions of every document after the takeover")
+            predictions.wait_until(
+                lambda r: {f"d{i}".encode() for i in range(400)} <= {x.key for x in r},
+                90,
+                "predictions of every document after the takeover",
+            )
     finally:
         first.stop()
         second.stop()

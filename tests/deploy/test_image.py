@@ -35,26 +35,35 @@ def torch_pin() -> str:
 def test_multi_stage_with_a_cpu_and_a_cuda_flavour() -> None:
     stages = dockerfile_stages()
     assert {"venv", "torch-cpu", "torch-cuda", "build", "runtime"} <= set(stages)
-    assert stages["build"][0][1].startswith("torch-${TORCH_FLAVOR}"), "the build stage must start from the chosen flavour"
+    assert stages["build"][0][1].startswith("torch-${TORCH_FLAVOR}"), (
+        "the build stage must start from the chosen flavour"
+    )
     assert list(stages)[-1] == "runtime", "the last stage is the image"
     cpu = " ".join(rest for keyword, rest in stages["torch-cpu"] if keyword == "ARG")
     assert "download.pytorch.org/whl/cpu" in cpu, "the CPU flavour installs torch from the PyTorch CPU index"
-    (default_flavour,) = [rest for keyword, rest in stages[""] if keyword == "ARG" and rest.startswith("TORCH_FLAVOR=")]
+    (default_flavour,) = [
+        rest for keyword, rest in stages[""] if keyword == "ARG" and rest.startswith("TORCH_FLAVOR=")
+    ]
     assert default_flavour == "TORCH_FLAVOR=cpu"
     runtime_from = stages["runtime"][0][1]
     assert runtime_from.startswith("${PYTHON_IMAGE}"), "the runtime image starts clean, without build tools"
 
 
 def test_torch_version_matches_the_pyproject_pin() -> None:
-    versions = {rest.split("=", 1)[1] for keyword, rest in dockerfile_instructions() if keyword == "ARG" and rest.startswith("TORCH_VERSION=")}
+    versions = {
+        rest.split("=", 1)[1]
+        for keyword, rest in dockerfile_instructions()
+        if keyword == "ARG" and rest.startswith("TORCH_VERSION=")
+    }
     assert versions == {torch_pin()}, f"Dockerfile torch {versions} != pyproject torch=={torch_pin()}"
 
 
 def test_runs_as_a_non_root_user_with_a_health_check() -> None:
     runtime = dockerfile_stages()["runtime"]
     users = [rest for keyword, rest in runtime if keyword == "USER"]
-    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0", \
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0", (
         "a numeric non-root USER lets Kubernetes verify runAsNonRoot"
+    )
     assert users[-1] == "10001:10001"
     (healthcheck,) = [rest for keyword, rest in runtime if keyword == "HEALTHCHECK"]
     command = healthcheck.split("CMD", 1)[1].strip()
@@ -80,7 +89,9 @@ def test_image_environment_is_valid_settings_and_matches_exposed_port() -> None:
     assert int(expose) == settings.metrics.port
     assert env["HF_HUB_OFFLINE"] == "1", "the model is baked in: never reach for a hub"
     healthcheck = load_script(DOCKER / "healthcheck.py")
-    assert healthcheck.DEFAULT_PORT == MetricsSettings().port, "the health check's default port must be the settings' default"
+    assert MetricsSettings().port == healthcheck.DEFAULT_PORT, (
+        "the health check's default port must be the settings' default"
+    )
 
 
 def test_copied_sources_exist_and_pass_the_dockerignore() -> None:
@@ -102,8 +113,12 @@ def test_copied_sources_exist_and_pass_the_dockerignore() -> None:
         sources = [part for part in rest.split() if not part.startswith("--")][:-1]
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository (the build would fail)"
-            assert included(source), f"COPY {source}: excluded from the build context by Dockerfile.dockerignore"
-    assert not included(".venv") and not included(".git"), "the context must not carry the virtual environment"
+            assert included(source), (
+                f"COPY {source}: excluded from the build context by Dockerfile.dockerignore"
+            )
+    assert not included(".venv") and not included(".git"), (
+        "the context must not carry the virtual environment"
+    )
 
 
 def test_scripts_the_image_installs_are_executable_python() -> None:

@@ -35,9 +35,17 @@ from .support import (
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 TARGETS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
 API_VERSIONS = {
-    "Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1", "PersistentVolumeClaim": "v1",
-    "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1", "HorizontalPodAutoscaler": "autoscaling/v2",
-    "PodMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1",
+    "Namespace": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "PersistentVolumeClaim": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Job": "batch/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodMonitor": "monitoring.coreos.com/v1",
+    "PrometheusRule": "monitoring.coreos.com/v1",
 }
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
@@ -65,7 +73,9 @@ def command_of(container: dict[str, Any]) -> list[str]:
     return [str(part) for part in entrypoint + (container.get("args") or [])]
 
 
-def usable_environment(container: dict[str, Any], resources: list[dict[str, Any]], workload: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+def usable_environment(
+    container: dict[str, Any], resources: list[dict[str, Any]], workload: dict[str, Any], tmp_path: Path
+) -> dict[str, str]:
     """The container's environment, with files the pod mounts (the Kafka CA) replaced by real files here.
 
     The settings model checks that ``ssl_cafile`` and friends are readable files; inside the pod they
@@ -74,13 +84,19 @@ def usable_environment(container: dict[str, Any], resources: list[dict[str, Any]
     env = container_environment(container, resources, pod_name=f"{workload['metadata']['name']}-0")
     for name, value in list(env.items()):
         if name.startswith("LABELFLOW_SECURITY__SSL_") and name.endswith("FILE"):
-            mount = [m for m in container.get("volumeMounts", []) if value.startswith(m["mountPath"].rstrip("/") + "/")]
+            mount = [
+                m
+                for m in container.get("volumeMounts", [])
+                if value.startswith(m["mountPath"].rstrip("/") + "/")
+            ]
             assert mount, f"{workload['metadata']['name']}: {name}={value} is on no volume mount"
             volume = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount[0]["name"]]
             assert volume and "secret" in volume[0], f"{name} must come from a mounted Secret"
-            relative = value[len(mount[0]["mountPath"].rstrip("/")) + 1:]
+            relative = value[len(mount[0]["mountPath"].rstrip("/")) + 1 :]
             items = volume[0]["secret"].get("items")
-            assert items is None or relative in {item["path"] for item in items}, f"{name}: {relative} is not projected from the Secret"
+            assert items is None or relative in {item["path"] for item in items}, (
+                f"{name}: {relative} is not projected from the Secret"
+            )
             stand_in = tmp_path / relative
             stand_in.write_text("-----BEGIN CERTIFICATE-----\n")
             env[name] = str(stand_in)
@@ -95,21 +111,48 @@ def test_renders_known_kinds_with_unique_names(rendered: tuple[str, list[dict[st
     seen = set()
     for resource in resources:
         kind, name = resource["kind"], resource["metadata"]["name"]
-        assert API_VERSIONS.get(kind) == resource["apiVersion"], f"{target}: {kind} {name} has apiVersion {resource['apiVersion']}"
+        assert API_VERSIONS.get(kind) == resource["apiVersion"], (
+            f"{target}: {kind} {name} has apiVersion {resource['apiVersion']}"
+        )
         assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), f"{kind} {name}: not a DNS-1123 name"
         assert (kind, name) not in seen, f"{target}: {kind} {name} twice"
         seen.add((kind, name))
         if kind != "Namespace":
             assert resource["metadata"].get("namespace") == "labelflow", f"{kind} {name} has no namespace"
     kinds = {r["kind"] for r in resources}
-    assert {"Deployment", "StatefulSet", "Service", "ConfigMap", "Secret", "HorizontalPodAutoscaler", "Job", "PersistentVolumeClaim"} <= kinds
+    assert {
+        "Deployment",
+        "StatefulSet",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "HorizontalPodAutoscaler",
+        "Job",
+        "PersistentVolumeClaim",
+    } <= kinds
     if target == "production":
         assert {"PodMonitor", "PrometheusRule"} <= kinds
 
 
 def test_the_renderer_merges_like_kubernetes() -> None:
-    base = {"containers": [{"name": "a", "env": [{"name": "X", "value": "1"}], "volumeMounts": [{"name": "t", "mountPath": "/tmp"}]}]}
-    patch = {"containers": [{"name": "a", "env": [{"name": "Y", "value": "2"}], "volumeMounts": [{"name": "c", "mountPath": "/ca"}]}]}
+    base = {
+        "containers": [
+            {
+                "name": "a",
+                "env": [{"name": "X", "value": "1"}],
+                "volumeMounts": [{"name": "t", "mountPath": "/tmp"}],
+            }
+        ]
+    }
+    patch = {
+        "containers": [
+            {
+                "name": "a",
+                "env": [{"name": "Y", "value": "2"}],
+                "volumeMounts": [{"name": "c", "mountPath": "/ca"}],
+            }
+        ]
+    }
     merged = strategic_merge(base, patch)["containers"][0]
     assert [e["name"] for e in merged["env"]] == ["X", "Y"]
     assert [m["mountPath"] for m in merged["volumeMounts"]] == ["/tmp", "/ca"]
@@ -123,7 +166,9 @@ def test_images_are_the_built_flavours(rendered: tuple[str, list[dict[str, Any]]
     for workload, container in containers(resources):
         repository, _, tag = container["image"].rpartition(":")
         assert repository.split("/")[-1] == "labelflow", container["image"]
-        assert tag in (f"{VERSION}-cpu", f"{VERSION}-cuda"), f"{workload['metadata']['name']}: tag {tag} is not <pyproject version>-cpu|cuda"
+        assert tag in (f"{VERSION}-cpu", f"{VERSION}-cuda"), (
+            f"{workload['metadata']['name']}: tag {tag} is not <pyproject version>-cpu|cuda"
+        )
     embed = find(resources, "Deployment", "labelflow-embed")[0]
     assert pod_spec(embed)["containers"][0]["image"].endswith("-cuda")
     if target == "production":
@@ -138,13 +183,17 @@ def test_every_command_parses(rendered: tuple[str, list[dict[str, Any]]]) -> Non
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             if probe in container:
                 command = container[probe]["exec"]["command"]
-                assert command[0] in scripts, f"{workload['metadata']['name']} {probe} runs {command[0]}, which the image does not install"
+                assert command[0] in scripts, (
+                    f"{workload['metadata']['name']} {probe} runs {command[0]}, which the image does not install"
+                )
         name = workload["metadata"]["name"]
         if name == "labelflow-embed":
             assert (program, args.command, args.role) == ("labelflow", "run", "embed")
         elif name == "labelflow-learner":
             assert (program, args.command, args.role) == ("labelflow", "run", "learn")
-            assert container["command"][0] == "labelflow-standby", "the learner's replicas must go through the standby wrapper"
+            assert container["command"][0] == "labelflow-standby", (
+                "the learner's replicas must go through the standby wrapper"
+            )
         elif name == "labelflow-topics":
             assert program == "labelflow-create-topics" and args.replication_factor >= 3
 
@@ -152,7 +201,9 @@ def test_every_command_parses(rendered: tuple[str, list[dict[str, Any]]]) -> Non
 # ---------------------------------------------------------------------------------------- settings
 
 
-def test_every_environment_is_valid_settings(rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_every_environment_is_valid_settings(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     target, resources = rendered
     for workload, container in containers(resources):
         settings = settings_from_env(usable_environment(container, resources, workload, tmp_path))
@@ -166,17 +217,28 @@ def test_the_stages_fit_together(rendered: tuple[str, list[dict[str, Any]]], tmp
 
     def settings(name: str) -> Any:
         (workload,) = [w for w in workloads(resources) if w["metadata"]["name"] == name]
-        return settings_from_env(usable_environment(pod_spec(workload)["containers"][0], resources, workload, tmp_path))
+        return settings_from_env(
+            usable_environment(pod_spec(workload)["containers"][0], resources, workload, tmp_path)
+        )
 
-    embed, learner, topics = settings("labelflow-embed"), settings("labelflow-learner"), settings("labelflow-topics")
+    embed, learner, topics = (
+        settings("labelflow-embed"),
+        settings("labelflow-learner"),
+        settings("labelflow-topics"),
+    )
     assert learner.topics.embedded == embed.topics.embedded  # read by `--role learn`
     assert learner.group_id != embed.group_id
-    assert (learner.model.embedder, learner.model.embedder_kwargs) == (embed.model.embedder, embed.model.embedder_kwargs)
+    assert (learner.model.embedder, learner.model.embedder_kwargs) == (
+        embed.model.embedder,
+        embed.model.embedder_kwargs,
+    )
     assert learner.client_id == "labelflow-learner-0", "each replica names itself after its pod"
     planned = load_script(image_scripts()["labelflow-create-topics"]).deployment_topics(topics)
     for role_settings in (embed.model_copy(update={"role": "embed"}), learner):
         for topic, partitions in worker_topics(role_settings).items():
-            assert planned.get(topic) == partitions, f"{topic}: the Job plans {planned.get(topic)} partitions, a worker needs {partitions}"
+            assert planned.get(topic) == partitions, (
+                f"{topic}: the Job plans {planned.get(topic)} partitions, a worker needs {partitions}"
+            )
 
 
 # ---------------------------------------------------------------------------------------- wiring
@@ -188,14 +250,20 @@ def test_selectors_services_and_ports(rendered: tuple[str, list[dict[str, Any]]]
     for workload in workloads(resources):
         selector = workload["spec"].get("selector", {}).get("matchLabels")
         if selector:
-            assert selector.items() <= pods[workload["metadata"]["name"]].items(), f"{workload['metadata']['name']}: selector does not match its pods"
+            assert selector.items() <= pods[workload["metadata"]["name"]].items(), (
+                f"{workload['metadata']['name']}: selector does not match its pods"
+            )
     for service in find(resources, "Service"):
-        matched = [name for name, labels in pods.items() if service["spec"]["selector"].items() <= labels.items()]
+        matched = [
+            name for name, labels in pods.items() if service["spec"]["selector"].items() <= labels.items()
+        ]
         assert len(matched) == 1, f"Service {service['metadata']['name']} selects {matched}"
         (workload,) = [w for w in workloads(resources) if w["metadata"]["name"] == matched[0]]
         port_names = {p["name"] for c in pod_spec(workload)["containers"] for p in c.get("ports", [])}
         for port in service["spec"]["ports"]:
-            assert port["targetPort"] in port_names, f"Service {service['metadata']['name']} targets unknown port {port['targetPort']}"
+            assert port["targetPort"] in port_names, (
+                f"Service {service['metadata']['name']} targets unknown port {port['targetPort']}"
+            )
 
 
 def test_metrics_ports_match_the_settings(rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
@@ -216,7 +284,9 @@ def test_volumes_and_references_exist(rendered: tuple[str, list[dict[str, Any]]]
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         for container in spec["containers"]:
             for mount in container.get("volumeMounts", []):
-                assert mount["name"] in volumes, f"{workload['metadata']['name']} mounts unknown volume {mount['name']}"
+                assert mount["name"] in volumes, (
+                    f"{workload['metadata']['name']} mounts unknown volume {mount['name']}"
+                )
             for source in container.get("envFrom", []):
                 ref = source.get("configMapRef") or source.get("secretRef")
                 kind = "ConfigMap" if "configMapRef" in source else "Secret"
@@ -232,30 +302,44 @@ def test_pods_run_as_the_images_non_root_user(rendered: tuple[str, list[dict[str
         pod = pod_spec(workload).get("securityContext", {})
         assert pod.get("runAsNonRoot") is True and pod.get("runAsUser") == 10001, workload["metadata"]["name"]
         security = container.get("securityContext", {})
-        assert security.get("allowPrivilegeEscalation") is False and security.get("capabilities", {}).get("drop") == ["ALL"]
+        assert security.get("allowPrivilegeEscalation") is False and security.get("capabilities", {}).get(
+            "drop"
+        ) == ["ALL"]
         if security.get("readOnlyRootFilesystem"):
-            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, "a read-only root needs a writable /tmp"
+            assert "/tmp" in {m["mountPath"] for m in container.get("volumeMounts", [])}, (
+                "a read-only root needs a writable /tmp"
+            )
 
 
 # ---------------------------------------------------------------------------------------- embed and learner
 
 
-def test_embed_requests_a_gpu_and_scales_on_lag(rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_embed_requests_a_gpu_and_scales_on_lag(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     _, resources = rendered
     (embed,) = find(resources, "Deployment", "labelflow-embed")
     container = pod_spec(embed)["containers"][0]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     (hpa,) = find(resources, "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "labelflow-embed"}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "labelflow-embed",
+    }
     settings = settings_from_env(usable_environment(container, resources, embed, tmp_path))
     assert hpa["spec"]["minReplicas"] >= 1
-    assert hpa["spec"]["maxReplicas"] <= settings.topics.partitions, "embed replicas beyond the partition count sit idle"
+    assert hpa["spec"]["maxReplicas"] <= settings.topics.partitions, (
+        "embed replicas beyond the partition count sit idle"
+    )
     (metric,) = hpa["spec"]["metrics"]
     assert metric["pods"]["metric"]["name"] == "labelflow_consumer_lag"
     assert metric["pods"]["metric"]["selector"]["matchLabels"]["topic"] == settings.topics.documents
 
 
-def test_learner_has_a_standby_on_a_shared_checkpoint_volume(rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:
+def test_learner_has_a_standby_on_a_shared_checkpoint_volume(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
     _, resources = rendered
     (learner,) = find(resources, "StatefulSet", "labelflow-learner")
     assert learner["spec"]["replicas"] == 2, "one active learner and one standby"
@@ -266,8 +350,12 @@ def test_learner_has_a_standby_on_a_shared_checkpoint_volume(rendered: tuple[str
     mount = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}[str(settings.checkpoint.dir)]
     claim = {v["name"]: v for v in pod_spec(learner)["volumes"]}[mount]["persistentVolumeClaim"]["claimName"]
     (pvc,) = find(resources, "PersistentVolumeClaim", claim)
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], "the standby must see the active learner's checkpoints"
-    assert "volumeClaimTemplates" not in learner["spec"], "a per-pod volume would hide the checkpoints from the standby"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], (
+        "the standby must see the active learner's checkpoints"
+    )
+    assert "volumeClaimTemplates" not in learner["spec"], (
+        "a per-pod volume would hide the checkpoints from the standby"
+    )
     assert pod_spec(learner)["terminationGracePeriodSeconds"] >= 60, "a stop writes a checkpoint"
 
 
@@ -283,22 +371,28 @@ def test_monitoring_component(production: list[dict[str, Any]]) -> None:
         ):
             scraped.append(name)
             assert monitor["spec"]["jobLabel"] in labels, f"{name} has no {monitor['spec']['jobLabel']} label"
-            assert labels[monitor["spec"]["jobLabel"]].startswith("labelflow"), "job names must match the rules' job=~\"labelflow.*\""
+            assert labels[monitor["spec"]["jobLabel"]].startswith("labelflow"), (
+                'job names must match the rules\' job=~"labelflow.*"'
+            )
             ports = {p["name"] for c in pod_spec(workload)["containers"] for p in c.get("ports", [])}
             assert {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]} <= ports
     assert sorted(scraped) == ["labelflow-embed", "labelflow-learner"]
     (rule,) = find(production, "PrometheusRule")
-    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"], \
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"], (
         "the PrometheusRule differs from deploy/prometheus/alerts.yml: run python deploy/k8s/render_prometheusrule.py"
+    )
     assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"]
 
 
 def test_prometheusrule_file_is_rendered_from_the_rules() -> None:
     render = load_script(K8S / "render_prometheusrule.py")
-    assert render.OUTPUT.read_text(encoding="utf-8") == render.render(ALERTS.read_text(encoding="utf-8")), \
+    assert render.OUTPUT.read_text(encoding="utf-8") == render.render(ALERTS.read_text(encoding="utf-8")), (
         "run python deploy/k8s/render_prometheusrule.py"
+    )
 
 
 def test_production_replaces_the_credentials(production: list[dict[str, Any]]) -> None:
     (secret,) = find(production, "Secret", "labelflow-kafka-credentials")
-    assert secret["stringData"]["LABELFLOW_SECURITY__SASL_USERNAME"], "the overlay's credentials replace the empty base Secret"
+    assert secret["stringData"]["LABELFLOW_SECURITY__SASL_USERNAME"], (
+        "the overlay's credentials replace the empty base Secret"
+    )

@@ -53,14 +53,23 @@ def dashboard_queries() -> list[tuple[str, str]]:
 
 def alert_queries() -> list[tuple[str, str]]:
     groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
-    return [(f"rule {rule.get('alert') or rule.get('record')}", rule["expr"]) for group in groups for rule in group["rules"]]
+    return [
+        (f"rule {rule.get('alert') or rule.get('record')}", rule["expr"])
+        for group in groups
+        for rule in group["rules"]
+    ]
 
 
 def test_the_registry_is_built_from_the_code() -> None:
     names = exposed_metric_names()
     # A counter, a histogram and a gauge of stream/metrics.py with their exposed suffixes.
-    assert {"labelflow_documents_in_total", "labelflow_stage_seconds_bucket", "labelflow_stage_seconds_sum",
-            "labelflow_checkpoint_age_seconds", "labelflow_learner_standby"} <= set(names)
+    assert {
+        "labelflow_documents_in_total",
+        "labelflow_stage_seconds_bucket",
+        "labelflow_stage_seconds_sum",
+        "labelflow_checkpoint_age_seconds",
+        "labelflow_learner_standby",
+    } <= set(names)
     assert "labelflow_documents_in" not in names  # the bare counter name is never a series
     assert names["labelflow_drift_events_total"] == {"kind", "level"}
 
@@ -76,10 +85,17 @@ def test_every_queried_metric_exists(source: str) -> None:
         metrics, functions, labels = promql_names(expr)
         used |= metrics
         problems += [f"{where}: unknown metric {name}" for name in sorted(metrics - known)]
-        problems += [f"{where}: unknown PromQL function {name}" for name in sorted(functions - PROMQL_FUNCTIONS)]
-        problems += [f"{where}: grouping by unknown label {name}" for name in sorted(labels - metric_label_names() - TARGET_LABELS)]
+        problems += [
+            f"{where}: unknown PromQL function {name}" for name in sorted(functions - PROMQL_FUNCTIONS)
+        ]
+        problems += [
+            f"{where}: grouping by unknown label {name}"
+            for name in sorted(labels - metric_label_names() - TARGET_LABELS)
+        ]
     assert not problems, "\n".join(problems)
-    assert used & {name for name in known if name.startswith("labelflow_")}, f"the {source} queries no labelflow metric"
+    assert used & {name for name in known if name.startswith("labelflow_")}, (
+        f"the {source} queries no labelflow metric"
+    )
 
 
 def test_label_matchers_use_labels_of_their_metric() -> None:
@@ -115,7 +131,9 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
 
 def test_dashboard_is_generated_from_its_script() -> None:
     build = load_script(DEPLOY / "grafana" / "build_dashboard.py")
-    assert DASHBOARD.read_text(encoding="utf-8") == build.render(), "run python deploy/grafana/build_dashboard.py"
+    assert DASHBOARD.read_text(encoding="utf-8") == build.render(), (
+        "run python deploy/grafana/build_dashboard.py"
+    )
 
 
 def test_dashboard_structure() -> None:
@@ -127,9 +145,11 @@ def test_dashboard_structure() -> None:
     assert {"datasource", "job", "instance"} <= variables
     for panel in board["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, f"panel {panel['title']!r} overflows the grid"
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, f"panel {panel['title']!r} overflows the grid"
         if panel["type"] != "row":
-            assert panel["datasource"]["uid"] == "${datasource}", f"panel {panel['title']!r} does not use the data-source variable"
+            assert panel["datasource"]["uid"] == "${datasource}", (
+                f"panel {panel['title']!r} does not use the data-source variable"
+            )
             assert panel["targets"], f"panel {panel['title']!r} has no query"
     # Panels never overlap.
     cells: set[tuple[int, int]] = set()
@@ -163,6 +183,8 @@ def test_dashboard_queries_parse_with_prometheus(promtool: str, tmp_path: Path) 
         rules.append({"record": f"dashboard:query_{i}", "expr": expr})
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, f"promtool rejects a dashboard query:\n{result.stdout}\n{result.stderr}"
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout

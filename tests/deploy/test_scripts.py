@@ -29,8 +29,14 @@ standby = load_script(DOCKER / "standby.py")
 create_topics = load_script(DOCKER / "create_topics.py")
 bake_model = load_script(DOCKER / "bake_model.py")
 
-SCRIPTS = [DOCKER / "healthcheck.py", DOCKER / "standby.py", DOCKER / "create_topics.py", DOCKER / "bake_model.py",
-           DEPLOY / "grafana" / "build_dashboard.py", K8S / "render_prometheusrule.py"]
+SCRIPTS = [
+    DOCKER / "healthcheck.py",
+    DOCKER / "standby.py",
+    DOCKER / "create_topics.py",
+    DOCKER / "bake_model.py",
+    DEPLOY / "grafana" / "build_dashboard.py",
+    K8S / "render_prometheusrule.py",
+]
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: p.name)
@@ -66,7 +72,9 @@ def test_healthy_while_the_worker_loop_runs(served_metrics: tuple[WorkerMetrics,
     assert healthcheck.main([], environ={"LABELFLOW_METRICS__PORT": str(port)}) == 0
 
 
-def test_unhealthy_when_the_loop_stopped(served_metrics: tuple[WorkerMetrics, int], capsys: pytest.CaptureFixture[str]) -> None:
+def test_unhealthy_when_the_loop_stopped(
+    served_metrics: tuple[WorkerMetrics, int], capsys: pytest.CaptureFixture[str]
+) -> None:
     metrics, port = served_metrics
     metrics.up.set(0)
     assert healthcheck.main(["--port", str(port)], environ={}) == 1
@@ -115,8 +123,22 @@ def start_wrapper(lock: Path, marker: Path, metrics_port: int, tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELFLOW_")}
     log = open(tmp_path / f"{marker.name}.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, str(DOCKER / "standby.py"), "--lock-file", str(lock), "--metrics-port", str(metrics_port), "--poll-s", "0.1", "--", *command],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+        [
+            sys.executable,
+            str(DOCKER / "standby.py"),
+            "--lock-file",
+            str(lock),
+            "--metrics-port",
+            str(metrics_port),
+            "--poll-s",
+            "0.1",
+            "--",
+            *command,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
     )
 
 
@@ -184,7 +206,12 @@ def test_a_waiting_standby_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 def test_the_wrapper_needs_a_command() -> None:
     with pytest.raises(standby.StandbyError, match="no command"):
         standby.parse_args(["--poll-s", "1", "--"])
-    assert standby.parse_args(["--", "labelflow", "run", "--role", "all"]).command == ["labelflow", "run", "--role", "all"]
+    assert standby.parse_args(["--", "labelflow", "run", "--role", "all"]).command == [
+        "labelflow",
+        "run",
+        "--role",
+        "all",
+    ]
 
 
 # ---------------------------------------------------------------------------------------- topic initialiser
@@ -209,13 +236,25 @@ def partition_counts(broker: EmbeddedBroker, prefix: str) -> dict[str, int]:
 
 
 @pytest.mark.broker
-def test_creates_every_topic_of_the_deployment(broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]) -> None:
+def test_creates_every_topic_of_the_deployment(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
     tag = f"deploy-{uuid.uuid4().hex[:8]}"
-    args = ["--replication-factor", "1", "--topic-config", "retention.ms=86400000", *topic_args(broker, tag, 4)]
+    args = [
+        "--replication-factor",
+        "1",
+        "--topic-config",
+        "retention.ms=86400000",
+        *topic_args(broker, tag, 4),
+    ]
     assert create_topics.main(args) == 0
     assert partition_counts(broker, tag) == {
-        f"{tag}.documents": 4, f"{tag}.labels": 4, f"{tag}.embedded": 4, f"{tag}.predictions": 4,
-        f"{tag}.drift": 1, f"{tag}.deadletter": 1,
+        f"{tag}.documents": 4,
+        f"{tag}.labels": 4,
+        f"{tag}.embedded": 4,
+        f"{tag}.predictions": 4,
+        f"{tag}.drift": 1,
+        f"{tag}.deadletter": 1,
     }
     # Idempotent: a second run finds everything in place.
     assert create_topics.main(args) == 0
@@ -223,14 +262,18 @@ def test_creates_every_topic_of_the_deployment(broker: EmbeddedBroker, capsys: p
 
 
 @pytest.mark.broker
-def test_refuses_topics_that_are_not_copartitioned(broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_topics_that_are_not_copartitioned(
+    broker: EmbeddedBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
     tag = f"deploy-{uuid.uuid4().hex[:8]}"
     admin = build_admin(Settings(brokers=broker.bootstrap_servers))
     try:
         admin.create_topics({f"{tag}.feedback": {"num_partitions": 2, "replication_factor": 1}})
     finally:
         admin.close()
-    code = create_topics.main(["--replication-factor", "1", *topic_args(broker, tag, 4, labels=f"{tag}.feedback")])
+    code = create_topics.main(
+        ["--replication-factor", "1", *topic_args(broker, tag, 4, labels=f"{tag}.feedback")]
+    )
     assert code == 1
     assert "must have the same partition count" in capsys.readouterr().err
 
@@ -243,8 +286,18 @@ def test_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_reports_an_unreachable_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    code = create_topics.main(["--replication-factor", "1", "--brokers", f"127.0.0.1:{free_port()}",
-                               "--set", "connect_timeout_s=1", "--wait-s", "0"])
+    code = create_topics.main(
+        [
+            "--replication-factor",
+            "1",
+            "--brokers",
+            f"127.0.0.1:{free_port()}",
+            "--set",
+            "connect_timeout_s=1",
+            "--wait-s",
+            "0",
+        ]
+    )
     assert code == 1
     assert "no Kafka broker answered" in capsys.readouterr().err
 
@@ -265,11 +318,20 @@ def test_torch_check_knows_the_installed_build() -> None:
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_the_bundled_model_loads_offline_and_static_vectors_build(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_bundled_model_loads_offline_and_static_vectors_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     # The "input" method over part of the vocabulary takes seconds; the image builds the default once.
-    code = bake_model.main(["--cache-dir", str(tmp_path), "--static-kwargs", '{"method": "input", "dim": 32, "vocab_limit": 2000}'])
+    code = bake_model.main(
+        [
+            "--cache-dir",
+            str(tmp_path),
+            "--static-kwargs",
+            '{"method": "input", "dim": 32, "vocab_limit": 2000}',
+        ]
+    )
     assert code == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["transformer"]["dim"] == 384

@@ -50,8 +50,13 @@ def structure_changes() -> list[StructureChange]:
     ]
 
 
-def dependence_label_sets(n: int, swaps: tuple[int, ...] = (), seed: int = 0, prior_shift_at: int | None = None,
-                          new_group_at: int | None = None) -> list[list[int]]:
+def dependence_label_sets(
+    n: int,
+    swaps: tuple[int, ...] = (),
+    seed: int = 0,
+    prior_shift_at: int | None = None,
+    new_group_at: int | None = None,
+) -> list[list[int]]:
     """Label-id sets from two groups of labels, {0, 1, 2} and {3, 4, 5}: each set draws its labels from
     one group (each group half of the time, or 90% / 10% from ``prior_shift_at`` on), label by label
     with probabilities 0.9, 0.5, 0.5. At each position in ``swaps`` labels 2 and 5 trade groups (their
@@ -83,4 +88,3 @@ def make_dependence_sets():
 def dependence_stream() -> list[list[int]]:
     """Label-id sets whose pair dependence changes at 3000 (labels 2 and 5 trade groups) and back at 6000."""
     return dependence_label_sets(9000, swaps=(3000, 6000))
-

@@ -17,12 +17,18 @@ CASES = ("performance", "label_prior", "input", "label_structure", "label_depend
 
 
 @pytest.fixture(scope="module")
-def cases(error_stream, label_set_stream, vector_stream, structure_changes, dependence_stream) -> dict[str, DetectorCase]:
+def cases(
+    error_stream, label_set_stream, vector_stream, structure_changes, dependence_stream
+) -> dict[str, DetectorCase]:
     return {
         "performance": DetectorCase(
-            "performance", lambda **kw: PerformanceDriftDetector(level=3, labels=["x", "y"], **kw), error_stream
+            "performance",
+            lambda **kw: PerformanceDriftDetector(level=3, labels=["x", "y"], **kw),
+            error_stream,
         ),
-        "label_prior": DetectorCase("label_prior", lambda **kw: LabelPriorDriftDetector(**kw), label_set_stream),
+        "label_prior": DetectorCase(
+            "label_prior", lambda **kw: LabelPriorDriftDetector(**kw), label_set_stream
+        ),
         "input": DetectorCase(
             "input", lambda **kw: InputDriftDetector(reference_size=256, window_size=128, **kw), vector_stream
         ),

@@ -61,7 +61,10 @@ def test_new_labels_are_tracked_and_their_arrival_is_no_dependence_drift(make_de
 def test_the_most_frequent_labels_take_the_slots():
     rng = np.random.default_rng(4)
     sets = [[i for i in range(6) if rng.random() < 0.05] for _ in range(3000)]
-    sets += [[i for i in range(6) if rng.random() < 0.05] + ([9] if rng.random() < 0.6 else []) for _ in range(3000)]
+    sets += [
+        [i for i in range(6) if rng.random() < 0.05] + ([9] if rng.random() < 0.6 else [])
+        for _ in range(3000)
+    ]
     detector = LabelDependenceDriftDetector(max_labels=4)
     detector.update_many(sets)
     assert 9 in detector.tracked_labels and len(detector.tracked_labels) == 4
@@ -76,8 +79,8 @@ def test_batches_matrices_and_single_updates_agree(dependence_stream):
     events_batched, events_matrix = [], []
     for start in range(0, len(dependence_stream), 32):
         positions = list(range(start, min(start + 32, len(dependence_stream))))
-        events_batched += batched.update_many(dependence_stream[start: start + 32], positions=positions)
-        events_matrix += matrix.update_many(indicator[start: start + 32], positions=positions)
+        events_batched += batched.update_many(dependence_stream[start : start + 32], positions=positions)
+        events_matrix += matrix.update_many(indicator[start : start + 32], positions=positions)
     assert summary(events_batched) == summary(events_matrix) == one_by_one
     assert batched.n_seen == matrix.n_seen == len(dependence_stream)
     # an indicator vector, a tuple, a numpy id array and duplicates are the same label set
@@ -110,7 +113,10 @@ def test_cooldown_suppresses_the_second_drift(dependence_stream):
     detector = LabelDependenceDriftDetector(cooldown=5000)
     assert [e.position for e in run(detector, dependence_stream)] == [3099]
     assert detector.n_suppressed == 1 and detector.n_events == 1
-    assert [e.position for e in run(LabelDependenceDriftDetector(cooldown=2000), dependence_stream)] == [3099, 6099]
+    assert [e.position for e in run(LabelDependenceDriftDetector(cooldown=2000), dependence_stream)] == [
+        3099,
+        6099,
+    ]
 
 
 def test_label_names_from_a_sequence_or_an_index(dependence_stream):
@@ -119,7 +125,9 @@ def test_label_names_from_a_sequence_or_an_index(dependence_stream):
             return "abcdef"[label_id]
 
     by_index = LabelDependenceDriftDetector().update_many(dependence_stream[:3500], label_names=Index())
-    by_list = LabelDependenceDriftDetector().update_many(dependence_stream[:3500], label_names=["a", "b", "c"])
+    by_list = LabelDependenceDriftDetector().update_many(
+        dependence_stream[:3500], label_names=["a", "b", "c"]
+    )
     assert by_index[0].labels[:2] == ("c", "d")
     assert by_list[0].labels[:2] == ("c", "3")  # ids without a name keep their number
 

@@ -12,8 +12,16 @@ from labelflow.operators.drift import DriftEvent
 
 
 def make(**overrides) -> DriftEvent:
-    fields = dict(kind="performance", level="global", labels=("a",), detector="D", statistic=0.5,
-                  threshold=0.1, position=10, action="replace_model")
+    fields = dict(
+        kind="performance",
+        level="global",
+        labels=("a",),
+        detector="D",
+        statistic=0.5,
+        threshold=0.1,
+        position=10,
+        action="replace_model",
+    )
     return DriftEvent(**{**fields, **overrides})
 
 
@@ -46,6 +54,12 @@ def test_the_runtime_turns_events_into_drift_alert_messages():
     from labelflow.stream.drift_alerts import alert_from_event
 
     alert = alert_from_event(make(labels=("wheat",)), label_names=[], position=1234)
-    assert (alert.kind, alert.level, alert.labels, alert.detector, alert.statistic, alert.threshold, alert.action) == (
-        "performance", "global", ["wheat"], "D", 0.5, 0.1, "replace_model"
-    )
+    assert (
+        alert.kind,
+        alert.level,
+        alert.labels,
+        alert.detector,
+        alert.statistic,
+        alert.threshold,
+        alert.action,
+    ) == ("performance", "global", ["wheat"], "D", 0.5, 0.1, "replace_model")

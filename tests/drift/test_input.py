@@ -15,7 +15,7 @@ from labelflow.operators.features.hashing import HashingFeaturizer
 def batched(detector: InputDriftDetector, xs, batch: int = 256) -> list:
     events = []
     for start in range(0, len(xs), batch):
-        chunk = xs[start: start + batch]
+        chunk = xs[start : start + batch]
         events += detector.update_many(chunk, positions=list(range(start, start + len(chunk))))
     return events
 

@@ -57,7 +57,9 @@ def test_the_synthetic_prior_shift_and_new_label_are_detected():
 
 def test_scope_restricts_the_watched_labels():
     rng = np.random.default_rng(2)
-    sets = [[n for n, p in (("a", 0.3), ("b", 0.1 if t < 3000 else 0.5)) if rng.random() < p] for t in range(6000)]
+    sets = [
+        [n for n, p in (("a", 0.3), ("b", 0.1 if t < 3000 else 0.5)) if rng.random() < p] for t in range(6000)
+    ]
     assert run(LabelPriorDriftDetector(labels=["a"], level=4), sets) == []
     events = run(LabelPriorDriftDetector(labels=["b"], level=4), sets)
     assert events and events[0].labels == ("b",) and events[0].level == "4"
@@ -86,7 +88,9 @@ def test_bad_input_and_parameters_are_refused():
 
 
 def test_duplicate_labels_in_one_set_count_once():
-    detector = LabelPriorDriftDetector(block_size=2, test_blocks=1, reference_blocks=1, min_reference_blocks=1)
+    detector = LabelPriorDriftDetector(
+        block_size=2, test_blocks=1, reference_blocks=1, min_reference_blocks=1
+    )
     detector.update(["a", "a", "b"])
     state = detector.state()
     assert state.arrays["open_counts"].tolist() == [1, 1]

@@ -66,7 +66,12 @@ def test_cluster_level_and_labels_are_carried_into_events():
     rng = np.random.default_rng(6)
     detector = PerformanceDriftDetector(level=7, labels=["wheat", "corn"], drift_action="reset_cluster_model")
     drift = detector.update_many(bernoulli(rng, (2000, 0.05), (1000, 0.6)))[-1]
-    assert (drift.kind, drift.level, drift.labels, drift.action) == ("performance", "7", ("wheat", "corn"), "reset_cluster_model")
+    assert (drift.kind, drift.level, drift.labels, drift.action) == (
+        "performance",
+        "7",
+        ("wheat", "corn"),
+        "reset_cluster_model",
+    )
     assert drift.detector == "PerformanceDriftDetector"
 
 
@@ -142,4 +147,8 @@ def test_state_keeps_the_open_block_and_warning_flag():
     detector.update_many(bernoulli(rng, (2000, 0.1), (150, 0.3)))
     restored = detector_from_state(detector.state())
     assert isinstance(restored, PerformanceDriftDetector)
-    assert (restored.width, restored.estimate, restored.in_warning) == (detector.width, detector.estimate, detector.in_warning)
+    assert (restored.width, restored.estimate, restored.in_warning) == (
+        detector.width,
+        detector.estimate,
+        detector.in_warning,
+    )

@@ -18,7 +18,9 @@ def random_sparse(rng: np.random.Generator, dim: int, nnz: int) -> SparseVector:
 def test_sparse_dense_single_and_batch_agree(dim):
     rng = np.random.default_rng(dim)
     projection = SignProjection(dim, seed=5)
-    rows = [random_sparse(rng, 500, 20) for _ in range(6)] + [SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), 500)]
+    rows = [random_sparse(rng, 500, 20) for _ in range(6)] + [
+        SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), 500)
+    ]
     batch = projection.project_many(rows)
     dense = projection.project_many(np.stack([r.to_dense() for r in rows]))
     single = np.stack([projection.project_one(r) for r in rows])
@@ -30,8 +32,12 @@ def test_sparse_dense_single_and_batch_agree(dim):
 
 def test_projection_is_a_function_of_the_seed_only():
     indices = np.array([0, 7, 123_456_789, 2**40])
-    assert np.array_equal(SignProjection(32, seed=1).signs(indices), SignProjection(32, seed=1).signs(indices))
-    assert not np.array_equal(SignProjection(32, seed=1).signs(indices), SignProjection(32, seed=2).signs(indices))
+    assert np.array_equal(
+        SignProjection(32, seed=1).signs(indices), SignProjection(32, seed=1).signs(indices)
+    )
+    assert not np.array_equal(
+        SignProjection(32, seed=1).signs(indices), SignProjection(32, seed=2).signs(indices)
+    )
     signs = SignProjection(32, seed=1).signs(np.arange(20_000))
     np.testing.assert_allclose(np.unique(signs), [-1 / np.sqrt(32), 1 / np.sqrt(32)], rtol=1e-6)
     assert abs(float(signs.mean())) < 0.01  # balanced signs
@@ -53,7 +59,9 @@ def test_normalize_divides_by_the_input_norm_and_mixed_batches_work():
     sparse = random_sparse(rng, 1000, 30)
     dense = rng.normal(size=1000).astype(np.float32)
     both = projection.project_many([sparse, dense], normalize=True)
-    np.testing.assert_allclose(both[0], projection.project_one(sparse) / np.linalg.norm(sparse.values), atol=1e-5)
+    np.testing.assert_allclose(
+        both[0], projection.project_one(sparse) / np.linalg.norm(sparse.values), atol=1e-5
+    )
     np.testing.assert_allclose(both[1], projection.project_one(dense, normalize=True), atol=1e-5)
     with pytest.raises(ValueError, match="different dimensions"):
         projection.project_many([dense, dense[:10]])

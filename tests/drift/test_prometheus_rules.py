@@ -38,7 +38,9 @@ def alert_rules() -> list[dict]:
 
 
 def run(promtool: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=120, check=False, cwd=REPO
+    )
 
 
 def test_rule_file_is_valid(promtool):
@@ -54,7 +56,7 @@ def test_rule_unit_tests_pass(promtool):
 
 def test_a_broken_expectation_makes_promtool_fail(promtool, tmp_path):
     # Guards against a test file that passes vacuously (e.g. if promtool stopped reading it).
-    broken = RULE_TESTS.read_text().replace("summary: \"labelflow worker w1 is down\"", "summary: \"wrong\"")
+    broken = RULE_TESTS.read_text().replace('summary: "labelflow worker w1 is down"', 'summary: "wrong"')
     assert broken != RULE_TESTS.read_text()
     (tmp_path / "alerts.yml").write_text(RULES.read_text())
     (tmp_path / "alerts_test.yml").write_text(broken)

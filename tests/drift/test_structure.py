@@ -80,7 +80,9 @@ def test_changes_of_a_forming_partition_are_warnings_and_settled_ones_drifts(str
     ],
 )
 def test_the_formation_rule(structure_changes, age, count, severity):
-    change = dataclasses.replace(structure_changes[2], position=60_000, min_label_age=age, min_label_count=count)
+    change = dataclasses.replace(
+        structure_changes[2], position=60_000, min_label_age=age, min_label_count=count
+    )
     event = LabelStructureDriftAdapter().update(change)
     assert event is not None and event.severity == severity
     assert event.details["phase"] == ("formation" if severity == "warning" else "mature")

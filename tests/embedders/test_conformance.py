@@ -9,7 +9,14 @@ from labelflow.operators.embedders.checks import EMBEDDER_CHECKS, check_batch_eq
 from labelflow.operators.embedders.concat import ConcatEmbedder
 from labelflow.operators.features.hashing import HashingFeaturizer
 
-EMBEDDER_NAMES = ("hashing", "static-input", "static-contextual", "transformer", "static+hashing", "cached-static")
+EMBEDDER_NAMES = (
+    "hashing",
+    "static-input",
+    "static-contextual",
+    "transformer",
+    "static+hashing",
+    "cached-static",
+)
 
 
 @pytest.fixture(scope="module")

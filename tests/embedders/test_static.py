@@ -103,7 +103,9 @@ def test_zipf_weights_favour_rare_tokens():
 
 def test_max_tokens_reads_only_the_head(static_cache_dir):
     head_only = StaticEmbedder(cache_dir=static_cache_dir, method="input", dim=64, max_tokens=3)
-    assert np.allclose(head_only.embed_one("wheat corn rice"), head_only.embed_one("wheat corn rice sugar oil"))
+    assert np.allclose(
+        head_only.embed_one("wheat corn rice"), head_only.embed_one("wheat corn rice sugar oil")
+    )
 
 
 def test_uncovered_tokens_do_not_count(static_contextual):
@@ -160,7 +162,9 @@ def test_memoized_wordpiece_memo_is_bounded():
 
 @pytest.mark.parametrize("sublinear", [True, False])
 def test_document_is_the_weighted_mean_of_its_token_vectors(static_cache_dir, sublinear):
-    embedder = StaticEmbedder(cache_dir=static_cache_dir, method="input", dim=64, sif=1e-5, sublinear_tf=sublinear)
+    embedder = StaticEmbedder(
+        cache_dir=static_cache_dir, method="input", dim=64, sif=1e-5, sublinear_tf=sublinear
+    )
     tokenizer = load_tokenizer(bundled_model_dir(), None)
     wheat, corn = tokenizer.token_to_id("wheat"), tokenizer.token_to_id("corn")
     vectors = embedder.token_vectors.vectors

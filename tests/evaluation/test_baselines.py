@@ -92,7 +92,9 @@ def test_chain_learns_a_new_label_from_its_first_instance() -> None:
 
 def test_river_baseline_through_the_evaluator(datasets_dir: Path) -> None:
     result = evaluate_prequential(
-        read_arff(datasets_dir / "scene" / "Scene.arff.gz", limit=200), RiverMultiLabel.binary_relevance(), progress=False
+        read_arff(datasets_dir / "scene" / "Scene.arff.gz", limit=200),
+        RiverMultiLabel.binary_relevance(),
+        progress=False,
     )
     assert result.learner == "river-br" and result.n_instances == 200
     assert result.metrics["micro_f1"] > 0.3

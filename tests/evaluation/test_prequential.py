@@ -151,7 +151,11 @@ def test_text_stream_with_featurizer_and_the_test_segment(datasets_dir: Path) ->
     assert set(segment) == {"model", "no-change", "majority-labelset"}
     assert segment["model"]["micro_f1"] == pytest.approx(segment["majority-labelset"]["micro_f1"])
     no_segment = evaluate_prequential(
-        docs[:10], MajorityLabelSetClassifier(), featurize=HashingFeaturizer().transform_many, progress=False, segment=None
+        docs[:10],
+        MajorityLabelSetClassifier(),
+        featurize=HashingFeaturizer().transform_many,
+        progress=False,
+        segment=None,
     )
     assert no_segment.segments == {}
 
@@ -171,8 +175,20 @@ def test_json_has_the_documented_fields_and_serialises(datasets_dir: Path) -> No
         stream, NoChangeClassifier(), limit=250, progress=False, record_every=100, window=100
     )
     data = json.loads(json.dumps(result.to_json()))
-    for key in ("dataset", "n_instances", "n_labels", "seconds", "instances_per_second", "model_instances_per_second",
-                "model_instances_per_second_median", "metrics", "partition", "baselines", "curves", "p_at_k"):
+    for key in (
+        "dataset",
+        "n_instances",
+        "n_labels",
+        "seconds",
+        "instances_per_second",
+        "model_instances_per_second",
+        "model_instances_per_second_median",
+        "metrics",
+        "partition",
+        "baselines",
+        "curves",
+        "p_at_k",
+    ):
         assert key in data
     assert set(data["metrics"]) >= {"subset_accuracy", "hamming_loss", "micro_f1", "macro_f1", "example_f1"}
     assert set(data["partition"]) >= {"n_clusters", "changes"}

@@ -107,7 +107,11 @@ def test_the_hash_is_stable_across_processes_and_hash_seeds(tmp_path: Path) -> N
     outputs = []
     for seed in ("1", "2"):
         run = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
         )
         outputs.append(json.loads(run.stdout))
     here = HashingFeaturizer().transform_one(text)

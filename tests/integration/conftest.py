@@ -6,9 +6,9 @@ hashing embedder, workers as threads or as `labelflow run` subprocesses.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -38,8 +38,13 @@ class SlowFeeder(threading.Thread):
 
     def __init__(self, settings: Settings, rate: float) -> None:
         super().__init__(daemon=True)
-        documents = (d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=5, n_documents=N_DOCUMENTS, drift_events=[])))
-        self.messages = list(feed(documents, FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=50, seed=5)))
+        documents = (
+            d.to_dict()
+            for d in SyntheticStream(SyntheticStreamConfig(seed=5, n_documents=N_DOCUMENTS, drift_events=[]))
+        )
+        self.messages = list(
+            feed(documents, FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=50, seed=5))
+        )
         self.ids = {m["id"] for kind, m in self.messages if kind == "document"}
         self.settings = settings
         self.rate = rate
@@ -68,16 +73,30 @@ class SlowFeeder(threading.Thread):
             producer.close()
 
 
-def two_workers(settings: Settings, tmp_path: Path, tag: str) -> tuple[WorkerProcess, int, WorkerProcess, int]:
+def two_workers(
+    settings: Settings, tmp_path: Path, tag: str
+) -> tuple[WorkerProcess, int, WorkerProcess, int]:
     port_a, port_b = free_port(), free_port()
-    a = WorkerProcess(with_overrides(settings, metrics__port=port_a, checkpoint__dir=str(tmp_path / f"{tag}-a")), tmp_path, f"{tag}-a")
-    b = WorkerProcess(with_overrides(settings, metrics__port=port_b, checkpoint__dir=str(tmp_path / f"{tag}-b")), tmp_path, f"{tag}-b")
+    a = WorkerProcess(
+        with_overrides(settings, metrics__port=port_a, checkpoint__dir=str(tmp_path / f"{tag}-a")),
+        tmp_path,
+        f"{tag}-a",
+    )
+    b = WorkerProcess(
+        with_overrides(settings, metrics__port=port_b, checkpoint__dir=str(tmp_path / f"{tag}-b")),
+        tmp_path,
+        f"{tag}-b",
+    )
     return a, port_a, b, port_b
 
 
 @pytest.mark.parametrize("stop", ["sigterm", "kill -9"])
-def test_partitions_are_shared_and_handed_over(stop: str, settings_for: Callable[..., Settings], tmp_path: Path) -> None:
-    settings = settings_for(f"group-{stop.replace(' ', '').replace('-', '')}", topics__partitions=PARTITIONS, batch__size=100)
+def test_partitions_are_shared_and_handed_over(
+    stop: str, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for(
+        f"group-{stop.replace(' ', '').replace('-', '')}", topics__partitions=PARTITIONS, batch__size=100
+    )
     create_topics(settings)
     a, port_a, b, port_b = two_workers(settings, tmp_path, "w")
     total_partitions = 2 * PARTITIONS  # documents and labels topics
@@ -87,16 +106,30 @@ def test_partitions_are_shared_and_handed_over(stop: str, settings_for: Callable
             a.start()
             b.start()
             wait_for(
-                lambda: gauge(port_a, "labelflow_assigned_partitions") > 0 and gauge(port_b, "labelflow_assigned_partitions") > 0
-                and gauge(port_a, "labelflow_assigned_partitions") + gauge(port_b, "labelflow_assigned_partitions") == total_partitions,
-                60, "both workers to hold partitions",
+                lambda: (
+                    gauge(port_a, "labelflow_assigned_partitions") > 0
+                    and gauge(port_b, "labelflow_assigned_partitions") > 0
+                    and gauge(port_a, "labelflow_assigned_partitions")
+                    + gauge(port_b, "labelflow_assigned_partitions")
+                    == total_partitions
+                ),
+                60,
+                "both workers to hold partitions",
             )
             # The range assignor gives each worker the same partition numbers of both topics.
-            assert gauge(port_a, "labelflow_assigned_partitions") == gauge(port_b, "labelflow_assigned_partitions") == PARTITIONS
+            assert (
+                gauge(port_a, "labelflow_assigned_partitions")
+                == gauge(port_b, "labelflow_assigned_partitions")
+                == PARTITIONS
+            )
             feeder.start()
             wait_for(
-                lambda: gauge(port_a, "labelflow_predictions_out_total") > 0 and gauge(port_b, "labelflow_predictions_out_total") > 0,
-                60, "both workers to predict",
+                lambda: (
+                    gauge(port_a, "labelflow_predictions_out_total") > 0
+                    and gauge(port_b, "labelflow_predictions_out_total") > 0
+                ),
+                60,
+                "both workers to predict",
             )
             wait_for(lambda: feeder.sent >= N_DOCUMENTS // 3, 60, "a third of the stream to be sent")
             if stop == "sigterm":
@@ -104,10 +137,16 @@ def test_partitions_are_shared_and_handed_over(stop: str, settings_for: Callable
                 assert "clean=True" in a.log()  # finished its batch, flushed, checkpointed, committed, left
             else:
                 a.kill()
-            wait_for(lambda: gauge(port_b, "labelflow_assigned_partitions") == total_partitions, 60, "the survivor to take every partition")
+            wait_for(
+                lambda: gauge(port_b, "labelflow_assigned_partitions") == total_partitions,
+                60,
+                "the survivor to take every partition",
+            )
             feeder.join(60)
             assert feeder.error is None
-            predictions.wait_until(lambda r: {rec.key.decode() for rec in r} >= feeder.ids, 120, "every document's prediction")
+            predictions.wait_until(
+                lambda r: {rec.key.decode() for rec in r} >= feeder.ids, 120, "every document's prediction"
+            )
             assert b.terminate() == 0, b.log()[-3000:]
         finally:
             a.ensure_stopped()

@@ -16,7 +16,15 @@ from labelflow.stream.checkpoint import CheckpointStore
 from labelflow.stream.config import Settings
 from labelflow.stream.feed import FeedPlan, encode, feed
 from labelflow.stream.quality import QualityTracker
-from labelflow.stream.testing import TopicCollector, WorkerProcess, WorkerThread, create_topics, send, wait_for, with_overrides
+from labelflow.stream.testing import (
+    TopicCollector,
+    WorkerProcess,
+    WorkerThread,
+    create_topics,
+    send,
+    wait_for,
+    with_overrides,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -25,7 +33,9 @@ PLAN = FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=100
 
 
 def stream_messages() -> tuple[list[tuple[str, dict[str, Any]]], dict[str, int]]:
-    documents = (d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=21, n_documents=N_DOCUMENTS)))
+    documents = (
+        d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=21, n_documents=N_DOCUMENTS))
+    )
     messages = list(feed(documents, PLAN))
     counts = {
         "documents": sum(kind == "document" for kind, _ in messages),
@@ -69,7 +79,11 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
     create_topics(reference)
     send_all(reference, messages)
     with WorkerThread(reference) as worker:
-        worker.wait_for(lambda p: p.documents_in >= counts["documents"] and p.feedback_in >= counts["feedback"], 240, "the reference run")
+        worker.wait_for(
+            lambda p: p.documents_in >= counts["documents"] and p.feedback_in >= counts["feedback"],
+            240,
+            "the reference run",
+        )
     ref_counters, ref_f1, _ = final_quality(reference)
     assert ref_counters["learned"] == {"inline": counts["inline"], "feedback": counts["feedback"]}
 
@@ -83,8 +97,12 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
     with TopicCollector(settings, settings.topics.predictions) as predictions:
         try:
             first.start()
-            predictions.wait_until(lambda r: len(r) >= N_DOCUMENTS * 2 // 5, 180, "the first 40% of predictions")
-            wait_for(lambda: len(CheckpointStore(settings.checkpoint.dir).paths()) > 0, 30, "a first checkpoint")
+            predictions.wait_until(
+                lambda r: len(r) >= N_DOCUMENTS * 2 // 5, 180, "the first 40% of predictions"
+            )
+            wait_for(
+                lambda: len(CheckpointStore(settings.checkpoint.dir).paths()) > 0, 30, "a first checkpoint"
+            )
             first.kill()  # SIGKILL: no batch finished, no checkpoint, no commit, no group leave
             before_restart = len(predictions.records)
             assert before_restart < N_DOCUMENTS, "the worker finished before it could be killed"
@@ -92,11 +110,16 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
             second.start()
             port = second_settings.metrics.port
             wait_for(
-                lambda: counter(port, "labelflow_documents_in_total") >= counts["documents"]
-                and counter(port, "labelflow_feedback_in_total") >= counts["feedback"],
-                240, "the restarted worker to read the whole stream",
+                lambda: (
+                    counter(port, "labelflow_documents_in_total") >= counts["documents"]
+                    and counter(port, "labelflow_feedback_in_total") >= counts["feedback"]
+                ),
+                240,
+                "the restarted worker to read the whole stream",
             )
-            predictions.wait_until(lambda r: {rec.key.decode() for rec in r} >= all_ids, 60, "every prediction")
+            predictions.wait_until(
+                lambda r: {rec.key.decode() for rec in r} >= all_ids, 60, "every prediction"
+            )
             assert second.terminate() == 0, second.log()[-3000:]
         finally:
             first.ensure_stopped()
@@ -111,10 +134,14 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
 
     # Every labelled document learned exactly once: the runtime's counters and the model's own count.
     crash_counters, crash_f1, model_meta = final_quality(settings)
-    assert crash_counters["learned"] == {"inline": counts["inline"], "feedback": counts["feedback"]}, second.log()[-3000:]
+    assert crash_counters["learned"] == {"inline": counts["inline"], "feedback": counts["feedback"]}, (
+        second.log()[-3000:]
+    )
     if "n_learned" in model_meta:
         assert model_meta["n_learned"] == labelled
     assert crash_counters["documents_in"] == counts["documents"]
     assert crash_counters["feedback_in"] == counts["feedback"]
-    print(f"crash test: killed after {before_restart} predictions, {replayed} replayed, micro-F1 {crash_f1:.4f} vs {ref_f1:.4f}")
+    print(
+        f"crash test: killed after {before_restart} predictions, {replayed} replayed, micro-F1 {crash_f1:.4f} vs {ref_f1:.4f}"
+    )
     assert abs(crash_f1 - ref_f1) <= 0.01, (crash_f1, ref_f1)

@@ -31,8 +31,11 @@ def test_a_scheduled_label_prior_drift_is_alerted(settings_for: Callable[..., Se
     with WorkerThread(settings) as worker, TopicCollector(settings, settings.topics.drift) as drift_topic:
         worker.wait_for(lambda p: p.predictions_out >= counts["documents"], 180, "the whole stream")
         drift_topic.wait_until(
-            lambda records: any(DriftAlert.model_validate_json(r.value).kind == "label_prior" for r in records),
-            30, "a label_prior alert",
+            lambda records: any(
+                DriftAlert.model_validate_json(r.value).kind == "label_prior" for r in records
+            ),
+            30,
+            "a label_prior alert",
         )
         samples = scrape(worker.worker.metrics_port)
     alerts = [DriftAlert.model_validate_json(r.value) for r in drift_topic.records]
@@ -41,5 +44,7 @@ def test_a_scheduled_label_prior_drift_is_alerted(settings_for: Callable[..., Se
     assert prior and all(a.position is not None and a.position >= DRIFT_AT for a in prior), prior
     assert min(a.position for a in prior) - DRIFT_AT <= 500
     assert all(r.key is not None for r in drift_topic.records)  # keyed by kind/level
-    counted = sum(s.value for s in samples["labelflow_drift_events_total"] if s.labels["kind"] == "label_prior")
+    counted = sum(
+        s.value for s in samples["labelflow_drift_events_total"] if s.labels["kind"] == "label_prior"
+    )
     assert counted >= 1

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.broker
 
 
 def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable[..., Settings]) -> None:
-    documents = [d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=21, n_documents=1500, drift_events=[]))]
+    documents = [
+        d.to_dict()
+        for d in SyntheticStream(SyntheticStreamConfig(seed=21, n_documents=1500, drift_events=[]))
+    ]
     plan = FeedPlan(labelled_fraction=1.0, feedback_fraction=0.0, seed=3)
     ids = {d["id"] for d in documents}
 
@@ -29,20 +32,31 @@ def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable
     create_topics(single)
     send_stream(single, documents, plan)
     with WorkerThread(single) as worker, TopicCollector(single, single.topics.predictions) as predictions:
-        predictions.wait_until(lambda records: predictions.keys() >= ids, 180, "the single worker's predictions")
+        predictions.wait_until(
+            lambda records: predictions.keys() >= ids, 180, "the single worker's predictions"
+        )
         reference = worker.wait_for(lambda p: p.learned >= len(documents), 60, "the single worker's learning")
 
     embed = settings_for("split", role="embed")
     create_topics(embed)
     send_stream(embed, documents, plan)
-    learn = with_overrides(embed, role="learn", group_id=embed.group_id + "-learn",
-                           checkpoint__dir=str(embed.checkpoint.dir) + "-learn")
-    with WorkerThread(embed) as first, WorkerThread(with_overrides(embed, client_id="embed-2")) as second, \
-            TopicCollector(embed, embed.topics.embedded) as embedded:
+    learn = with_overrides(
+        embed,
+        role="learn",
+        group_id=embed.group_id + "-learn",
+        checkpoint__dir=str(embed.checkpoint.dir) + "-learn",
+    )
+    with (
+        WorkerThread(embed) as first,
+        WorkerThread(with_overrides(embed, client_id="embed-2")) as second,
+        TopicCollector(embed, embed.topics.embedded) as embedded,
+    ):
         embedded.wait_until(lambda records: embedded.keys() >= ids, 180, "every document embedded")
         shares = [first.worker.progress().documents_in, second.worker.progress().documents_in]
     with WorkerThread(learn) as learner, TopicCollector(learn, learn.topics.predictions) as predictions_split:
-        predictions_split.wait_until(lambda records: predictions_split.keys() >= ids, 180, "the learner's predictions")
+        predictions_split.wait_until(
+            lambda records: predictions_split.keys() >= ids, 180, "the learner's predictions"
+        )
         split = learner.wait_for(lambda p: p.learned >= len(documents), 60, "the learner's learning")
 
     assert predictions.keys() == predictions_split.keys() == ids
@@ -50,4 +64,6 @@ def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable
     assert min(shares) > 0, f"the embed workers did not share the stream: {shares}"
     assert split.learned == reference.learned == len(documents)
     assert abs(split.micro_f1_cumulative - reference.micro_f1_cumulative) <= 0.01, (
-        split.micro_f1_cumulative, reference.micro_f1_cumulative)
+        split.micro_f1_cumulative,
+        reference.micro_f1_cumulative,
+    )

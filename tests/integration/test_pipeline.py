@@ -47,14 +47,23 @@ def send_stream(settings: Settings, documents: list[dict[str, Any]], plan: FeedP
     return counts
 
 
-def test_every_document_gets_a_prediction_and_delayed_feedback_is_learned(settings_for: Callable[..., Settings]) -> None:
+def test_every_document_gets_a_prediction_and_delayed_feedback_is_learned(
+    settings_for: Callable[..., Settings],
+) -> None:
     settings = settings_for()
     create_topics(settings)
     documents = synthetic(800)
-    counts = send_stream(settings, documents, FeedPlan(labelled_fraction=0.4, feedback_fraction=0.4, feedback_delay=50, seed=1))
-    with WorkerThread(settings) as worker, TopicCollector(settings, settings.topics.predictions) as predictions:
+    counts = send_stream(
+        settings, documents, FeedPlan(labelled_fraction=0.4, feedback_fraction=0.4, feedback_delay=50, seed=1)
+    )
+    with (
+        WorkerThread(settings) as worker,
+        TopicCollector(settings, settings.topics.predictions) as predictions,
+    ):
         progress = worker.wait_for(
-            lambda p: p.documents_in >= counts["documents"] and p.feedback_in >= counts["feedback"], 120, "all input read"
+            lambda p: p.documents_in >= counts["documents"] and p.feedback_in >= counts["feedback"],
+            120,
+            "all input read",
         )
         predictions.wait_until(lambda records: len(records) >= len(documents), 30, "every prediction")
     assert predictions.keys() == {d["id"] for d in documents}
@@ -63,7 +72,15 @@ def test_every_document_gets_a_prediction_and_delayed_feedback_is_learned(settin
     assert learned == {"inline": counts["inline"], "feedback": counts["feedback"]}
     assert progress.counters["feedback"].get("matched", 0) == counts["feedback"]
     first = predictions.values()[0]
-    assert set(first) == {"id", "labels", "scores", "model_version", "partition_version", "latency_ms", "produced_at"}
+    assert set(first) == {
+        "id",
+        "labels",
+        "scores",
+        "model_version",
+        "partition_version",
+        "latency_ms",
+        "produced_at",
+    }
     last = [p for p in predictions.values() if p["id"] == documents[-1]["id"]][0]
     assert last["scores"] and last["model_version"] > 0
     # The model learns: prequential micro-F1 over the stream is far above chance on this stream.
@@ -82,7 +99,9 @@ BAD_INPUTS: dict[str, tuple[str, bytes]] = {
 }
 
 
-def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(settings_for: Callable[..., Settings]) -> None:
+def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(
+    settings_for: Callable[..., Settings],
+) -> None:
     settings = settings_for(max_message_bytes=2_000, topics__partitions=1)
     create_topics(settings)
     good = synthetic(40, seed=5)
@@ -90,7 +109,9 @@ def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(se
     offsets: dict[str, int] = {}
     try:
         for i, document in enumerate(good):
-            producer.send(settings.topics.documents, key=document["id"].encode(), value=json.dumps(document).encode())
+            producer.send(
+                settings.topics.documents, key=document["id"].encode(), value=json.dumps(document).encode()
+            )
             if i == 10:  # the bad inputs sit in the middle of the stream
                 for name, (_, raw) in BAD_INPUTS.items():
                     offsets[name] = producer.send(settings.topics.documents, value=raw).get(timeout=10).offset
@@ -98,8 +119,11 @@ def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(se
         producer.flush()
     finally:
         producer.close()
-    with WorkerThread(settings) as worker, TopicCollector(settings, settings.topics.deadletter) as letters, \
-            TopicCollector(settings, settings.topics.predictions) as predictions:
+    with (
+        WorkerThread(settings) as worker,
+        TopicCollector(settings, settings.topics.deadletter) as letters,
+        TopicCollector(settings, settings.topics.predictions) as predictions,
+    ):
         letters.wait_until(lambda r: len(r) >= len(BAD_INPUTS) + 1, 60, "every dead letter")
         predictions.wait_until(lambda r: len(r) >= len(good), 60, "the good documents after the bad ones")
         assert worker.worker.ready.is_set() and worker.error is None
@@ -115,14 +139,24 @@ def test_each_malformed_input_is_dead_lettered_while_the_worker_keeps_running(se
     assert predictions.keys() == {d["id"] for d in good}
 
 
-def test_routing_topics_get_the_documents_predicted_with_their_labels(settings_for: Callable[..., Settings]) -> None:
-    settings = settings_for(routing=[{"label": "label_00", "topic": "routed.anchor"}, {"pattern": "^label_0[12]$", "topic": "routed.pair"}])
+def test_routing_topics_get_the_documents_predicted_with_their_labels(
+    settings_for: Callable[..., Settings],
+) -> None:
+    settings = settings_for(
+        routing=[
+            {"label": "label_00", "topic": "routed.anchor"},
+            {"pattern": "^label_0[12]$", "topic": "routed.pair"},
+        ]
+    )
     create_topics(settings)
     documents = synthetic(500, seed=9)
     send_stream(settings, documents, FeedPlan(labelled_fraction=0.6, feedback_fraction=0.0, seed=2))
     with WorkerThread(settings), TopicCollector(settings, settings.topics.predictions) as predictions:
         predictions.wait_until(lambda r: len(r) >= len(documents), 120, "every prediction")
-        with TopicCollector(settings, "routed.anchor") as anchor, TopicCollector(settings, "routed.pair") as pair:
+        with (
+            TopicCollector(settings, "routed.anchor") as anchor,
+            TopicCollector(settings, "routed.pair") as pair,
+        ):
             anchor.drain()
             pair.drain()
     predicted = {p["id"]: set(p["labels"]) for p in predictions.values()}
@@ -130,7 +164,9 @@ def test_routing_topics_get_the_documents_predicted_with_their_labels(settings_f
     expect_pair = {doc_id for doc_id, labels in predicted.items() if labels & {"label_01", "label_02"}}
     assert expect_anchor and expect_pair, "the model should predict the routed labels on this stream"
     assert anchor.keys() == expect_anchor and len(anchor.records) == len(expect_anchor)
-    assert pair.keys() == expect_pair and len(pair.records) == len(expect_pair)  # once per document, not per label
+    assert pair.keys() == expect_pair and len(pair.records) == len(
+        expect_pair
+    )  # once per document, not per label
     original = {d["id"]: d["text"] for d in documents}
     record = anchor.records[0]
     assert json.loads(record.value)["text"] == original[record.key.decode()]
@@ -150,17 +186,25 @@ def test_metrics_endpoint_serves_the_documented_series(settings_for: Callable[..
     settings = settings_for(metrics__port=0)
     create_topics(settings)
     documents = synthetic(300)
-    counts = send_stream(settings, documents, FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=20))
+    counts = send_stream(
+        settings, documents, FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=20)
+    )
     send(settings, [(settings.topics.documents, None, b"not json")])
     with WorkerThread(settings) as worker:
-        worker.wait_for(lambda p: p.predictions_out >= len(documents) and p.feedback_in >= counts["feedback"], 120, "the stream")
+        worker.wait_for(
+            lambda p: p.predictions_out >= len(documents) and p.feedback_in >= counts["feedback"],
+            120,
+            "the stream",
+        )
         worker.wait_for(lambda p: p.checkpoints >= 1, 30, "a checkpoint")
         samples = scrape(worker.worker.metrics_port)
     documented = set(re.findall(r"`(labelflow_[a-z0-9_]+)`", DOCS_MD.read_text()))
     histograms = {name for name in documented if any(s.startswith(name + "_bucket") for s in samples)}
     missing = {name for name in documented - histograms if name not in samples}
     assert not missing, f"documented series not served: {sorted(missing)}"
-    value = lambda name, **labels: sum(s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items()))  # noqa: E731
+    value = lambda name, **labels: sum(
+        s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())
+    )  # noqa: E731
     assert value("labelflow_predictions_out_total") == len(documents)
     assert value("labelflow_learned_documents_total", source="inline") == counts["inline"]
     assert value("labelflow_dead_letters_total", reason="invalid_json") == 1
@@ -169,22 +213,32 @@ def test_metrics_endpoint_serves_the_documented_series(settings_for: Callable[..
     assert 0.0 < value("labelflow_micro_f1_windowed") <= 1.0
     assert value("labelflow_labels") >= 8 and value("labelflow_clusters") >= 1
     assert value("labelflow_worker_up") == 1
-    for sample in samples["labelflow_drift_events_total"] if "labelflow_drift_events_total" in samples else []:
+    for sample in (
+        samples["labelflow_drift_events_total"] if "labelflow_drift_events_total" in samples else []
+    ):
         assert sample.labels["level"] in ("global", "cluster")
 
 
-def test_graceful_stop_and_restart_learns_each_document_once(settings_for: Callable[..., Settings], tmp_path: Path) -> None:
+def test_graceful_stop_and_restart_learns_each_document_once(
+    settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
     settings = settings_for()
     create_topics(settings)
     documents = synthetic(600, seed=11)
     plan = FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=30, seed=4)
     first_half = send_stream(settings, documents[:300], plan)
     with WorkerThread(settings) as worker:
-        worker.wait_for(lambda p: p.documents_in >= 300 and p.feedback_in >= first_half["feedback"], 120, "the first half")
+        worker.wait_for(
+            lambda p: p.documents_in >= 300 and p.feedback_in >= first_half["feedback"], 120, "the first half"
+        )
     second_half = send_stream(settings, documents[300:], plan)
     with WorkerThread(settings) as worker:  # restores the shutdown checkpoint and seeks to its offsets
         progress = worker.wait_for(
-            lambda p: p.documents_in >= 600 and p.feedback_in >= first_half["feedback"] + second_half["feedback"], 120, "the rest"
+            lambda p: (
+                p.documents_in >= 600 and p.feedback_in >= first_half["feedback"] + second_half["feedback"]
+            ),
+            120,
+            "the rest",
         )
     assert progress.learned == sum(c["inline"] + c["feedback"] for c in (first_half, second_half))
     checkpoint = CheckpointStore(settings.checkpoint.dir).latest()

@@ -149,7 +149,7 @@ def test_dense_rows_with_quotes_missing_values_and_nominal_features(tmp_path: Pa
 
 def test_sparse_rows_gzip_crlf_and_first_n_labels(tmp_path: Path) -> None:
     text = (
-        "@RELATION \"sparse: -C 2\"\r\n@ATTRIBUTE a {0,1}\r\n@ATTRIBUTE b {0,1}\r\n"
+        '@RELATION "sparse: -C 2"\r\n@ATTRIBUTE a {0,1}\r\n@ATTRIBUTE b {0,1}\r\n'
         "@ATTRIBUTE x NUMERIC\r\n@ATTRIBUTE y NUMERIC\r\n@DATA\r\n"
         "{0 1, 3 2.5}\r\n{}\r\n{ 3 0, 1 1 , 2 -1}\r\n"
     )
@@ -202,13 +202,23 @@ HEAD = "@relation 'r: -C -1'\n@attribute f numeric\n@attribute l {0,1}\n"
         (HEAD + "@data\n{0 1\n", 5, "does not end with '}'"),
         (HEAD + "@data\n{0 1},{3}\n", 5, "instance weights"),
         (HEAD + "@data\n{x 1}\n", 5, "'x' is not an integer"),
-        ("@relation 'r: -C -1'\n@attribute f string\n@attribute l {0,1}\n@data\n", 2, "type 'string' is not supported"),
+        (
+            "@relation 'r: -C -1'\n@attribute f string\n@attribute l {0,1}\n@data\n",
+            2,
+            "type 'string' is not supported",
+        ),
         ("@relation 'r: -C -1'\n@attribute f numeric\n@attribute f {0,1}\n@data\n", 3, "declared twice"),
-        ("@relation 'r: -C -1'\n@attribute f numeric\n@attribute l {0,1}\nbogus line\n@data\n", 4, "unexpected header line"),
+        (
+            "@relation 'r: -C -1'\n@attribute f numeric\n@attribute l {0,1}\nbogus line\n@data\n",
+            4,
+            "unexpected header line",
+        ),
         ("@relation 'r: -C -1'\n@attribute f wibble\n@attribute l {0,1}\n@data\n", 2, "unknown type"),
     ],
 )
-def test_malformed_files_name_file_line_and_problem(tmp_path: Path, text: str, line: int, problem: str) -> None:
+def test_malformed_files_name_file_line_and_problem(
+    tmp_path: Path, text: str, line: int, problem: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ArffError) as caught:
         list(read_arff(path))
@@ -223,7 +233,10 @@ def test_malformed_files_name_file_line_and_problem(tmp_path: Path, text: str, l
     [
         ("@attribute f numeric\n@data\n", "no @relation line"),
         ("@relation 'r: -C -1'\n@attribute f numeric\n@attribute l {0,1}\n", "no @data line"),
-        ("@relation 'r: -C -3'\n@attribute f numeric\n@attribute l {0,1}\n@data\n", "-C -3 does not fit 2 attributes"),
+        (
+            "@relation 'r: -C -3'\n@attribute f numeric\n@attribute l {0,1}\n@data\n",
+            "-C -3 does not fit 2 attributes",
+        ),
         ("@relation 'r: -C -1'\n@attribute f numeric\n@attribute l numeric\n@data\n", "is not nominal {0,1}"),
         ("@relation plain\n@attribute f numeric\n@data\n", "cannot tell which attributes are labels"),
     ],

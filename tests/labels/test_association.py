@@ -8,7 +8,13 @@ import random
 
 import pytest
 
-from labelflow.operators.labels.association import Association, association, may_part, merge_threshold, same_line
+from labelflow.operators.labels.association import (
+    Association,
+    association,
+    may_part,
+    merge_threshold,
+    same_line,
+)
 from labelflow.operators.labels.cluster_statistics import hoeffding_bound
 from labelflow.operators.labels.cooccurrence import LabelCooccurrence
 
@@ -44,7 +50,9 @@ def test_independent_labels_read_about_zero_and_avoiding_ones_negative() -> None
 
 def test_exact_and_symmetric_whatever_the_order_of_groups_and_labels() -> None:
     rng = random.Random(1)
-    stats = counts_from(([a for a in range(6) if rng.random() < 0.4] for _ in range(3000)), 6, fading_factor=0.99)
+    stats = counts_from(
+        ([a for a in range(6) if rng.random() < 0.4] for _ in range(3000)), 6, fading_factor=0.99
+    )
     reference = association(stats, [0, 1, 2], [3, 4, 5], delta=1e-3)
     for left, right in [([2, 0, 1], [5, 3, 4]), ([3, 4, 5], [0, 1, 2]), ([5, 4, 3], [1, 2, 0])]:
         assert association(stats, left, right, delta=1e-3) == reference
@@ -60,7 +68,9 @@ def test_the_bound_takes_faded_counts_at_their_effective_sample_size() -> None:
         hoeffding_bound(faded.union(0, 1) * ratio, 1e-3), rel=1e-12
     )
     plain = counts_from(label_sets, 2)  # without fading the effective size is the count itself
-    assert association(plain, [0], [1], delta=1e-3).bound == pytest.approx(hoeffding_bound(plain.union(0, 1), 1e-3))
+    assert association(plain, [0], [1], delta=1e-3).bound == pytest.approx(
+        hoeffding_bound(plain.union(0, 1), 1e-3)
+    )
 
 
 def test_no_evidence_gives_an_infinite_bound() -> None:

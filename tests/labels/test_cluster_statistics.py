@@ -48,7 +48,9 @@ def test_statistics_equal_brute_force(n_labels: int, max_k: int, size: int, seed
     p, q = s.pivots
     assert stats.distance(p, q) == pytest.approx(s.d1)
     assert s.evidence == pytest.approx(stats.union(p, q))
-    assert len(close_pairs(stats, labels)) == sum(1 for a, b in itertools.combinations(labels, 2) if stats.co_count(a, b) > 0)
+    assert len(close_pairs(stats, labels)) == sum(
+        1 for a, b in itertools.combinations(labels, 2) if stats.co_count(a, b) > 0
+    )
 
 
 def test_pivots_are_the_never_co_occurring_pair_with_the_most_evidence() -> None:

@@ -58,7 +58,10 @@ def test_recovers_planted_groups(streams, start: str, seed: int) -> None:
 def test_follows_a_change_of_correlations(streams, after, bound: int, seed: int) -> None:
     rng = random.Random(seed)
     clusterer = LabelClusterer()
-    assert settled_at(clusterer, streams.label_sets(GROUPS, 3000, rng), GROUPS, streams.same_grouping) is not None
+    assert (
+        settled_at(clusterer, streams.label_sets(GROUPS, 3000, rng), GROUPS, streams.same_grouping)
+        is not None
+    )
     version = clusterer.version
     since = settled_at(clusterer, streams.label_sets(after, bound + 1000, rng), after, streams.same_grouping)
     assert since is not None and since <= bound, clusterer.partition.clusters
@@ -136,9 +139,18 @@ def test_input_validation() -> None:
 
 @pytest.mark.parametrize(
     ("setting", "value"),
-    [("delta", 0.0), ("delta", 1.0), ("tie_threshold", -0.1), ("grace_period", 0), ("min_dwell", -1),
-     ("max_cluster_size", 1), ("min_cluster_size", 0), ("min_cluster_size", 17), ("fading_factor", 0.0),
-     ("max_pending_events", 0)],
+    [
+        ("delta", 0.0),
+        ("delta", 1.0),
+        ("tie_threshold", -0.1),
+        ("grace_period", 0),
+        ("min_dwell", -1),
+        ("max_cluster_size", 1),
+        ("min_cluster_size", 0),
+        ("min_cluster_size", 17),
+        ("fading_factor", 0.0),
+        ("max_pending_events", 0),
+    ],
 )
 def test_rejects_bad_settings(setting: str, value: float) -> None:
     with pytest.raises(ValueError, match=setting):
@@ -186,7 +198,9 @@ def test_a_cluster_changes_at_most_once_per_dwell(streams) -> None:
         for label in event.labels:
             if label in last_change:
                 position, previous = last_change[label]
-                forced = event.reason == "max_size" and position == event.position and previous.action == "merge"
+                forced = (
+                    event.reason == "max_size" and position == event.position and previous.action == "merge"
+                )
                 assert forced or event.position - position >= min_dwell, (previous, event)
             last_change[label] = (event.position, event)
         changes += 1
@@ -277,7 +291,11 @@ def test_distance_follows_the_faded_counts() -> None:
     for labels in ([0, 1], [0, 1], [0], [2]):
         clusterer.learn_one(labels)
     assert clusterer.distance(0, 1) == pytest.approx(1 / 3)
-    assert clusterer.distance(0, 2) == 1.0 and clusterer.distance(2, 2) == 0.0 and clusterer.distance(0, 50) == 1.0
+    assert (
+        clusterer.distance(0, 2) == 1.0
+        and clusterer.distance(2, 2) == 0.0
+        and clusterer.distance(0, 50) == 1.0
+    )
 
 
 def test_statistical_decisions_report_their_test(streams) -> None:
@@ -288,8 +306,14 @@ def test_statistical_decisions_report_their_test(streams) -> None:
     for event in events:
         by_reason[(event.action, event.reason)].append(event)
     assert set(by_reason) <= {
-        ("new_label", "first_seen"), ("split", "heterogeneity"), ("split", "separation"), ("split", "unrelated"),
-        ("split", "max_size"), ("merge", "affinity"), ("merge", "diameter_growth"), ("merge", "mean_growth"),
+        ("new_label", "first_seen"),
+        ("split", "heterogeneity"),
+        ("split", "separation"),
+        ("split", "unrelated"),
+        ("split", "max_size"),
+        ("merge", "affinity"),
+        ("merge", "diameter_growth"),
+        ("merge", "mean_growth"),
     }
     statistical = [e for e in events if e.action != "new_label"]
     assert statistical

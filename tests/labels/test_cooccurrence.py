@@ -50,7 +50,9 @@ def test_faded_counts_equal_the_definition(fading: float, monkeypatch: pytest.Mo
     instances, counts, pairs, counts_sq = brute_force(label_sets, fading, 9)
     assert stats.n_instances == pytest.approx(instances, rel=1e-9)
     # Kish's effective sample size per unit of faded count: sum w / sum w**2
-    assert [stats.sample_size_ratio(a) for a in range(9)] == pytest.approx((counts / counts_sq).tolist(), rel=1e-9)
+    assert [stats.sample_size_ratio(a) for a in range(9)] == pytest.approx(
+        (counts / counts_sq).tolist(), rel=1e-9
+    )
     assert [stats.count(a) for a in range(9)] == pytest.approx(counts.tolist(), rel=1e-9, abs=1e-12)
     for a, b in itertools.product(range(9), repeat=2):
         if a != b:
@@ -86,7 +88,9 @@ def test_pairs_are_sparse_and_symmetric() -> None:
     assert sum(len(row) for row in stats.raw_pairs) == 6  # memory follows co-occurring pairs only
 
 
-def test_pairs_that_stopped_co_occurring_are_pruned_and_read_as_never_seen(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pairs_that_stopped_co_occurring_are_pruned_and_read_as_never_seen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(cooccurrence_module, "_RENORMALISE_ABOVE", 2.0**20)
     stats = LabelCooccurrence(fading_factor=0.5, prune_below=1e-3)
     stats.add_labels(3)
@@ -136,7 +140,9 @@ def test_state_round_trip_is_exact_including_iteration_order(tmp_path) -> None:
         restored.update(labels)
     assert restored.raw_counts == stats.raw_counts and restored.weight == stats.weight
     assert [list(row.items()) for row in restored.raw_pairs] == [list(row.items()) for row in stats.raw_pairs]
-    assert [restored.sample_size_ratio(a) for a in range(12)] == [stats.sample_size_ratio(a) for a in range(12)]
+    assert [restored.sample_size_ratio(a) for a in range(12)] == [
+        stats.sample_size_ratio(a) for a in range(12)
+    ]
     assert restored.n_updates == stats.n_updates == 400
 
 

@@ -58,10 +58,15 @@ def parts_of(clusters: tuple[tuple[int, ...], ...], labels: tuple[int, ...]) -> 
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_splits_part_only_unassociated_groups_and_merges_join_only_associated_ones(streams, seed: int) -> None:
+def test_splits_part_only_unassociated_groups_and_merges_join_only_associated_ones(
+    streams, seed: int
+) -> None:
     rng = random.Random(seed)
-    label_sets = [*streams.label_sets(GROUPS, 3000, rng), *streams.label_sets(RECOMBINED, 4000, rng),
-                  *streams.label_sets(RESHUFFLED, 6000, rng)]
+    label_sets = [
+        *streams.label_sets(GROUPS, 3000, rng),
+        *streams.label_sets(RECOMBINED, 4000, rng),
+        *streams.label_sets(RESHUFFLED, 6000, rng),
+    ]
     clusterer = LabelClusterer()
     clusterer.add_labels(12)  # all apart: the groups must be merged, then split and merged as they change
     checked = {"split": 0, "merge": 0}

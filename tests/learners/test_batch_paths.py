@@ -48,7 +48,10 @@ def test_logits_many_matches_logits_for_sparse_and_dense_inputs():
 
 def test_votes_many_matches_votes_with_a_sketch_and_dense_inputs():
     rng = np.random.default_rng(5)
-    for inputs in (sparse_rows(rng, 80, 5000, nnz=30), [rng.normal(size=16).astype(np.float32) for _ in range(80)]):
+    for inputs in (
+        sparse_rows(rng, 80, 5000, nnz=30),
+        [rng.normal(size=16).astype(np.float32) for _ in range(80)],
+    ):
         knn = RecentNeighbours(window=50, k=4, sketch_dim=256)
         for x in inputs[:60]:
             knn.learn(x, (rng.random(6) < 0.3).astype(np.float32))

@@ -11,8 +11,12 @@ from .conformance import CHECKS, check_state_round_trip
 # The trivial baselines cannot learn features, so they are checked for the contract only.
 LEARNING = ("partitioned", "river-br", "river-cc")
 CONTRACT_ONLY = ("no-change", "majority-labelset")
-CONTRACT_CHECKS = {"check_predicts_before_learning", "check_empty_label_sets", "check_deterministic",
-                   "check_batch_matches_one_by_one"}
+CONTRACT_CHECKS = {
+    "check_predicts_before_learning",
+    "check_empty_label_sets",
+    "check_deterministic",
+    "check_batch_matches_one_by_one",
+}
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
@@ -21,7 +25,9 @@ def test_learning_learners(name, check):
     check(lambda: make_learner(name))
 
 
-@pytest.mark.parametrize("check", [c for c in CHECKS if c.__name__ in CONTRACT_CHECKS], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "check", [c for c in CHECKS if c.__name__ in CONTRACT_CHECKS], ids=lambda c: c.__name__
+)
 @pytest.mark.parametrize("name", CONTRACT_ONLY)
 def test_baseline_contract(name, check):
     check(lambda: make_learner(name))

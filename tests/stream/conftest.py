@@ -3,9 +3,9 @@ for fast unit tests of pure runtime logic, and isolated settings per test."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -80,7 +80,14 @@ class PerceptronModel(MultiLabelClassifier):
                 self._labels.append(label)
                 self.w = np.vstack([self.w, np.zeros((1, self.dim), dtype=np.float32)])
                 self.b = np.append(self.b, np.float32(-1.0))
-                self._events.append({"kind": "label_structure", "labels": [len(self._labels) - 1], "action": "new_label", "detector": "double"})
+                self._events.append(
+                    {
+                        "kind": "label_structure",
+                        "labels": [len(self._labels) - 1],
+                        "action": "new_label",
+                        "detector": "double",
+                    }
+                )
         target = np.array([label in names for label in self._labels], dtype=np.float32)
         error = target - self._p(x)
         self.w += np.outer(error, _dense(x, self.dim))
@@ -88,11 +95,13 @@ class PerceptronModel(MultiLabelClassifier):
         self.n_learned += 1
 
     def state(self) -> State:
-        return State(meta={"format": "double/1", "dim": self.dim, "labels": self._labels, "n_learned": self.n_learned},
-                     arrays={"w": self.w, "b": self.b})
+        return State(
+            meta={"format": "double/1", "dim": self.dim, "labels": self._labels, "n_learned": self.n_learned},
+            arrays={"w": self.w, "b": self.b},
+        )
 
     @classmethod
-    def from_state(cls, state: State) -> "PerceptronModel":
+    def from_state(cls, state: State) -> PerceptronModel:
         if state.meta.get("format") != "double/1":
             raise ValueError("not a PerceptronModel state")
         model = cls(dim=state.meta["dim"])

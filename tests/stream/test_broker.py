@@ -86,7 +86,9 @@ def test_the_broker_dies_with_its_parent(tmp_path: Path) -> None:
 def test_broker_command_runs_in_the_foreground_until_interrupted() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "labelflow.stream.cli", "broker", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         line = process.stdout.readline()

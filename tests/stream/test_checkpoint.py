@@ -72,7 +72,11 @@ def test_incompatible_identity_is_refused_with_a_clear_message(tmp_path: Path) -
     store.save(make(1))
     with pytest.raises(IncompatibleCheckpointError) as info:
         store.latest(identity={**IDENTITY, "embedder": "static"})
-    assert "embedder" in str(info.value) and "hashing(n=1024)" in str(info.value) and "checkpoint.dir" in str(info.value)
+    assert (
+        "embedder" in str(info.value)
+        and "hashing(n=1024)" in str(info.value)
+        and "checkpoint.dir" in str(info.value)
+    )
 
 
 def test_other_format_version_is_refused_not_skipped(tmp_path: Path) -> None:
@@ -125,7 +129,9 @@ def test_a_crash_mid_write_leaves_the_previous_checkpoint_intact(tmp_path: Path)
         store.unlock()
 
 
-def _hold_lock(directory: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event) -> None:
+def _hold_lock(
+    directory: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event
+) -> None:
     store = CheckpointStore(directory)
     store.lock()
     ready.set()

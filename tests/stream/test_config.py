@@ -42,7 +42,9 @@ def test_brokers_accept_comma_list_and_json(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_errors_name_every_bad_setting_and_its_variable() -> None:
     with pytest.raises(SettingsError) as info:
-        load_settings(None, {"batch.size": 0, "brokers": "no-port", "topics.documents": "bad name", "bogus": 1})
+        load_settings(
+            None, {"batch.size": 0, "brokers": "no-port", "topics.documents": "bad name", "bogus": 1}
+        )
     message = str(info.value)
     assert "batch.size (LABELFLOW_BATCH__SIZE)" in message
     assert "brokers" in message and "host:port" in message
@@ -85,18 +87,29 @@ def test_routing_rules_need_one_selector_and_a_valid_pattern() -> None:
     assert s.routing[0].pattern == "^sci"
 
 
-def test_security_is_checked_and_passed_to_kafka_python_with_secrets_masked_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+def test_security_is_checked_and_passed_to_kafka_python_with_secrets_masked_in_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with pytest.raises(SettingsError, match="needs sasl_mechanism"):
         load_settings(None, {"security.protocol": "SASL_SSL"})
     with pytest.raises(SettingsError, match="sasl_username and sasl_password"):
         load_settings(None, {"security.protocol": "SASL_PLAINTEXT", "security.sasl_mechanism": "PLAIN"})
-    s = load_settings(None, {
-        "security.protocol": "SASL_PLAINTEXT", "security.sasl_mechanism": "SCRAM-SHA-256",
-        "security.sasl_username": "svc", "security.sasl_password": "hunter2",
-    })
+    s = load_settings(
+        None,
+        {
+            "security.protocol": "SASL_PLAINTEXT",
+            "security.sasl_mechanism": "SCRAM-SHA-256",
+            "security.sasl_username": "svc",
+            "security.sasl_password": "hunter2",
+        },
+    )
     kwargs = s.security.kafka_kwargs()
-    assert kwargs == {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
-                      "sasl_plain_username": "svc", "sasl_plain_password": "hunter2"}
+    assert kwargs == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "hunter2",
+    }
     with caplog.at_level(logging.INFO):
         s.log_summary()
     assert "hunter2" not in caplog.text and "**********" in caplog.text and "SCRAM-SHA-256" in caplog.text
@@ -113,7 +126,9 @@ def test_ssl_files_must_exist(tmp_path: Path) -> None:
         load_settings(None, {"security.protocol": "SSL", "security.ssl_cafile": str(tmp_path / "none.pem")})
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
-    kwargs = load_settings(None, {"security.protocol": "SSL", "security.ssl_cafile": str(ca)}).security.kafka_kwargs()
+    kwargs = load_settings(
+        None, {"security.protocol": "SSL", "security.ssl_cafile": str(ca)}
+    ).security.kafka_kwargs()
     assert kwargs["ssl_cafile"] == str(ca) and kwargs["security_protocol"] == "SSL"
 
 
@@ -124,7 +139,10 @@ def test_heartbeat_must_be_below_session_timeout() -> None:
 
 def test_override_helpers() -> None:
     assert parse_override("routing=[]") == (["routing"], [])
-    assert parse_override("model.learner_kwargs={\"neighbours_k\": 5}") == (["model", "learner_kwargs"], {"neighbours_k": 5})
+    assert parse_override('model.learner_kwargs={"neighbours_k": 5}') == (
+        ["model", "learner_kwargs"],
+        {"neighbours_k": 5},
+    )
     assert nest({"a.b": 1, "a.c": 2, "d": 3}) == {"a": {"b": 1, "c": 2}, "d": 3}
     with pytest.raises(SettingsError):
         parse_override("no-equals-sign")

@@ -18,13 +18,23 @@ MODULES = sorted(
 @pytest.mark.parametrize("name", MODULES)
 def test_module_doctests(name: str) -> None:
     module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
+    result = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False
+    )
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
 
 
 def test_the_public_classes_have_examples() -> None:
     from labelflow.stream import checkpoint, config, feedback_store, messages, metrics, quality, routing
 
-    for cls in (checkpoint.CheckpointStore, config.Settings, feedback_store.FeedbackStore, messages.Document,
-                messages.DeadLetter, metrics.WorkerMetrics, quality.QualityTracker, routing.LabelRouter):
+    for cls in (
+        checkpoint.CheckpointStore,
+        config.Settings,
+        feedback_store.FeedbackStore,
+        messages.Document,
+        messages.DeadLetter,
+        metrics.WorkerMetrics,
+        quality.QualityTracker,
+        routing.LabelRouter,
+    ):
         assert ">>>" in (cls.__doc__ or ""), f"{cls.__name__} has no example"

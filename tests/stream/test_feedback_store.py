@@ -79,7 +79,9 @@ def test_state_round_trip_with_dense_and_sparse_features() -> None:
     clock = Clock()
     store = FeedbackStore(max_entries=10, ttl_s=60, remember_ids=10, clock=clock)
     store.add_document("dense", dense(0.5), ["a"])
-    store.add_document("sparse", SparseVector(np.array([1, 7]), np.array([0.5, -2.0], dtype=np.float32), 16), [])
+    store.add_document(
+        "sparse", SparseVector(np.array([1, 7]), np.array([0.5, -2.0], dtype=np.float32), 16), []
+    )
     store.add_document("empty", SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), 16), [])
     store.add_early_feedback("waiting", ["b", "c"])
     store.mark_learned("done")
@@ -89,7 +91,11 @@ def test_state_round_trip_with_dense_and_sparse_features() -> None:
     assert all(isinstance(v, np.ndarray) for v in state.arrays.values())
     restored = FeedbackStore.from_state(state, max_entries=10, ttl_s=60, remember_ids=10, clock=clock)
     sparse = restored.take_document("sparse")
-    assert sparse.features.indices.tolist() == [1, 7] and sparse.features.values.tolist() == [0.5, -2.0] and sparse.features.dim == 16
+    assert (
+        sparse.features.indices.tolist() == [1, 7]
+        and sparse.features.values.tolist() == [0.5, -2.0]
+        and sparse.features.dim == 16
+    )
     assert restored.take_document("empty").features.nnz == 0
     assert restored.take_document("dense").features.tolist() == [0.5, 0.5, 0.5]
     assert restored.take_early_feedback("waiting").labels == ("b", "c")
@@ -101,7 +107,11 @@ def test_restore_into_smaller_limits_evicts_oldest() -> None:
     for i in range(5):
         store.add_document(f"d{i}", dense(i), [])
     restored = FeedbackStore.from_state(store.state(), max_entries=2, ttl_s=60, remember_ids=10)
-    assert restored.waiting_documents == 2 and restored.was_expired("d0") and restored.take_document("d4") is not None
+    assert (
+        restored.waiting_documents == 2
+        and restored.was_expired("d0")
+        and restored.take_document("d4") is not None
+    )
 
 
 def test_refuses_foreign_state() -> None:

@@ -66,10 +66,15 @@ def test_oversize_is_checked_before_parsing() -> None:
 
 
 def test_valid_documents() -> None:
-    doc = decode_document(b'{"id": "d", "text": "t", "labels": ["b", "a", "b"], "meta": {"src": 1}, "timestamp": 1700000000}', LIMIT)
+    doc = decode_document(
+        b'{"id": "d", "text": "t", "labels": ["b", "a", "b"], "meta": {"src": 1}, "timestamp": 1700000000}',
+        LIMIT,
+    )
     assert doc.labels == ["b", "a"]  # duplicates dropped, order kept
     assert doc.labelled and doc.meta == {"src": 1} and doc.timestamp is not None
-    assert decode_document(b'{"id": "d", "text": "t", "labels": []}', LIMIT).labelled  # empty label set is a label set
+    assert decode_document(
+        b'{"id": "d", "text": "t", "labels": []}', LIMIT
+    ).labelled  # empty label set is a label set
     assert not decode_document(b'{"id": "d", "text": "t"}', LIMIT).labelled
     assert decode_document(b'{"id": "d", "features": [1, 2.5]}', LIMIT).features == [1.0, 2.5]
     assert decode_document(b'{"id": "d", "features": {"0": 1, "7": 0.5}}', LIMIT).features == {0: 1.0, 7: 0.5}
@@ -89,10 +94,28 @@ def test_errors_name_the_field() -> None:
 
 
 def test_output_messages_round_trip() -> None:
-    prediction = Prediction(id="d", labels=["a"], scores={"a": 0.75}, model_version=3, partition_version=1, latency_ms=1.5, produced_at=utc_now())
+    prediction = Prediction(
+        id="d",
+        labels=["a"],
+        scores={"a": 0.75},
+        model_version=3,
+        partition_version=1,
+        latency_ms=1.5,
+        produced_at=utc_now(),
+    )
     assert Prediction.model_validate_json(prediction.to_bytes()) == prediction
-    alert = DriftAlert(kind="performance", level="3", labels=["a"], detector="adwin", statistic=0.2, threshold=0.1,
-                       position=10, offsets={"t": {0: 5}}, detected_at=utc_now(), action="reset")
+    alert = DriftAlert(
+        kind="performance",
+        level="3",
+        labels=["a"],
+        detector="adwin",
+        statistic=0.2,
+        threshold=0.1,
+        position=10,
+        offsets={"t": {0: 5}},
+        detected_at=utc_now(),
+        action="reset",
+    )
     assert DriftAlert.model_validate_json(alert.to_bytes()) == alert
     with pytest.raises(ValueError):
         DriftAlert(kind="weather", level="global", detector="x", detected_at=utc_now())
@@ -100,13 +123,23 @@ def test_output_messages_round_trip() -> None:
 
 def test_dead_letter_keeps_a_bounded_prefix_and_the_origin() -> None:
     value = b"x" * 100
-    letter = DeadLetter.from_record(topic="t", partition=2, offset=41, key=b"\xffk", value=value,
-                                    error=MessageError(Reason.OVERSIZE, "too big"), max_bytes=10, worker="w1")
+    letter = DeadLetter.from_record(
+        topic="t",
+        partition=2,
+        offset=41,
+        key=b"\xffk",
+        value=value,
+        error=MessageError(Reason.OVERSIZE, "too big"),
+        max_bytes=10,
+        worker="w1",
+    )
     parsed = DeadLetter.model_validate_json(letter.to_bytes())
     assert parsed.original_bytes() == b"x" * 10 and parsed.truncated and parsed.value_size == 100
     assert (parsed.topic, parsed.partition, parsed.offset, parsed.reason) == ("t", 2, 41, "oversize")
     assert parsed.key == "\ufffdk" and parsed.worker == "w1" and parsed.error_class == "MessageError"
-    other = DeadLetter.from_record(topic="t", partition=0, offset=0, key=None, value=None, error=RuntimeError("boom"), max_bytes=10)
+    other = DeadLetter.from_record(
+        topic="t", partition=0, offset=0, key=None, value=None, error=RuntimeError("boom"), max_bytes=10
+    )
     assert other.reason == "processing_error" and other.value_size == 0
 
 

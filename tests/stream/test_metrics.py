@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,14 +18,28 @@ from labelflow.stream.metrics import MetricsServerError, WorkerMetrics
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 COUNTERS = {
-    metrics.DOCUMENTS_IN, metrics.FEEDBACK_IN, metrics.PREDICTIONS_OUT, metrics.DEAD_LETTERS, metrics.ROUTED,
-    metrics.LEARNED, metrics.FEEDBACK, metrics.DUPLICATE_DOCUMENTS, metrics.EXPIRED_DOCUMENTS,
-    metrics.DRIFT_EVENTS, metrics.CHECKPOINTS, metrics.COMMIT_FAILURES, metrics.REBALANCES,
+    metrics.DOCUMENTS_IN,
+    metrics.FEEDBACK_IN,
+    metrics.PREDICTIONS_OUT,
+    metrics.DEAD_LETTERS,
+    metrics.ROUTED,
+    metrics.LEARNED,
+    metrics.FEEDBACK,
+    metrics.DUPLICATE_DOCUMENTS,
+    metrics.EXPIRED_DOCUMENTS,
+    metrics.DRIFT_EVENTS,
+    metrics.CHECKPOINTS,
+    metrics.COMMIT_FAILURES,
+    metrics.REBALANCES,
 }
 
 
 def defined_names() -> set[str]:
-    return {value for name, value in vars(metrics).items() if name.isupper() and isinstance(value, str) and value.startswith("labelflow_")}
+    return {
+        value
+        for name, value in vars(metrics).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("labelflow_")
+    }
 
 
 def exposed_name(name: str) -> str:
@@ -42,15 +55,31 @@ def test_every_metric_is_documented_and_every_documented_metric_exists() -> None
 
 def test_every_defined_metric_is_registered() -> None:
     m = WorkerMetrics()
-    families = {family.name for family in text_string_to_metric_families(generate_latest(m.registry).decode())}
+    families = {
+        family.name for family in text_string_to_metric_families(generate_latest(m.registry).decode())
+    }
     # prometheus_client reports counter families without their _total suffix.
     assert defined_names() <= families
 
 
 def test_sync_advances_counters_to_the_runtime_totals_without_double_counting() -> None:
     m = WorkerMetrics()
-    m.sync({"documents_in": 5, "learned": {"inline": 2}, "dead_letters": {"oversize": 1}, "drift_events": {"performance/cluster": 1}})
-    m.sync({"documents_in": 9, "learned": {"inline": 2, "feedback": 3}, "dead_letters": {"oversize": 1}, "drift_events": {"performance/cluster": 1}})
+    m.sync(
+        {
+            "documents_in": 5,
+            "learned": {"inline": 2},
+            "dead_letters": {"oversize": 1},
+            "drift_events": {"performance/cluster": 1},
+        }
+    )
+    m.sync(
+        {
+            "documents_in": 9,
+            "learned": {"inline": 2, "feedback": 3},
+            "dead_letters": {"oversize": 1},
+            "drift_events": {"performance/cluster": 1},
+        }
+    )
     text = generate_latest(m.registry).decode()
     assert "labelflow_documents_in_total 9.0" in text
     assert 'labelflow_learned_documents_total{source="feedback"} 3.0' in text
@@ -69,8 +98,10 @@ def test_checkpoint_age_counts_from_the_last_checkpoint() -> None:
     m = WorkerMetrics()
     m.checkpoint_written(time.time() - 30)
     value = next(
-        s.value for f in text_string_to_metric_families(generate_latest(m.registry).decode())
-        for s in f.samples if s.name == metrics.CHECKPOINT_AGE
+        s.value
+        for f in text_string_to_metric_families(generate_latest(m.registry).decode())
+        for s in f.samples
+        if s.name == metrics.CHECKPOINT_AGE
     )
     assert 29 <= value <= 40
 
@@ -85,6 +116,9 @@ def test_serving_on_a_busy_port_is_a_clear_error() -> None:
     m = WorkerMetrics()
     bound = m.serve("127.0.0.1", 0)
     try:
-        assert b"labelflow_worker_up" in urllib.request.urlopen(f"http://127.0.0.1:{bound}/metrics", timeout=5).read()
+        assert (
+            b"labelflow_worker_up"
+            in urllib.request.urlopen(f"http://127.0.0.1:{bound}/metrics", timeout=5).read()
+        )
     finally:
         m.close()

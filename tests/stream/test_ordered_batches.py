@@ -16,7 +16,9 @@ DOCS, LABELS = TopicPartition("docs", 0), TopicPartition("labels", 0)
 class ScriptedConsumer:
     """Serves pre-planned fetch results, one per poll (a stand-in for the network's timing)."""
 
-    def __init__(self, fetches: list[dict[TopicPartition, list[Record]]], ends: dict[TopicPartition, int]) -> None:
+    def __init__(
+        self, fetches: list[dict[TopicPartition, list[Record]]], ends: dict[TopicPartition, int]
+    ) -> None:
         self.fetches = list(fetches)
         self.ends = ends
         self.positions = {tp: 0 for tp in ends}
@@ -65,7 +67,9 @@ def test_merges_by_timestamp_even_when_one_topic_is_fetched_first() -> None:
 
 
 def test_ties_put_documents_before_their_feedback() -> None:
-    consumer = ScriptedConsumer([{LABELS: records(LABELS, [5])}, {DOCS: records(DOCS, [5])}], {DOCS: 1, LABELS: 1})
+    consumer = ScriptedConsumer(
+        [{LABELS: records(LABELS, [5])}, {DOCS: records(DOCS, [5])}], {DOCS: 1, LABELS: 1}
+    )
     batch = OrderedBatcher(consumer, max_buffered=10, max_idle_s=5.0).next_batch(10, 0.2, threading.Event())
     assert [r.topic for r in batch] == ["docs", "labels"]
 
@@ -80,7 +84,10 @@ def test_a_partition_that_never_answers_only_delays_by_max_idle() -> None:
 
 def test_batches_are_bounded_and_buffering_stops_at_the_limit() -> None:
     silent = TopicPartition("docs", 1)  # never answers: without the limit the batcher would wait for it
-    consumer = ScriptedConsumer([{DOCS: records(DOCS, list(range(30)))}, {DOCS: records(DOCS, list(range(30, 60)), 30)}], {DOCS: 60, silent: 5})
+    consumer = ScriptedConsumer(
+        [{DOCS: records(DOCS, list(range(30)))}, {DOCS: records(DOCS, list(range(30, 60)), 30)}],
+        {DOCS: 60, silent: 5},
+    )
     batcher = OrderedBatcher(consumer, max_buffered=20, max_idle_s=30.0)
     first = batcher.next_batch(size=10, max_wait_s=1.0, stop=threading.Event())
     assert [r.offset for r in first] == list(range(10))
@@ -90,7 +97,9 @@ def test_batches_are_bounded_and_buffering_stops_at_the_limit() -> None:
 
 
 def test_dropping_revoked_partitions_removes_their_records_from_the_batch_being_built() -> None:
-    consumer = ScriptedConsumer([{DOCS: records(DOCS, [1, 2]), LABELS: records(LABELS, [3])}], {DOCS: 2, LABELS: 1})
+    consumer = ScriptedConsumer(
+        [{DOCS: records(DOCS, [1, 2]), LABELS: records(LABELS, [3])}], {DOCS: 2, LABELS: 1}
+    )
     batcher = OrderedBatcher(consumer, max_buffered=10, max_idle_s=0.05)
     batcher._batch = list(records(DOCS, [0]))
     batcher.drop([DOCS])
@@ -99,4 +108,9 @@ def test_dropping_revoked_partitions_removes_their_records_from_the_batch_being_
 
 def test_idle_returns_empty() -> None:
     consumer = ScriptedConsumer([], {DOCS: 0})
-    assert OrderedBatcher(consumer, max_buffered=10, max_idle_s=0.05).next_batch(10, 0.1, threading.Event(), idle_poll_ms=1) == []
+    assert (
+        OrderedBatcher(consumer, max_buffered=10, max_idle_s=0.05).next_batch(
+            10, 0.1, threading.Event(), idle_poll_ms=1
+        )
+        == []
+    )

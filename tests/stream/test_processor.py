@@ -23,8 +23,18 @@ DOCS, LABELS = "t.documents", "t.labels"
 
 
 def settings(**overrides: Any) -> Settings:
-    return load_settings(None, {"topics.documents": DOCS, "topics.labels": LABELS, "topics.predictions": "t.predictions",
-                                "topics.deadletter": "t.deadletter", "topics.drift": "t.drift", "max_message_bytes": 2_000, **overrides})
+    return load_settings(
+        None,
+        {
+            "topics.documents": DOCS,
+            "topics.labels": LABELS,
+            "topics.predictions": "t.predictions",
+            "topics.deadletter": "t.deadletter",
+            "topics.drift": "t.drift",
+            "max_message_bytes": 2_000,
+            **overrides,
+        },
+    )
 
 
 class Feed:
@@ -49,10 +59,17 @@ class Feed:
         return self.record(LABELS, {"id": doc_id, "labels": labels}, doc_id.encode())
 
 
-def make_processor(runtime: ModelRuntime, s: Settings | None = None, store: FeedbackStore | None = None) -> BatchProcessor:
+def make_processor(
+    runtime: ModelRuntime, s: Settings | None = None, store: FeedbackStore | None = None
+) -> BatchProcessor:
     s = s or settings()
     return BatchProcessor(
-        s, runtime, store or FeedbackStore(100, 3600, 1000), RuntimeCounters(), QualityTracker(100), worker_id="test"
+        s,
+        runtime,
+        store or FeedbackStore(100, 3600, 1000),
+        RuntimeCounters(),
+        QualityTracker(100),
+        worker_id="test",
     )
 
 
@@ -64,16 +81,23 @@ def text_for(labels: list[str]) -> str:
     return " ".join(f"word{label} " * 3 for label in labels) + " common text"
 
 
-def test_every_document_is_predicted_once_and_labelled_ones_learned_after(double_runtime: Callable[..., ModelRuntime]) -> None:
+def test_every_document_is_predicted_once_and_labelled_ones_learned_after(
+    double_runtime: Callable[..., ModelRuntime],
+) -> None:
     runtime = double_runtime()
     processor = make_processor(runtime)
     feed = Feed()
-    records = [feed.doc(f"d{i}", text_for(["a"] if i % 2 else ["b"]), ["a"] if i % 2 else ["b"]) for i in range(6)]
+    records = [
+        feed.doc(f"d{i}", text_for(["a"] if i % 2 else ["b"]), ["a"] if i % 2 else ["b"]) for i in range(6)
+    ]
     records.insert(3, feed.doc("u1", text_for(["a"])))
     outcome = processor.process(records)
     predictions = by_topic(outcome, "t.predictions")
     assert [p["id"] for p in predictions] == ["d0", "d1", "d2", "u1", "d3", "d4", "d5"]
-    assert all(m.key == p["id"].encode() for m, p in zip([m for m in outcome.messages if m.topic == "t.predictions"], predictions))
+    assert all(
+        m.key == p["id"].encode()
+        for m, p in zip([m for m in outcome.messages if m.topic == "t.predictions"], predictions)
+    )
     # model_version counts the labelled documents learned before each prediction: test-then-train.
     assert [p["model_version"] for p in predictions] == [0, 1, 2, 3, 3, 4, 5]
     assert predictions[0]["scores"] == {} and set(predictions[-1]["scores"]) == {"a", "b"}
@@ -83,7 +107,9 @@ def test_every_document_is_predicted_once_and_labelled_ones_learned_after(double
     assert processor.store.waiting_documents == 1  # u1 waits for feedback
 
 
-def test_each_bad_input_is_dead_lettered_with_reason_and_offset(double_runtime: Callable[..., ModelRuntime]) -> None:
+def test_each_bad_input_is_dead_lettered_with_reason_and_offset(
+    double_runtime: Callable[..., ModelRuntime],
+) -> None:
     processor = make_processor(double_runtime())
     feed = Feed()
     bad = {
@@ -129,7 +155,9 @@ def test_feedback_outcomes(double_runtime: Callable[..., ModelRuntime]) -> None:
     processor.process([feed.feedback("early", ["a"])])  # its document has not come yet
     processor.process([feed.doc("early", text_for(["a"]))])  # now it comes: learned at once
     processor.process([feed.feedback("inline", ["b"]), feed.feedback("m", ["a"])])  # duplicates
-    processor.process([feed.doc("e1", "one"), feed.doc("e2", "two"), feed.doc("e3", "three")])  # e1 evicted (2 slots)
+    processor.process(
+        [feed.doc("e1", "one"), feed.doc("e2", "two"), feed.doc("e3", "three")]
+    )  # e1 evicted (2 slots)
     processor.process([feed.feedback("e1", ["a"])])  # late
     processor.process([feed.feedback("never", ["a"])])  # early, and its document never comes
     clock[0] = 100.0
@@ -141,22 +169,37 @@ def test_feedback_outcomes(double_runtime: Callable[..., ModelRuntime]) -> None:
     assert processor.counters.get("expired_documents") == 1 + 2  # e1 by size, e2 and e3 by age
 
 
-def test_a_re_sent_labelled_document_is_not_learned_twice(double_runtime: Callable[..., ModelRuntime]) -> None:
+def test_a_re_sent_labelled_document_is_not_learned_twice(
+    double_runtime: Callable[..., ModelRuntime],
+) -> None:
     runtime = double_runtime()
     processor = make_processor(runtime)
     feed = Feed()
-    outcome = processor.process([feed.doc("d", text_for(["a"]), ["a"]), feed.doc("d", text_for(["a"]), ["a"])])
+    outcome = processor.process(
+        [feed.doc("d", text_for(["a"]), ["a"]), feed.doc("d", text_for(["a"]), ["a"])]
+    )
     assert len(by_topic(outcome, "t.predictions")) == 2  # both copies are predicted (same key)
     assert runtime.model.n_learned == 1 and processor.counters.get("duplicate_documents") == 1
 
 
 def test_routing_by_label_and_pattern(double_runtime: Callable[..., ModelRuntime]) -> None:
-    s = settings(routing=[{"label": "sport", "topic": "t.sport"}, {"pattern": "^sci\\.", "topic": "t.science"}])
+    s = settings(
+        routing=[{"label": "sport", "topic": "t.sport"}, {"pattern": "^sci\\.", "topic": "t.science"}]
+    )
     processor = make_processor(double_runtime(), s)
     feed = Feed()
     for _ in range(20):  # teach the double which words mean which labels
-        processor.process([feed.doc("s", "football goal match", ["sport"]), feed.doc("p", "rocket orbit planet", ["sci.space"])])
-    sport, space, other = feed.doc("q1", "football goal match"), feed.doc("q2", "rocket orbit planet"), feed.doc("q3", "nothing at all")
+        processor.process(
+            [
+                feed.doc("s", "football goal match", ["sport"]),
+                feed.doc("p", "rocket orbit planet", ["sci.space"]),
+            ]
+        )
+    sport, space, other = (
+        feed.doc("q1", "football goal match"),
+        feed.doc("q2", "rocket orbit planet"),
+        feed.doc("q3", "nothing at all"),
+    )
     outcome = processor.process([sport, space, other])
     routed = {(m.topic, m.key) for m in outcome.messages if m.topic in ("t.sport", "t.science")}
     assert routed == {("t.sport", b"q1"), ("t.science", b"q2")}
@@ -164,25 +207,37 @@ def test_routing_by_label_and_pattern(double_runtime: Callable[..., ModelRuntime
     assert message.value == sport.value and json.loads(dict(message.headers)["labelflow-labels"]) == ["sport"]
 
 
-def test_a_document_the_model_fails_on_is_dead_lettered_and_the_stream_goes_on(double_runtime: Callable[..., ModelRuntime]) -> None:
+def test_a_document_the_model_fails_on_is_dead_lettered_and_the_stream_goes_on(
+    double_runtime: Callable[..., ModelRuntime],
+) -> None:
     runtime = double_runtime(fail_on="poison")
     processor = make_processor(runtime)
     feed = Feed()
-    outcome = processor.process([feed.doc("a", "x", ["ok"]), feed.doc("b", "y", ["poison"]), feed.doc("c", "z", ["ok"])])
+    outcome = processor.process(
+        [feed.doc("a", "x", ["ok"]), feed.doc("b", "y", ["poison"]), feed.doc("c", "z", ["ok"])]
+    )
     assert [p["id"] for p in by_topic(outcome, "t.predictions")] == ["a", "b", "c"]
     letters = by_topic(outcome, "t.deadletter")
-    assert len(letters) == 1 and letters[0]["reason"] == "processing_error" and "poison" in letters[0]["error_message"]
+    assert (
+        len(letters) == 1
+        and letters[0]["reason"] == "processing_error"
+        and "poison" in letters[0]["error_message"]
+    )
     assert runtime.model.n_learned == 2
 
 
 def test_features_instead_of_text(double_runtime: Callable[..., ModelRuntime]) -> None:
     processor = make_processor(double_runtime())
     feed = Feed()
-    outcome = processor.process([
-        feed.record(DOCS, {"id": "sparse", "features": {"3": 1.0, "900": 0.5}, "labels": ["a"]}),
-        feed.record(DOCS, {"id": "too-far", "features": {"5000": 1.0}}),  # the hashing embedder has 1024 columns
-        feed.record(DOCS, {"id": "dense", "features": [0.1, 0.2]}),
-    ])
+    outcome = processor.process(
+        [
+            feed.record(DOCS, {"id": "sparse", "features": {"3": 1.0, "900": 0.5}, "labels": ["a"]}),
+            feed.record(
+                DOCS, {"id": "too-far", "features": {"5000": 1.0}}
+            ),  # the hashing embedder has 1024 columns
+            feed.record(DOCS, {"id": "dense", "features": [0.1, 0.2]}),
+        ]
+    )
     assert [p["id"] for p in by_topic(outcome, "t.predictions")] == ["sparse", "dense"]
     letters = by_topic(outcome, "t.deadletter")
     assert [letter["reason"] for letter in letters] == ["invalid_value"]
@@ -199,7 +254,9 @@ def test_model_events_become_drift_alerts(double_runtime: Callable[..., ModelRun
     assert processor.counters.group("drift_events") == {"label_structure/global": 2}
 
 
-def test_replay_from_a_snapshot_learns_each_labelled_document_once(double_runtime: Callable[..., ModelRuntime]) -> None:
+def test_replay_from_a_snapshot_learns_each_labelled_document_once(
+    double_runtime: Callable[..., ModelRuntime],
+) -> None:
     """What a checkpoint restore does: state at record k, then records k.. again = the uninterrupted run."""
     feed = Feed()
     rng = np.random.default_rng(0)
@@ -214,23 +271,29 @@ def test_replay_from_a_snapshot_learns_each_labelled_document_once(double_runtim
                 records.append(feed.feedback(f"d{i}", labels))
     straight = make_processor(double_runtime())
     for start in range(0, len(records), 25):
-        straight.process(records[start:start + 25])
+        straight.process(records[start : start + 25])
 
     first = make_processor(double_runtime())
     first.process(records[:50])
     model_state = first.runtime.state()
-    model_state.arrays = {k: v.copy() for k, v in model_state.arrays.items()}  # a checkpoint is written at once
+    model_state.arrays = {
+        k: v.copy() for k, v in model_state.arrays.items()
+    }  # a checkpoint is written at once
     snapshot = (model_state, first.store.state(), first.counters.as_dict(), first.quality.state())
     first.process(records[50:80])  # work after the snapshot that a crash loses
 
     restored_runtime = double_runtime()
     restored_runtime.restore(snapshot[0])
     resumed = BatchProcessor(
-        settings(), restored_runtime, FeedbackStore.from_state(snapshot[1], max_entries=100, ttl_s=3600, remember_ids=1000),
-        RuntimeCounters.from_dict(snapshot[2]), QualityTracker.from_state(snapshot[3], 100), worker_id="test",
+        settings(),
+        restored_runtime,
+        FeedbackStore.from_state(snapshot[1], max_entries=100, ttl_s=3600, remember_ids=1000),
+        RuntimeCounters.from_dict(snapshot[2]),
+        QualityTracker.from_state(snapshot[3], 100),
+        worker_id="test",
     )
     for start in range(50, len(records), 40):  # other batch boundaries than the straight run
-        resumed.process(records[start:start + 40])
+        resumed.process(records[start : start + 40])
 
     assert resumed.counters.as_dict() == straight.counters.as_dict()
     assert resumed.runtime.model.n_learned == straight.runtime.model.n_learned == 80

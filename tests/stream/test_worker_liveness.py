@@ -17,8 +17,12 @@ from labelflow.stream.testing import TopicCollector, WorkerThread, create_topics
 pytestmark = pytest.mark.broker
 
 
-def test_slow_batches_keep_group_membership(settings_for: Callable[..., Settings], double_runtime: Callable[..., ModelRuntime]) -> None:
-    settings = settings_for(batch__size=5, **{"consumer__session_timeout_ms": 2_000, "consumer__heartbeat_interval_ms": 300})
+def test_slow_batches_keep_group_membership(
+    settings_for: Callable[..., Settings], double_runtime: Callable[..., ModelRuntime]
+) -> None:
+    settings = settings_for(
+        batch__size=5, **{"consumer__session_timeout_ms": 2_000, "consumer__heartbeat_interval_ms": 300}
+    )
     create_topics(settings)
     runtime = double_runtime()
     original = runtime.predict
@@ -28,8 +32,17 @@ def test_slow_batches_keep_group_membership(settings_for: Callable[..., Settings
         return original(xs)
 
     runtime.predict = slow_predict  # type: ignore[method-assign]
-    send(settings, [(settings.topics.documents, f"d{i}".encode(), json.dumps({"id": f"d{i}", "text": "x"}).encode()) for i in range(10)])
-    with WorkerThread(settings, runtime=runtime) as worker, TopicCollector(settings, settings.topics.predictions) as predictions:
+    send(
+        settings,
+        [
+            (settings.topics.documents, f"d{i}".encode(), json.dumps({"id": f"d{i}", "text": "x"}).encode())
+            for i in range(10)
+        ],
+    )
+    with (
+        WorkerThread(settings, runtime=runtime) as worker,
+        TopicCollector(settings, settings.topics.predictions) as predictions,
+    ):
         predictions.wait_until(lambda r: len(r) >= 10, 90, "the slow predictions")
         rebalances = worker.worker.metrics.rebalances._value.get()
         failures = worker.worker.metrics.commit_failures._value.get()
