@@ -2,8 +2,9 @@
 """Prequential accuracy benchmark: our learner vs. the published results and in-house baselines.
 
 Runs the learner (default "partitioned") test-then-train over the 9 ARFF benchmark streams and
-Reuters-21578 (hashing features), and the in-house river baselines "river-br" and "river-cc" on the
-same streams through the same evaluator, then writes ``RESULTS.md`` and ``results.json`` beside this
+Reuters-21578 (hashing features), its simplest strong rival "adagrad-ovr" (numpy AdaGrad one-vs-rest
+with a pooled threshold) on every full stream, and the in-house river baselines "river-br" and
+"river-cc" on the same streams through the same evaluator, then writes ``RESULTS.md`` and ``results.json`` beside this
 script (or into ``--output-dir``). See README.md in this folder for the flags and the definitions.
 
 Each (dataset, learner) run is a fresh process, so that peak memory and timings of one run are not
@@ -52,6 +53,8 @@ TEXT_DATASETS: dict[str, tuple[str, str]] = {
     "eurlex": ("eurlex57k", "eurlex57k.jsonl.gz"),
 }
 RIVER_LEARNERS = ("river-br", "river-cc")
+#: The simplest strong rival: a few vectorized numpy operations per instance. Every table shows it.
+RIVAL = "adagrad-ovr"
 #: Reference metric files and whether larger is better.
 REFERENCE_METRICS = {
     "subset_accuracy": ("subset_acc.csv", True),
@@ -194,6 +197,14 @@ def _wall_cpu(result: dict[str, Any] | None) -> str:
     return f"{_rate(result['model_instances_per_second_median'])} / {_rate(result.get('model_cpu_instances_per_second_median'))}"
 
 
+def _metrics3(result: dict[str, Any] | None) -> str:
+    """Subset accuracy / micro-F1 / macro-F1 of a run, or "-"."""
+    if not result:
+        return "-"
+    m = result["metrics"]
+    return f"{_f(m['subset_accuracy'])} / {_f(m['micro_f1'])} / {_f(m['macro_f1'])}"
+
+
 def _rate(value: Any) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -224,7 +235,8 @@ def build_report(
         f"- Machine: {machine}",
         f"- Date: {started}",
         f"- Git commit: {git_commit()}",
-        f"- Learner: `{learner}`; in-house baselines: {'skipped' if args.skip_river else ', '.join(f'`{n}`' for n in RIVER_LEARNERS)}",
+        f"- Learner: `{learner}`; rival: {'skipped' if args.skip_rival else f'`{RIVAL}` (full streams)'}; "
+        f"in-house baselines: {'skipped' if args.skip_river else ', '.join(f'`{n}`' for n in RIVER_LEARNERS)}",
         f"- Protocol: test-then-train over every instance in file order, no warm-up, no resets "
         f"(labelflow.operators.evaluation.prequential). Windowed curves: window {args.window}.",
         "- Model instances/s: median over intervals of "
@@ -248,19 +260,21 @@ def build_report(
             "",
             "S = subset accuracy, μF1 = micro-F1, MF1 = macro-F1.",
             "",
-            "| dataset | n | ours S | ours μF1 | ours MF1 | no-change S / μF1 | majority S / μF1 | MLHAT S / μF1 / MF1 | best published S | best published μF1 | best published MF1 |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            f"| dataset | n | ours S | ours μF1 | ours MF1 | {RIVAL} S / μF1 / MF1 | no-change S / μF1 | majority S / μF1 | MLHAT S / μF1 / MF1 | best published S | best published μF1 | best published MF1 |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         wins = {metric: 0 for metric in REFERENCE_METRICS}
         beats_no_change = 0
+        beats_rival = {"subset_accuracy": 0, "micro_f1": 0}
         compared = 0
         sums: dict[str, list[float]] = {}
         for name in arff_names:
             published = ARFF_DATASETS[name][2]
             ours = _find(results, name, learner)
             if ours is None:
-                lines.append(f"| {name} | failed | | | | | | | | | |")
+                lines.append(f"| {name} | failed | | | | | | | | | | |")
                 continue
+            rival = _find(results, name, RIVAL)
             m, base = ours["metrics"], ours["baselines"]
             full = ours.get("limit") is None
             mlhat = {metric: refs[metric].get(published, {}).get("MLHAT") for metric in REFERENCE_METRICS}
@@ -277,9 +291,13 @@ def build_report(
                     sums.setdefault(f"ours_{metric}", []).append(m[metric])
                 if m["subset_accuracy"] > base["no-change"]["subset_accuracy"]:
                     beats_no_change += 1
+                for metric in beats_rival:
+                    if rival is not None and m[metric] >= rival["metrics"][metric]:
+                        beats_rival[metric] += 1
             n = f"{ours['n_instances']}" + ("" if full else " (limit)")
             lines.append(
                 f"| {name} | {n} | {_f(m['subset_accuracy'])} | {_f(m['micro_f1'])} | {_f(m['macro_f1'])} "
+                f"| {_metrics3(rival)} "
                 f"| {_f(base['no-change']['subset_accuracy'])} / {_f(base['no-change']['micro_f1'])} "
                 f"| {_f(base['majority-labelset']['subset_accuracy'])} / {_f(base['majority-labelset']['micro_f1'])} "
                 f"| {_f(mlhat['subset_accuracy'])} / {_f(mlhat['micro_f1'])} / {_f(mlhat['macro_f1'])} "
@@ -295,19 +313,35 @@ def build_report(
                 "",
                 f"Over the {compared} full streams: wins vs. MLHAT: subset accuracy {wins['subset_accuracy']}/{compared}, "
                 f"micro-F1 {wins['micro_f1']}/{compared}, macro-F1 {wins['macro_f1']}/{compared}; "
-                f"subset accuracy above no-change on {beats_no_change}/{compared}.",
+                f"subset accuracy above no-change on {beats_no_change}/{compared}; "
+                f"at least {RIVAL}'s subset accuracy on {beats_rival['subset_accuracy']}/{compared}, "
+                f"micro-F1 on {beats_rival['micro_f1']}/{compared}.",
                 f"Means: ours S {_f(mean['ours_subset_accuracy'])}, μF1 {_f(mean['ours_micro_f1'])}, MF1 {_f(mean['ours_macro_f1'])}; "
                 f"MLHAT S {_f(mean['mlhat_subset_accuracy'])}, μF1 {_f(mean['mlhat_micro_f1'])}, MF1 {_f(mean['mlhat_macro_f1'])}.",
             ]
         lines += ["", "## ARFF streams: in-house baselines in the same run, and speed", ""]
         lines += [
-            "| dataset | ours model inst/s (wall / CPU) | river-br S / μF1 / MF1 | river-br inst/s (wall / CPU) | river-cc S / μF1 / MF1 | river-cc inst/s (wall / CPU) | speed ours / river-cc (CPU) |",
-            "|---|---|---|---|---|---|---|",
+            f"| dataset | ours model inst/s (wall / CPU) | {RIVAL} inst/s (wall / CPU) | speed ours / {RIVAL} (CPU) | river-br S / μF1 / MF1 | river-br inst/s (wall / CPU) | river-cc S / μF1 / MF1 | river-cc inst/s (wall / CPU) | speed ours / river-cc (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         ratios = []
+        rival_ratios = []
+        ours_cpu_rates = []
         for name in arff_names:
             ours = _find(results, name, learner)
-            cells = [name, _wall_cpu(ours)]
+            rival = _find(results, name, RIVAL)
+            cells = [name, _wall_cpu(ours), _wall_cpu(rival)]
+            if ours:
+                ours_cpu_rates.append(ours["model_cpu_instances_per_second_median"])
+            if ours and rival and rival.get("model_cpu_instances_per_second_median"):
+                rival_ratio = (
+                    ours["model_cpu_instances_per_second_median"]
+                    / rival["model_cpu_instances_per_second_median"]
+                )
+                rival_ratios.append(rival_ratio)
+                cells.append(f"{rival_ratio:,.2f}x")
+            else:
+                cells.append("-")
             for river_name in RIVER_LEARNERS:
                 r = _find(results, name, river_name)
                 if r is None:
@@ -335,11 +369,20 @@ def build_report(
             else:
                 cells.append("-")
             lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if ours_cpu_rates:
+            lines.append(
+                f"Ours: median {statistics.median(ours_cpu_rates):,.0f} instances per CPU-second over the "
+                f"{len(ours_cpu_rates)} streams, slowest {min(ours_cpu_rates):,.0f}."
+            )
+        if rival_ratios:
+            lines.append(
+                f"Median speed ratio vs. {RIVAL}: {statistics.median(rival_ratios):,.2f}x (CPU time in the model calls)."
+            )
         if ratios:
-            lines += [
-                "",
-                f"Median speed ratio vs. river-cc: {statistics.median(ratios):,.1f}x (CPU time in the model calls).",
-            ]
+            lines.append(
+                f"Median speed ratio vs. river-cc: {statistics.median(ratios):,.1f}x (CPU time in the model calls)."
+            )
         lines.append("")
 
     text_rows = [r for r in results if r.get("dataset") == "reuters"]
@@ -430,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-river", action="store_true", help="do not run the river-br / river-cc baselines"
     )
+    parser.add_argument("--skip-rival", action="store_true", help=f"do not run the {RIVAL} rival")
     parser.add_argument(
         "--river-limit", type=int, help="first N instances only for the river baselines (they are slow)"
     )
@@ -486,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         path = datasets_dir / folder / file_name
         limit = limits.get(name, args.eurlex_limit if name == "eurlex" else args.limit)
         learners = [args.learner]
+        if not args.skip_rival and args.learner != RIVAL:
+            learners.append(RIVAL)
         if not args.skip_river and name != "eurlex":
             learners += list(RIVER_LEARNERS)
         for learner in learners:

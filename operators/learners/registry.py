@@ -38,12 +38,19 @@ def _river_cc(**kwargs: Any) -> MultiLabelClassifier:
     return RiverMultiLabel.classifier_chain(**kwargs)
 
 
+def _adagrad_ovr(**kwargs: Any) -> MultiLabelClassifier:
+    from labelflow.operators.learners.baselines import AdaGradOneVsRest
+
+    return AdaGradOneVsRest(**kwargs)
+
+
 _FACTORIES: dict[str, Callable[..., MultiLabelClassifier]] = {
     "partitioned": _partitioned,
     "no-change": _no_change,
     "majority-labelset": _majority,
     "river-br": _river_br,
     "river-cc": _river_cc,
+    "adagrad-ovr": _adagrad_ovr,
 }
 
 #: Learner names; the first is the default.
@@ -61,7 +68,7 @@ def make_learner(name: str = DEFAULT_LEARNER, **kwargs: Any) -> MultiLabelClassi
     >>> make_learner("perceptron")
     Traceback (most recent call last):
     ...
-    ValueError: unknown learner 'perceptron'; choose one of partitioned, no-change, majority-labelset, river-br, river-cc
+    ValueError: unknown learner 'perceptron'; choose one of partitioned, no-change, majority-labelset, river-br, river-cc, adagrad-ovr
     """
     factory = _FACTORIES.get(name)
     if factory is None:

@@ -9,7 +9,7 @@ from labelflow.operators.learners.registry import make_learner
 from .conformance import CHECKS, check_state_round_trip
 
 # The trivial baselines cannot learn features, so they are checked for the contract only.
-LEARNING = ("partitioned", "river-br", "river-cc")
+LEARNING = ("partitioned", "river-br", "river-cc", "adagrad-ovr")
 CONTRACT_ONLY = ("no-change", "majority-labelset")
 CONTRACT_CHECKS = {
     "check_predicts_before_learning",
@@ -35,3 +35,7 @@ def test_baseline_contract(name, check):
 
 def test_partitioned_state_round_trip_is_exact(tmp_path):
     check_state_round_trip(lambda: make_learner("partitioned"), tmp_path)
+
+
+def test_adagrad_ovr_state_round_trip_is_exact(tmp_path):
+    check_state_round_trip(lambda: make_learner("adagrad-ovr"), tmp_path)
