@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from labelflow.stream.messages import ExtraFields
+
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "LABELFLOW_"
@@ -289,6 +291,11 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=1_000_000, ge=64)
     # Dead letters keep this much of the original message: enough to debug, bounded against huge input.
     dead_letter_max_bytes: int = Field(default=65_536, ge=0)
+    # Input fields a message does not define: "reject" dead-letters the message (unknown_field), "ignore"
+    # drops them, "meta" keeps them in the document's meta. "meta" by default: JSON-lines files carry
+    # extra fields (Reuters: split, date) and `labelflow evaluate` reads them; misspelt message fields
+    # ("label", "txt") are rejected under every policy.
+    extra_fields: ExtraFields = "meta"
     topics: TopicSettings = Field(default_factory=TopicSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)

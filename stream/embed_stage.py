@@ -52,7 +52,14 @@ class EmbedProcessor:
         for record in records:
             self.counters.inc("documents_in")
             try:
-                docs.append((record, decode_document(record.value, self.settings.max_message_bytes)))
+                docs.append(
+                    (
+                        record,
+                        decode_document(
+                            record.value, self.settings.max_message_bytes, self.settings.extra_fields
+                        ),
+                    )
+                )
             except MessageError as exc:
                 self._dead_letter(out, record, exc)
         out.stage_seconds["decode"] += time.perf_counter() - started

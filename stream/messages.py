@@ -1,14 +1,23 @@
 """The messages on labelflow's topics: pydantic models, JSON on the wire, UTF-8.
 
-Input messages (``Document``, ``LabelFeedback``) are validated strictly: unknown fields, wrong types and
-empty values are rejected, never coerced. ``decode_document`` / ``decode_feedback`` turn raw Kafka bytes
-into a model or raise ``MessageError`` carrying a ``Reason`` code; the worker turns that error into a
-``DeadLetter`` on the dead-letter topic.
+Input messages (``Document``, ``LabelFeedback``) are validated strictly: wrong types and empty values
+are rejected, never coerced. ``decode_document`` / ``decode_feedback`` turn raw Kafka bytes into a model
+or raise ``MessageError`` carrying a ``Reason`` code; the worker turns that error into a ``DeadLetter``
+on the dead-letter topic.
+
+Fields a message does not define follow the ``extra_fields`` policy (``ExtraFields``): ``"reject"``
+dead-letters the message, ``"ignore"`` drops the fields, ``"meta"`` (the default) keeps them in the
+document's ``meta``. Files carry such fields routinely (Reuters' JSON lines have ``split`` and ``date``)
+and ``labelflow evaluate`` reads them; the worker must not refuse what the evaluator accepts. A field
+whose name looks like a misspelt message field (``label``, ``txt``, ``Labels``) or belongs to the other
+input message (``text`` on the labels topic) is rejected under every policy: ignoring it would turn a
+labelled document into an unlabelled one without a word.
 """
 
 from __future__ import annotations
 
 import base64
+import difflib
 import json
 import math
 from datetime import UTC, datetime
@@ -342,6 +351,56 @@ def _reason_of(error_type: str) -> Reason:
     return Reason.INVALID_VALUE
 
 
+ExtraFields = Literal["reject", "ignore", "meta"]
+EXTRA_FIELDS_POLICIES: tuple[ExtraFields, ...] = ("reject", "ignore", "meta")
+
+# Names within this similarity (difflib ratio, case-insensitive) of a message field are taken for a typo:
+# "label", "lables", "txt", "feature" are rejected while "split", "date", "title" or "source" are not.
+_TYPO_CUTOFF = 0.8
+
+
+def _input_field_names() -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*Document.model_fields, *LabelFeedback.model_fields]))
+
+
+def _suspicious_field(name: str) -> str | None:
+    """The input field that ``name`` probably meant, or None when ``name`` is an honest extra field."""
+    fields = _input_field_names()
+    if name in fields:  # a field of the other input message: sent to the wrong topic
+        return name
+    close = difflib.get_close_matches(name.lower(), fields, n=1, cutoff=_TYPO_CUTOFF)
+    return close[0] if close else None
+
+
+def _apply_extra_fields(model: type[M], data: dict[str, Any], policy: ExtraFields) -> dict[str, Any]:
+    """``data`` with its unknown fields dropped or moved into ``meta``; "reject" leaves them to pydantic.
+
+    >>> _apply_extra_fields(Document, {"id": "a", "text": "t", "split": "train"}, "meta")
+    {'id': 'a', 'text': 't', 'meta': {'split': 'train'}}
+    >>> _apply_extra_fields(Document, {"id": "a", "text": "t", "split": "train"}, "ignore")
+    {'id': 'a', 'text': 't'}
+    """
+    known = model.model_fields
+    extras = [name for name in data if name not in known]
+    if not extras or policy == "reject":
+        return data
+    for name in extras:
+        meant = _suspicious_field(name)
+        if meant is not None:
+            where = "a field of another message type" if meant == name else f"did you mean {meant!r}?"
+            raise MessageError(
+                Reason.UNKNOWN_FIELD, f"{model.__name__}: unknown field {name!r} ({where})", name
+            )
+    kept = {name: value for name, value in data.items() if name in known}
+    if policy == "meta" and "meta" in known:
+        own = data.get("meta")
+        if own is not None and not isinstance(own, dict):
+            return kept  # validation reports the wrong type of meta itself
+        # The message's own meta wins over an extra field of the same name.
+        kept["meta"] = {**{name: data[name] for name in extras}, **(own or {})}
+    return kept
+
+
 def _validate(model: type[M], data: dict[str, Any]) -> M:
     try:
         return model.model_validate(data)
@@ -358,20 +417,27 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         raise MessageError(_reason_of(first["type"]), detail, field or None) from None
 
 
-def decode_document(value: bytes | None, max_bytes: int) -> Document:
+def decode_document(value: bytes | None, max_bytes: int, extra_fields: ExtraFields = "meta") -> Document:
     """Validate a documents-topic record value; raises ``MessageError`` for any kind of bad input.
 
     >>> decode_document(b'{"id": "a", "text": "hello"}', max_bytes=100).text
     'hello'
+    >>> decode_document(b'{"id": "a", "text": "hi", "date": "1987-02-26"}', max_bytes=100).meta
+    {'date': '1987-02-26'}
     >>> try:
     ...     decode_document(b'{"id": "a", "text": "hi", "label": ["x"]}', max_bytes=100)
     ... except MessageError as exc:
-    ...     print(exc.reason.value)
-    unknown_field
+    ...     print(exc.reason.value, exc.detail)
+    unknown_field Document: unknown field 'label' (did you mean 'labels'?)
     """
-    return _validate(Document, _load_json(value, max_bytes))
+    data = _load_json(value, max_bytes)
+    return _validate(Document, _apply_extra_fields(Document, data, extra_fields))
 
 
-def decode_feedback(value: bytes | None, max_bytes: int) -> LabelFeedback:
-    """Validate a labels-topic record value; raises ``MessageError`` for any kind of bad input."""
-    return _validate(LabelFeedback, _load_json(value, max_bytes))
+def decode_feedback(value: bytes | None, max_bytes: int, extra_fields: ExtraFields = "meta") -> LabelFeedback:
+    """Validate a labels-topic record value; raises ``MessageError`` for any kind of bad input.
+
+    Feedback has no ``meta``: under the "meta" policy its extra fields are dropped as under "ignore".
+    """
+    data = _load_json(value, max_bytes)
+    return _validate(LabelFeedback, _apply_extra_fields(LabelFeedback, data, extra_fields))

@@ -236,6 +236,7 @@ class BatchProcessor:
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
         out = BatchOutcome()
         max_bytes = self.settings.max_message_bytes
+        extra = self.settings.extra_fields
         started = time.perf_counter()
         positions: dict[int, int] = {}  # stream position (documents read so far) of each document record
         decoded: list[tuple[InputRecord, Document | LabelFeedback]] = []
@@ -244,10 +245,10 @@ class BatchProcessor:
                 if record.topic == self._documents:
                     self.counters.inc("documents_in")
                     positions[id(record)] = self.counters.get("documents_in")
-                    decoded.append((record, decode_document(record.value, max_bytes)))
+                    decoded.append((record, decode_document(record.value, max_bytes, extra)))
                 elif record.topic == self._labels:
                     self.counters.inc("feedback_in")
-                    decoded.append((record, decode_feedback(record.value, max_bytes)))
+                    decoded.append((record, decode_feedback(record.value, max_bytes, extra)))
                 else:
                     raise MessageError(Reason.INVALID_VALUE, f"record from unexpected topic {record.topic!r}")
             except MessageError as exc:

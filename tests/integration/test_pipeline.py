@@ -94,7 +94,7 @@ BAD_INPUTS: dict[str, tuple[str, bytes]] = {
     "empty text": ("empty_value", b'{"id": "b4", "text": ""}'),
     "over the size limit": ("oversize", json.dumps({"id": "b5", "text": "word " * 1_000}).encode()),
     "invalid UTF-8": ("invalid_utf8", b'{"id": "b6", "text": "caf\xe9"}'),
-    "unknown field": ("unknown_field", b'{"id": "b7", "text": "x", "title": "extra"}'),
+    "misspelt field": ("unknown_field", b'{"id": "b7", "text": "x", "label": ["label_00"]}'),
     "labels not a list": ("wrong_type", b'{"id": "b8", "text": "x", "labels": "label_00"}'),
 }
 

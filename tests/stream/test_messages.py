@@ -150,3 +150,42 @@ def test_documents_are_immutable_and_reject_extra_fields_in_python_too() -> None
     with pytest.raises(ValueError):
         doc.id = "b"  # type: ignore[misc]
     assert LabelFeedback(id="a", labels=[]).labels == []
+
+
+# -- extra fields: a policy, with misspelt message fields rejected under every policy ------------------
+
+REUTERS_LIKE = b'{"id": "r1", "text": "cocoa", "labels": ["cocoa"], "split": "train", "date": "1987-02-26"}'
+
+
+def test_extra_fields_are_kept_in_meta_by_default() -> None:
+    doc = decode_document(REUTERS_LIKE, LIMIT)
+    assert doc.labels == ["cocoa"] and doc.meta == {"split": "train", "date": "1987-02-26"}
+
+
+def test_extra_fields_policy_ignore_and_reject() -> None:
+    assert decode_document(REUTERS_LIKE, LIMIT, extra_fields="ignore").meta is None
+    with pytest.raises(MessageError) as info:
+        decode_document(REUTERS_LIKE, LIMIT, extra_fields="reject")
+    assert info.value.reason is Reason.UNKNOWN_FIELD and info.value.field in ("split", "date")
+
+
+def test_the_documents_own_meta_wins_over_an_extra_field_of_the_same_name() -> None:
+    raw = b'{"id": "a", "text": "t", "meta": {"split": "mine", "k": 1}, "split": "file"}'
+    assert decode_document(raw, LIMIT).meta == {"split": "mine", "k": 1}
+
+
+@pytest.mark.parametrize("policy", ["meta", "ignore", "reject"])
+@pytest.mark.parametrize("field", ["label", "lables", "Labels", "txt", "feature"])
+def test_misspelt_message_fields_are_rejected_under_every_policy(policy: str, field: str) -> None:
+    raw = json.dumps({"id": "a", "text": "t", field: ["x"]}).encode()
+    with pytest.raises(MessageError) as info:
+        decode_document(raw, LIMIT, extra_fields=policy)  # type: ignore[arg-type]
+    assert info.value.reason is Reason.UNKNOWN_FIELD and info.value.field == field
+
+
+def test_a_document_sent_to_the_labels_topic_is_rejected_not_taken_for_feedback() -> None:
+    raw = b'{"id": "d", "labels": ["x"], "text": "a whole document"}'
+    with pytest.raises(MessageError) as info:
+        decode_feedback(raw, LIMIT)
+    assert info.value.reason is Reason.UNKNOWN_FIELD and "another message type" in info.value.detail
+    assert decode_feedback(b'{"id": "d", "labels": ["x"], "source": "crowd"}', LIMIT).labels == ["x"]

@@ -119,7 +119,7 @@ def test_each_bad_input_is_dead_lettered_with_reason_and_offset(
         "empty_value": b'{"id": "x", "text": ""}',
         "oversize": json.dumps({"id": "x", "text": "y" * 3_000}).encode(),
         "invalid_utf8": b'{"id": "x", "text": "\xff"}',
-        "unknown_field": b'{"id": "x", "text": "y", "colour": "red"}',
+        "unknown_field": b'{"id": "x", "text": "y", "label": ["red"]}',  # misspelt: rejected by any policy
         "empty_message": None,
     }
     records = [feed.doc("ok-1", "fine")]
