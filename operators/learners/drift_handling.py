@@ -70,6 +70,7 @@ class DriftHandler:
       warnings) are reported as alerts; the model follows them through its forgetting components.
 
     Events come out of :meth:`drain` as :class:`DriftEvent` with label names and the action taken.
+    Each detector can be switched off (``watch_*``); without ``watch_performance`` nothing adapts.
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class DriftHandler:
         adaptation: Adaptation = "background",
         performance_delta: float = 1e-4,
         warning_delta: float = 1e-2,
+        watch_performance: bool = True,
         watch_inputs: bool = True,
         watch_label_priors: bool = True,
         watch_label_dependence: bool = True,
@@ -90,6 +92,7 @@ class DriftHandler:
         self.adaptation = adaptation
         self.performance_delta = performance_delta
         self.warning_delta = warning_delta
+        self.watch_performance = watch_performance
         self.watch_inputs = watch_inputs
         self.watch_label_priors = watch_label_priors
         self.cooldown = cooldown
@@ -131,6 +134,16 @@ class DriftHandler:
             if level in self._levels and self._levels[level] == bg[0]
         }
 
+    @property
+    def watches_instances(self) -> bool:
+        """Whether any detector looks at labelled instances (else :meth:`observe` can be skipped)."""
+        return (
+            self.watch_performance
+            or self.watch_inputs
+            or self.watch_label_priors
+            or (self.dependence is not None)
+        )
+
     # ------------------------------------------------------------------ observing
 
     def observe(
@@ -168,7 +181,7 @@ class DriftHandler:
             n = item.predicted.shape[0]
             predicted[row, :n] = item.predicted
             truth[row, :n] = item.truth[:n] > 0
-        events = self._performance_events(predicted, truth, positions)
+        events = self._performance_events(predicted, truth, positions) if self.watch_performance else []
         for event in sorted(events, key=lambda e: e.position):
             self._handle_performance(model, event)
         for level, (labels, heads) in self.background.items():
@@ -277,6 +290,7 @@ class DriftHandler:
                 "adaptation": self.adaptation,
                 "performance_delta": self.performance_delta,
                 "warning_delta": self.warning_delta,
+                "watch_performance": self.watch_performance,
                 "watch_inputs": self.watch_inputs,
                 "watch_label_priors": self.watch_label_priors,
                 "watch_label_dependence": self.watch_label_dependence,
@@ -314,6 +328,7 @@ class DriftHandler:
             adaptation=m["adaptation"],
             performance_delta=m["performance_delta"],
             warning_delta=m["warning_delta"],
+            watch_performance=m.get("watch_performance", True),
             watch_inputs=m["watch_inputs"],
             watch_label_priors=m["watch_label_priors"],
             watch_label_dependence=m["watch_label_dependence"],

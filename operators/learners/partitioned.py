@@ -22,6 +22,8 @@ from labelflow.operators.state import State
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
 _MIN_BATCH = 4  # smaller batches are faster one by one (building the sparse batch has a fixed cost)
+#: The drift detectors of :class:`DriftHandler` (all on by default; see ``drift_detectors``).
+DRIFT_DETECTORS = ("performance", "label_prior", "label_dependence", "input")
 _MAX_LOG_ODDS = float(np.log((1 - 1e-4) / 1e-4))  # probabilities are kept within [1e-4, 1 - 1e-4]
 
 
@@ -88,7 +90,7 @@ class PartitionedClassifier(MultiLabelClassifier):
     neighbours_window, neighbours_k
         Size of the recent window and number of neighbours that vote (0 disables the neighbours).
     stack_learning_rate
-        Step size of the per-label stacker.
+        Step size of the per-label stacker (0 keeps its initial weights: half head, half neighbours).
     label_set_prior
         Weight of the label-dependence term in the joint decoding (0 = independent per-label decisions).
     temporal_context
@@ -104,6 +106,11 @@ class PartitionedClassifier(MultiLabelClassifier):
         What a confirmed performance drift of a label cluster does (:class:`DriftHandler`):
         ``"background"`` swaps in heads trained since the warning, ``"reset"`` restarts the cluster,
         ``"none"`` only reports. Every detection is an event of :meth:`drain_events`.
+    drift_detectors
+        Which of :data:`DRIFT_DETECTORS` watch the stream (performance drift adapts the model, the
+        others report). Without any, learning skips the drift bookkeeping entirely.
+    adaptive_thresholds
+        Learn the decision threshold online (:class:`AdaptiveThresholds`); off decides at 0.5.
     clusterer
         The label clusterer; by default a ``LabelClusterer()`` with its default settings.
 
@@ -136,10 +143,17 @@ class PartitionedClassifier(MultiLabelClassifier):
         threshold_shrinkage: float = float("inf"),
         adagrad_offset: float = 1.0,
         drift_adaptation: str = "background",
+        drift_detectors: Sequence[str] = DRIFT_DETECTORS,
+        adaptive_thresholds: bool = True,
         clusterer: Any = None,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
             raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
+        unknown = sorted(set(drift_detectors) - set(DRIFT_DETECTORS))
+        if unknown:
+            raise ValueError(f"unknown drift detectors {unknown}; choose from {DRIFT_DETECTORS}")
+        self.drift_detectors = tuple(d for d in DRIFT_DETECTORS if d in drift_detectors)
+        self.adaptive_thresholds = adaptive_thresholds
         self.learning_rate = learning_rate
         self.neighbours_window = neighbours_window
         self.neighbours_k = neighbours_k
@@ -161,14 +175,21 @@ class PartitionedClassifier(MultiLabelClassifier):
         self.neighbours = (
             RecentNeighbours(window=neighbours_window, k=neighbours_k) if neighbours_k > 0 else None
         )
-        self.thresholds = AdaptiveThresholds(shrinkage=threshold_shrinkage)
+        self.thresholds = AdaptiveThresholds(shrinkage=threshold_shrinkage) if adaptive_thresholds else None
         self.decoder = LabelSetDecoder(prior_weight=label_set_prior)
         self.drift_adaptation = drift_adaptation
         # Partition changes count as drift once the clusterer's memory has seen the labels for about three
         # lifetimes of its fading (3,000 instances at its default 0.999); before that they are formation.
         fading = getattr(clusterer, "fading_factor", 0.999)
         formation_age = int(round(3.0 / (1.0 - fading))) if fading < 1.0 else 3000
-        self.drift = DriftHandler(adaptation=drift_adaptation, structure_formation_age=formation_age)  # type: ignore[arg-type]
+        self.drift = DriftHandler(
+            adaptation=drift_adaptation,  # type: ignore[arg-type]
+            structure_formation_age=formation_age,
+            watch_performance="performance" in self.drift_detectors,
+            watch_label_priors="label_prior" in self.drift_detectors,
+            watch_label_dependence="label_dependence" in self.drift_detectors,
+            watch_inputs="input" in self.drift_detectors,
+        )
         self._stack = np.tile(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (8, 1))
         self._stack_g2 = np.zeros_like(self._stack)
         self._recent = np.zeros(8, dtype=np.float32)
@@ -249,7 +270,9 @@ class PartitionedClassifier(MultiLabelClassifier):
         n = z.shape[1]
         if n == 0:
             return np.zeros(z.shape, dtype=bool)
-        shifted = _bounded(z) - self.thresholds.log_odds(n)
+        shifted = _bounded(z)
+        if self.thresholds is not None:
+            shifted = shifted - self.thresholds.log_odds(n)
         decided = self.decoder.decode_many(shifted)
         if self._force_one():
             empty = np.flatnonzero(~decided.any(axis=1))
@@ -348,13 +371,18 @@ class PartitionedClassifier(MultiLabelClassifier):
         if n_old:
             # Stacker, thresholds and drift detectors learn from the prediction made before this update.
             t = target[:n_old]
-            gradient = (t - forward.p)[:, None] * forward.inputs
-            self._stack_g2[:n_old] += gradient * gradient
-            self._stack[:n_old] += self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
-            self.thresholds.update(forward.p, t)
-            self.drift.observe(
-                self, x, forward.scaled, self._decide(forward), target, self.label_index, self.n_learned
-            )
+            if self.stack_learning_rate:
+                gradient = (t - forward.p)[:, None] * forward.inputs
+                self._stack_g2[:n_old] += gradient * gradient
+                self._stack[:n_old] += (
+                    self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
+                )
+            if self.thresholds is not None:
+                self.thresholds.update(forward.p, t)
+            if self.drift.watches_instances:
+                self.drift.observe(
+                    self, x, forward.scaled, self._decide(forward), target, self.label_index, self.n_learned
+                )
         self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
         if self.neighbours is not None:
             self.neighbours.learn(forward.scaled, target, forward.embedded)
@@ -409,6 +437,8 @@ class PartitionedClassifier(MultiLabelClassifier):
             "idf": self.idf,
             "adagrad_offset": self.adagrad_offset,
             "drift_adaptation": self.drift_adaptation,
+            "drift_detectors": list(self.drift_detectors),
+            "adaptive_thresholds": self.adaptive_thresholds,
             "threshold_shrinkage": self.threshold_shrinkage
             if np.isfinite(self.threshold_shrinkage)
             else None,
@@ -429,7 +459,8 @@ class PartitionedClassifier(MultiLabelClassifier):
         state.attach("heads", self.heads.state())
         if self.neighbours is not None:
             state.attach("neighbours", self.neighbours.state())
-        state.attach("thresholds", self.thresholds.state())
+        if self.thresholds is not None:
+            state.attach("thresholds", self.thresholds.state())
         state.attach("decoder", self.decoder.state())
         state.attach("clusterer", self.clusterer.state())
         state.attach("drift", self.drift.state())
@@ -458,7 +489,8 @@ class PartitionedClassifier(MultiLabelClassifier):
         model.heads = LinearHeads.from_state(state.detach("heads"))
         if model.neighbours is not None:
             model.neighbours = RecentNeighbours.from_state(state.detach("neighbours"))
-        model.thresholds = AdaptiveThresholds.from_state(state.detach("thresholds"))
+        if model.thresholds is not None:
+            model.thresholds = AdaptiveThresholds.from_state(state.detach("thresholds"))
         model.decoder = LabelSetDecoder.from_state(state.detach("decoder"))
         model.drift = DriftHandler.from_state(state.detach("drift"))
         return model
