@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check lint typecheck contracts bench-accuracy clean
+.PHONY: install demo test check lint typecheck contracts bench-accuracy clean schemas
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ typecheck: $(STAMP)
 	ln -sfn ../../../stream $(TYPECHECK_TREE)/stream
 	ln -sfn ../../../operators $(TYPECHECK_TREE)/operators
 	$(BIN)/mypy -p labelflow.stream -p labelflow.operators
+
+# The messages' JSON Schemas (docs/schemas), generated from the pydantic models; a test fails when stale.
+schemas: $(STAMP)
+	$(BIN)/labelflow schemas --out docs/schemas
 
 bench-accuracy: $(STAMP)
 	$(BIN)/python benchmarks/accuracy/run.py

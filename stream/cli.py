@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "demo",
     "generate",
+    "schemas",
 )
 
 
