@@ -31,11 +31,8 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from labelflow.operators.state import State
-from labelflow.stream.checkpoint import Checkpoint, CheckpointStore, IncompatibleCheckpointError
+from labelflow.stream.checkpoint import Checkpoint
 from labelflow.stream.config import Settings
-from labelflow.stream.embed_stage import EmbedProcessor
-from labelflow.stream.feedback_store import FeedbackStore
 from labelflow.stream.kafka_io import (
     build_consumer,
     build_producer,
@@ -45,14 +42,13 @@ from labelflow.stream.kafka_io import (
 )
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
+from labelflow.stream.offset_ledger import OffsetLedger, SeekReason
 from labelflow.stream.ordered_batches import OrderedBatcher
-from labelflow.stream.processor import BatchOutcome, BatchProcessor, InputRecord, RuntimeCounters
-from labelflow.stream.quality import QualityTracker
+from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounters
+from labelflow.stream.runtime_state import RuntimeState
+from labelflow.stream.stages import ModelSummary, Stage, make_stage
 
 logger = logging.getLogger(__name__)
-
-RUNTIME_STATE_KIND = "labelflow.worker_runtime"
-RUNTIME_STATE_VERSION = 1
 
 # How long an idle poll waits before the loop looks at its stop flag and housekeeping again.
 _IDLE_POLL_MS = 250
@@ -97,7 +93,7 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class Worker:
-    """A labelflow worker: one model, one consumer in ``settings.group_id``, one checkpoint directory.
+    """A labelflow worker: one stage (learn or embed), one consumer in ``settings.group_id``.
 
     Parameters
     ----------
@@ -135,29 +131,15 @@ class Worker:
         self._runtime = runtime
         self.metrics = WorkerMetrics()
         self.metrics_port: int | None = None
-        self.counters = RuntimeCounters()
-        self.quality = QualityTracker(settings.metrics.quality_window)
-        self.store = FeedbackStore(
-            settings.feedback.max_entries, settings.feedback.ttl_s, settings.feedback.remember_ids
-        )
-        self.checkpoints = CheckpointStore(settings.checkpoint.dir, keep=settings.checkpoint.keep)
+        self.ledger = OffsetLedger()
+        self._stage: Stage | None = None
         self._stop = threading.Event()
-        # Rebalance callbacks run on kafka-python's IO thread; they and the main loop share the
-        # partition bookkeeping below under this lock (never held across a blocking Kafka call).
-        self._lock = threading.RLock()
         self.ready = threading.Event()  # set once subscribed (tests and the demo wait on it)
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
-        self._processor: BatchProcessor | EmbedProcessor | None = None
         self._batcher: OrderedBatcher | None = None
-        self._positions: dict[TopicPartition, int] = {}
-        self._restore_offsets: dict[TopicPartition, int] = {}
-        self._restored_unprocessed: dict[TopicPartition, int] = {}
-        self._checkpointed: set[TopicPartition] = set()
-        self._just_revoked: dict[TopicPartition, int] = {}
-        self._assigned: set[TopicPartition] = set()
-        self._dirty = False
-        self._checkpoint_requested = False
+        self._dirty = False  # processed something since the last checkpoint
+        self._checkpoint_requested = False  # a rebalance took partitions the checkpoint still claims
         self._last_checkpoint = time.monotonic()
         self._checkpoint_count = 0
         self._batches = 0
@@ -173,8 +155,15 @@ class Worker:
         return self._runtime
 
     @property
-    def learns(self) -> bool:
-        return self.settings.role in ("all", "learn")
+    def stage(self) -> Stage:
+        if self._stage is None:
+            raise RuntimeError("the worker has not started yet")
+        return self._stage
+
+    @property
+    def state(self) -> RuntimeState:
+        """Counters, feedback store and quality tracker (of the restored checkpoint once started)."""
+        return self.stage.state
 
     def stop(self) -> None:
         """Ask the worker to finish its batch, flush, checkpoint, commit and leave the group."""
@@ -190,19 +179,14 @@ class Worker:
         s.log_summary(logger)
         ok = False
         try:
-            if self.learns:
-                self.checkpoints.lock()
-            if s.create_topics:
-                ensure_topics(s, worker_topics(s))
             if self._runtime is None:
                 self._runtime = ModelRuntime.from_settings(s.model)
-            if self.learns:
-                self._restore()
-                self._processor = BatchProcessor(
-                    s, self._runtime, self.store, self.counters, self.quality, self.worker_id
-                )
-            else:
-                self._processor = EmbedProcessor(s, self._runtime, self.counters, self.worker_id)
+            self._stage = make_stage(s, self._runtime, self.worker_id)
+            restored = self._stage.open()
+            if restored is not None:
+                self._restored(restored)
+            if s.create_topics:
+                ensure_topics(s, worker_topics(s))
             if s.metrics.port >= 0:
                 self.metrics_port = self.metrics.serve(s.metrics.host, s.metrics.port)
                 logger.info(
@@ -210,8 +194,8 @@ class Worker:
                 )
             self._producer = build_producer(s, client_id=self.worker_id)
             self._consumer = build_consumer(s, client_id=self.worker_id)
-            topics = [s.input_documents_topic, s.topics.labels] if self.learns else [s.input_documents_topic]
-            self._check_copartitioned()
+            topics = list(self._stage.topics)
+            self._check_copartitioned(topics)
             self._batcher = OrderedBatcher(
                 self._consumer,
                 # Feedback far ahead of its documents waits here in a backlog; 20 batches (at least
@@ -238,79 +222,26 @@ class Worker:
 
     # -- startup --------------------------------------------------------------------------------------
 
-    def _restore(self) -> None:
-        runtime = self.runtime
-        checkpoint = self.checkpoints.latest(identity=runtime.identity)
-        if checkpoint is None:
-            logger.info(
-                "event=no_checkpoint dir=%s (a new model; reading starts at the group's committed offsets, "
-                "or at the beginning for a new group)",
-                self.checkpoints.directory,
-            )
-            return
-        try:
-            runtime.restore(checkpoint.model)
-            self._load_runtime_state(checkpoint.runtime)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IncompatibleCheckpointError(
-                f"checkpoint {checkpoint.path} cannot be restored into this worker: {type(exc).__name__}: {exc}"
-            ) from exc
-        self._restore_offsets = {
-            TopicPartition(topic, partition): offset
-            for topic, parts in checkpoint.offsets.items()
-            for partition, offset in parts.items()
-        }
-        self._checkpointed = set(self._restore_offsets)
-        self.metrics.checkpoint_written(checkpoint.created_at, count=False)
-        self.metrics.sync(self.counters.as_dict())
-        logger.info(
-            "event=checkpoint_restored path=%s seq=%d learned=%d labels=%d offsets=%s",
-            checkpoint.path,
-            checkpoint.seq,
-            self.counters.learned_total,
-            len(runtime.labels),
-            checkpoint.offsets,
-        )
-
-    def _runtime_state(self) -> State:
-        state = State(
-            meta={
-                "kind": RUNTIME_STATE_KIND,
-                "version": RUNTIME_STATE_VERSION,
-                "counters": self.counters.as_dict(),
+    def _restored(self, checkpoint: Checkpoint) -> None:
+        self.ledger.restore(
+            {
+                (topic, partition): offset
+                for topic, parts in checkpoint.offsets.items()
+                for partition, offset in parts.items()
             }
         )
-        state.attach("feedback", self.store.state())
-        state.attach("quality", self.quality.state())
-        return state
+        self.metrics.checkpoint_written(checkpoint.created_at, count=False)
+        self.metrics.sync(self.state.counters.as_dict())
 
-    def _load_runtime_state(self, state: State) -> None:
-        if state.meta.get("kind") != RUNTIME_STATE_KIND or state.meta.get("version") != RUNTIME_STATE_VERSION:
-            raise IncompatibleCheckpointError(
-                f"runtime state {state.meta.get('kind')!r} version {state.meta.get('version')!r} is not "
-                f"{RUNTIME_STATE_KIND!r} version {RUNTIME_STATE_VERSION}"
-            )
-        f = self.settings.feedback
-        self.counters = RuntimeCounters.from_dict(state.meta["counters"])
-        self.store = FeedbackStore.from_state(
-            state.detach("feedback"), max_entries=f.max_entries, ttl_s=f.ttl_s, remember_ids=f.remember_ids
-        )
-        self.quality = QualityTracker.from_state(
-            state.detach("quality"), self.settings.metrics.quality_window
-        )
-
-    def _check_copartitioned(self) -> None:
-        if not self.learns:
-            return
+    def _check_copartitioned(self, topics: list[str]) -> None:
+        """Warn when documents and feedback topics differ in partitions (feedback would miss documents)."""
         assert self._consumer is not None
-        docs = self._consumer.partitions_for_topic(self.settings.input_documents_topic) or set()
-        labels = self._consumer.partitions_for_topic(self.settings.topics.labels) or set()
-        if docs and labels and len(docs) != len(labels):
+        counts = [len(self._consumer.partitions_for_topic(topic) or ()) for topic in topics]
+        if len(set(c for c in counts if c)) > 1:
             logger.warning(
-                "event=topics_not_copartitioned documents=%d labels=%d (feedback may reach a worker that never "
-                "saw its document and be counted unmatched; give both topics the same partition count)",
-                len(docs),
-                len(labels),
+                "event=topics_not_copartitioned partitions=%s (feedback may reach a worker that never saw "
+                "its document and be counted unmatched; give both topics the same partition count)",
+                ",".join(f"{t}:{c}" for t, c in zip(topics, counts, strict=True)),
             )
 
     # -- signals --------------------------------------------------------------------------------------
@@ -356,18 +287,16 @@ class Worker:
         )
 
     def _handle(self, records: list[Any]) -> None:
-        assert self._processor is not None and self._producer is not None
+        assert self._producer is not None
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
-        outcome = self._processor.process(inputs)
+        outcome = self.stage.process(inputs)
         self._produce(outcome)
-        with self._lock:
-            for record in records:
-                tp = TopicPartition(record.topic, record.partition)
-                self._positions[tp] = max(self._positions.get(tp, 0), record.offset + 1)
-                self._restored_unprocessed.pop(tp, None)
+        self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in records})
         self._dirty = True
-        if self.learns and (self._checkpoint_due() or not set(self._positions) <= self._checkpointed):
-            self._checkpoint("interval" if self._checkpoint_due() else "new_partition")
+        if self._checkpoint_due():
+            self._checkpoint("interval")
+        elif self.ledger.needs_checkpoint():
+            self._checkpoint("new_partition")
         self._commit()
         self._batches += 1
         self._after_batch(len(records), outcome)
@@ -390,17 +319,15 @@ class Worker:
 
     def _commit(self) -> None:
         consumer = self._consumer
-        if consumer is None or not self._positions:
+        if consumer is None:
             return
-        started = time.perf_counter()
-        with self._lock:
-            offsets = {
-                tp: OffsetAndMetadata(offset, "", -1)
-                for tp, offset in self._positions.items()
-                if tp in self._assigned
-            }
+        offsets = {
+            TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self.ledger.commit_offsets().items()
+        }
         if not offsets:
             return
+        started = time.perf_counter()
         try:
             consumer.commit(offsets)
         except KafkaError as exc:  # CommitFailedError, RebalanceInProgressError, ...: at least once holds
@@ -413,30 +340,15 @@ class Worker:
     # -- checkpoints ----------------------------------------------------------------------------------
 
     def _checkpoint_due(self) -> bool:
-        return (
-            self.learns
-            and self._dirty
-            and time.monotonic() - self._last_checkpoint >= self.settings.checkpoint.interval_s
-        )
+        return self._dirty and self.stage.checkpoint_due(time.monotonic() - self._last_checkpoint)
 
     def _checkpoint(self, reason: str) -> None:
-        if not self.learns or self._runtime is None:
-            return
         started = time.perf_counter()
-        offsets: dict[str, dict[int, int]] = {}
-        with self._lock:
-            merged = {**self._restore_offsets, **self._restored_unprocessed, **self._positions}
-            covered = set(merged)
-        for tp, offset in merged.items():
-            offsets.setdefault(tp.topic, {})[tp.partition] = offset
-        checkpoint = Checkpoint(
-            model=self.runtime.state(),
-            runtime=self._runtime_state(),
-            offsets=offsets,
-            identity=self.runtime.identity,
-        )
-        path = self.checkpoints.save(checkpoint)
-        self._checkpointed = covered
+        offsets = self.ledger.checkpoint_offsets()
+        checkpoint = self.stage.checkpoint(offsets)
+        if checkpoint is None:
+            return
+        self.ledger.checkpointed(offsets)
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self._checkpoint_count += 1
@@ -446,93 +358,58 @@ class Worker:
         logger.info(
             "event=checkpoint_written reason=%s path=%s seq=%d learned=%d seconds=%.3f",
             reason,
-            path,
+            checkpoint.path,
             checkpoint.seq,
-            self.counters.learned_total,
+            self.state.counters.learned_total,
             seconds,
         )
 
     # -- rebalances -----------------------------------------------------------------------------------
 
     # kafka-python runs these callbacks on its IO thread while the main thread is blocked in poll() or
-    # close(); they must not block (no commits, no checkpoint writes), so they only update bookkeeping
+    # close(); they must not block (no commits, no checkpoint writes), so they only update the ledger
     # and leave the checkpoint to the main loop.
 
     def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         if not revoked:
             return
-        with self._lock:
-            self._revoke(revoked)
-
-    def _revoke(self, revoked: set[TopicPartition]) -> None:
         logger.info("event=partitions_revoked partitions=%s", _tps(revoked))
         if self._batcher is not None:
             # Records of partitions we lost were not processed; their new owner reads them.
             self._batcher.drop(revoked)
-        for tp in revoked:
-            position = self._positions.pop(tp, None)
-            if position is not None:
-                self._just_revoked[tp] = position
-            offset = self._restored_unprocessed.pop(tp, None)
-            if offset is not None:
-                # Restored but never read here: keep it for when the partition comes back.
-                self._restore_offsets[tp] = offset
-        self._assigned -= revoked
+        self.ledger.revoke(revoked)
         if self._dirty:
             self._checkpoint_requested = True
-        self.metrics.assigned_partitions.set(len(self._assigned))
+        self.metrics.assigned_partitions.set(len(self.ledger.assigned))
 
     def _on_assigned(self, assigned: set[TopicPartition]) -> None:
-        with self._lock:
-            self._assign(assigned)
-
-    def _assign(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
-        self._assigned |= assigned
-        # Partitions that come straight back (an eager rebalance revokes everything first) resume where
-        # this worker's model left them: a commit refused during the rebalance must not make the model
-        # learn those records twice.
-        returning, self._just_revoked = self._just_revoked, {}
-        for tp in assigned:
-            position = returning.get(tp)
-            if position is not None:
-                consumer.seek(tp, position)
-                self._positions[tp] = position
-                continue
-            offset = self._restore_offsets.pop(tp, None)
-            if offset is not None:
-                consumer.seek(tp, offset)
-                self._restored_unprocessed[tp] = offset
+        for seek in self.ledger.assign(assigned):
+            consumer.seek(TopicPartition(*seek.partition), seek.offset)
+            if seek.reason is SeekReason.CHECKPOINT:
                 logger.info(
-                    "event=seek_to_checkpoint topic=%s partition=%d offset=%d", tp.topic, tp.partition, offset
+                    "event=seek_to_checkpoint topic=%s partition=%d offset=%d",
+                    seek.partition[0],
+                    seek.partition[1],
+                    seek.offset,
                 )
         self.metrics.rebalances.inc()
-        self.metrics.assigned_partitions.set(len(self._assigned))
+        self.metrics.assigned_partitions.set(len(self.ledger.assigned))
         logger.info("event=partitions_assigned partitions=%s", _tps(assigned))
 
     # -- metrics and progress -------------------------------------------------------------------------
 
     def _after_batch(self, size: int, outcome: BatchOutcome) -> None:
         m = self.metrics
+        counters = self.state.counters
         m.batch_size.observe(size)
         m.observe_stages(outcome.stage_seconds)
         for latency in outcome.latencies_s:
             m.end_to_end.observe(latency)
-        m.sync(self.counters.as_dict())
+        m.sync(counters.as_dict())
         m.last_batch.set(time.time())
-        if self.learns:
-            q = self.quality
-            m.micro_f1_window.set(q.micro_f1_window)
-            m.micro_f1_cumulative.set(q.micro_f1_cumulative)
-            m.subset_accuracy_window.set(q.subset_accuracy_window)
-            m.quality_window_size.set(q.size)
-            runtime = self.runtime
-            m.labels.set(len(runtime.labels))
-            m.clusters.set(runtime.n_clusters)
-            m.partition_version.set(runtime.partition_version)
-            m.waiting.labels(kind="documents").set(self.store.waiting_documents)
-            m.waiting.labels(kind="feedback").set(self.store.waiting_feedback)
+        self.stage.publish(m)
         if logger.isEnabledFor(logging.DEBUG) or self._batches % 50 == 1:
             logger.info(
                 "event=batch_done batch=%d records=%d predictions=%d learned=%d dead_letters=%d seconds=%s",
@@ -540,7 +417,7 @@ class Worker:
                 size,
                 outcome.predictions,
                 outcome.learned,
-                sum(self.counters.group("dead_letters").values()),
+                sum(counters.group("dead_letters").values()),
                 ",".join(f"{k}:{v:.4f}" for k, v in sorted(outcome.stage_seconds.items())),
             )
         self._publish_progress()
@@ -550,41 +427,38 @@ class Worker:
         if consumer is None:
             return
         lag: dict[str, int] = {}
-        for tp in self._assigned_copy():
-            highwater = consumer.highwater(tp)
-            position = self._positions.get(tp)
+        for tp in self.ledger.assigned:
+            highwater = consumer.highwater(TopicPartition(*tp))
+            position = self.ledger.position(tp)
             if highwater is not None and position is not None:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+                lag[tp[0]] = lag.get(tp[0], 0) + max(0, highwater - position)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic=topic).set(value)
 
     def _snapshot(self) -> WorkerProgress:
-        counters = self.counters.as_dict()
-        runtime = self._runtime
-        learns = self.learns and runtime is not None
+        stage = self._stage
+        state = stage.state if stage is not None else None
+        counters = state.counters.as_dict() if state is not None else RuntimeCounters().as_dict()
+        summary = stage.summary() if stage is not None else ModelSummary()
         return WorkerProgress(
             started_at=self._started_at,
             batches=self._batches,
             documents_in=counters["documents_in"],
             feedback_in=counters["feedback_in"],
             predictions_out=counters["predictions_out"],
-            learned=self.counters.learned_total,
+            learned=sum(counters["learned"].values()),
             dead_letters=sum(counters["dead_letters"].values()),
-            micro_f1_window=self.quality.micro_f1_window,
-            micro_f1_cumulative=self.quality.micro_f1_cumulative,
-            labels=len(runtime.labels) if learns else 0,
-            clusters=runtime.n_clusters if learns else 0,
-            partition_version=runtime.partition_version if learns else 0,
+            micro_f1_window=state.quality.micro_f1_window if state is not None else 1.0,
+            micro_f1_cumulative=state.quality.micro_f1_cumulative if state is not None else 1.0,
+            labels=summary.labels,
+            clusters=summary.clusters,
+            partition_version=summary.partition_version,
             drift_events=sum(counters["drift_events"].values()),
-            waiting_documents=self.store.waiting_documents,
+            waiting_documents=state.store.waiting_documents if state is not None else 0,
             checkpoints=self._checkpoint_count,
-            assigned=tuple(sorted((tp.topic, tp.partition) for tp in self._assigned_copy())),
+            assigned=tuple(sorted(self.ledger.assigned)),
             counters=counters,
         )
-
-    def _assigned_copy(self) -> set[TopicPartition]:
-        with self._lock:
-            return set(self._assigned)
 
     def _publish_progress(self) -> None:
         self._progress = self._snapshot()
@@ -599,11 +473,7 @@ class Worker:
                 # The loop only stops between batches: everything consumed has been processed and flushed.
                 if self._producer is not None:
                     self._producer.flush()
-                if (
-                    self.learns
-                    and self._runtime is not None
-                    and (self._dirty or self._checkpoint_count == 0 and self._positions)
-                ):
+                if self._dirty or (self._checkpoint_count == 0 and self.ledger.has_positions):
                     self._checkpoint("shutdown")
                 self._commit()
         except (KafkaError, OSError) as exc:
@@ -618,15 +488,17 @@ class Worker:
                 self._producer.close(timeout=5)
             self.metrics.up.set(0)
             self.metrics.close()
-            self.checkpoints.unlock()
+            if self._stage is not None:
+                self._stage.close()
             self._publish_progress()
+            counters = self._progress.counters if self._progress is not None else {}
             logger.info(
                 "event=worker_stopped worker=%s clean=%s documents=%d predictions=%d learned=%d",
                 self.worker_id,
                 ok,
-                self.counters.get("documents_in"),
-                self.counters.get("predictions_out"),
-                self.counters.learned_total,
+                counters.get("documents_in", 0),
+                counters.get("predictions_out", 0),
+                sum((counters.get("learned") or {}).values()),
             )
 
 

@@ -1,0 +1,218 @@
+"""The two things a worker can be, behind one interface: the learn stage and the embed stage.
+
+A ``Stage`` says which topics it reads, turns a batch of records into the messages to publish, and
+owns whatever must survive a restart: the learn stage holds the model and the runtime state and
+checkpoints them with the offsets; the embed stage is stateless (a restart re-reads from the committed
+offsets). The worker loop (``worker``) drives either without asking which one it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from labelflow.stream.checkpoint import Checkpoint, CheckpointStore, IncompatibleCheckpointError
+from labelflow.stream.config import Settings
+from labelflow.stream.embed_stage import EmbedProcessor
+from labelflow.stream.metrics import WorkerMetrics
+from labelflow.stream.model_runtime import ModelRuntime
+from labelflow.stream.offset_ledger import TopicPart
+from labelflow.stream.processor import BatchOutcome, BatchProcessor, InputRecord
+from labelflow.stream.runtime_state import RuntimeState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """What the model looks like, for gauges and progress (zeros for a stage without a model)."""
+
+    labels: int = 0
+    clusters: int = 0
+    partition_version: int = 0
+
+
+class Stage(Protocol):
+    """One role of a worker: what it reads, how it processes a batch, what it keeps across restarts."""
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Input topics, documents first."""
+        ...
+
+    @property
+    def state(self) -> RuntimeState:
+        """Counters (and for the learn stage the feedback store and quality tracker)."""
+        ...
+
+    def open(self) -> Checkpoint | None:
+        """Claim and restore what the stage keeps; the checkpoint restored (None: nothing restored)."""
+        ...
+
+    def process(self, records: Sequence[InputRecord]) -> BatchOutcome: ...
+
+    def checkpoint_due(self, since_last_s: float) -> bool:
+        """Whether a checkpoint is due ``since_last_s`` seconds after the previous one (if it changed)."""
+        ...
+
+    def checkpoint(self, offsets: Mapping[TopicPart, int]) -> Checkpoint | None:
+        """Write what the stage keeps with ``offsets``; None when it keeps nothing."""
+        ...
+
+    def publish(self, metrics: WorkerMetrics) -> None:
+        """Set the stage's own gauges after a batch."""
+        ...
+
+    def summary(self) -> ModelSummary: ...
+
+    def close(self) -> None:
+        """Release what ``open`` claimed."""
+        ...
+
+
+class LearnStage:
+    """Predicts, learns and joins feedback (roles ``all`` and ``learn``); checkpoints model and state.
+
+    Parameters
+    ----------
+    settings
+        Topics, limits, checkpoint directory and interval.
+    runtime
+        The model and embedder; replaced by the checkpoint's model on ``open``.
+    worker_id
+        Written into dead letters.
+    """
+
+    def __init__(self, settings: Settings, runtime: ModelRuntime, worker_id: str) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.worker_id = worker_id
+        self.checkpoints = CheckpointStore(settings.checkpoint.dir, keep=settings.checkpoint.keep)
+        self._state = RuntimeState.new(settings)
+        self._processor = self._make_processor()
+
+    def _make_processor(self) -> BatchProcessor:
+        s = self._state
+        return BatchProcessor(self.settings, self.runtime, s.store, s.counters, s.quality, self.worker_id)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.settings.input_documents_topic, self.settings.topics.labels)
+
+    @property
+    def state(self) -> RuntimeState:
+        return self._state
+
+    def open(self) -> Checkpoint | None:
+        self.checkpoints.lock()
+        checkpoint = self.checkpoints.latest(identity=self.runtime.identity)
+        if checkpoint is None:
+            logger.info(
+                "event=no_checkpoint dir=%s (a new model; reading starts at the group's committed offsets, "
+                "or at the beginning for a new group)",
+                self.checkpoints.directory,
+            )
+            return None
+        try:
+            self.runtime.restore(checkpoint.model)
+            self._state = RuntimeState.from_state(checkpoint.runtime, self.settings)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IncompatibleCheckpointError(
+                f"checkpoint {checkpoint.path} cannot be restored into this worker: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._processor = self._make_processor()
+        logger.info(
+            "event=checkpoint_restored path=%s seq=%d learned=%d labels=%d offsets=%s",
+            checkpoint.path,
+            checkpoint.seq,
+            self._state.counters.learned_total,
+            len(self.runtime.labels),
+            checkpoint.offsets,
+        )
+        return checkpoint
+
+    def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        return self._processor.process(records)
+
+    def checkpoint_due(self, since_last_s: float) -> bool:
+        return since_last_s >= self.settings.checkpoint.interval_s
+
+    def checkpoint(self, offsets: Mapping[TopicPart, int]) -> Checkpoint:
+        by_topic: dict[str, dict[int, int]] = {}
+        for (topic, partition), offset in sorted(offsets.items()):
+            by_topic.setdefault(topic, {})[partition] = offset
+        checkpoint = Checkpoint(
+            model=self.runtime.state(),
+            runtime=self._state.state(),
+            offsets=by_topic,
+            identity=self.runtime.identity,
+        )
+        self.checkpoints.save(checkpoint)
+        return checkpoint
+
+    def publish(self, metrics: WorkerMetrics) -> None:
+        q, store = self._state.quality, self._state.store
+        metrics.micro_f1_window.set(q.micro_f1_window)
+        metrics.micro_f1_cumulative.set(q.micro_f1_cumulative)
+        metrics.subset_accuracy_window.set(q.subset_accuracy_window)
+        metrics.quality_window_size.set(q.size)
+        summary = self.summary()
+        metrics.labels.set(summary.labels)
+        metrics.clusters.set(summary.clusters)
+        metrics.partition_version.set(summary.partition_version)
+        metrics.waiting.labels(kind="documents").set(store.waiting_documents)
+        metrics.waiting.labels(kind="feedback").set(store.waiting_feedback)
+
+    def summary(self) -> ModelSummary:
+        runtime = self.runtime
+        return ModelSummary(len(runtime.labels), runtime.n_clusters, runtime.partition_version)
+
+    def close(self) -> None:
+        self.checkpoints.unlock()
+
+
+class EmbedStage:
+    """Embeds documents and re-publishes them with features (role ``embed``); keeps nothing."""
+
+    def __init__(self, settings: Settings, runtime: ModelRuntime, worker_id: str) -> None:
+        self.settings = settings
+        self._state = RuntimeState.new(settings)
+        self._processor = EmbedProcessor(settings, runtime, self._state.counters, worker_id)
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.settings.input_documents_topic,)
+
+    @property
+    def state(self) -> RuntimeState:
+        return self._state
+
+    def open(self) -> None:
+        return None
+
+    def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
+        return self._processor.process(records)
+
+    def checkpoint_due(self, since_last_s: float) -> bool:
+        return False
+
+    def checkpoint(self, offsets: Mapping[TopicPart, int]) -> None:
+        return None
+
+    def publish(self, metrics: WorkerMetrics) -> None:
+        return None
+
+    def summary(self) -> ModelSummary:
+        return ModelSummary()
+
+    def close(self) -> None:
+        return None
+
+
+def make_stage(settings: Settings, runtime: ModelRuntime, worker_id: str) -> Stage:
+    """The stage of ``settings.role``: ``embed`` embeds, ``all`` and ``learn`` predict and learn."""
+    if settings.role == "embed":
+        return EmbedStage(settings, runtime, worker_id)
+    return LearnStage(settings, runtime, worker_id)
