@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install demo test check lint typecheck contracts bench-accuracy clean schemas
 
+# `.[test]` includes every extra (`labelflow[all]`: the transformer embedders, plots, the embedded broker),
+# which the demo needs too; the production image installs only `.[transformer]`.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip

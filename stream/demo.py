@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from prometheus_client import generate_latest
 
+from labelflow.operators.optional import import_optional
 from labelflow.stream.broker import EmbeddedBroker
 from labelflow.stream.config import Settings, load_settings
 from labelflow.stream.feed import FeedPlan, encode, feed
@@ -246,10 +247,9 @@ def _plot(
 ) -> Path | None:
     if not curve:
         return None
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", extra="plots")
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = import_optional("matplotlib.pyplot", extra="plots")
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
     ax.plot(

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labelflow.operators.embedders.minilm import MODEL_NAME, model_digest
+from labelflow.operators.optional import import_optional
 
 if TYPE_CHECKING:
     import torch
@@ -123,12 +124,13 @@ def distill_token_vectors(
         raw = table[:n_tokens].astype(np.float32)
     else:
         import torch
-        from transformers import AutoModel
 
         from labelflow.operators.embedders.transformer import resolve_device
 
+        transformers = import_optional("transformers", extra="transformer")
+
         torch_device = resolve_device(device)
-        model = AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
+        model = transformers.AutoModel.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32)
         model = model.to(torch_device).eval()
         vocab_size = int(model.config.vocab_size)
         n_tokens = _tokens_to_distil(vocab_size, vocab_limit)
@@ -164,9 +166,9 @@ def _tokens_to_distil(vocab_size: int, vocab_limit: int | None) -> int:
 
 def _input_embeddings(model_dir: Path) -> np.ndarray:
     """The word embedding table straight from the safetensors file (no model is built)."""
-    from safetensors import safe_open
+    safetensors = import_optional("safetensors", extra="transformer")
 
-    with safe_open(str(Path(model_dir) / "model.safetensors"), framework="numpy") as weights:
+    with safetensors.safe_open(str(Path(model_dir) / "model.safetensors"), framework="numpy") as weights:
         names = [name for name in weights.keys() if name.endswith("word_embeddings.weight")]  # noqa: SIM118 (safe_open is not iterable)
         if len(names) != 1:
             raise ValueError(f"{model_dir}: expected one word embedding table, found {names}")

