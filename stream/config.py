@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
-from labelflow.stream.messages import ExtraFields
+from labelflow.stream.messages import DecodeLimits, ExtraFields
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +196,11 @@ class CheckpointSettings(_Section):
     interval_s: float = Field(default=60.0, gt=0)
     # Three checkpoints survive one that turns out unreadable (disk fault) with room to spare.
     keep: int = Field(default=3, ge=1)
+    # When checkpoints exist but none can be read (damaged, or written by another model setup), the
+    # worker refuses to start: silently starting over would lose the learned model and, once new
+    # checkpoints were written, the evidence. "new_model" starts a new model anyway (the unreadable
+    # checkpoints stay on disk; they are never pruned). Flag: `labelflow run --start-new-model`.
+    on_unreadable: Literal["refuse", "new_model"] = "refuse"
 
 
 class MetricsSettings(_Section):
@@ -203,8 +208,9 @@ class MetricsSettings(_Section):
 
     # prometheus_client's customary port; 0 picks a free one (tests), -1 disables the endpoint.
     port: int = Field(default=8000, ge=-1, le=65535)
-    # Scraped from other hosts in a deployment; loopback-only setups override it.
-    host: str = "0.0.0.0"
+    # Loopback only unless a deployment opens it: the endpoint has no authentication and shows what the
+    # worker reads. deploy/ (Compose, Kubernetes) sets 0.0.0.0 explicitly so Prometheus can scrape it.
+    host: str = "127.0.0.1"
     # 1,000 labelled documents: windowed micro-F1 moves within minutes of a drift, yet is not noisy.
     quality_window: int = Field(default=1_000, ge=1)
 
@@ -219,6 +225,34 @@ class FeedbackSettings(_Section):
     ttl_s: float = Field(default=3_600.0, gt=0)
     # Ids remembered after learning, to count duplicate feedback and skip re-sent labelled documents.
     remember_ids: int = Field(default=100_000, ge=0)
+    # The bound that matters for memory: waiting documents can be large (a 1 MB text's dense features,
+    # long label lists), so entries are also counted in bytes. 256 MB holds the default 20,000 entries
+    # of hashing features (~30 MB) many times over, and stops 20,000 large documents (~58 GB) well
+    # before they exhaust a worker's memory; the oldest entries are evicted first and counted.
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1_024)
+
+
+class LimitsSettings(_Section):
+    """Structural limits on input messages: a message over one is dead-lettered with its reason."""
+
+    # JSON nesting (the document object is level 1). `meta` is the only free-form field; 32 levels is
+    # more than any metadata needs and far below the ~1,000 where Python's recursive parser fails.
+    max_json_depth: int = Field(default=32, ge=2, le=500)
+    # EuroVoc's longest concept name (EUR-Lex) is 117 characters; twice that leaves room for taxonomy
+    # paths. Label names appear in every prediction's scores, so one huge name bloats every output.
+    max_label_chars: int = Field(default=256, ge=1)
+    # The largest label set in the shared datasets has 26 labels. Label statistics cost k^2 pair
+    # updates for k labels, so 1,000 bounds one document's update at half a million pair counts.
+    max_labels_per_document: int = Field(default=1_000, ge=1)
+
+
+class ProducerSettings(_Section):
+    """How the worker produces its outputs (predictions, drift alerts, dead letters)."""
+
+    # Predictions are JSON that repeats the same label names and similar scores in every message, so
+    # they compress well; lz4 costs the least CPU per byte of the codecs every Kafka client (and
+    # broker >= 0.10) understands. "none" for consumers without lz4; zstd compresses more, for slower.
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
 
 
 class RoutingRule(_Section):
@@ -296,6 +330,12 @@ class Settings(BaseSettings):
     # extra fields (Reuters: split, date) and `labelflow evaluate` reads them; misspelt message fields
     # ("label", "txt") are rejected under every policy.
     extra_fields: ExtraFields = "meta"
+    # Largest output message (key + value + headers) the worker produces; 1 MB is the default limit of
+    # a Kafka broker (message.max.bytes). An output over it is not sent: its input record is
+    # dead-lettered (reason output_too_large), so one document cannot make every produce fail.
+    max_output_bytes: int = Field(default=1_000_000, ge=4_096)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
@@ -354,6 +394,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Earlier sources win: CLI flags (init) over environment over the YAML file over defaults.
         return init_settings, env_settings, _YamlSource(settings_cls)
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        """The input limits in the form the message decoders take."""
+        return DecodeLimits(
+            max_depth=self.limits.max_json_depth,
+            max_label_chars=self.limits.max_label_chars,
+            max_labels=self.limits.max_labels_per_document,
+        )
 
     @property
     def input_documents_topic(self) -> str:

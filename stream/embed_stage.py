@@ -15,13 +15,8 @@ from labelflow.operators.base import Features, SparseVector
 from labelflow.stream.config import Settings
 from labelflow.stream.messages import Document, MessageError, Reason, decode_document
 from labelflow.stream.model_runtime import ModelRuntime
-from labelflow.stream.processor import (
-    BatchOutcome,
-    InputRecord,
-    OutputMessage,
-    RuntimeCounters,
-    dead_letter_message,
-)
+from labelflow.stream.outputs import OutputMessage, checked, serialize
+from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounters, dead_letter_message
 
 
 def features_payload(x: Features) -> list[float] | dict[int, float]:
@@ -56,7 +51,10 @@ class EmbedProcessor:
                     (
                         record,
                         decode_document(
-                            record.value, self.settings.max_message_bytes, self.settings.extra_fields
+                            record.value,
+                            self.settings.max_message_bytes,
+                            self.settings.extra_fields,
+                            limits=self.settings.decode_limits,
                         ),
                     )
                 )
@@ -72,10 +70,16 @@ class EmbedProcessor:
                 continue
             try:
                 embedded = doc.model_copy(update={"features": features_payload(x)})
-                value = embedded.to_bytes()
+                message = checked(
+                    OutputMessage(self.settings.topics.embedded, doc.id.encode("utf-8"), serialize(embedded)),
+                    self.settings.max_output_bytes,
+                )
+            except MessageError as exc:
+                self._dead_letter(out, record, exc)
+                continue
             except (ValueError, TypeError) as exc:
                 self._dead_letter(out, record, MessageError(Reason.PROCESSING_ERROR, str(exc)))
                 continue
-            out.messages.append(OutputMessage(self.settings.topics.embedded, doc.id.encode("utf-8"), value))
+            out.messages.append(message)
             self.counters.inc("predictions_out")
         return out

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, codec
 from kafka.admin import NewTopic
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
@@ -24,6 +24,10 @@ _FRAMING_BYTES = 64 * 1024
 
 class BrokerUnavailable(RuntimeError):
     """No broker answered at the configured bootstrap servers."""
+
+
+class CodecUnavailable(RuntimeError):
+    """A Kafka compression codec's library is not installed."""
 
 
 def default_client_id(prefix: str = "labelflow") -> str:
@@ -53,18 +57,47 @@ def build_producer(settings: Settings, *, client_id: str | None = None, **overri
     """A producer for predictions, dead letters, drift alerts and routed documents.
 
     acks=all with idempotence: a retried send never duplicates a message, and a flush returns only
-    when every replica has it (predictions are flushed before offsets are committed).
+    when every replica has it (predictions are flushed before offsets are committed). Every output is
+    checked against ``max_output_bytes`` before it is sent (``outputs.checked``), so the request limit
+    only needs room for the record framing above it.
     """
+    compression = settings.producer.compression
     config: dict[str, Any] = {
         **_common(settings, client_id),
         "acks": "all",
         "enable_idempotence": True,
         # A few milliseconds of lingering batches a micro-batch's outputs into few requests.
         "linger_ms": 5,
-        "max_request_size": settings.max_message_bytes + settings.dead_letter_max_bytes * 2 + _FRAMING_BYTES,
+        "max_request_size": settings.max_output_bytes + _FRAMING_BYTES,
+        "compression_type": None if compression == "none" else compression,
     }
     config.update(overrides)
     return _connect(KafkaProducer, "producer", settings, **config)
+
+
+def check_codecs() -> None:
+    """Fail at start, naming the package, when a Kafka compression codec's library is missing.
+
+    Records compressed with any codec may arrive (librdkafka producers often use lz4, snappy or zstd);
+    kafka-python decompresses them only with these libraries installed, and fails each fetch of such a
+    record otherwise: a crash loop, not a dead letter. They are dependencies of labelflow; this check
+    catches an environment where one is missing.
+    """
+    missing = [
+        package
+        for package, available in (
+            ("lz4", codec.has_lz4()),
+            ("python-snappy", codec.has_snappy()),
+            ("zstandard", codec.has_zstd()),
+        )
+        if not available
+    ]
+    if missing:
+        raise CodecUnavailable(
+            "Kafka compression codecs are unavailable; install the package(s) "
+            + ", ".join(missing)
+            + " (labelflow's dependencies), or records compressed with them cannot be read"
+        )
 
 
 def build_consumer(settings: Settings, *, client_id: str | None = None, **overrides: Any) -> KafkaConsumer:
@@ -73,6 +106,7 @@ def build_consumer(settings: Settings, *, client_id: str | None = None, **overri
     The range assignor gives one consumer the same partition numbers of every subscribed topic, so a
     document and its feedback (same key, same partition count) meet in the same worker.
     """
+    check_codecs()
     fetch_bytes = max(settings.max_message_bytes * 4, 1_048_576) + _FRAMING_BYTES
     config: dict[str, Any] = {
         **_common(settings, client_id),

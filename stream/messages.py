@@ -20,6 +20,7 @@ import base64
 import difflib
 import json
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -33,7 +34,10 @@ class Reason(StrEnum):
 
     EMPTY_MESSAGE = "empty_message"  # a record with no value (a tombstone) or zero bytes
     OVERSIZE = "oversize"  # more bytes than settings.max_message_bytes
-    INVALID_UTF8 = "invalid_utf8"
+    INVALID_UTF8 = "invalid_utf8"  # bytes that are not UTF-8, or a lone surrogate escape ("\ud800")
+    TOO_DEEP = "too_deep"  # JSON nested deeper than settings.limits.max_json_depth
+    LABEL_TOO_LONG = "label_too_long"  # a label name longer than settings.limits.max_label_chars
+    TOO_MANY_LABELS = "too_many_labels"  # more labels than settings.limits.max_labels_per_document
     INVALID_JSON = "invalid_json"  # includes NaN/Infinity, which are not JSON
     NOT_AN_OBJECT = "not_an_object"  # valid JSON, but not a {...} object
     UNKNOWN_FIELD = "unknown_field"
@@ -42,6 +46,22 @@ class Reason(StrEnum):
     EMPTY_VALUE = "empty_value"  # empty id, empty text, empty features, empty label name
     INVALID_VALUE = "invalid_value"  # e.g. a negative feature index, an unparseable timestamp
     PROCESSING_ERROR = "processing_error"  # valid message the model or embedder failed on
+    # An output the record caused (prediction, routed copy, embedded document) is over
+    # settings.max_output_bytes, or cannot be serialized: the record is dead-lettered instead.
+    OUTPUT_TOO_LARGE = "output_too_large"
+    OUTPUT_INVALID = "output_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Structural limits on an input message, checked while decoding (``settings.limits``)."""
+
+    max_depth: int = 32
+    max_label_chars: int = 256
+    max_labels: int = 1_000
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 class MessageError(ValueError):
@@ -248,6 +268,11 @@ class DriftAlert(_Message):
     details: dict[str, Any] | None = None
 
 
+# The most key bytes a dead letter keeps (in its JSON and as its Kafka key): ids are short, so a longer
+# key is kept as a prefix that still identifies the record, together with topic, partition and offset.
+MAX_DEAD_LETTER_KEY_BYTES = 1_024
+
+
 class DeadLetter(_Message):
     """A bad input message: where it came from, why it failed, and its bytes (a bounded prefix).
 
@@ -261,6 +286,8 @@ class DeadLetter(_Message):
     partition: int
     offset: int
     key: str | None = None
+    # Keys are document ids and short; a longer one is kept as a prefix, like the value.
+    key_truncated: bool = False
     value_b64: str
     value_size: int
     truncated: bool
@@ -289,13 +316,15 @@ class DeadLetter(_Message):
             topic=topic,
             partition=partition,
             offset=offset,
-            key=None if key is None else key.decode("utf-8", errors="replace"),
+            key=None if key is None else key[:MAX_DEAD_LETTER_KEY_BYTES].decode("utf-8", errors="replace"),
+            key_truncated=key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES,
             value_b64=base64.b64encode(raw[:max_bytes]).decode("ascii"),
             value_size=len(raw),
             truncated=len(raw) > max_bytes,
             reason=reason,
             error_class=type(error).__name__,
-            error_message=str(error)[:2_000],
+            # Whatever the error quotes must serialize: a lone surrogate becomes a visible escape.
+            error_message=str(error)[:2_000].encode("utf-8", "backslashreplace").decode("utf-8"),
             detected_at=utc_now(),
             worker=worker,
         )
@@ -313,7 +342,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _load_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
+def _load_json(value: bytes | None, max_bytes: int, limits: DecodeLimits) -> dict[str, Any]:
     if not value:
         raise MessageError(Reason.EMPTY_MESSAGE, "the record has no value")
     if len(value) > max_bytes:
@@ -324,11 +353,77 @@ def _load_json(value: bytes | None, max_bytes: int) -> dict[str, Any]:
         raise MessageError(Reason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}") from None
     try:
         data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        # The parser is recursive: nesting near Python's recursion limit (~1,000) exhausts the stack.
+        raise MessageError(
+            Reason.TOO_DEEP, f"JSON nested too deeply to parse (the limit is {limits.max_depth} levels)"
+        ) from None
     except ValueError as exc:
         raise MessageError(Reason.INVALID_JSON, str(exc)) from None
     if not isinstance(data, dict):
         raise MessageError(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(data).__name__}")
+    _check_structure(data, value, limits)
     return data
+
+
+def _check_structure(data: dict[str, Any], raw: bytes, limits: DecodeLimits) -> None:
+    """Refuse nesting deeper than ``limits.max_depth`` and strings holding lone surrogates.
+
+    Both are rare, so two byte scans decide whether the parsed value needs walking at all: nesting
+    needs that many brackets, and a surrogate can only come from a ``\\ud800``-style escape (strict
+    UTF-8 decoding already refuses encoded surrogates).
+    """
+    check_depth = raw.count(b"[") + raw.count(b"{") > limits.max_depth
+    check_unicode = b"\\ud" in raw or b"\\uD" in raw
+    if not (check_depth or check_unicode):
+        return
+    stack: list[tuple[Any, int, str]] = [(data, 1, "")]
+    while stack:
+        node, depth, where = stack.pop()
+        if check_depth and depth > limits.max_depth:
+            raise MessageError(
+                Reason.TOO_DEEP,
+                f"JSON nested deeper than {limits.max_depth} levels (at {where})",
+                where.split(".")[0] or None,
+            )
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, child in items:
+            path = f"{where}.{key}" if where else str(key)
+            for text in (key, child):
+                if check_unicode and isinstance(text, str) and not _encodable(text):
+                    raise MessageError(
+                        Reason.INVALID_UTF8,
+                        f"a lone surrogate escape (e.g. \\ud800) at {path} is not a Unicode character",
+                        path.split(".")[0],
+                    )
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1, path))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_labels_within(labels: list[str] | None, limits: DecodeLimits) -> None:
+    if labels is None:
+        return
+    if len(labels) > limits.max_labels:
+        raise MessageError(
+            Reason.TOO_MANY_LABELS,
+            f"{len(labels)} labels is over the limit of {limits.max_labels} per message",
+            "labels",
+        )
+    longest = max((len(label) for label in labels), default=0)
+    if longest > limits.max_label_chars:
+        raise MessageError(
+            Reason.LABEL_TOO_LONG,
+            f"a label name of {longest} characters is over the limit of {limits.max_label_chars}",
+            "labels",
+        )
 
 
 _WRONG_TYPE_SUFFIXES = ("_type", "is_instance_of", "union_tag_invalid")
@@ -417,7 +512,13 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         raise MessageError(_reason_of(first["type"]), detail, field or None) from None
 
 
-def decode_document(value: bytes | None, max_bytes: int, extra_fields: ExtraFields = "meta") -> Document:
+def decode_document(
+    value: bytes | None,
+    max_bytes: int,
+    extra_fields: ExtraFields = "meta",
+    *,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> Document:
     """Validate a documents-topic record value; raises ``MessageError`` for any kind of bad input.
 
     >>> decode_document(b'{"id": "a", "text": "hello"}', max_bytes=100).text
@@ -429,15 +530,30 @@ def decode_document(value: bytes | None, max_bytes: int, extra_fields: ExtraFiel
     ... except MessageError as exc:
     ...     print(exc.reason.value, exc.detail)
     unknown_field Document: unknown field 'label' (did you mean 'labels'?)
+    >>> try:
+    ...     decode_document(b'{"id": "a", "text": "hi", "meta": [[[[1]]]]}', 100, limits=DecodeLimits(max_depth=3))
+    ... except MessageError as exc:
+    ...     print(exc.reason.value, exc.field)
+    too_deep meta
     """
-    data = _load_json(value, max_bytes)
-    return _validate(Document, _apply_extra_fields(Document, data, extra_fields))
+    data = _load_json(value, max_bytes, limits)
+    document = _validate(Document, _apply_extra_fields(Document, data, extra_fields))
+    _check_labels_within(document.labels, limits)
+    return document
 
 
-def decode_feedback(value: bytes | None, max_bytes: int, extra_fields: ExtraFields = "meta") -> LabelFeedback:
+def decode_feedback(
+    value: bytes | None,
+    max_bytes: int,
+    extra_fields: ExtraFields = "meta",
+    *,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+) -> LabelFeedback:
     """Validate a labels-topic record value; raises ``MessageError`` for any kind of bad input.
 
     Feedback has no ``meta``: under the "meta" policy its extra fields are dropped as under "ignore".
     """
-    data = _load_json(value, max_bytes)
-    return _validate(LabelFeedback, _apply_extra_fields(LabelFeedback, data, extra_fields))
+    data = _load_json(value, max_bytes, limits)
+    feedback = _validate(LabelFeedback, _apply_extra_fields(LabelFeedback, data, extra_fields))
+    _check_labels_within(feedback.labels, limits)
+    return feedback

@@ -41,6 +41,14 @@ from labelflow.stream.messages import (
     utc_now,
 )
 from labelflow.stream.model_runtime import ModelRuntime, Scored
+from labelflow.stream.outputs import (
+    OutputMessage,
+    checked,
+    dead_letter_key,
+    dead_letter_prefix_bytes,
+    fitted_alert,
+    serialize,
+)
 from labelflow.stream.quality import QualityTracker
 from labelflow.stream.routing import LabelRouter
 
@@ -60,16 +68,6 @@ class InputRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OutputMessage:
-    """A message to produce."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class RuntimeCounters:
@@ -128,7 +126,10 @@ class RuntimeCounters:
 def dead_letter_message(
     settings: Settings, counters: RuntimeCounters, record: InputRecord, error: Exception, worker_id: str
 ) -> OutputMessage:
-    """The dead-letter message for a bad record (counted by reason); the reason is also a header."""
+    """The dead-letter message for a bad record (counted by reason); the reason is also a header.
+
+    It always fits in ``max_output_bytes``: the kept prefix of the original and the key are bounded.
+    """
     letter = DeadLetter.from_record(
         topic=record.topic,
         partition=record.partition,
@@ -136,13 +137,13 @@ def dead_letter_message(
         key=record.key,
         value=record.value,
         error=error,
-        max_bytes=settings.dead_letter_max_bytes,
+        max_bytes=dead_letter_prefix_bytes(settings.dead_letter_max_bytes, settings.max_output_bytes),
         worker=worker_id,
     )
     counters.inc_group("dead_letters", letter.reason.value)
     return OutputMessage(
         settings.topics.deadletter,
-        record.key,
+        dead_letter_key(record.key),
         letter.to_bytes(),
         ((HEADER_REASON, letter.reason.value.encode()),),
     )
@@ -237,6 +238,7 @@ class BatchProcessor:
         out = BatchOutcome()
         max_bytes = self.settings.max_message_bytes
         extra = self.settings.extra_fields
+        limits = self.settings.decode_limits
         started = time.perf_counter()
         positions: dict[int, int] = {}  # stream position (documents read so far) of each document record
         decoded: list[tuple[InputRecord, Document | LabelFeedback]] = []
@@ -245,10 +247,10 @@ class BatchProcessor:
                 if record.topic == self._documents:
                     self.counters.inc("documents_in")
                     positions[id(record)] = self.counters.get("documents_in")
-                    decoded.append((record, decode_document(record.value, max_bytes, extra)))
+                    decoded.append((record, decode_document(record.value, max_bytes, extra, limits=limits)))
                 elif record.topic == self._labels:
                     self.counters.inc("feedback_in")
-                    decoded.append((record, decode_feedback(record.value, max_bytes, extra)))
+                    decoded.append((record, decode_feedback(record.value, max_bytes, extra, limits=limits)))
                 else:
                     raise MessageError(Reason.INVALID_VALUE, f"record from unexpected topic {record.topic!r}")
             except MessageError as exc:
@@ -343,7 +345,10 @@ class BatchProcessor:
                 )
                 continue
             latency_ms = max(0.0, now_ms - item.record.timestamp_ms) if item.record.timestamp_ms else 0.0
-            self._publish(out, item, result, model_version, partition_version, latency_ms, produced_at)
+            if not self._publish(
+                out, item, result, model_version, partition_version, latency_ms, produced_at
+            ):
+                continue  # dead-lettered: its prediction cannot be produced, so it is not learned either
             if is_last and learn_last is not None:
                 labels, source = learn_last
                 if self._learn(out, item.record, item.x, labels, source):
@@ -367,30 +372,42 @@ class BatchProcessor:
         partition_version: int,
         latency_ms: float,
         produced_at: Any,
-    ) -> None:
+    ) -> bool:
+        """Add the prediction (and routed copies) of one document; False if it was dead-lettered instead."""
         doc_id = item.doc.id
-        key = doc_id.encode("utf-8")
         labels = sorted(result.labels)
-        prediction = Prediction(
-            id=doc_id,
-            labels=labels,
-            scores=result.scores,
-            model_version=model_version,
-            partition_version=partition_version,
-            latency_ms=round(latency_ms, 3),
-            produced_at=produced_at,
-        )
-        out.messages.append(OutputMessage(self.settings.topics.predictions, key, prediction.to_bytes()))
+        limit = self.settings.max_output_bytes
+        try:
+            key = doc_id.encode("utf-8")
+            prediction = Prediction(
+                id=doc_id,
+                labels=labels,
+                scores=result.scores,
+                model_version=model_version,
+                partition_version=partition_version,
+                latency_ms=round(latency_ms, 3),
+                produced_at=produced_at,
+            )
+            message = checked(
+                OutputMessage(self.settings.topics.predictions, key, serialize(prediction)), limit
+            )
+            routed: list[OutputMessage] = []
+            if self.router:
+                header = ((HEADER_LABELS, json.dumps(labels).encode("utf-8")),)
+                for topic in self.router.topics_for(labels):
+                    routed.append(checked(OutputMessage(topic, key, item.record.value or b"", header), limit))
+        except (MessageError, UnicodeError) as exc:
+            error = exc if isinstance(exc, MessageError) else MessageError(Reason.OUTPUT_INVALID, str(exc))
+            self._dead_letter(out, item.record, error)
+            return False
+        out.messages.append(message)
         out.predictions += 1
         out.latencies_s.append(latency_ms / 1000.0)
         self.counters.inc("predictions_out")
-        if self.router:
-            topics = self.router.topics_for(labels)
-            if topics:
-                header = ((HEADER_LABELS, json.dumps(labels).encode("utf-8")),)
-                for topic in topics:
-                    out.messages.append(OutputMessage(topic, key, item.record.value or b"", header))
-                self.counters.inc("routed", len(topics))
+        if routed:
+            out.messages.extend(routed)
+            self.counters.inc("routed", len(routed))
+        return True
 
     def _join_feedback(self, out: BatchOutcome, record: InputRecord, message: LabelFeedback) -> None:
         doc_id = message.id
@@ -429,5 +446,6 @@ class BatchProcessor:
             # Keyed by kind/level: one partition keeps each detector's alerts in order, and a compacted
             # topic (on Apache Kafka) keeps the latest alert per detector.
             key = f"{alert.kind}/{alert.level}".encode()
-            out.messages.append(OutputMessage(self.settings.topics.drift, key, alert.to_bytes()))
+            value = fitted_alert(alert, key, self.settings.max_output_bytes)
+            out.messages.append(OutputMessage(self.settings.topics.drift, key, value))
             out.drift_alerts += 1

@@ -90,6 +90,33 @@ def send(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes |
     return count
 
 
+def poison_records(documents_topic: str, labels_topic: str) -> list[tuple[str, bytes, bytes]]:
+    """One record of each class that used to stop a worker (issue 13): ``(topic, key, value)``.
+
+    Deep nesting in either input topic, lone surrogate escapes in a label and in an id, a 700 KB label
+    name, and a 600 KB id (its prediction, with the id as key, exceeds the 1 MB output limit). Each
+    must become one dead letter (reasons: too_deep x2, invalid_utf8 x2, label_too_long,
+    output_too_large) while the worker goes on.
+    """
+    deep = b"[" * 5_000 + b"]" * 5_000
+    return [
+        (documents_topic, b"p-deep", b'{"id": "p-deep", "text": "t", "meta": {"x": ' + deep + b"}}"),
+        (labels_topic, b"p-deep-feedback", b'{"id": "p-deep-feedback", "labels": ' + deep + b"}"),
+        (documents_topic, b"p-surrogate", b'{"id": "p-surrogate", "text": "t", "labels": ["a\\ud800"]}'),
+        (labels_topic, b"p-surrogate-id", b'{"id": "p\\ud800", "labels": ["a"]}'),
+        (
+            documents_topic,
+            b"p-long",
+            json.dumps({"id": "p-long", "text": "t", "labels": ["x" * 700_000]}).encode(),
+        ),
+        (
+            documents_topic,
+            b"p-id",
+            json.dumps({"id": "i" * 600_000, "text": "a document with a huge id"}).encode(),
+        ),
+    ]
+
+
 def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
     """Poll ``predicate`` until it holds; ``TimeoutError`` naming ``what`` otherwise."""
     deadline = time.monotonic() + timeout_s

@@ -7,7 +7,7 @@ import logging
 
 from labelflow.stream.checkpoint import CheckpointError
 from labelflow.stream.commands.common import SettingsError, add_settings_arguments, fail, settings_from_args
-from labelflow.stream.kafka_io import BrokerUnavailable
+from labelflow.stream.kafka_io import BrokerUnavailable, CodecUnavailable
 from labelflow.stream.metrics import MetricsServerError
 from labelflow.stream.model_runtime import ModelSetupError
 from labelflow.stream.worker import ProduceError, Worker
@@ -59,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker(settings)
     try:
         worker.run()
-    except (CheckpointError, BrokerUnavailable, ModelSetupError, ProduceError, MetricsServerError) as exc:
+    except (
+        CheckpointError,
+        BrokerUnavailable,
+        CodecUnavailable,
+        ModelSetupError,
+        ProduceError,
+        MetricsServerError,
+    ) as exc:
         return fail(str(exc), code=1)
     return 0

@@ -7,7 +7,7 @@ import json
 import sys
 
 from labelflow.stream.commands.common import SettingsError, add_settings_arguments, fail, settings_from_args
-from labelflow.stream.kafka_io import BrokerUnavailable
+from labelflow.stream.kafka_io import BrokerUnavailable, CodecUnavailable
 from labelflow.stream.topic_reader import TopicNotFound, read_topic
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 line = value
             out.write(line + "\n")
             out.flush()
-    except (BrokerUnavailable, TopicNotFound) as exc:
+    except (BrokerUnavailable, CodecUnavailable, TopicNotFound) as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
         return 0

@@ -233,6 +233,8 @@ def test_prometheus_scrapes_every_worker_on_its_metrics_port(base: dict[str, Any
         assert port == settings.metrics.port, (
             f"{name} serves metrics on {settings.metrics.port}, scraped on {port}"
         )
+        # The default is loopback only: a scraped container must open the endpoint explicitly.
+        assert settings.metrics.host == "0.0.0.0", f"{name} serves metrics on {settings.metrics.host} only"
         assert job.startswith("labelflow"), (
             f'job {job}: the LabelflowWorkerDown rule selects job=~"labelflow.*"'
         )

@@ -252,6 +252,8 @@ def test_metrics_ports_match_the_settings(rendered: tuple[str, list[dict[str, An
             continue
         settings = settings_from_env(usable_environment(container, resources, workload, tmp_path))
         assert ports.get("metrics") == settings.metrics.port, f"{workload['metadata']['name']}: metrics port"
+        # The default is loopback only: a scraped pod must open the endpoint explicitly.
+        assert settings.metrics.host == "0.0.0.0", f"{workload['metadata']['name']}: metrics host"
 
 
 def test_volumes_and_references_exist(rendered: tuple[str, list[dict[str, Any]]]) -> None:
