@@ -1,5 +1,6 @@
 """Stream generators for tests, benchmarks and the demo."""
 
+from labelflow.operators.datasets.power_law import PowerLawDocument, PowerLawLabelStream, PowerLawStreamConfig
 from labelflow.operators.datasets.synthetic import (
     DRIFT_KINDS,
     DriftEventConfig,
@@ -12,6 +13,9 @@ from labelflow.operators.datasets.synthetic import (
 __all__ = [
     "DRIFT_KINDS",
     "DriftEventConfig",
+    "PowerLawDocument",
+    "PowerLawLabelStream",
+    "PowerLawStreamConfig",
     "RecordedDrift",
     "SyntheticDocument",
     "SyntheticStream",

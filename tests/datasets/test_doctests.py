@@ -6,10 +6,10 @@ import doctest
 
 import pytest
 
-from labelflow.operators.datasets import pseudowords, synthetic
+from labelflow.operators.datasets import power_law, pseudowords, synthetic
 
 
-@pytest.mark.parametrize("module", [pseudowords, synthetic])
+@pytest.mark.parametrize("module", [power_law, pseudowords, synthetic])
 def test_docstring_examples(module) -> None:
     result = doctest.testmod(module, raise_on_error=False, verbose=False)
     assert result.attempted > 0, f"{module.__name__} has no examples"

@@ -1,0 +1,200 @@
+"""Logistic models for many nodes in one fixed-size hashed weight table (memory independent of the labels)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from labelflow.operators.state import State
+
+_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+_SHIFT = np.uint64(33)
+_NODE_SALT = np.uint64(0x9E3779B97F4A7C15)  # keeps node keys and feature keys independent
+# Keys keep 40 bits whatever the table size, so a table can double (see grow) and their sums stay in int64.
+_KEY_BITS = np.uint64((1 << 40) - 1)
+_MAX_FILL = 0.5  # a table this full doubles (while under max_bits): collisions stay below about one in two
+
+
+def _mix64(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 64-bit finaliser: every input bit affects every output bit (uint64 arithmetic wraps)."""
+    h = h ^ (h >> _SHIFT)
+    h = h * _FMIX1
+    h = h ^ (h >> _SHIFT)
+    h = h * _FMIX2
+    return h ^ (h >> _SHIFT)
+
+
+class HashedNodeWeights:
+    """One online logistic regression per node, all sharing a table of ``2 ** bits`` weights.
+
+    The weight of feature ``f`` in node ``n`` lives in slot ``(key(f) + key(n)) mod 2 ** bits`` (Vowpal
+    Wabbit's trick): memory is fixed whatever the number of nodes and features, and two (feature, node)
+    pairs collide with probability ``2 ** -bits``. The table is allocated lazily by the operating
+    system (``np.zeros`` maps untouched pages to nothing), so resident memory grows with what was
+    learned, up to ``8 * 2 ** bits`` bytes (weights and their AdaGrad accumulators).
+
+    The table starts at ``2 ** bits`` weights and doubles (up to ``2 ** max_bits``) when over half of it
+    is in use (:meth:`maybe_grow`): the doubled table holds two copies of the old one, so every weight
+    reads as before and the pairs that shared a slot drift apart as they learn. Memory and checkpoints
+    therefore follow what was learned.
+
+    Each weight has its own AdaGrad step size: a node deep in a tree sees few instances and keeps large
+    steps while the root's shrink. Biases are per node (dense, they grow with the nodes).
+
+    >>> w = HashedNodeWeights(bits=12)
+    >>> w.add_nodes(2)
+    >>> features, values = np.array([3, 7]), np.array([0.6, 0.8], dtype=np.float32)
+    >>> keys = w.feature_keys(features)
+    >>> for _ in range(30):
+    ...     slots = w.slots(keys, np.array([0, 1]))
+    ...     p = w.probabilities(slots, values, np.array([0, 1]))
+    ...     w.learn(slots, values, np.array([0, 1]), p - np.array([1.0, 0.0], dtype=np.float32))
+    >>> (w.probabilities(w.slots(keys, np.array([0, 1])), values, np.array([0, 1])) > 0.5).tolist()
+    [True, False]
+    """
+
+    def __init__(
+        self,
+        *,
+        bits: int = 20,
+        max_bits: int | None = None,
+        learning_rate: float = 0.5,
+        adagrad_offset: float = 1.0,
+    ) -> None:
+        max_bits = bits if max_bits is None else max_bits
+        if not 8 <= bits <= max_bits <= 31:
+            raise ValueError(f"bits must be within 8..max_bits..31, not {bits}..{max_bits}")
+        self.bits = bits
+        self.max_bits = max_bits
+        self.learning_rate = learning_rate
+        self.adagrad_offset = adagrad_offset
+        self._mask = np.int64((1 << bits) - 1)
+        self.weights = np.zeros(1 << bits, dtype=np.float32)
+        self.g2 = np.zeros(1 << bits, dtype=np.float32)
+        self.bias = np.zeros(0, dtype=np.float32)
+        self.bias_g2 = np.zeros(0, dtype=np.float32)
+        self._node_keys = np.zeros(0, dtype=np.int64)
+        self.n_nodes = 0
+
+    def add_nodes(self, n: int, bias: float = 0.0, keys: np.ndarray | None = None) -> None:
+        """Make room for ``n`` more nodes (ids continue from :attr:`n_nodes`), starting at ``bias``.
+
+        ``keys`` place the nodes' weights in the table (default: a hash of the node id). Nodes evaluated
+        together (siblings) are faster with consecutive keys: the weights of one feature in all of them
+        then share a few cache lines.
+        """
+        needed = self.n_nodes + n
+        if needed > self.bias.shape[0]:
+            size = max(needed, 2 * self.bias.shape[0], 64)
+            extra = size - self.bias.shape[0]
+            self.bias = np.concatenate([self.bias, np.zeros(extra, dtype=np.float32)])
+            self.bias_g2 = np.concatenate([self.bias_g2, np.zeros(extra, dtype=np.float32)])
+            self._node_keys = np.concatenate([self._node_keys, np.zeros(extra, dtype=np.int64)])
+        if keys is None:
+            ids = np.arange(self.n_nodes, needed, dtype=np.uint64)
+            keys = self.hash_keys(ids)
+        self._node_keys[self.n_nodes : needed] = np.asarray(keys, dtype=np.int64) & np.int64(_KEY_BITS)
+        self.bias[self.n_nodes : needed] = bias
+        self.bias_g2[self.n_nodes : needed] = 0.0
+        self.n_nodes = needed
+
+    def hash_keys(self, ids: np.ndarray) -> np.ndarray:
+        """Table keys spread at random from integer ids (``ids`` can be node ids or anything stable)."""
+        return (_mix64(np.asarray(ids, dtype=np.uint64) * _NODE_SALT + np.uint64(1)) & _KEY_BITS).astype(
+            np.int64
+        )
+
+    @property
+    def node_keys(self) -> np.ndarray:
+        return self._node_keys[: self.n_nodes]
+
+    def feature_keys(self, indices: np.ndarray) -> np.ndarray:
+        """The hashed keys of feature ``indices`` (computed once per instance, reused for every node)."""
+        return (_mix64(indices.astype(np.uint64)) & _KEY_BITS).astype(np.int64)
+
+    def slots(self, feature_keys: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """Table slots ``(features, nodes)`` of the given nodes' weights for these features."""
+        return (feature_keys[:, None] + self._node_keys[nodes][None, :]) & self._mask
+
+    def logits(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        return values @ self.weights[slots] + self.bias[nodes]
+
+    def probabilities(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        z = self.logits(slots, values, nodes)
+        return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
+
+    def learn(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray, gradient: np.ndarray) -> None:
+        """One AdaGrad step of the logistic loss; ``gradient`` is ``p - target`` per node.
+
+        A slot shared by two (node, feature) pairs of the same step takes one of the two updates (the
+        collision the table size bounds).
+        """
+        g = values[:, None] * gradient.astype(np.float32)[None, :]
+        accumulated = self.g2[slots] + g * g
+        self.g2[slots] = accumulated
+        self.weights[slots] -= self.learning_rate * g / np.sqrt(self.adagrad_offset + accumulated)
+        bias_accumulated = self.bias_g2[nodes] + gradient * gradient
+        self.bias_g2[nodes] = bias_accumulated
+        self.bias[nodes] -= self.learning_rate * gradient / np.sqrt(self.adagrad_offset + bias_accumulated)
+
+    def fill(self) -> float:
+        """The fraction of the table in use, estimated from a sample of its slots."""
+        return float(np.count_nonzero(self.g2[::61])) / float(self.g2[::61].shape[0])
+
+    def maybe_grow(self) -> bool:
+        """Double the table if it is over half full and may grow; returns whether it grew."""
+        if self.bits >= self.max_bits or self.fill() <= _MAX_FILL:
+            return False
+        self.weights = np.tile(self.weights, 2)
+        self.g2 = np.tile(self.g2, 2)
+        self.bits += 1
+        self._mask = np.int64((1 << self.bits) - 1)
+        return True
+
+    def state(self) -> State:
+        """Only the slots learned so far are stored (the whole table once that is smaller): the
+        checkpoint grows with learning, not with the table."""
+        used = np.flatnonzero(self.g2).astype(np.int64)
+        dense = 3 * used.shape[0] > self.g2.shape[0]  # slot ids cost 4 bytes: past 1/3 full, store all
+        arrays = (
+            {"weights": self.weights, "g2": self.g2}
+            if dense
+            else {"slots": used.astype(np.uint32), "weights": self.weights[used], "g2": self.g2[used]}
+        )
+        arrays.update(
+            bias=self.bias[: self.n_nodes].copy(),
+            bias_g2=self.bias_g2[: self.n_nodes].copy(),
+            node_keys=self.node_keys.copy(),
+        )
+        return State(
+            meta={
+                "bits": self.bits,
+                "max_bits": self.max_bits,
+                "learning_rate": self.learning_rate,
+                "adagrad_offset": self.adagrad_offset,
+                "n_nodes": self.n_nodes,
+                "dense": dense,
+            },
+            arrays=arrays,
+        )
+
+    @classmethod
+    def from_state(cls, state: State) -> HashedNodeWeights:
+        meta = state.meta
+        weights = cls(
+            bits=meta["bits"],
+            max_bits=meta["max_bits"],
+            learning_rate=meta["learning_rate"],
+            adagrad_offset=meta["adagrad_offset"],
+        )
+        weights.add_nodes(int(meta["n_nodes"]), keys=state.arrays["node_keys"])
+        if meta["dense"]:
+            weights.weights = state.arrays["weights"].astype(np.float32)
+            weights.g2 = state.arrays["g2"].astype(np.float32)
+        else:
+            slots = state.arrays["slots"].astype(np.int64)
+            weights.weights[slots] = state.arrays["weights"]
+            weights.g2[slots] = state.arrays["g2"]
+        weights.bias[: weights.n_nodes] = state.arrays["bias"]
+        weights.bias_g2[: weights.n_nodes] = state.arrays["bias_g2"]
+        return weights

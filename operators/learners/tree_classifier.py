@@ -1,0 +1,356 @@
+"""A probabilistic label tree learner: per-document cost O(log labels), memory fixed by a hashed table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from labelflow.operators.base import Features, Label, MultiLabelClassifier, SparseVector
+from labelflow.operators.features.scaling import FeatureScaler
+from labelflow.operators.learners.hashed_weights import HashedNodeWeights
+from labelflow.operators.learners.label_index import LabelIndex
+from labelflow.operators.learners.label_tree import LabelTree
+from labelflow.operators.learners.pooled_cut import PooledCut
+from labelflow.operators.state import State
+
+STATE_FORMAT = "labelflow.label-tree/1"
+_GROWTH_CHECK = 1024  # learned instances between checks of the weight table's fill (a 1/61 sample)
+_LEAF_BIAS = -2.0  # a new label starts rare within its cluster (about 12%), as most labels of a long tail are
+
+
+@dataclass(frozen=True)
+class TreeShape:
+    """What the runtime reports of the routing structure: a version that changes with it and its clusters."""
+
+    version: int
+    n_clusters: int
+
+
+@dataclass
+class _Search:
+    """One instance's beam search, kept so that learning right after predicting does not repeat it."""
+
+    keys: np.ndarray  # hashed feature keys
+    values: np.ndarray
+    labels: np.ndarray  # candidate label ids, best first
+    p: np.ndarray  # their probabilities
+    routed: list[int]  # clusters the beam reached, best first
+
+
+class LabelTreeClassifier(MultiLabelClassifier):
+    """Online probabilistic label tree (PLT) over a label tree that grows with the label space.
+
+    A label's probability is the product of the node probabilities on its path, each node a logistic
+    model of "is any label under me relevant, given that my parent's are?" (Jasinska et al., ICML 2016;
+    online: Jasinska-Kobus et al., AISTATS 2021). The tree's bottom nodes are clusters of labels that
+    occur together (HOMER's meta-labels, see :class:`LabelTree`). Prediction is a beam search: at each
+    level only the ``beam`` most probable nodes are expanded, so a document costs ``O(beam * fan_out *
+    depth)`` node evaluations whatever the number of labels. Learning updates the nodes on the paths of
+    the true labels (positives) and their siblings (negatives), as the PLT loss requires.
+
+    All node models share one hashed weight table (:class:`HashedNodeWeights`): memory is bounded by
+    ``2 ** bits`` and resident memory grows with what was learned. Decisions use one online micro-F1
+    cut (:class:`PooledCut`) and, when the stream (almost) never has empty label sets, at least one
+    label.
+
+    Parameters
+    ----------
+    cluster_size, fan_out
+        Largest label cluster, largest number of children of a routing node.
+    beam
+        Nodes kept per level of the search (the last level keeps at least ``top_k`` labels).
+    top_k
+        Labels scored per prediction.
+    bits, max_bits
+        Size of the hashed weight table, ``2 ** bits`` weights at first, doubling up to ``2 ** max_bits``
+        as it fills (8 bytes per weight with its step size: 512 MB at 26 bits).
+    negative_floor
+        Negatives whose gradient (their predicted probability) is at most this are not updated.
+    learning_rate, adagrad_offset
+        AdaGrad step size ``learning_rate / sqrt(offset + sum of squared gradients)`` per weight.
+    idf
+        Online inverse document frequency weighting of sparse features (see :class:`FeatureScaler`).
+    at_least_one
+        ``"auto"`` (when under 1% of learned label sets were empty), ``True`` or ``False``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> model = LabelTreeClassifier(bits=16)
+    >>> for _ in range(300):
+    ...     topic = int(rng.integers(2))
+    ...     x = rng.normal(size=4).astype(np.float32) + np.float32(3 * topic)
+    ...     model.learn_one(x, ["sports", "ball"] if topic else ["politics"])
+    >>> sorted(model.predict_one(np.full(4, 3.0, dtype=np.float32)))
+    ['ball', 'sports']
+    >>> sorted(model.predict_one(np.zeros(4, dtype=np.float32)))
+    ['politics']
+    """
+
+    def __init__(
+        self,
+        *,
+        cluster_size: int = 16,
+        fan_out: int = 16,
+        beam: int = 8,
+        top_k: int = 10,
+        bits: int = 20,
+        max_bits: int = 26,
+        negative_floor: float = 0.01,
+        learning_rate: float = 0.5,
+        adagrad_offset: float = 1.0,
+        idf: bool = True,
+        at_least_one: bool | str = "auto",
+    ) -> None:
+        if at_least_one not in (True, False, "auto"):
+            raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
+        if beam < 1 or top_k < 1:
+            raise ValueError("beam and top_k must be at least 1")
+        self.cluster_size = cluster_size
+        self.fan_out = fan_out
+        self.beam = beam
+        self.top_k = top_k
+        self.bits = bits
+        self.max_bits = max_bits
+        self.negative_floor = negative_floor
+        self.learning_rate = learning_rate
+        self.adagrad_offset = adagrad_offset
+        self.idf = idf
+        self.at_least_one = at_least_one
+        self.tree = LabelTree(cluster_size=cluster_size, fan_out=fan_out)
+        self.weights = HashedNodeWeights(
+            bits=bits, max_bits=max_bits, learning_rate=learning_rate, adagrad_offset=adagrad_offset
+        )
+        self.weights.add_nodes(self.tree.n_nodes)
+        self.tree.drain_new_nodes()
+        self.label_index = LabelIndex()
+        self.scaler = FeatureScaler(idf=idf)
+        self.cut = PooledCut()
+        self.n_learned = 0
+        self.n_empty = 0
+        self._cached: tuple[Features, _Search] | None = None
+
+    # ------------------------------------------------------------------ label space
+
+    @property
+    def labels(self) -> list[Label]:
+        return self.label_index.names
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_index)
+
+    @property
+    def partition(self) -> TreeShape:
+        return TreeShape(version=self.tree.n_nodes, n_clusters=self.tree.n_clusters if self.n_labels else 0)
+
+    def drain_events(self) -> list[Any]:
+        return []
+
+    # ------------------------------------------------------------------ prediction
+
+    def _sparse(self, x: Features) -> tuple[np.ndarray, np.ndarray]:
+        scaled = self.scaler.transform(x)
+        if isinstance(scaled, SparseVector):
+            return scaled.indices, scaled.values
+        indices = np.flatnonzero(scaled)
+        return indices, scaled[indices].astype(np.float32)
+
+    def _search(self, x: Features) -> _Search:
+        if self._cached is not None and self._cached[0] is x:
+            return self._cached[1]
+        indices, values = self._sparse(x)
+        weights, tree = self.weights, self.tree
+        keys = weights.feature_keys(indices)
+        frontier = np.array([tree.root], dtype=np.int64)
+        p = weights.probabilities(weights.slots(keys, frontier), values, frontier)
+        routed: list[int] = []
+        children = tree.children
+        for level in range(tree.height, 0, -1):
+            counts = [len(children[node]) for node in frontier.tolist()]
+            total = sum(counts)
+            if total == 0:
+                frontier = frontier[:0]
+                p = p[:0]
+                break
+            kids = np.fromiter(
+                chain.from_iterable(children[node] for node in frontier.tolist()), np.int64, total
+            )
+            p = np.repeat(p, counts) * weights.probabilities(weights.slots(keys, kids), values, kids)
+            width = self.beam if level > 1 else max(self.beam, self.top_k)
+            if total > width:
+                keep = np.argpartition(-p, width - 1)[:width]
+                kids, p = kids[keep], p[keep]
+            order = np.argsort(-p, kind="stable")
+            frontier, p = kids[order], p[order]
+            if level == 2:
+                routed = frontier.tolist()
+        leaf_label = self.tree.leaf_label
+        labels = np.array([leaf_label[node] for node in frontier.tolist()], dtype=np.int64)
+        if tree.height == 1:
+            routed = [tree.root]
+        search = _Search(keys=keys, values=values, labels=labels, p=p.astype(np.float64), routed=routed)
+        self._cached = (x, search)
+        return search
+
+    def _force_one(self) -> bool:
+        if self.at_least_one == "auto":
+            return self.n_learned >= 20 and self.n_empty < 0.01 * self.n_learned
+        return bool(self.at_least_one)
+
+    def _decide(self, search: _Search) -> list[int]:
+        chosen = search.labels[search.p >= self.cut.cut].tolist()
+        if not chosen and search.labels.size and self._force_one():
+            chosen = [int(search.labels[0])]
+        return chosen
+
+    def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
+        """The decided label set and the probabilities of the decided and the ``top_k`` best labels (every
+        other label's is lower)."""
+        search = self._search(x)
+        name = self.label_index.name
+        decided = self._decide(search)
+        shown = max(self.top_k, len(decided))  # candidates are best first: the decided ones lead
+        scores = {
+            name(label): float(p)
+            for label, p in zip(search.labels.tolist()[:shown], search.p.tolist(), strict=False)
+        }
+        return {name(label) for label in decided}, scores
+
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
+        return [self.predict_with_scores(x) for x in xs]
+
+    def predict_proba_one(self, x: Features) -> dict[Label, float]:
+        return self.predict_with_scores(x)[1]
+
+    def predict_one(self, x: Features) -> set[Label]:
+        return self.predict_with_scores(x)[0]
+
+    def predict_top(self, x: Features, k: int) -> list[tuple[Label, float]]:
+        """Up to ``k`` most probable labels (at most ``max(beam, top_k)``) with their probabilities."""
+        search = self._search(x)
+        name = self.label_index.name
+        return [
+            (name(label), float(p)) for label, p in zip(search.labels.tolist()[:k], search.p, strict=False)
+        ]
+
+    # ------------------------------------------------------------------ learning
+
+    def learn_one(self, x: Features, y: Iterable[Label]) -> None:
+        search = self._search(x)
+        n_before = self.n_labels
+        label_ids = self.label_index.ids(y)
+        known = [label for label in label_ids if label < n_before]
+        for label in label_ids:
+            if label >= n_before:
+                self.tree.add_label(label, hints=known, routed=search.routed)
+                known.append(label)
+        self._add_new_nodes()
+        if n_before:
+            relevant = np.isin(search.labels, label_ids)
+            # true labels the search did not reach (new ones included) are false negatives at any cut
+            self.cut.update(search.p, relevant, missed=len(label_ids) - int(relevant.sum()))
+        nodes, targets = self._training_nodes(label_ids)
+        weights = self.weights
+        slots = weights.slots(search.keys, nodes)
+        p = weights.probabilities(slots, search.values, nodes)
+        gradient = (p - targets).astype(np.float32)
+        if self.negative_floor > 0.0:
+            # A negative the node already rejects would move its weights by almost nothing: skipping it
+            # saves most of the update and keeps the table from filling with near-zero weights.
+            active = np.flatnonzero(np.abs(gradient) > self.negative_floor)
+            slots, nodes, gradient = slots[:, active], nodes[active], gradient[active]
+        weights.learn(slots, search.values, nodes, gradient)
+        self.scaler.learn_one(x)
+        self.n_learned += 1
+        if self.n_learned % _GROWTH_CHECK == 0:
+            weights.maybe_grow()
+        self.n_empty += not label_ids
+        self._cached = None
+
+    def _add_new_nodes(self) -> None:
+        """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""
+        new = self.tree.drain_new_nodes()
+        if not new:
+            return
+        tree, weights = self.tree, self.weights
+        origins = np.array([tree.origin[node] for node in new], dtype=np.int64)
+        serials = np.array([tree.serial[node] for node in new], dtype=np.int64)
+        keys = weights.hash_keys(origins + 1) + serials
+        weights.add_nodes(len(new), keys=keys)
+        leaves = [node for node in new if tree.heights[node] == 0]
+        weights.bias[leaves] = _LEAF_BIAS
+
+    def _training_nodes(self, label_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """PLT's training set of one instance: every node on a true label's path is positive, and every
+        child of a positive node that is not positive is negative (the root alone, for no labels)."""
+        tree = self.tree
+        if not label_ids:
+            return np.array([tree.root], dtype=np.int64), np.zeros(1, dtype=np.float32)
+        positive: set[int] = set()
+        parent, label_node = tree.parent, tree.label_node
+        for label in label_ids:
+            node = label_node[label]
+            while node >= 0 and node not in positive:
+                positive.add(node)
+                node = parent[node]
+        children = tree.children
+        negative = [c for node in positive for c in children[node] if c not in positive]
+        nodes = np.fromiter(chain(positive, negative), np.int64, len(positive) + len(negative))
+        targets = np.zeros(nodes.shape[0], dtype=np.float32)
+        targets[: len(positive)] = 1.0
+        return nodes, targets
+
+    # ------------------------------------------------------------------ state
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "cluster_size": self.cluster_size,
+            "fan_out": self.fan_out,
+            "beam": self.beam,
+            "top_k": self.top_k,
+            "bits": self.bits,
+            "max_bits": self.max_bits,
+            "negative_floor": self.negative_floor,
+            "learning_rate": self.learning_rate,
+            "adagrad_offset": self.adagrad_offset,
+            "idf": self.idf,
+            "at_least_one": self.at_least_one,
+        }
+
+    def state(self) -> State:
+        state = State(
+            meta={
+                "format": STATE_FORMAT,
+                "settings": self._settings(),
+                "n_learned": self.n_learned,
+                "n_empty": self.n_empty,
+            }
+        )
+        state.attach("labels", self.label_index.state())
+        state.attach("tree", self.tree.state())
+        state.attach("weights", self.weights.state())
+        state.attach("scaler", self.scaler.state())
+        state.attach("cut", self.cut.state())
+        return state
+
+    @classmethod
+    def from_state(cls, state: State) -> LabelTreeClassifier:
+        fmt = state.meta.get("format")
+        if fmt != STATE_FORMAT:
+            raise ValueError(
+                f"cannot restore a LabelTreeClassifier from state format {fmt!r} (expected {STATE_FORMAT!r})"
+            )
+        model = cls(**state.meta["settings"])
+        model.n_learned = int(state.meta["n_learned"])
+        model.n_empty = int(state.meta["n_empty"])
+        model.label_index = LabelIndex.from_state(state.detach("labels"))
+        model.tree = LabelTree.from_state(state.detach("tree"))
+        model.weights = HashedNodeWeights.from_state(state.detach("weights"))
+        model.scaler = FeatureScaler.from_state(state.detach("scaler"))
+        model.cut = PooledCut.from_state(state.detach("cut"))
+        return model
