@@ -1,0 +1,327 @@
+#!/usr/bin/env python
+"""Ablation of the default learner: each component switched off in turn, its cost against its worth.
+
+For every stream (the 9 shared ARFF streams, Reuters-21578 with hashing features and, with
+``--eurlex-limit``, a prefix of EUR-Lex 57k) and every variant of the default learner (one component
+off; see ``VARIANTS``), the stream is run prequentially (every instance predicted, then learned, in
+file order) and the run reports
+
+* speed: documents per CPU-second (``time.process_time`` inside the model's predict and learn calls,
+  the median of ``--repeats`` runs; the variants of a repeat run one after another, so a load change on
+  the shared machine hits them alike), and the CPU time against the default's in the same process;
+* quality: subset accuracy and micro-F1 (deterministic: the first repeat's).
+
+The numpy AdaGrad one-vs-rest rival (``adagrad-ovr``) runs beside them as the reference for speed.
+Writes ``RESULTS.md`` and ``results.json`` beside this script (or into ``--output-dir``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads slow the small products down
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Hashable, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+
+#: Benchmark name -> path under the datasets folder (the accuracy benchmark's streams, in its order).
+STREAMS: dict[str, str] = {
+    "emotions": "emotions/emotions.arff",
+    "yeast": "yeast/yeast.arff.gz",
+    "scene": "scene/Scene.arff.gz",
+    "medical": "medical/Medical.arff",
+    "slashdot": "slashdot/Slashdot.arff",
+    "enron": "enron/Enron.arff",
+    "tmc2007_500": "tmc2007_500/tmc2007-500.arff.gz",
+    "20ng": "20ng/20NG.arff.gz",
+    "bibtex": "bibtex/Bibtex.arff.gz",
+    "reuters": "reuters21578_modapte/reuters21578_modapte.jsonl",
+    "eurlex": "eurlex57k/eurlex57k.jsonl.gz",
+}
+ARFF = tuple(list(STREAMS)[:9])
+EURLEX_HASHING_FEATURES = 2**16  # as the accuracy benchmark: 4,271 labels x 2**18 would not fit
+
+
+def _frozen_clusterer() -> dict[str, Any]:
+    from labelflow.operators.labels.clustering import LabelClusterer
+
+    # Labels still join clusters as they first appear (with the labels they co-occur with), but the
+    # clusters are never evaluated, so never split or merged.
+    return {"clusterer": LabelClusterer(grace_period=2**62)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    what: str
+    learner: str = "partitioned"
+    kwargs: Callable[[], dict[str, Any]] = dict
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("default", "the default learner, every component on"),
+    Variant("no-neighbours", "no neighbour vote", kwargs=lambda: {"neighbours_k": 0}),
+    Variant(
+        "no-stacker",
+        "stacker not learned (fixed half head, half neighbours)",
+        kwargs=lambda: {"stack_learning_rate": 0.0},
+    ),
+    Variant(
+        "no-temporal", "latest label set not used as evidence", kwargs=lambda: {"temporal_context": False}
+    ),
+    Variant(
+        "no-decoding", "no subset decoding (per-label decisions)", kwargs=lambda: {"label_set_prior": 0.0}
+    ),
+    Variant(
+        "no-clustering", "clusters frozen as labels arrive (no splits or merges)", kwargs=_frozen_clusterer
+    ),
+    Variant(
+        "no-performance-drift",
+        "no per-cluster performance drift (no adaptation)",
+        kwargs=lambda: {"drift_detectors": ("label_prior", "label_dependence", "input")},
+    ),
+    Variant(
+        "no-label-prior-drift",
+        "no label prior drift detector",
+        kwargs=lambda: {"drift_detectors": ("performance", "label_dependence", "input")},
+    ),
+    Variant(
+        "no-dependence-drift",
+        "no label dependence drift detector",
+        kwargs=lambda: {"drift_detectors": ("performance", "label_prior", "input")},
+    ),
+    Variant(
+        "no-input-drift",
+        "no input drift detector",
+        kwargs=lambda: {"drift_detectors": ("performance", "label_prior", "label_dependence")},
+    ),
+    Variant("no-drift", "no drift detector at all", kwargs=lambda: {"drift_detectors": ()}),
+    Variant(
+        "no-thresholds",
+        "fixed threshold 0.5 instead of the adaptive one",
+        kwargs=lambda: {"adaptive_thresholds": False},
+    ),
+    Variant("adagrad-ovr", "the rival: AdaGrad one-vs-rest with a pooled threshold", learner="adagrad-ovr"),
+)
+
+
+# -- one stream ----------------------------------------------------------------------------------
+
+
+def load_stream(name: str, datasets_dir: Path, limit: int | None) -> list[tuple[Any, list[Hashable]]]:
+    """The instances of a stream as (features, labels), featurized once for every variant."""
+    import itertools
+
+    from labelflow.operators.io.streams import open_stream
+
+    stream = open_stream(datasets_dir / STREAMS[name])
+    instances = list(itertools.islice(stream, limit) if limit else stream)
+    if name in ARFF:
+        return [(inst.x, list(inst.labels)) for inst in instances]
+    from labelflow.operators.embedders.registry import make_embedder
+
+    kwargs = {"n_features": EURLEX_HASHING_FEATURES} if name == "eurlex" else {}
+    embedder = make_embedder("hashing", **kwargs)
+    embed = getattr(embedder, "embed_many", None) or embedder.transform_many
+    out = []
+    for start in range(0, len(instances), 256):
+        chunk = instances[start : start + 256]
+        out += list(
+            zip(embed([inst.text for inst in chunk]), [list(inst.labels) for inst in chunk], strict=True)
+        )
+    return out
+
+
+def run_variant(variant: Variant, instances: Sequence[tuple[Any, list[Hashable]]]) -> dict[str, float]:
+    """One prequential run: CPU seconds in the model's calls, subset accuracy, micro-F1."""
+    from labelflow.operators.learners.registry import make_learner
+
+    model = make_learner(variant.learner, **variant.kwargs())
+    cpu = time.process_time
+    spent = 0.0
+    exact = tp = fp = fn = 0
+    for x, labels in instances:
+        c0 = cpu()
+        predicted, _ = model.predict_with_scores(x)  # type: ignore[attr-defined]
+        model.learn_one(x, labels)
+        spent += cpu() - c0
+        truth = set(labels)
+        exact += predicted == truth
+        hits = len(predicted & truth)
+        tp, fp, fn = tp + hits, fp + len(predicted) - hits, fn + len(truth) - hits
+    n = len(instances)
+    return {
+        "cpu_seconds": spent,
+        "subset_accuracy": exact / n if n else 0.0,
+        "micro_f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+    }
+
+
+def run_stream(
+    name: str, datasets_dir: Path, limit: int | None, repeats: int, variants: Sequence[Variant]
+) -> dict[str, Any]:
+    instances = load_stream(name, datasets_dir, limit)
+    runs: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
+    for _ in range(repeats):
+        for variant in variants:
+            runs[variant.name].append(run_variant(variant, instances))
+    results = {}
+    for variant in variants:
+        first = runs[variant.name][0]
+        cpu_seconds = statistics.median(r["cpu_seconds"] for r in runs[variant.name])
+        results[variant.name] = {
+            "cpu_seconds": cpu_seconds,
+            "cpu_seconds_runs": [r["cpu_seconds"] for r in runs[variant.name]],
+            "docs_per_cpu_second": len(instances) / cpu_seconds if cpu_seconds > 0 else None,
+            "subset_accuracy": first["subset_accuracy"],
+            "micro_f1": first["micro_f1"],
+        }
+        print(
+            f"{name:<12} {variant.name:<22} S={first['subset_accuracy']:.4f} μF1={first['micro_f1']:.4f} "
+            f"{results[variant.name]['docs_per_cpu_second']:,.0f} docs/CPU-s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {"stream": name, "n": len(instances), "limit": limit, "repeats": repeats, "variants": results}
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def _describe_machine() -> str:
+    from labelflow.operators.evaluation.machine import describe_machine
+
+    return (
+        describe_machine() + f"; load average {os.getloadavg()[0]:.1f} when the run started (shared machine)"
+    )
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def build_report(payload: dict[str, Any], variants: Sequence[Variant]) -> str:
+    streams = payload["streams"]
+    lines = [
+        "# Ablation of the default learner",
+        "",
+        f"- Command: `{payload['command']}`",
+        f"- Machine: {payload['machine']}",
+        f"- Date: {payload['date']}",
+        f"- Git commit: {payload['git_commit']}",
+        "- Protocol: prequential (every instance predicted, then learned), file order, no warm-up. "
+        "Speed: documents per CPU-second of the model's predict + learn calls (`time.process_time`), "
+        "median of the repeats; 'cost' is the variant's CPU time over the default's in the same process. "
+        "Quality: subset accuracy (S) and micro-F1 (μF1), deterministic. Δ = variant minus default.",
+        "",
+        "## Variants",
+        "",
+        *[f"- `{v.name}`: {v.what}" for v in variants],
+        "",
+        "## Summary over the streams",
+        "",
+        "A component pays for itself where switching it off costs quality; 'saves' is the CPU time the "
+        "default spends on it (1 - cost), as the median over the streams.",
+        "",
+        "| variant | median docs/CPU-s | median cost vs default | mean ΔS | mean ΔμF1 | streams with ΔS < -0.005 | streams with ΔμF1 < -0.005 | worst ΔS | worst ΔμF1 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        rates, costs, ds, df = [], [], [], []
+        for s in streams:
+            r, d = s["variants"].get(v.name), s["variants"].get("default")
+            if not r or not d:
+                continue
+            rates.append(r["docs_per_cpu_second"])
+            costs.append(r["cpu_seconds"] / d["cpu_seconds"])
+            ds.append(r["subset_accuracy"] - d["subset_accuracy"])
+            df.append(r["micro_f1"] - d["micro_f1"])
+        if not rates:
+            continue
+        lines.append(
+            f"| {v.name} | {statistics.median(rates):,.0f} | {statistics.median(costs):.2f} "
+            f"| {statistics.fmean(ds):+.4f} | {statistics.fmean(df):+.4f} "
+            f"| {sum(x < -0.005 for x in ds)}/{len(ds)} | {sum(x < -0.005 for x in df)}/{len(df)} "
+            f"| {min(ds):+.4f} | {min(df):+.4f} |"
+        )
+    lines += ["", "## Per stream", ""]
+    for s in streams:
+        d = s["variants"]["default"]
+        limit = f", first {s['n']}" if s["limit"] else ""
+        lines += [
+            f"### {s['stream']} ({s['n']} documents{limit}, {s['repeats']} repeats)",
+            "",
+            "| variant | docs/CPU-s | cost vs default | S | μF1 | ΔS | ΔμF1 |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for v in variants:
+            r = s["variants"].get(v.name)
+            if not r:
+                continue
+            lines.append(
+                f"| {v.name} | {r['docs_per_cpu_second']:,.0f} | {r['cpu_seconds'] / d['cpu_seconds']:.2f} "
+                f"| {r['subset_accuracy']:.4f} | {r['micro_f1']:.4f} "
+                f"| {r['subset_accuracy'] - d['subset_accuracy']:+.4f} | {r['micro_f1'] - d['micro_f1']:+.4f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--streams", nargs="+", default=[*ARFF, "reuters"], choices=list(STREAMS))
+    parser.add_argument(
+        "--variants", nargs="+", default=[v.name for v in VARIANTS], choices=[v.name for v in VARIANTS]
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (speed is their median)")
+    parser.add_argument("--limit", type=int, help="first N documents of every stream")
+    parser.add_argument("--eurlex-limit", type=int, default=0, help="also run the first N EUR-Lex documents")
+    parser.add_argument("--eurlex-repeats", type=int, default=1, help="runs per variant on EUR-Lex")
+    parser.add_argument(
+        "--datasets-dir",
+        type=Path,
+        default=Path(os.environ.get("LABELFLOW_DATASETS", REPO.parent / "shared" / "datasets")),
+    )
+    parser.add_argument("--output-dir", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    variants = [v for v in VARIANTS if v.name in args.variants or v.name == "default"]
+    payload: dict[str, Any] = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": _describe_machine(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "git_commit": _git_commit(),
+        "streams": [],
+    }
+    plan = [(name, args.limit, args.repeats) for name in args.streams if name != "eurlex"]
+    if args.eurlex_limit:
+        plan.append(("eurlex", args.eurlex_limit, args.eurlex_repeats))
+    for name, limit, repeats in plan:
+        payload["streams"].append(run_stream(name, args.datasets_dir, limit, repeats, variants))
+        args.output_dir.mkdir(parents=True, exist_ok=True)  # written after every stream: nothing is lost
+        (args.output_dir / "results.json").write_text(json.dumps(payload, indent=1))
+        (args.output_dir / "RESULTS.md").write_text(build_report(payload, variants) + "\n")
+    print(f"wrote {args.output_dir / 'RESULTS.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
