@@ -262,8 +262,20 @@ class PartitionedClassifier(MultiLabelClassifier):
 
     def _decide(self, forward: _Forward) -> np.ndarray:
         if forward.decided is None:
-            forward.decided = self._decide_rows(forward.z[None, :])[0]
+            forward.decided = self._decide_one(forward.z)
         return forward.decided.copy()
+
+    def _decide_one(self, z: np.ndarray) -> np.ndarray:
+        """:meth:`_decide_rows` of one instance's stacked log-odds, with the decoder's one-row path."""
+        if z.shape[0] == 0:
+            return np.zeros(0, dtype=bool)
+        shifted = _bounded(z)
+        if self.thresholds is not None:
+            shifted = shifted - self.thresholds.log_odds(z.shape[0])
+        decided = self.decoder.decode_one(shifted)
+        if self._force_one() and not decided.any():
+            decided[np.argmax(shifted)] = True
+        return decided
 
     def _decide_rows(self, z: np.ndarray) -> np.ndarray:
         """The decided label masks of a batch of stacked log-odds ``(instances, labels)``."""
