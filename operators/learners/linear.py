@@ -100,8 +100,17 @@ class LinearHeads:
         n_labels = y.shape[0]
         dim = x.dim if isinstance(x, SparseVector) else x.shape[0]
         self._ensure(dim, n_labels)
-        gradient = (y - p).astype(np.float32)
+        gradient = (y - p).astype(np.float32, copy=False)
         w = self.weights
+        if not self._restarted and not self.l2 and not isinstance(x, SparseVector):
+            # The hot path for dense inputs: every row in place, no gather (a zero feature's row and
+            # accumulator get exactly zero added, as if it were skipped).
+            self._g2[:-1] += x * x
+            self._g2[-1] += 1.0
+            rates = self._rates(self._g2)
+            w[:-1, :n_labels] += np.outer(rates[:-1] * x, gradient)
+            w[-1, :n_labels] += rates[-1] * gradient
+            return
         if isinstance(x, SparseVector):
             idx, values = x.indices, x.values
         else:
@@ -115,6 +124,9 @@ class LinearHeads:
         self._step(block, accumulated, values, gradient)
         bias_rate = self._rates(bias_accumulated)
         w[-1, :n_labels] += bias_rate * gradient
+        if not restarted:
+            w[idx, :n_labels] = block
+            return
         for labels, sub, snapshot in restarted:
             self._step(sub, accumulated - snapshot[idx], values, gradient[labels])
             block[:, labels] = sub

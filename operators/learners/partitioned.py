@@ -212,6 +212,8 @@ class PartitionedClassifier(MultiLabelClassifier):
         return self.drift.drain()
 
     def _grow(self, n_labels: int) -> None:
+        if n_labels <= self._recent.shape[0] and n_labels <= self._stack.shape[0]:
+            return
         if self._stack.shape[0] < n_labels:
             grown = np.tile(
                 np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (max(n_labels, 2 * self._stack.shape[0]), 1)
@@ -248,13 +250,14 @@ class PartitionedClassifier(MultiLabelClassifier):
             embedded = self.neighbours.embed(scaled)
             votes = self.neighbours.votes(scaled, n, embedded)
         inputs, z = self._stacked(head_z, votes)
+        head_p, p = _sigmoid(np.stack([head_z, z]))  # one pass over both: the calls cost more than the work
         forward = _Forward(
             scaled=scaled,
             embedded=embedded,
-            head_p=_sigmoid(head_z),
+            head_p=head_p,
             inputs=inputs,
             z=z,
-            p=_sigmoid(z),
+            p=p,
             n_labels=n,
         )
         self._cached = (x, forward)
