@@ -13,11 +13,18 @@ A checkpoint is written into a hidden temporary directory, every file and the di
 and the directory is renamed into place, so a crash leaves either the whole checkpoint or none. The
 manifest is written last. ``offsets`` are the *next* offsets to read, per topic and partition, of both
 input topics: on restore the worker seeks there, re-predicts what came after and learns it once.
+
+The manifest's ``files`` maps every other file of the checkpoint to its size and SHA-256, checked
+before anything is loaded: a truncated or bit-flipped file makes the whole checkpoint unreadable
+(``CorruptCheckpointError``), and ``latest`` falls back to the previous one. Checkpoints written before
+checksums existed (no ``files``) are loaded with a warning; damage in them shows as a load error.
+Unreadable checkpoints are never pruned: they stay on disk for inspection.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -47,6 +54,10 @@ class CheckpointError(RuntimeError):
 
 class CorruptCheckpointError(CheckpointError):
     """A checkpoint directory that cannot be read (missing or damaged files)."""
+
+
+class NoReadableCheckpointError(CheckpointError):
+    """Checkpoints exist but none can be read: starting a new model would silently lose the learned one."""
 
 
 class IncompatibleCheckpointError(CheckpointError):
@@ -89,6 +100,47 @@ def _fsync_tree(root: Path) -> None:
         _fsync_path(Path(directory))
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _file_checksums(root: Path) -> dict[str, dict[str, Any]]:
+    """Size and SHA-256 of every file under ``root``, by path relative to it (``model/arrays.npz``)."""
+    return {
+        path.relative_to(root).as_posix(): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def verify_files(path: Path, files: Any) -> None:
+    """Raise ``CorruptCheckpointError`` naming the first file that is missing, resized or changed."""
+    if not isinstance(files, dict):
+        raise CorruptCheckpointError(f"checkpoint {path}: the manifest's files entry is not a mapping")
+    for name, expected in sorted(files.items()):
+        target = path / name
+        try:
+            size = target.stat().st_size
+            if size != expected["bytes"]:
+                raise CorruptCheckpointError(
+                    f"checkpoint {path}: {name} has {size} bytes, the manifest says {expected['bytes']} (truncated?)"
+                )
+            if _sha256(target) != expected["sha256"]:
+                raise CorruptCheckpointError(
+                    f"checkpoint {path}: {name} does not match its SHA-256 in the manifest (damaged on disk)"
+                )
+        except OSError as exc:
+            raise CorruptCheckpointError(f"checkpoint {path}: cannot read {name}: {exc}") from None
+        except (KeyError, TypeError):
+            raise CorruptCheckpointError(
+                f"checkpoint {path}: the manifest's entry for {name} is malformed"
+            ) from None
+
+
 def _encode_offsets(offsets: Offsets) -> dict[str, dict[str, int]]:
     return {
         topic: {str(p): int(o) for p, o in sorted(parts.items())} for topic, parts in sorted(offsets.items())
@@ -129,6 +181,8 @@ class CheckpointStore:
         self.directory = Path(directory)
         self.keep = keep
         self._lock_handle: Any = None
+        # Checkpoints this store failed to read (path -> why): reported, and never pruned.
+        self.unreadable: dict[Path, str] = {}
 
     # -- ownership ----------------------------------------------------------------------------------
 
@@ -195,6 +249,7 @@ class CheckpointStore:
         try:
             checkpoint.model.save(tmp / "model")
             checkpoint.runtime.save(tmp / "runtime")
+            files = _file_checksums(tmp)
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -202,6 +257,7 @@ class CheckpointStore:
                 "created_at": created_at,
                 "offsets": _encode_offsets(checkpoint.offsets),
                 "identity": checkpoint.identity,
+                "files": files,
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
             _fsync_tree(tmp)
@@ -215,8 +271,13 @@ class CheckpointStore:
         return final
 
     def prune(self) -> None:
-        """Delete all but the ``keep`` newest checkpoints."""
+        """Delete all but the ``keep`` newest checkpoints; never one this store could not read.
+
+        Called after a save, so a newer valid checkpoint always exists when older ones are removed.
+        """
         for path in self.paths()[: -self.keep]:
+            if path in self.unreadable:
+                continue
             shutil.rmtree(path, ignore_errors=True)
 
     # -- reading ------------------------------------------------------------------------------------
@@ -244,12 +305,22 @@ class CheckpointStore:
         """Read one checkpoint directory (``CorruptCheckpointError`` / ``IncompatibleCheckpointError``)."""
         path = Path(path)
         manifest = cls.read_manifest(path)
+        if "files" in manifest:
+            verify_files(path, manifest["files"])
+        else:
+            logger.warning(
+                "event=checkpoint_unverified path=%s (written before checkpoints carried checksums; "
+                "loaded without verifying its files)",
+                path,
+            )
         try:
             model = State.load(path / "model")
             runtime = State.load(path / "runtime")
             offsets = _decode_offsets(manifest["offsets"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise CorruptCheckpointError(f"checkpoint {path} is damaged: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types on damaged files
+            raise CorruptCheckpointError(
+                f"checkpoint {path} is damaged: {type(exc).__name__}: {exc}"
+            ) from None
         return Checkpoint(
             model=model,
             runtime=runtime,
@@ -263,15 +334,22 @@ class CheckpointStore:
     def latest(self, identity: dict[str, Any] | None = None) -> Checkpoint | None:
         """The newest readable checkpoint, or None if there is none.
 
-        Damaged checkpoints are skipped (logged) in favour of older ones; a readable but incompatible
-        one (format version, or ``identity`` differing from the given one) raises
-        ``IncompatibleCheckpointError``: resuming from an older one would silently lose learning.
+        Damaged checkpoints are skipped (a WARNING each, and remembered in ``unreadable``) in favour of
+        older ones; a readable but incompatible one (format version, or ``identity`` differing from
+        the given one) raises ``IncompatibleCheckpointError``: resuming from an older one would
+        silently lose learning. None with ``unreadable`` not empty means every checkpoint is damaged.
         """
         for path in reversed(self.paths()):
             try:
                 checkpoint = self.load(path)
             except CorruptCheckpointError as exc:
-                logger.warning("event=checkpoint_skipped reason=corrupt detail=%r", str(exc))
+                self.unreadable[path] = str(exc)
+                logger.warning(
+                    "event=checkpoint_unreadable path=%s detail=%r (falling back to the previous checkpoint; "
+                    "this one is kept on disk)",
+                    path,
+                    str(exc),
+                )
                 continue
             if identity is not None:
                 check_identity(checkpoint, identity)

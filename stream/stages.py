@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from labelflow.stream.checkpoint import Checkpoint, CheckpointStore, IncompatibleCheckpointError
+from labelflow.stream.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    IncompatibleCheckpointError,
+    NoReadableCheckpointError,
+)
 from labelflow.stream.config import Settings
 from labelflow.stream.embed_stage import EmbedProcessor
 from labelflow.stream.metrics import WorkerMetrics
@@ -108,6 +113,8 @@ class LearnStage:
     def open(self) -> Checkpoint | None:
         self.checkpoints.lock()
         checkpoint = self.checkpoints.latest(identity=self.runtime.identity)
+        if checkpoint is None and self.checkpoints.unreadable:
+            self._no_readable_checkpoint()
         if checkpoint is None:
             logger.info(
                 "event=no_checkpoint dir=%s (a new model; reading starts at the group's committed offsets, "
@@ -132,6 +139,24 @@ class LearnStage:
             checkpoint.offsets,
         )
         return checkpoint
+
+    def _no_readable_checkpoint(self) -> None:
+        """Every checkpoint is damaged: refuse to start, or (when told to) start a new model."""
+        unreadable = self.checkpoints.unreadable
+        listing = "\n  ".join(f"{path.name}: {why}" for path, why in sorted(unreadable.items()))
+        if self.settings.checkpoint.on_unreadable == "refuse":
+            raise NoReadableCheckpointError(
+                f"none of the {len(unreadable)} checkpoint(s) in {self.checkpoints.directory} can be read:\n  "
+                f"{listing}\nThe worker will not start a new model over them (the learned model would be "
+                "lost). Restore a checkpoint from a backup, or start a new model with `labelflow run "
+                "--start-new-model` (checkpoint.on_unreadable=new_model); the damaged checkpoints are kept."
+            )
+        logger.warning(
+            "event=new_model_over_unreadable_checkpoints dir=%s count=%d (checkpoint.on_unreadable=new_model; "
+            "the damaged checkpoints are kept on disk)",
+            self.checkpoints.directory,
+            len(unreadable),
+        )
 
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
         return self._processor.process(records)

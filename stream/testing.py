@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,9 +240,18 @@ class WorkerProcess:
     """``labelflow run`` as a child process (so it can be SIGTERMed or killed -9), logging to a file."""
 
     def __init__(
-        self, settings: Settings, work_dir: Path, name: str, extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        work_dir: Path,
+        name: str,
+        extra_env: dict[str, str] | None = None,
+        *,
+        extra_args: Sequence[str] = (),
+        log_level: str = "INFO",
     ) -> None:
         self.name = name
+        self.extra_args = tuple(extra_args)
+        self.log_level = log_level
         self.config = work_dir / f"{name}.yaml"
         self.config.write_text(yaml.safe_dump(settings.model_dump(mode="json")))
         self.log_path = work_dir / f"{name}.log"
@@ -261,12 +270,13 @@ class WorkerProcess:
                 "-m",
                 "labelflow.stream.cli",
                 "--log-level",
-                "INFO",
+                self.log_level,
                 "run",
                 "--config",
                 str(self.config),
                 "--set",
                 f"client_id={self.name}",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--learner", help="learner name from the registry (default partitioned)")
     parser.add_argument("--embedder", help="embedder name from the registry (default hashing)")
     parser.add_argument("--batch-size", type=int, help="records per micro-batch")
+    parser.add_argument(
+        "--start-new-model",
+        action="store_const",
+        const="new_model",
+        dest="on_unreadable",
+        help="when checkpoints exist but none can be read, start a new model instead of refusing to start "
+        "(checkpoint.on_unreadable=new_model; the damaged checkpoints are kept)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -49,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
                 "model.learner": args.learner,
                 "model.embedder": args.embedder,
                 "batch.size": args.batch_size,
+                "checkpoint.on_unreadable": args.on_unreadable,
             },
         )
     except SettingsError as exc:

@@ -153,3 +153,88 @@ def test_one_owner_per_directory(tmp_path: Path) -> None:
     store = CheckpointStore(tmp_path)
     store.lock()  # free again once the holder is gone
     store.unlock()
+
+
+# -- verification on load (issue 13, defect 3) ------------------------------------------------------
+
+
+def flip_one_bit(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def big(n: int) -> Checkpoint:
+    checkpoint = make(n)
+    checkpoint.model.arrays["w"] = np.arange(50_000, dtype=np.float32) * n
+    return checkpoint
+
+
+def test_the_manifest_carries_a_checksum_per_file(tmp_path: Path) -> None:
+    path = CheckpointStore(tmp_path).save(make(3))
+    files = json.loads((path / "manifest.json").read_text())["files"]
+    assert sorted(files) == ["model/arrays.npz", "model/meta.json", "runtime/arrays.npz", "runtime/meta.json"]
+    npz = path / "model" / "arrays.npz"
+    assert files["model/arrays.npz"]["bytes"] == npz.stat().st_size
+    assert len(files["model/arrays.npz"]["sha256"]) == 64
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_one_bit])
+@pytest.mark.parametrize("name", ["model/arrays.npz", "model/meta.json", "runtime/arrays.npz"])
+def test_a_damaged_file_falls_back_to_the_previous_checkpoint_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage, name: str
+) -> None:
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(big(1))
+    newest = store.save(big(2))
+    damage(newest / name)
+    with caplog.at_level("WARNING", logger="labelflow.stream.checkpoint"):
+        restored = store.latest(identity=IDENTITY)
+    assert restored is not None and restored.model.meta["n"] == 1
+    assert list(store.unreadable) == [newest]
+    assert any("checkpoint_unreadable" in r.message and r.levelname == "WARNING" for r in caplog.records)
+    with pytest.raises(CorruptCheckpointError, match=name.split("/")[-1]):
+        CheckpointStore.load(newest)
+
+
+def test_a_truncated_npz_without_checksums_is_unreadable_not_a_crash(tmp_path: Path) -> None:
+    # Before checksums a truncated arrays.npz raised zipfile.BadZipFile out of the store.
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(big(1))
+    newest = store.save(big(2))
+    manifest = json.loads((newest / "manifest.json").read_text())
+    del manifest["files"]
+    (newest / "manifest.json").write_text(json.dumps(manifest))
+    truncate(newest / "model" / "arrays.npz")
+    assert store.latest().model.meta["n"] == 1
+
+
+def test_a_checkpoint_without_checksums_loads_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = CheckpointStore(tmp_path).save(make(4))
+    manifest = json.loads((path / "manifest.json").read_text())
+    del manifest["files"]
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="labelflow.stream.checkpoint"):
+        assert CheckpointStore(tmp_path).latest(identity=IDENTITY).model.meta["n"] == 4
+    assert any("checkpoint_unverified" in r.message for r in caplog.records)
+
+
+def test_unreadable_checkpoints_are_never_pruned(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, keep=2)
+    damaged = [store.save(big(n)) for n in (1, 2)]
+    for path in damaged:
+        flip_one_bit(path / "model" / "arrays.npz")
+    store = CheckpointStore(tmp_path, keep=2)  # a new process
+    assert store.latest(identity=IDENTITY) is None
+    assert sorted(store.unreadable) == damaged
+    for n in (3, 4, 5):
+        store.save(big(n))
+    names = [p.name for p in store.paths()]
+    assert names == [p.name for p in damaged] + ["ckpt-000000000004", "ckpt-000000000005"]
