@@ -9,9 +9,21 @@ from labelflow.operators.base import MultiLabelClassifier
 
 
 def _partitioned(**kwargs: Any) -> MultiLabelClassifier:
+    from labelflow.operators.learners.scaling import ScalingClassifier
+
+    return ScalingClassifier(**kwargs)
+
+
+def _flat(**kwargs: Any) -> MultiLabelClassifier:
     from labelflow.operators.learners.partitioned import PartitionedClassifier
 
     return PartitionedClassifier(**kwargs)
+
+
+def _label_tree(**kwargs: Any) -> MultiLabelClassifier:
+    from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
+
+    return LabelTreeClassifier(**kwargs)
 
 
 def _no_change(**kwargs: Any) -> MultiLabelClassifier:
@@ -45,7 +57,10 @@ def _adagrad_ovr(**kwargs: Any) -> MultiLabelClassifier:
 
 
 _FACTORIES: dict[str, Callable[..., MultiLabelClassifier]] = {
+    # The default: the flat learner on small label spaces, the label tree on large ones (ScalingClassifier).
     "partitioned": _partitioned,
+    "flat": _flat,
+    "label-tree": _label_tree,
     "no-change": _no_change,
     "majority-labelset": _majority,
     "river-br": _river_br,
@@ -64,11 +79,11 @@ def make_learner(name: str = DEFAULT_LEARNER, **kwargs: Any) -> MultiLabelClassi
     Every built-in learner is deterministic, so a ``seed`` keyword is accepted and unused.
 
     >>> type(make_learner("partitioned")).__name__
-    'PartitionedClassifier'
+    'ScalingClassifier'
     >>> make_learner("perceptron")
     Traceback (most recent call last):
     ...
-    ValueError: unknown learner 'perceptron'; choose one of partitioned, no-change, majority-labelset, river-br, river-cc, adagrad-ovr
+    ValueError: unknown learner 'perceptron'; choose one of partitioned, flat, label-tree, no-change, majority-labelset, river-br, river-cc, adagrad-ovr
     """
     factory = _FACTORIES.get(name)
     if factory is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -28,6 +28,17 @@ class TreeShape:
 
     version: int
     n_clusters: int
+    tree: LabelTree = field(repr=False, compare=False)
+
+    @property
+    def clusters(self) -> tuple[tuple[int, ...], ...]:
+        """The label ids of each cluster (computed on demand: ``O(labels)``)."""
+        tree = self.tree
+        return tuple(
+            tuple(tree.leaf_label[leaf] for leaf in children)
+            for node, children in enumerate(tree.children)
+            if tree.heights[node] == 1 and children
+        )
 
 
 @dataclass
@@ -146,7 +157,9 @@ class LabelTreeClassifier(MultiLabelClassifier):
 
     @property
     def partition(self) -> TreeShape:
-        return TreeShape(version=self.tree.n_nodes, n_clusters=self.tree.n_clusters if self.n_labels else 0)
+        return TreeShape(
+            version=self.tree.n_nodes, n_clusters=self.tree.n_clusters if self.n_labels else 0, tree=self.tree
+        )
 
     def drain_events(self) -> list[Any]:
         return []
@@ -270,6 +283,20 @@ class LabelTreeClassifier(MultiLabelClassifier):
         if self.n_learned % _GROWTH_CHECK == 0:
             weights.maybe_grow()
         self.n_empty += not label_ids
+        self._cached = None
+
+    def add_label_groups(self, groups: Iterable[Sequence[Label]]) -> None:
+        """Add labels before any instance shows them, each group's labels together (e.g. the label clusters
+        of a learner this one takes over from). Their models start cold and learn when the labels occur."""
+        for group in groups:
+            placed: list[int] = []
+            for name in group:
+                if name in self.label_index:
+                    continue
+                label = self.label_index.ids([name])[0]
+                self.tree.add_label(label, hints=placed)
+                placed.append(label)
+        self._add_new_nodes()
         self._cached = None
 
     def _add_new_nodes(self) -> None:

@@ -99,3 +99,11 @@ def test_dense_features_work_too() -> None:
     x = np.zeros(6, dtype=np.float32)
     x[2] = 4.0
     assert model.predict_one(x) == {"t2"}
+
+
+def test_partition_reports_the_clusters() -> None:
+    model = LabelTreeClassifier(bits=16, cluster_size=2)
+    x = np.ones(3, dtype=np.float32)
+    model.learn_one(x, ["a", "b", "c"])
+    shape = model.partition
+    assert shape.n_clusters == 2 and sorted(map(sorted, shape.clusters)) == [[0, 1], [2]]

@@ -1,0 +1,195 @@
+"""The default learner: the flat learner while the label space is small, a label tree once it is large."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from labelflow.operators.base import Features, Label, MultiLabelClassifier, feature_dim
+from labelflow.operators.learners.partitioned import PartitionedClassifier
+from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
+from labelflow.operators.state import State
+
+STATE_FORMAT = "labelflow.scaling/1"
+# The flat learner keeps a (features x labels) float matrix and does per-label work for every document:
+# past 256 MB of heads (256 labels of 2**18 hashed text features) or 1,024 labels it is slower and
+# larger than the tree, whose cost follows log(labels) (benchmarks/scale/RESULTS.md).
+FLAT_HEADS_BUDGET = 256 * 2**20
+FLAT_MAX_LABELS = 1024
+# The tree starts learning beside the flat learner at half those sizes, so it has seen part of the
+# stream when it takes over.
+_SHADOW_FRACTION = 0.5
+
+
+class ScalingClassifier(MultiLabelClassifier):
+    """Chooses the learner by the size of the label space, with no setting to pick.
+
+    Starts with the flat :class:`PartitionedClassifier` (the best quality on small label spaces: per-label
+    heads, neighbours, stacker, joint decoding). When its heads would pass half of ``flat_heads_budget``
+    bytes or half of ``flat_max_labels`` labels, a :class:`LabelTreeClassifier` starts learning beside it;
+    at the full size the tree takes over (predictions and learning) and the flat learner is dropped, so
+    memory and per-document cost stop growing with the labels. Small label spaces never reach the tree
+    and behave exactly as the flat learner.
+
+    Parameters
+    ----------
+    flat_heads_budget
+        Bytes of flat heads (``labels * (features + 1) * 4``) at which the tree takes over.
+    flat_max_labels
+        Number of labels at which the tree takes over.
+    tree
+        Settings of the :class:`LabelTreeClassifier`.
+    **flat
+        Settings of the :class:`PartitionedClassifier`.
+
+    >>> import numpy as np
+    >>> model = ScalingClassifier(flat_max_labels=8, tree={"bits": 16})
+    >>> x = np.ones(4, dtype=np.float32)
+    >>> for i in range(6):
+    ...     model.learn_one(x, [f"label{i}"])
+    >>> model.active, model.n_labels
+    ('flat', 6)
+    >>> for i in range(6, 10):
+    ...     model.learn_one(x, [f"label{i}"])
+    >>> model.active, model.n_labels, model.flat is None
+    ('tree', 10, True)
+    """
+
+    def __init__(
+        self,
+        *,
+        flat_heads_budget: int = FLAT_HEADS_BUDGET,
+        flat_max_labels: int = FLAT_MAX_LABELS,
+        tree: dict[str, Any] | None = None,
+        **flat: Any,
+    ) -> None:
+        self.flat_heads_budget = flat_heads_budget
+        self.flat_max_labels = flat_max_labels
+        self.tree_settings = dict(tree or {})
+        self.flat_settings = dict(flat)
+        self.flat: PartitionedClassifier | None = PartitionedClassifier(**flat)
+        self.tree: LabelTreeClassifier | None = None
+        self._dim: int | None = None
+
+    # ------------------------------------------------------------------ which learner
+
+    @property
+    def active(self) -> str:
+        return "flat" if self.flat is not None else "tree"
+
+    @property
+    def model(self) -> MultiLabelClassifier:
+        """The learner that predicts now."""
+        return self.flat if self.flat is not None else self.tree  # type: ignore[return-value]
+
+    def _size(self) -> float:
+        """How far the flat learner is towards its limits (1 = hand over)."""
+        n = len(self.model.labels)
+        heads = n * ((self._dim or 0) + 1) * 4
+        return max(n / self.flat_max_labels, heads / self.flat_heads_budget)
+
+    def _grow(self) -> None:
+        if self.flat is None:
+            return
+        if self.tree is None and self._size() >= _SHADOW_FRACTION:
+            self.tree = LabelTreeClassifier(**self.tree_settings)
+            # The tree knows every label from the start, grouped as the flat learner's clusterer grouped them.
+            names = self.flat.labels
+            clusters = [[names[i] for i in cluster] for cluster in self.flat.partition.clusters]
+            self.tree.add_label_groups([*clusters, names])  # the last group: labels no cluster holds yet
+        if self.tree is not None and self._size() >= 1.0:
+            self.flat = None  # the tree predicts from now on; the flat heads' memory is released
+
+    # ------------------------------------------------------------------ the classifier verbs
+
+    @property
+    def labels(self) -> list[Label]:
+        return self.model.labels
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.model.labels)
+
+    @property
+    def partition(self) -> Any:
+        return self.model.partition  # type: ignore[attr-defined]
+
+    def drain_events(self) -> list[Any]:
+        return self.model.drain_events()  # type: ignore[attr-defined]
+
+    def learn_one(self, x: Features, y: Iterable[Label]) -> None:
+        y = list(y)
+        if self._dim is None:
+            self._dim = feature_dim(x)
+        if self.flat is not None:
+            self.flat.learn_one(x, y)
+        if self.tree is not None:
+            self.tree.learn_one(x, y)
+        self._grow()
+
+    def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
+        return self.model.predict_with_scores(x)  # type: ignore[attr-defined]
+
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
+        return self.model.predict_with_scores_many(xs)  # type: ignore[attr-defined]
+
+    def predict_proba_one(self, x: Features) -> dict[Label, float]:
+        return self.model.predict_proba_one(x)
+
+    def predict_one(self, x: Features) -> set[Label]:
+        return self.model.predict_one(x)
+
+    def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
+        return self.model.predict_many(xs)
+
+    def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
+        return self.model.predict_proba_many(xs)
+
+    def predict_top(self, x: Features, k: int) -> list[tuple[Label, float]]:
+        return self.model.predict_top(x, k)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        # Components of the learner in charge (heads, clusterer, thresholds, ...) for benchmarks and tests
+        # that look inside it; only reached for names this class does not define.
+        if name in {"flat", "tree", "_dim"}:
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> State:
+        state = State(
+            meta={
+                "format": STATE_FORMAT,
+                "flat_heads_budget": self.flat_heads_budget,
+                "flat_max_labels": self.flat_max_labels,
+                "tree_settings": self.tree_settings,
+                "flat_settings": self.flat_settings,
+                "dim": self._dim,
+                "has_flat": self.flat is not None,
+                "has_tree": self.tree is not None,
+            }
+        )
+        if self.flat is not None:
+            state.attach("flat", self.flat.state())
+        if self.tree is not None:
+            state.attach("tree", self.tree.state())
+        return state
+
+    @classmethod
+    def from_state(cls, state: State) -> ScalingClassifier:
+        meta = state.meta
+        if meta.get("format") != STATE_FORMAT:
+            raise ValueError(
+                f"cannot restore a ScalingClassifier from state format {meta.get('format')!r} "
+                f"(expected {STATE_FORMAT!r})"
+            )
+        model = cls.__new__(cls)
+        model.flat_heads_budget = meta["flat_heads_budget"]
+        model.flat_max_labels = meta["flat_max_labels"]
+        model.tree_settings = dict(meta["tree_settings"])
+        model.flat_settings = dict(meta["flat_settings"])
+        model._dim = meta["dim"]
+        model.flat = PartitionedClassifier.from_state(state.detach("flat")) if meta["has_flat"] else None
+        model.tree = LabelTreeClassifier.from_state(state.detach("tree")) if meta["has_tree"] else None
+        return model
