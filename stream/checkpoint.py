@@ -1,13 +1,18 @@
 """Crash-safe checkpoints: model state, runtime state and consumer offsets, written together atomically.
 
-Format (version 1), one directory per checkpoint under the checkpoint directory::
+Format (version 2), one directory per checkpoint under the checkpoint directory::
 
     ckpt-000000000042/
         manifest.json          format, format_version, seq, created_at, offsets, model identity, meta
         model/meta.json        the model's State (operators/state.py): JSON metadata ...
-        model/arrays.npz       ... and plain numpy arrays (loaded with allow_pickle=False)
+        model/arrays.npz       ... and plain numpy arrays (compressed; loaded with allow_pickle=False)
+        model/encodings.json   how the large arrays are stored losslessly (``checkpoint_arrays``)
         runtime/meta.json      counters, feedback store, quality window (also a State)
         runtime/arrays.npz
+        runtime/encodings.json
+
+Version 1 had no ``encodings.json`` and raw ``np.savez`` arrays (141 MB for a 3,000-document Reuters
+model, where version 2 needs 19.8); it is still read.
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are fsync'ed,
 and the directory is renamed into place, so a crash leaves either the whole checkpoint or none. The
@@ -36,11 +41,14 @@ from pathlib import Path
 from typing import Any
 
 from labelflow.operators.state import State
+from labelflow.stream.checkpoint_arrays import read_state, write_state
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "labelflow-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Versions this code restores: 1 (raw npz) and 2 (compact arrays, ``checkpoint_arrays``).
+READABLE_VERSIONS = (1, 2)
 _NAME = re.compile(r"^ckpt-(\d{12})$")
 _TMP_PREFIX = ".tmp-ckpt-"
 _LOCK_FILE = ".lock"
@@ -83,6 +91,7 @@ class Checkpoint:
     seq: int = 0
     created_at: float = 0.0
     path: Path | None = None
+    format_version: int = FORMAT_VERSION
 
 
 def _fsync_path(path: Path) -> None:
@@ -247,8 +256,8 @@ class CheckpointStore:
             shutil.rmtree(tmp)
         created_at = time.time()
         try:
-            checkpoint.model.save(tmp / "model")
-            checkpoint.runtime.save(tmp / "runtime")
+            write_state(checkpoint.model, tmp / "model")
+            write_state(checkpoint.runtime, tmp / "runtime")
             files = _file_checksums(tmp)
             manifest = {
                 "format": FORMAT,
@@ -293,9 +302,10 @@ class CheckpointStore:
                 f"{path} is not a labelflow checkpoint (manifest format {manifest.get('format')!r})"
             )
         version = manifest.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise IncompatibleCheckpointError(
-                f"checkpoint {path} has format version {version}; this labelflow reads version {FORMAT_VERSION}. "
+                f"checkpoint {path} has format version {version}; this labelflow reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}. "
                 "Use the labelflow release that wrote it, or move it away to start from scratch."
             )
         return manifest
@@ -313,9 +323,10 @@ class CheckpointStore:
                 "loaded without verifying its files)",
                 path,
             )
+        read = State.load if manifest["format_version"] == 1 else read_state
         try:
-            model = State.load(path / "model")
-            runtime = State.load(path / "runtime")
+            model = read(path / "model")
+            runtime = read(path / "runtime")
             offsets = _decode_offsets(manifest["offsets"])
         except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types on damaged files
             raise CorruptCheckpointError(
@@ -329,6 +340,7 @@ class CheckpointStore:
             seq=int(manifest["seq"]),
             created_at=float(manifest["created_at"]),
             path=path,
+            format_version=int(manifest["format_version"]),
         )
 
     def latest(self, identity: dict[str, Any] | None = None) -> Checkpoint | None:

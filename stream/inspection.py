@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labelflow.stream.checkpoint import FORMAT, FORMAT_VERSION, CheckpointStore, IncompatibleCheckpointError
+from labelflow.stream.checkpoint import FORMAT, CheckpointStore, IncompatibleCheckpointError
 from labelflow.stream.model_runtime import ModelSetupError, load_class
 from labelflow.stream.quality import QualityTracker
 
@@ -37,7 +37,7 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
     return {
         "path": str(checkpoint.path),
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": checkpoint.format_version,
         "seq": checkpoint.seq,
         "created_at": checkpoint.created_at,
         "identity": checkpoint.identity,

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from labelflow.operators.state import State
+from labelflow.stream import checkpoint as checkpoint_module
 from labelflow.stream.checkpoint import (
     Checkpoint,
     CheckpointDirInUseError,
@@ -42,7 +43,7 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.offsets == {"docs": {0: 5, 1: 10}, "labels": {0: 1}}
     assert loaded.identity == IDENTITY
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["format"] == "labelflow-checkpoint" and manifest["format_version"] == 1
+    assert manifest["format"] == "labelflow-checkpoint" and manifest["format_version"] == 2
 
 
 def test_no_checkpoint_is_none(tmp_path: Path) -> None:
@@ -84,9 +85,9 @@ def test_other_format_version_is_refused_not_skipped(tmp_path: Path) -> None:
     store.save(make(1))
     newest = store.save(make(2))
     manifest = json.loads((newest / "manifest.json").read_text())
-    manifest["format_version"] = 2
+    manifest["format_version"] = 999
     (newest / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(IncompatibleCheckpointError, match="format version 2"):
+    with pytest.raises(IncompatibleCheckpointError, match="format version 999"):
         store.latest()
 
 
@@ -99,14 +100,14 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
 
 def _crash_while_writing(directory: str) -> None:
     store = CheckpointStore(directory)
-    original = State.save
+    original = checkpoint_module.write_state
 
-    def save_then_die(self: State, target: Path) -> None:
-        original(self, target)
+    def save_then_die(state: State, target: Path) -> None:
+        original(state, target)
         if target.name == "runtime":
             os._exit(9)  # the process dies mid-checkpoint, after some files are written
 
-    State.save = save_then_die  # type: ignore[method-assign]
+    checkpoint_module.write_state = save_then_die  # type: ignore[assignment]
     store.save(make(2))
 
 
