@@ -1,0 +1,73 @@
+"""A checkpoint written by the previous release (commit 6d2b808, before the declared state convention)
+restores into the current code, writes back the same state, and predicts what that release predicted.
+
+The fixture and its predictions come from tests/fixtures/make_previous_release_checkpoint.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelflow.operators.embedders.registry import make_embedder
+from labelflow.operators.learners.registry import make_learner
+from labelflow.operators.state import State
+from labelflow.stream.checkpoint import Checkpoint, CheckpointStore
+from labelflow.stream.feedback_store import FeedbackStore
+from labelflow.stream.model_runtime import ModelRuntime
+from labelflow.stream.quality import QualityTracker
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "previous_release"
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return json.loads((FIXTURE / "predictions.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def checkpoint(expected: dict) -> Checkpoint:
+    found = CheckpointStore(FIXTURE / "checkpoints").latest(identity=expected["identity"])
+    assert found is not None
+    return found
+
+
+def _assert_same_state(written: State, stored: State) -> None:
+    assert json.loads(json.dumps(written.meta)) == stored.meta
+    assert sorted(written.arrays) == sorted(stored.arrays)
+    for key, value in stored.arrays.items():
+        assert written.arrays[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(written.arrays[key], value, err_msg=key)
+
+
+def test_the_model_predicts_as_the_previous_release_did(checkpoint: Checkpoint, expected: dict) -> None:
+    embedder = make_embedder("hashing", n_features=expected["identity"]["n_features"])
+    runtime = ModelRuntime(make_learner("partitioned"), embedder, identity=expected["identity"])
+    runtime.restore(checkpoint.model)
+    for item in expected["predictions"]:
+        decided, scores = runtime.model.predict_with_scores(embedder.embed_one(item["text"]))
+        assert sorted(map(str, decided)) == item["labels"]
+        assert sorted(map(str, scores)) == sorted(item["scores"])
+        for label, p in scores.items():
+            assert p == pytest.approx(item["scores"][str(label)], rel=1e-6, abs=1e-9)
+
+
+def test_the_restored_model_writes_the_state_it_was_restored_from(checkpoint: Checkpoint) -> None:
+    model = make_learner("partitioned")
+    restored = type(model).from_state(checkpoint.model)
+    _assert_same_state(restored.state(), checkpoint.model)
+
+
+def test_the_runtime_state_restores(checkpoint: Checkpoint) -> None:
+    runtime = checkpoint.runtime
+    assert runtime.meta["kind"] == "labelflow.worker_runtime"
+    store_state, quality_state = runtime.detach("feedback"), runtime.detach("quality")
+    store = FeedbackStore.from_state(store_state, max_entries=10, ttl_s=3600.0, remember_ids=20)
+    quality = QualityTracker.from_state(quality_state, window=100)
+    assert store.waiting_documents == 3
+    assert quality.scored == 300 and quality.size == 100
+    _assert_same_state(store.state(), store_state)
+    _assert_same_state(quality.state(), quality_state)
