@@ -6,7 +6,8 @@ Every detector:
 - watches one ``level`` (``"global"`` or a label-cluster id) and names the ``labels`` it covers;
 - applies a cool-down: after an emitted event, further events within ``cooldown`` of its own
   observations are suppressed (counted in ``n_suppressed``), so a flapping detector cannot flood alerts;
-- round-trips through ``state()`` / ``from_state()`` (JSON meta + numpy arrays, never pickle);
+- round-trips through ``state()`` / ``from_state()`` (JSON meta + numpy arrays, never pickle; derived
+  from declared fields, see :class:`~labelflow.operators.state.Stateful`);
   ``detector_from_state`` rebuilds any detector from its state.
 """
 
@@ -14,16 +15,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, TypeVar
-
-import numpy as np
+from typing import Any, ClassVar
 
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent, Severity
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = 1
-
-D = TypeVar("D", bound="DriftDetector")
 
 
 def check_block_windows(
@@ -44,12 +41,17 @@ def check_block_windows(
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
 
 
-class DriftDetector(abc.ABC):
+class DriftDetector(abc.ABC, Stateful):
     """Base class of the drift detectors; subclasses set ``kind`` and implement ``_observe``.
 
-    Subclasses also implement ``_params`` (the constructor arguments, JSON-serialisable),
-    ``_save_state`` / ``_load_state`` (everything learned) and ``_reset``.
+    Subclasses also implement ``_reset`` and declare their state (:class:`Stateful`): their constructor
+    arguments extend ``state_settings``, stored under ``params``; what they learn extends
+    ``state_fields`` / ``state_arrays`` or is written by ``_save_state`` / ``_load_state``.
     """
+
+    state_settings_key = "params"
+    state_settings: ClassVar[tuple[str, ...]] = ("level", "labels", "cooldown")
+    state_fields: ClassVar[tuple[str, ...]] = ("n_seen", "n_events", "n_suppressed", "_last_event_at")
 
     #: The ``DriftEvent.kind`` this detector emits.
     kind: ClassVar[str]
@@ -147,56 +149,9 @@ class DriftDetector(abc.ABC):
 
     # ------------------------------------------------------------------ state
 
-    @abc.abstractmethod
-    def _params(self) -> dict:
-        """Constructor keyword arguments (JSON-serialisable) that rebuild an equivalent fresh detector."""
-
-    @abc.abstractmethod
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Add the learned statistics to ``meta`` / ``arrays``."""
-
-    @abc.abstractmethod
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        """Restore what ``_save_state`` wrote."""
-
-    def state(self) -> State:
-        """Everything needed to continue exactly where this detector is (JSON meta + numpy arrays)."""
-        meta: dict = {
-            "detector": type(self).__name__,
-            "format": STATE_FORMAT,
-            "params": {
-                "level": self.level,
-                "labels": list(self.labels),
-                "cooldown": self.cooldown,
-                **self._params(),
-            },
-            "n_seen": self.n_seen,
-            "n_events": self.n_events,
-            "n_suppressed": self.n_suppressed,
-            "last_event_at": self._last_event_at,
-        }
-        arrays: dict[str, np.ndarray] = {}
-        self._save_state(meta, arrays)
-        return State(meta=meta, arrays=arrays)
-
     @classmethod
-    def from_state(cls: type[D], state: State) -> D:
-        """Rebuild a detector from ``state()`` output; refuses a state of another detector or format."""
-        meta = state.meta
-        name = meta.get("detector")
-        if name != cls.__name__:
-            raise ValueError(f"state is of detector {name!r}, not {cls.__name__!r}")
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(
-                f"{cls.__name__} state format {meta.get('format')!r} is not supported (expected {STATE_FORMAT})"
-            )
-        detector = cls(**meta["params"])
-        detector.n_seen = int(meta["n_seen"])
-        detector.n_events = int(meta["n_events"])
-        detector.n_suppressed = int(meta["n_suppressed"])
-        detector._last_event_at = meta["last_event_at"]
-        detector._load_state(meta, state.arrays)
-        return detector
+    def _state_header(cls) -> dict[str, Any]:
+        return {"detector": cls.__name__, "format": STATE_FORMAT}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(level={self.level!r}, n_seen={self.n_seen}, n_events={self.n_events})"

@@ -46,6 +46,7 @@ import numpy as np
 
 from labelflow.operators.drift.base import DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
+from labelflow.operators.state import State
 
 # How many changed pairs an event lists (and names the labels of): events stay small.
 _MAX_LISTED_PAIRS = 10
@@ -129,6 +130,18 @@ class LabelDependenceDriftDetector(DriftDetector):
     """
 
     kind = "label_structure"
+
+    state_settings = (
+        *DriftDetector.state_settings,
+        "block_size",
+        "test_blocks",
+        "reference_blocks",
+        "min_reference_blocks",
+        "alpha",
+        "max_labels",
+        "min_count",
+        "action",
+    )
 
     def __init__(
         self,
@@ -450,19 +463,8 @@ class LabelDependenceDriftDetector(DriftDetector):
 
     # ------------------------------------------------------------------ state
 
-    def _params(self) -> dict:
-        return {
-            "block_size": self.block_size,
-            "test_blocks": list(self.test_blocks),
-            "reference_blocks": self.reference_blocks,
-            "min_reference_blocks": self.min_reference_blocks,
-            "alpha": self.alpha,
-            "max_labels": self.max_labels,
-            "min_count": self.min_count,
-            "action": self.action,
-        }
-
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _save_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         used = self._used
         window = self._window()
         meta["n_labels"] = self._n_labels
@@ -478,7 +480,8 @@ class LabelDependenceDriftDetector(DriftDetector):
         ids = [np.asarray(self._open_ids, dtype=np.int64)] + [chunk[1] for chunk in self._open_chunks]
         arrays["open_rows"], arrays["open_ids"] = np.concatenate(rows), np.concatenate(ids)
 
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         slot_label = np.asarray(arrays["slot_label"], dtype=np.int64)
         slot_since = np.asarray(arrays["slot_since"], dtype=np.int64)
         counts, pairs = arrays["block_counts"], arrays["block_pairs"]

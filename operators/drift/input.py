@@ -32,6 +32,7 @@ from labelflow.operators.base import Features
 from labelflow.operators.drift.base import DriftDetector
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.drift.projection import SignProjection
+from labelflow.operators.state import State
 
 
 class InputDriftDetector(DriftDetector):
@@ -81,6 +82,20 @@ class InputDriftDetector(DriftDetector):
     """
 
     kind = "input"
+
+    state_settings = (
+        *DriftDetector.state_settings,
+        "projection_dim",
+        "n_fourier_features",
+        "reference_size",
+        "window_size",
+        "check_every",
+        "alpha",
+        "normalize",
+        "bandwidth",
+        "seed",
+        "action",
+    )
 
     def __init__(
         self,
@@ -277,21 +292,8 @@ class InputDriftDetector(DriftDetector):
 
     # ------------------------------------------------------------------ state
 
-    def _params(self) -> dict:
-        return {
-            "projection_dim": self.projection_dim,
-            "n_fourier_features": self.n_fourier_features,
-            "reference_size": self.reference_size,
-            "window_size": self.window_size,
-            "check_every": self.check_every,
-            "alpha": self.alpha,
-            "normalize": self.normalize,
-            "bandwidth": self.bandwidth,
-            "seed": self.seed,
-            "action": self.action,
-        }
-
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _save_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         meta.update(
             {
                 "reference_count": self._reference_count,
@@ -308,7 +310,8 @@ class InputDriftDetector(DriftDetector):
         arrays["reference_mean"] = self._reference_mean.copy()
         arrays["window"] = self._window.copy()
 
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         count = int(meta["reference_count"])
         if arrays["window"].shape != self._window.shape or arrays["reference"].shape != (
             count,

@@ -25,6 +25,7 @@ from scipy import special
 
 from labelflow.operators.drift.base import DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
+from labelflow.operators.state import State
 
 # How many per-label shifts an event lists in ``details`` (events stay small with thousands of labels).
 _MAX_LISTED_SHIFTS = 20
@@ -73,6 +74,16 @@ class LabelPriorDriftDetector(DriftDetector):
     """
 
     kind = "label_prior"
+
+    state_settings = (
+        *DriftDetector.state_settings,
+        "block_size",
+        "test_blocks",
+        "reference_blocks",
+        "min_reference_blocks",
+        "alpha",
+        "action",
+    )
 
     def __init__(
         self,
@@ -237,17 +248,8 @@ class LabelPriorDriftDetector(DriftDetector):
 
     # ------------------------------------------------------------------ state
 
-    def _params(self) -> dict:
-        return {
-            "block_size": self.block_size,
-            "test_blocks": self.test_blocks,
-            "reference_blocks": self.reference_blocks,
-            "min_reference_blocks": self.min_reference_blocks,
-            "alpha": self.alpha,
-            "action": self.action,
-        }
-
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _save_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         n_labels = len(self._names)
         meta["label_names"] = list(self._names)
         meta["first_seen"] = list(self._first_seen)
@@ -257,7 +259,8 @@ class LabelPriorDriftDetector(DriftDetector):
         arrays["block_cardinality"] = self._cardinality[: self._n_blocks].copy()
         arrays["open_counts"] = self._open[:n_labels].copy()
 
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         names = [str(n) for n in meta["label_names"]]
         n_blocks, n_labels = arrays["block_counts"].shape
         if n_labels != len(names) or n_blocks > self.reference_blocks + self.test_blocks:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from labelflow.operators.drift.base import DriftDetector, detector_from_state
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 Direction = Literal["increase", "both"]
 
@@ -81,6 +81,19 @@ class PerformanceDriftDetector(DriftDetector):
     """
 
     kind = "performance"
+
+    state_settings = (
+        *DriftDetector.state_settings,
+        "delta",
+        "warning_delta",
+        "block_size",
+        "max_window",
+        "min_window",
+        "direction",
+        "drift_action",
+        "warning_action",
+    )
+    state_fields = (*DriftDetector.state_fields, "in_warning", "n_silent_shrinks")
 
     def __init__(
         self,
@@ -317,27 +330,15 @@ class PerformanceDriftDetector(DriftDetector):
 
     # ------------------------------------------------------------------ state
 
-    def _params(self) -> dict:
-        return {
-            "delta": self.delta,
-            "warning_delta": self.warning_delta,
-            "block_size": self.block_size,
-            "max_window": self.max_window,
-            "min_window": self.min_window,
-            "direction": self.direction,
-            "drift_action": self.drift_action,
-            "warning_action": self.warning_action,
-        }
-
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _save_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         window = slice(self._start, self._start + self._n_blocks + 1)
         arrays["block_sums"] = np.diff(self._prefix[window])
         arrays["block_squares"] = np.diff(self._prefix_squares[window])
         meta["open_block"] = [self._block_sum, self._block_square, self._block_count]
-        meta["in_warning"] = self.in_warning
-        meta["n_silent_shrinks"] = self.n_silent_shrinks
 
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def _load_state(self, state: State) -> None:
+        meta, arrays = state.meta, state.arrays
         n = len(arrays["block_sums"])
         if n > self._max_blocks or len(arrays["block_squares"]) != n:
             raise ValueError(
@@ -348,11 +349,9 @@ class PerformanceDriftDetector(DriftDetector):
         self._start, self._n_blocks = 0, n
         self._block_sum, self._block_square = float(meta["open_block"][0]), float(meta["open_block"][1])
         self._block_count = int(meta["open_block"][2])
-        self.in_warning = bool(meta["in_warning"])
-        self.n_silent_shrinks = int(meta["n_silent_shrinks"])
 
 
-class PerformanceDriftMonitor:
+class PerformanceDriftMonitor(Stateful):
     """One ``PerformanceDriftDetector`` per label cluster, plus one for the whole model.
 
     ``set_clusters`` follows the label partition: a new cluster (or one whose labels changed) gets a
@@ -380,6 +379,9 @@ class PerformanceDriftMonitor:
     >>> sorted({(e.level, e.labels) for e in events if e.severity == "drift"})
     [('1', ('c',)), ('global', ())]
     """
+
+    state_header = {"monitor": "PerformanceDriftMonitor"}
+    state_settings = ("watch_global", "detector_params")
 
     def __init__(self, *, watch_global: bool = True, **detector_params: object) -> None:
         for key in ("level", "labels"):
@@ -458,28 +460,19 @@ class PerformanceDriftMonitor:
         """Restart the detector of ``level`` (e.g. after its cluster model was replaced)."""
         self.detectors[str(level)].reset()
 
-    def state(self) -> State:
-        state = State(
-            meta={
-                "monitor": type(self).__name__,
-                "watch_global": self.watch_global,
-                "detector_params": self.detector_params,
-                "levels": list(self.detectors),
-            }
-        )
+    @classmethod
+    def _from_settings(cls, settings: dict[str, Any]) -> PerformanceDriftMonitor:
+        return cls(watch_global=settings["watch_global"], **settings["detector_params"])
+
+    def _save_state(self, state: State) -> None:
+        state.meta["levels"] = list(self.detectors)
         for i, detector in enumerate(self.detectors.values()):
             state.attach(f"d{i}", detector.state())
-        return state
 
-    @classmethod
-    def from_state(cls, state: State) -> PerformanceDriftMonitor:
-        if state.meta.get("monitor") != cls.__name__:
-            raise ValueError(f"state is not a {cls.__name__} (found {state.meta.get('monitor')!r})")
-        monitor = cls(watch_global=state.meta["watch_global"], **state.meta["detector_params"])
-        monitor.detectors = {}
+    def _load_state(self, state: State) -> None:
+        self.detectors = {}
         for i, level in enumerate(state.meta["levels"]):
             detector = detector_from_state(state.detach(f"d{i}"))
             if not isinstance(detector, PerformanceDriftDetector):
                 raise ValueError(f"monitor state holds a {type(detector).__name__} for level {level!r}")
-            monitor.detectors[level] = detector
-        return monitor
+            self.detectors[level] = detector

@@ -102,6 +102,16 @@ class LabelStructureDriftAdapter(DriftDetector):
 
     kind = "label_structure"
 
+    state_settings = (
+        *DriftDetector.state_settings,
+        "source",
+        "action_prefix",
+        "skip_actions",
+        "formation_age",
+        "formation_count",
+    )
+    state_fields = (*DriftDetector.state_fields, "n_skipped")
+
     def __init__(
         self,
         *,
@@ -200,21 +210,6 @@ class LabelStructureDriftAdapter(DriftDetector):
 
     def _reset(self) -> None:
         self.n_skipped = 0
-
-    def _params(self) -> dict:
-        return {
-            "source": self.source,
-            "action_prefix": self.action_prefix,
-            "skip_actions": list(self.skip_actions),
-            "formation_age": self.formation_age,
-            "formation_count": self.formation_count,
-        }
-
-    def _save_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        meta["n_skipped"] = self.n_skipped
-
-    def _load_state(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-        self.n_skipped = int(meta["n_skipped"])
 
 
 def _read(change: Any) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from labelflow.operators.base import Features, SparseVector
-from labelflow.operators.state import State
+from labelflow.operators.state import Stateful
 
 
-class FeatureScaler:
+class FeatureScaler(Stateful):
     """Scales features online, with statistics learned from the stream itself.
 
     Dense vectors are standardised with running means and variances (Welford), clipped to
@@ -30,6 +30,10 @@ class FeatureScaler:
     >>> np.round(scaler.transform(np.array([3.0, 10.0], dtype=np.float32)), 3).tolist()
     [0.5, -0.5]
     """
+
+    state_settings = ("idf", "clip")
+    state_fields = ("n",)
+    state_arrays = ("_mean", "_m2", "_df")
 
     def __init__(self, *, idf: bool = True, clip: float = 5.0) -> None:
         self.idf = idf
@@ -78,20 +82,3 @@ class FeatureScaler:
         z = np.where(std > 1e-12, (x - self._mean) / np.maximum(std, 1e-12), 0.0)
         np.clip(z, -self.clip, self.clip, out=z)
         return (z / np.sqrt(x.shape[0])).astype(np.float32)
-
-    def state(self) -> State:
-        arrays = {}
-        for name in ("_mean", "_m2", "_df"):
-            value = getattr(self, name)
-            if value is not None:
-                arrays[name.lstrip("_")] = value
-        return State(meta={"idf": self.idf, "clip": self.clip, "n": self.n}, arrays=arrays)
-
-    @classmethod
-    def from_state(cls, state: State) -> FeatureScaler:
-        scaler = cls(idf=state.meta["idf"], clip=state.meta["clip"])
-        scaler.n = state.meta["n"]
-        scaler._mean = state.arrays.get("mean")
-        scaler._m2 = state.arrays.get("m2")
-        scaler._df = state.arrays.get("df")
-        return scaler

@@ -31,7 +31,7 @@ from labelflow.operators.labels.cluster_statistics import (
 )
 from labelflow.operators.labels.cooccurrence import LabelCooccurrence
 from labelflow.operators.labels.partition import Partition
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 __all__ = ["LabelClusterer", "LabelCooccurrence", "StructureChange"]
 
@@ -181,7 +181,7 @@ class _Node:
         return not self.children
 
 
-class LabelClusterer:
+class LabelClusterer(Stateful):
     """Keeps the label space partitioned into clusters of co-occurring labels, online.
 
     An ODAC-style divisive-agglomerative hierarchy (Rodrigues et al., 2008) over labels instead of
@@ -338,6 +338,22 @@ class LabelClusterer:
     Neves, L. S., et al. (2025). Online hierarchical partitioning of the output space in extreme
     multi-label data streams (iHOMER). ECAI 2025.
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_readable = {"format": _READABLE_FORMATS}
+    state_settings_key = "settings"
+    state_settings = (
+        "delta",
+        "tie_threshold",
+        "grace_period",
+        "min_dwell",
+        "max_cluster_size",
+        "min_cluster_size",
+        "fading_factor",
+        "max_pending_events",
+    )
+    state_fields = ("_position", "_version", "_next_node_id", "n_dropped_events")
+    state_children = ("cooccurrence",)
 
     def __init__(
         self,
@@ -929,20 +945,8 @@ class LabelClusterer:
 
     # ------------------------------------------------------------------ state
 
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "delta": self.delta,
-            "tie_threshold": self.tie_threshold,
-            "grace_period": self.grace_period,
-            "min_dwell": self.min_dwell,
-            "max_cluster_size": self.max_cluster_size,
-            "min_cluster_size": self.min_cluster_size,
-            "fading_factor": self.fading_factor,
-            "max_pending_events": self.max_pending_events,
-        }
-
-    def state(self) -> State:
-        """Settings, counts, hierarchy and pending events as arrays + JSON (exact round trip)."""
+    def _save_state(self, state: State) -> None:
+        """The hierarchy and pending events (the counts are the child state ``cooccurrence``)."""
         nodes = list(self._nodes.values())
         children = np.full((len(nodes), 2), -1, dtype=np.int64)
         for i, node in enumerate(nodes):
@@ -955,17 +959,9 @@ class LabelClusterer:
             for side, group in enumerate(node.merged_sides)
             for label in group
         ]
-        state = State(
-            meta={
-                "format": STATE_FORMAT,
-                "settings": self._settings(),
-                "position": self._position,
-                "version": self._version,
-                "next_node_id": self._next_node_id,
-                "n_dropped_events": self.n_dropped_events,
-                "events": [event.to_dict() for event in self._events],
-            },
-            arrays={
+        state.meta["events"] = [event.to_dict() for event in self._events]
+        state.arrays.update(
+            {
                 "leaf_of": np.asarray(self._leaf_of, dtype=np.int64),
                 "first_seen": np.asarray(self._first_seen, dtype=np.int64),
                 "node_id": np.array([n.node_id for n in nodes], dtype=np.int64),
@@ -980,36 +976,22 @@ class LabelClusterer:
                     [[n.line_association, n.line_bound] for n in nodes], dtype=np.float64
                 ).reshape(len(nodes), 2),
                 "merged_sides": np.array(merged_rows, dtype=np.int64).reshape(len(merged_rows), 3),
-            },
+            }
         )
-        state.attach("cooccurrence", self.cooccurrence.state())
-        return state
 
-    @classmethod
-    def from_state(cls, state: State) -> LabelClusterer:
-        fmt = state.meta.get("format")
-        if fmt not in _READABLE_FORMATS:
-            raise ValueError(
-                f"cannot restore LabelClusterer from state format {fmt!r} (expected one of {_READABLE_FORMATS})"
-            )
-        clusterer = cls(**state.meta["settings"])
-        clusterer.cooccurrence = LabelCooccurrence.from_state(state.detach("cooccurrence"))
-        clusterer._position = int(state.meta["position"])
-        clusterer._version = int(state.meta["version"])
-        clusterer._next_node_id = int(state.meta["next_node_id"])
-        clusterer.n_dropped_events = int(state.meta["n_dropped_events"])
-        clusterer._events.extend(StructureChange.from_dict(e) for e in state.meta["events"])
+    def _load_state(self, state: State) -> None:
+        self._events.extend(StructureChange.from_dict(e) for e in state.meta["events"])
         a = state.arrays
-        clusterer._leaf_of = [int(v) for v in a["leaf_of"]]
-        if len(clusterer._leaf_of) != clusterer.cooccurrence.n_labels:
+        self._leaf_of = [int(v) for v in a["leaf_of"]]
+        if len(self._leaf_of) != self.cooccurrence.n_labels:
             raise ValueError("corrupt LabelClusterer state: label counts and cluster map differ in length")
         # States written before first-seen positions were kept: every label counts as seen from the start.
-        first_seen = a["first_seen"].tolist() if "first_seen" in a else [0] * len(clusterer._leaf_of)
-        if len(first_seen) != len(clusterer._leaf_of):
+        first_seen = a["first_seen"].tolist() if "first_seen" in a else [0] * len(self._leaf_of)
+        if len(first_seen) != len(self._leaf_of):
             raise ValueError(
                 "corrupt LabelClusterer state: first-seen positions and cluster map differ in length"
             )
-        clusterer._first_seen = [int(v) for v in first_seen]
+        self._first_seen = [int(v) for v in first_seen]
         for i, node_id in enumerate(a["node_id"].tolist()):
             node = _Node(node_id, int(a["node_parent"][i]), [], int(a["node_changed_at"][i]))
             node.children = tuple(int(c) for c in a["node_children"][i] if c >= 0)
@@ -1017,27 +999,26 @@ class LabelClusterer:
             node.split_d1, node.split_mean, node.split_bound = (float(v) for v in a["node_split"][i])
             if "node_line" in a:
                 node.line_association, node.line_bound = (float(v) for v in a["node_line"][i])
-            clusterer._nodes[node_id] = node
+            self._nodes[node_id] = node
         if "merged_sides" in a:
             groups: dict[int, tuple[list[int], list[int]]] = {}
             for node_id, side, label in a["merged_sides"].tolist():
-                if node_id not in clusterer._nodes or side not in (0, 1):
+                if node_id not in self._nodes or side not in (0, 1):
                     raise ValueError(
                         f"corrupt LabelClusterer state: merged side {side} of unknown node {node_id}"
                     )
                 groups.setdefault(node_id, ([], []))[side].append(label)
             for node_id, (first, second) in groups.items():
-                clusterer._nodes[node_id].merged_sides = (tuple(first), tuple(second))
-        for label, leaf in enumerate(clusterer._leaf_of):
-            node = clusterer._nodes.get(leaf)
+                self._nodes[node_id].merged_sides = (tuple(first), tuple(second))
+        for label, leaf in enumerate(self._leaf_of):
+            node = self._nodes.get(leaf)
             if node is None or not node.is_leaf:
                 raise ValueError(f"corrupt LabelClusterer state: label {label} maps to {leaf}, not a leaf")
             node.labels.append(label)
-        if any(node.is_leaf and not node.labels for node in clusterer._nodes.values()):
+        if any(node.is_leaf and not node.labels for node in self._nodes.values()):
             raise ValueError("corrupt LabelClusterer state: an empty leaf")
-        clusterer._partition = None
-        clusterer._order = None
-        return clusterer
+        self._partition = None
+        self._order = None
 
 
 def _record_line(node: _Node, across: Association | None) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = "labelflow.label_cooccurrence/2"
 # /1 had no squared-weight counts; it restores with the conservative sample-size ratio 1 for every label.
@@ -20,7 +20,7 @@ _READABLE_FORMATS = ("labelflow.label_cooccurrence/1", STATE_FORMAT)
 _RENORMALISE_ABOVE = 2.0**100
 
 
-class LabelCooccurrence:
+class LabelCooccurrence(Stateful):
     """Exponentially faded counts of labels and label pairs over a stream of label sets.
 
     After ``t`` instances, the faded count of an event is ``sum_s fading_factor**(t - s)`` over the
@@ -57,6 +57,11 @@ class LabelCooccurrence:
     >>> round(stats.distance(0, 1), 4), stats.distance(0, 2)
     (0.3333, 1.0)
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_readable = {"format": _READABLE_FORMATS}
+    state_settings = ("fading_factor", "prune_below")
+    state_fields = ("n_updates",)
 
     def __init__(self, fading_factor: float = 1.0, prune_below: float = 1e-4) -> None:
         if not 0.0 < fading_factor <= 1.0:
@@ -213,7 +218,7 @@ class LabelCooccurrence:
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> State:
+    def _save_state(self, state: State) -> None:
         rows: list[int] = []
         cols: list[int] = []
         values: list[float] = []
@@ -222,56 +227,41 @@ class LabelCooccurrence:
             rows.extend([a] * len(row))
             cols.extend(row.keys())
             values.extend(row.values())
-        return State(
-            meta={
-                "format": STATE_FORMAT,
-                "fading_factor": self.fading_factor,
-                "prune_below": self.prune_below,
-                "n_updates": self.n_updates,
-            },
-            arrays={
+        state.arrays.update(
+            {
                 "scalars": np.array([self._weight, self._instances], dtype=np.float64),
                 "counts": np.asarray(self._counts, dtype=np.float64),
                 "counts_sq": np.asarray(self._counts_sq, dtype=np.float64),
                 "pair_rows": np.asarray(rows, dtype=np.int64),
                 "pair_cols": np.asarray(cols, dtype=np.int64),
                 "pair_values": np.asarray(values, dtype=np.float64),
-            },
+            }
         )
 
-    @classmethod
-    def from_state(cls, state: State) -> LabelCooccurrence:
-        fmt = state.meta.get("format")
-        if fmt not in _READABLE_FORMATS:
-            raise ValueError(
-                f"cannot restore LabelCooccurrence from state format {fmt!r} (expected one of {_READABLE_FORMATS})"
-            )
-        stats = cls(fading_factor=state.meta["fading_factor"], prune_below=state.meta["prune_below"])
-        stats.n_updates = int(state.meta["n_updates"])
+    def _load_state(self, state: State) -> None:
         weight, instances = (float(v) for v in state.arrays["scalars"])
         if not (math.isfinite(weight) and weight > 0.0):
             raise ValueError(f"corrupt LabelCooccurrence state: weight {weight!r}")
-        stats._weight, stats._instances = weight, instances
-        stats._counts = [float(c) for c in state.arrays["counts"]]
+        self._weight, self._instances = weight, instances
+        self._counts = [float(c) for c in state.arrays["counts"]]
         if "counts_sq" in state.arrays:
-            stats._counts_sq = [float(c) for c in state.arrays["counts_sq"]]
-            if len(stats._counts_sq) != len(stats._counts):
+            self._counts_sq = [float(c) for c in state.arrays["counts_sq"]]
+            if len(self._counts_sq) != len(self._counts):
                 raise ValueError(
                     "corrupt LabelCooccurrence state: counts and squared counts differ in length"
                 )
         else:  # format /1: the largest possible sum of squares, sample-size ratio 1 (conservative)
-            stats._counts_sq = [c * weight for c in stats._counts]
-        stats._pairs = [{} for _ in stats._counts]
+            self._counts_sq = [c * weight for c in self._counts]
+        self._pairs = [{} for _ in self._counts]
         rows, cols, values = (state.arrays[k] for k in ("pair_rows", "pair_cols", "pair_values"))
         if not (rows.shape == cols.shape == values.shape):
             raise ValueError("corrupt LabelCooccurrence state: pair arrays differ in length")
-        n = len(stats._counts)
+        n = len(self._counts)
         if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n or cols.max() >= n):
             raise ValueError("corrupt LabelCooccurrence state: pair ids outside the label range")
-        pairs = stats._pairs
+        pairs = self._pairs
         for a, b, v in zip(rows.tolist(), cols.tolist(), values.tolist()):
             pairs[a][b] = v
-        return stats
 
 
 def jaccard_distance(count_a: float, count_b: float, co_count: float) -> float:

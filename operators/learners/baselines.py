@@ -21,7 +21,7 @@ from labelflow.operators.features.scaling import FeatureScaler
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 ADAGRAD_OVR_FORMAT = "labelflow.adagrad-ovr/1"
 
@@ -40,7 +40,7 @@ class _KnownLabels:
         return new
 
 
-class NoChangeClassifier(MultiLabelClassifier):
+class NoChangeClassifier(MultiLabelClassifier, Stateful):
     """Predicts the label set of the previous instance (the "no-change" baseline).
 
     Strong on ordered streams: in Scene, 87.6% of consecutive instances share their label set.
@@ -59,6 +59,8 @@ class NoChangeClassifier(MultiLabelClassifier):
     >>> model.predict_with_scores(None)
     ({'weather'}, {'sport': 0.0, 'news': 0.0, 'weather': 1.0})
     """
+
+    state_header = {"kind": "no-change"}
 
     def __init__(self) -> None:
         self._known = _KnownLabels()
@@ -83,15 +85,12 @@ class NoChangeClassifier(MultiLabelClassifier):
     def labels(self) -> list[Label]:
         return list(self._known.names)
 
-    def state(self) -> State:
-        return State(meta={"kind": "no-change", "labels": self.labels, "last": sorted(self._last, key=str)})
+    def _save_state(self, state: State) -> None:
+        state.meta.update(labels=self.labels, last=sorted(self._last, key=str))
 
-    @classmethod
-    def from_state(cls, state: State) -> NoChangeClassifier:
-        model = cls()
-        model._known.add(state.meta["labels"])
-        model._last = frozenset(state.meta["last"])
-        return model
+    def _load_state(self, state: State) -> None:
+        self._known.add(state.meta["labels"])
+        self._last = frozenset(state.meta["last"])
 
 
 class MajorityLabelSetClassifier(MultiLabelClassifier):
@@ -282,7 +281,7 @@ class RiverMultiLabel(MultiLabelClassifier):
         return f"RiverMultiLabel({self.name})"
 
 
-class AdaGradOneVsRest(MultiLabelClassifier):
+class AdaGradOneVsRest(MultiLabelClassifier, Stateful):
     """One-vs-rest AdaGrad logistic regressions with one pooled decision threshold.
 
     The simplest strong rival of the default learner, reported beside it in every benchmark table:
@@ -305,6 +304,11 @@ class AdaGradOneVsRest(MultiLabelClassifier):
     >>> model.predict_one(np.array([1.0, 0.0], dtype=np.float32))
     {'a'}
     """
+
+    state_header = {"format": ADAGRAD_OVR_FORMAT}
+    state_settings = ("learning_rate", "idf")
+    state_children = ("label_index", "scaler", "heads", "thresholds")
+    state_keys = {"label_index": "labels"}
 
     def __init__(self, *, learning_rate: float = 4.0, idf: bool = True) -> None:
         self.learning_rate = learning_rate
@@ -354,25 +358,3 @@ class AdaGradOneVsRest(MultiLabelClassifier):
     @property
     def labels(self) -> list[Label]:
         return self.label_index.names
-
-    def state(self) -> State:
-        state = State(
-            meta={"format": ADAGRAD_OVR_FORMAT, "learning_rate": self.learning_rate, "idf": self.idf}
-        )
-        state.attach("labels", self.label_index.state())
-        state.attach("scaler", self.scaler.state())
-        state.attach("heads", self.heads.state())
-        state.attach("thresholds", self.thresholds.state())
-        return state
-
-    @classmethod
-    def from_state(cls, state: State) -> AdaGradOneVsRest:
-        fmt = state.meta.get("format")
-        if fmt != ADAGRAD_OVR_FORMAT:
-            raise ValueError(f"cannot restore an AdaGradOneVsRest from state format {fmt!r}")
-        model = cls(learning_rate=state.meta["learning_rate"], idf=state.meta["idf"])
-        model.label_index = LabelIndex.from_state(state.detach("labels"))
-        model.scaler = FeatureScaler.from_state(state.detach("scaler"))
-        model.heads = LinearHeads.from_state(state.detach("heads"))
-        model.thresholds = AdaptiveThresholds.from_state(state.detach("thresholds"))
-        return model

@@ -18,9 +18,8 @@ from labelflow.operators.drift import (
     LabelStructureDriftAdapter,
     PerformanceDriftMonitor,
 )
-from labelflow.operators.drift.base import detector_from_state
 from labelflow.operators.learners.linear import LinearHeads
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 Adaptation = Literal["background", "reset", "none"]
 ADAPTATIONS: tuple[str, ...] = ("background", "reset", "none")
@@ -50,7 +49,7 @@ class _Observation:
     position: int
 
 
-class DriftHandler:
+class DriftHandler(Stateful):
     """Watches a partitioned classifier for drift and adapts its label clusters.
 
     * Performance, per label cluster and globally (:class:`PerformanceDriftMonitor`): a cluster's error
@@ -72,6 +71,21 @@ class DriftHandler:
     Events come out of :meth:`drain` as :class:`DriftEvent` with label names and the action taken.
     Each detector can be switched off (``watch_*``); without ``watch_performance`` nothing adapts.
     """
+
+    state_settings = (
+        "adaptation",
+        "performance_delta",
+        "warning_delta",
+        "watch_performance",
+        "watch_inputs",
+        "watch_label_priors",
+        "watch_label_dependence",
+        "cooldown",
+        "block",
+    )
+    state_fields = ("n_adaptations", "_levels", "_keys", "_background_since")
+    state_arrays = ("_cluster_index",)
+    state_children = ("monitor", "structure", "label_priors", "dependence", "inputs")
 
     def __init__(
         self,
@@ -284,81 +298,28 @@ class DriftHandler:
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> State:
-        state = State(
-            meta={
-                "adaptation": self.adaptation,
-                "performance_delta": self.performance_delta,
-                "warning_delta": self.warning_delta,
-                "watch_performance": self.watch_performance,
-                "watch_inputs": self.watch_inputs,
-                "watch_label_priors": self.watch_label_priors,
-                "watch_label_dependence": self.watch_label_dependence,
-                "cooldown": self.cooldown,
-                "n_adaptations": self.n_adaptations,
-                "levels": {level: list(labels) for level, labels in self._levels.items()},
-                "background": {level: list(labels) for level, (labels, _) in self.background.items()},
-                "keys": self._keys,
-                "block": self.block,
-                "background_since": self._background_since,
-                "pending_positions": [item.position for item in self._pending],
-            },
-            arrays={"cluster_index": self._cluster_index},
-        )
+    def _save_state(self, state: State) -> None:
+        state.meta["background"] = {level: list(labels) for level, (labels, _) in self.background.items()}
+        state.meta["pending_positions"] = [item.position for item in self._pending]
         for i, item in enumerate(self._pending):
             _pack_input(state.arrays, f"pending{i}", item.scaled)
             state.arrays[f"pending{i}/predicted"] = item.predicted
             state.arrays[f"pending{i}/truth"] = item.truth
-        state.attach("monitor", self.monitor.state())
-        state.attach("structure", self.structure.state())
-        if self.label_priors is not None:
-            state.attach("label_priors", self.label_priors.state())
-        if self.dependence is not None:
-            state.attach("dependence", self.dependence.state())
-        if self.inputs is not None:
-            state.attach("inputs", self.inputs.state())
         for i, (_, heads) in enumerate(self.background.values()):
             state.attach(f"background{i}", heads.state())
-        return state
 
-    @classmethod
-    def from_state(cls, state: State) -> DriftHandler:
-        m = state.meta
-        handler = cls(
-            adaptation=m["adaptation"],
-            performance_delta=m["performance_delta"],
-            warning_delta=m["warning_delta"],
-            watch_performance=m.get("watch_performance", True),
-            watch_inputs=m["watch_inputs"],
-            watch_label_priors=m["watch_label_priors"],
-            watch_label_dependence=m["watch_label_dependence"],
-            cooldown=m["cooldown"],
-            block=m["block"],
-        )
-        handler.n_adaptations = m["n_adaptations"]
-        handler._levels = {level: tuple(labels) for level, labels in m["levels"].items()}
-        handler._keys = list(m["keys"])
-        handler._cluster_index = state.arrays["cluster_index"]
-        handler._background_since = {level: int(since) for level, since in m["background_since"].items()}
-        handler._pending = [
+    def _load_state(self, state: State) -> None:
+        self._levels = {level: tuple(labels) for level, labels in self._levels.items()}
+        self._pending = [
             _Observation(
                 _unpack_input(state.arrays, f"pending{i}"),
                 state.arrays[f"pending{i}/predicted"].astype(bool),
                 state.arrays[f"pending{i}/truth"],
                 int(position),
             )
-            for i, position in enumerate(m["pending_positions"])
+            for i, position in enumerate(state.meta["pending_positions"])
         ]
-        handler.monitor = PerformanceDriftMonitor.from_state(state.detach("monitor"))
-        handler.structure = detector_from_state(state.detach("structure"))
-        if handler.label_priors is not None:
-            handler.label_priors = detector_from_state(state.detach("label_priors"))
-        if handler.dependence is not None:
-            handler.dependence = detector_from_state(state.detach("dependence"))
-        if handler.inputs is not None:
-            handler.inputs = detector_from_state(state.detach("inputs"))
-        handler.background = {
+        self.background = {
             level: (tuple(labels), LinearHeads.from_state(state.detach(f"background{i}")))
-            for i, (level, labels) in enumerate(m["background"].items())
+            for i, (level, labels) in enumerate(state.meta["background"].items())
         }
-        return handler

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from labelflow.operators.state import State
+from labelflow.operators.state import Stateful
 
 
-class LabelIndex:
+class LabelIndex(Stateful):
     """Label names to dense ids ``0..n-1`` in order of first appearance; never shrinks.
 
     Names must be JSON-serialisable scalars (strings in the product) because they are checkpointed.
@@ -18,6 +18,8 @@ class LabelIndex:
     >>> index.ids(["unknown"], add=False)
     []
     """
+
+    state_settings = ("names",)
 
     def __init__(self, names: Iterable[Hashable] = ()) -> None:
         self._names: list[Hashable] = []
@@ -65,10 +67,3 @@ class LabelIndex:
 
     def __contains__(self, name: object) -> bool:
         return name in self._ids
-
-    def state(self) -> State:
-        return State(meta={"names": list(self._names)})
-
-    @classmethod
-    def from_state(cls, state: State) -> LabelIndex:
-        return cls(state.meta["names"])

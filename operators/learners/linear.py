@@ -7,7 +7,7 @@ import numpy as np
 from labelflow.operators.base import Features, SparseVector
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.sparse_batch import compact_rows
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 # Labels restarted by drift handling keep their own step sizes until these are within 10% of the shared
 # ones: once the instances seen in all are 1 / (1 - 1 / 1.1**2) = 5.8x those seen before the restart.
@@ -15,7 +15,7 @@ _RESTART_MERGE_FRACTION = 1.0 - 1.0 / 1.1**2
 _MAX_RESTARTED_GROUPS = 16  # each keeps one accumulator snapshot of (dim + 1) floats
 
 
-class LinearHeads:
+class LinearHeads(Stateful):
     """One online logistic regression per label, stored as a single ``(dim + 1, labels)`` matrix.
 
     A step costs ``O(nnz(x) * labels)`` with no Python loop over labels. Learning rates adapt per
@@ -45,6 +45,10 @@ class LinearHeads:
     >>> (heads.probabilities(x, n_labels=2) > 0.5).tolist()
     [True, False]
     """
+
+    state_settings = ("learning_rate", "l2", "adagrad_offset")
+    state_fields = ("dim",)
+    state_arrays = ("weights", "_g2")
 
     def __init__(self, *, learning_rate: float = 0.5, l2: float = 0.0, adagrad_offset: float = 1.0) -> None:
         self.learning_rate = learning_rate
@@ -193,36 +197,13 @@ class LinearHeads:
         """Labels whose step sizes currently count from a restart (:meth:`reset` or :meth:`adopt`)."""
         return sorted(int(label) for labels, _ in self._restarted for label in labels)
 
-    def state(self) -> State:
-        arrays = {"weights": self.weights, "g2": self._g2}
+    def _save_state(self, state: State) -> None:
+        state.meta["n_restarted"] = len(self._restarted)
         for i, (labels, snapshot) in enumerate(self._restarted):
-            arrays[f"restarted{i}/labels"], arrays[f"restarted{i}/g2"] = labels, snapshot
-        return State(
-            meta={
-                "learning_rate": self.learning_rate,
-                "l2": self.l2,
-                "adagrad_offset": self.adagrad_offset,
-                "dim": self.dim,
-                "n_restarted": len(self._restarted),
-            },
-            arrays=arrays,
-        )
+            state.arrays[f"restarted{i}/labels"], state.arrays[f"restarted{i}/g2"] = labels, snapshot
 
-    @classmethod
-    def from_state(cls, state: State) -> LinearHeads:
-        heads = cls(
-            learning_rate=state.meta["learning_rate"],
-            l2=state.meta["l2"],
-            adagrad_offset=state.meta["adagrad_offset"],
-        )
-        heads.dim = state.meta["dim"]
-        heads.weights = state.arrays["weights"].astype(np.float32)
-        heads._g2 = state.arrays["g2"].astype(np.float32)
-        heads._restarted = [
-            (
-                state.arrays[f"restarted{i}/labels"].astype(np.int64),
-                state.arrays[f"restarted{i}/g2"].astype(np.float32),
-            )
+    def _load_state(self, state: State) -> None:
+        self._restarted = [
+            (state.arrays[f"restarted{i}/labels"], state.arrays[f"restarted{i}/g2"])
             for i in range(state.meta.get("n_restarted", 0))
         ]
-        return heads

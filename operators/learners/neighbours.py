@@ -9,13 +9,13 @@ import numpy as np
 from labelflow.operators.base import Features, SparseVector
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.sparse_batch import compact_rows
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 #: An instance as the window stores it: a unit dense vector, or unit sparse ``(indices, values)``.
 Embedded = np.ndarray | tuple[np.ndarray, np.ndarray]
 
 
-class RecentNeighbours:
+class RecentNeighbours(Stateful):
     """Label frequencies among the ``k`` most similar of the last ``window`` labelled instances.
 
     Vectors are compared by cosine similarity. Dense inputs are kept as a ``(window, dim)`` matrix and a
@@ -43,6 +43,10 @@ class RecentNeighbours:
     >>> bool(votes[0] > votes[1])
     True
     """
+
+    state_settings = ("window", "k", "sketch_dim", "prior_weight")
+    state_fields = ("size", "cursor", "n_seen", "_dim_in", "_sparse")
+    state_arrays = ("_labels", "_label_totals", "_vectors")
 
     def __init__(
         self, *, window: int = 1000, k: int = 15, sketch_dim: int = 2048, prior_weight: float = 1.0
@@ -190,35 +194,9 @@ class RecentNeighbours:
         self.cursor = (self.cursor + 1) % self.window
         self.size = min(self.size + 1, self.window)
 
-    def state(self) -> State:
-        meta = {
-            "window": self.window,
-            "k": self.k,
-            "sketch_dim": self.sketch_dim,
-            "prior_weight": self.prior_weight,
-            "size": self.size,
-            "cursor": self.cursor,
-            "n_seen": self.n_seen,
-            "dim_in": self._dim_in,
-            "sparse": self._sparse,
-        }
-        arrays = {"labels": self._labels, "label_totals": self._label_totals}
-        if self._vectors is not None:
-            arrays["vectors"] = self._vectors
-        return State(meta=meta, arrays=arrays)
-
-    @classmethod
-    def from_state(cls, state: State) -> RecentNeighbours:
-        m = state.meta
-        knn = cls(window=m["window"], k=m["k"], sketch_dim=m["sketch_dim"], prior_weight=m["prior_weight"])
-        knn.size, knn.cursor, knn.n_seen, knn._dim_in = m["size"], m["cursor"], m["n_seen"], m["dim_in"]
-        knn._labels = state.arrays["labels"]
-        knn._label_totals = state.arrays["label_totals"]
-        knn._vectors = state.arrays.get("vectors")
-        knn._sparse = bool(m["sparse"])
-        if knn._sparse and knn._vectors is not None:
-            columns = knn._vectors.T
-            knn._slot_indices = [np.flatnonzero(columns[i]) for i in range(knn.window)]
-        if knn._sparse and knn._dim_in is not None and knn._dim_in > knn.sketch_dim:
-            knn._make_sketch(knn._dim_in)
-        return knn
+    def _load_state(self, state: State) -> None:
+        if self._sparse and self._vectors is not None:
+            columns = self._vectors.T
+            self._slot_indices = [np.flatnonzero(columns[i]) for i in range(self.window)]
+        if self._sparse and self._dim_in is not None and self._dim_in > self.sketch_dim:
+            self._make_sketch(self._dim_in)

@@ -17,7 +17,7 @@ from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.learners.neighbours import RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
-from labelflow.operators.state import State
+from labelflow.operators.state import Stateful
 
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
@@ -55,7 +55,7 @@ class _Forward:
     decided: np.ndarray | None = None
 
 
-class PartitionedClassifier(MultiLabelClassifier):
+class PartitionedClassifier(MultiLabelClassifier, Stateful):
     """Online multi-label classifier over a label space partitioned into clusters of correlated labels.
 
     The method follows iHOMER (Neves et al., ECAI 2025) as corrected in ARCHITECTURE.md: a
@@ -128,6 +128,37 @@ class PartitionedClassifier(MultiLabelClassifier):
     >>> sorted(model.predict_one(np.zeros(4, dtype=np.float32)))
     ['politics']
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_settings_key = "settings"
+    state_settings = (
+        "learning_rate",
+        "neighbours_window",
+        "neighbours_k",
+        "stack_learning_rate",
+        "label_set_prior",
+        "temporal_context",
+        "at_least_one",
+        "idf",
+        "adagrad_offset",
+        "drift_adaptation",
+        "drift_detectors",
+        "adaptive_thresholds",
+        "threshold_shrinkage",
+    )
+    state_fields = ("n_learned", "_partition_version")
+    state_arrays = ("_stack", "_stack_g2", "_recent")
+    state_children = (
+        "label_index",
+        "scaler",
+        "heads",
+        "neighbours",
+        "thresholds",
+        "decoder",
+        "clusterer",
+        "drift",
+    )
+    state_keys = {"label_index": "labels"}
 
     def __init__(
         self,
@@ -439,76 +470,6 @@ class PartitionedClassifier(MultiLabelClassifier):
         self._cached = None
 
     # ------------------------------------------------------------------ state
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "learning_rate": self.learning_rate,
-            "neighbours_window": self.neighbours_window,
-            "neighbours_k": self.neighbours_k,
-            "stack_learning_rate": self.stack_learning_rate,
-            "label_set_prior": self.label_set_prior,
-            "temporal_context": self.temporal_context,
-            "at_least_one": self.at_least_one,
-            "idf": self.idf,
-            "adagrad_offset": self.adagrad_offset,
-            "drift_adaptation": self.drift_adaptation,
-            "drift_detectors": list(self.drift_detectors),
-            "adaptive_thresholds": self.adaptive_thresholds,
-            "threshold_shrinkage": self.threshold_shrinkage
-            if np.isfinite(self.threshold_shrinkage)
-            else None,
-        }
-
-    def state(self) -> State:
-        state = State(
-            meta={
-                "format": STATE_FORMAT,
-                "settings": self._settings(),
-                "n_learned": self.n_learned,
-                "partition_version": self._partition_version,
-            },
-            arrays={"stack": self._stack, "stack_g2": self._stack_g2, "recent": self._recent},
-        )
-        state.attach("labels", self.label_index.state())
-        state.attach("scaler", self.scaler.state())
-        state.attach("heads", self.heads.state())
-        if self.neighbours is not None:
-            state.attach("neighbours", self.neighbours.state())
-        if self.thresholds is not None:
-            state.attach("thresholds", self.thresholds.state())
-        state.attach("decoder", self.decoder.state())
-        state.attach("clusterer", self.clusterer.state())
-        state.attach("drift", self.drift.state())
-        return state
-
-    @classmethod
-    def from_state(cls, state: State) -> PartitionedClassifier:
-        fmt = state.meta.get("format")
-        if fmt != STATE_FORMAT:
-            raise ValueError(
-                f"cannot restore a PartitionedClassifier from state format {fmt!r} (expected {STATE_FORMAT!r})"
-            )
-        from labelflow.operators.labels.clustering import LabelClusterer
-
-        settings = dict(state.meta["settings"])
-        if settings["threshold_shrinkage"] is None:
-            settings["threshold_shrinkage"] = float("inf")
-        model = cls(**settings, clusterer=LabelClusterer.from_state(state.detach("clusterer")))
-        model.n_learned = state.meta["n_learned"]
-        model._partition_version = state.meta["partition_version"]
-        model._stack = state.arrays["stack"].astype(np.float32)
-        model._stack_g2 = state.arrays["stack_g2"].astype(np.float32)
-        model._recent = state.arrays["recent"].astype(np.float32)
-        model.label_index = LabelIndex.from_state(state.detach("labels"))
-        model.scaler = FeatureScaler.from_state(state.detach("scaler"))
-        model.heads = LinearHeads.from_state(state.detach("heads"))
-        if model.neighbours is not None:
-            model.neighbours = RecentNeighbours.from_state(state.detach("neighbours"))
-        if model.thresholds is not None:
-            model.thresholds = AdaptiveThresholds.from_state(state.detach("thresholds"))
-        model.decoder = LabelSetDecoder.from_state(state.detach("decoder"))
-        model.drift = DriftHandler.from_state(state.detach("drift"))
-        return model
 
 
 def _pad(values: np.ndarray, n: int, fill: float) -> np.ndarray:

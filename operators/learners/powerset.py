@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 LabelSet = tuple[int, ...]
 _COMPILED = (
@@ -88,7 +88,7 @@ def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
             target.add(tuple(sorted(target_cols[i] for i in present)), float(source.counts[row]))
 
 
-class LabelSetDecoder:
+class LabelSetDecoder(Stateful):
     """Chooses, per label cluster, the most probable label subset given per-label evidence.
 
     Every cluster keeps the faded counts of the subsets of its labels seen in the stream. Given
@@ -119,6 +119,9 @@ class LabelSetDecoder:
     >>> decoder.decode(np.array([2.0, -0.5, -3.0])).tolist()
     [True, True, False]
     """
+
+    state_settings = ("prior_weight", "fading_factor", "refresh_every", "max_label_sets")
+    state_fields = ("_total", "_weight", "n_learned", "n_empty", "_compiled", "_compiled_at")
 
     def __init__(
         self,
@@ -433,51 +436,29 @@ class LabelSetDecoder:
             out[row, row_labels[start : start + lengths[chosen]]] = True
         return out
 
-    def state(self) -> State:
+    def _save_state(self, state: State) -> None:
         keys = list(self._label_sets.keys())
-        lengths = np.array([len(k) for k in keys], dtype=np.int64)
-        flat = np.array([label for k in keys for label in k], dtype=np.int64)
-        counts = np.array([self._label_sets[k] for k in keys], dtype=np.float64)
-        meta = {
-            "prior_weight": self.prior_weight,
-            "fading_factor": self.fading_factor,
-            "refresh_every": self.refresh_every,
-            "max_label_sets": self.max_label_sets,
-            "total": self._total,
-            "weight": self._weight,
-            "n_learned": self.n_learned,
-            "n_empty": self.n_empty,
-            "clusters": [[int(label) for label in t.labels] for t in self._clusters],
-            "compiled": self._compiled,
-            "compiled_at": self._compiled_at,
-        }
-        arrays = {"set_lengths": lengths, "set_labels": flat, "set_counts": counts}
+        state.meta["clusters"] = [[int(label) for label in t.labels] for t in self._clusters]
+        state.arrays["set_lengths"] = np.array([len(k) for k in keys], dtype=np.int64)
+        state.arrays["set_labels"] = np.array([label for k in keys for label in k], dtype=np.int64)
+        state.arrays["set_counts"] = np.array([self._label_sets[k] for k in keys], dtype=np.float64)
         if self._compiled:
             # The compiled view lags the counts by design; keeping it makes a restored decoder decide
             # exactly as the original would have.
-            arrays.update({f"compiled/{name}": getattr(self, f"_{name}") for name in _COMPILED})
-        return State(meta=meta, arrays=arrays)
+            state.arrays.update({f"compiled/{name}": getattr(self, f"_{name}") for name in _COMPILED})
 
-    @classmethod
-    def from_state(cls, state: State) -> LabelSetDecoder:
-        m = state.meta
-        decoder = cls(
-            prior_weight=m["prior_weight"],
-            fading_factor=m["fading_factor"],
-            refresh_every=m["refresh_every"],
-            max_label_sets=m["max_label_sets"],
-        )
-        ends = np.cumsum(state.arrays["set_lengths"])
-        starts = ends - state.arrays["set_lengths"]
+    def _load_state(self, state: State) -> None:
+        lengths = state.arrays["set_lengths"]
+        ends = np.cumsum(lengths)
         flat = state.arrays["set_labels"].tolist()
-        for start, end, count in zip(starts.tolist(), ends.tolist(), state.arrays["set_counts"].tolist()):
-            decoder._label_sets[tuple(flat[start:end])] = count
-        decoder._seen_labels = set(flat)
-        decoder._total, decoder._weight = m["total"], m["weight"]
-        decoder.n_learned, decoder.n_empty = m["n_learned"], m["n_empty"]
-        decoder.set_partition(m["clusters"])
-        if m["compiled"]:
+        for start, end, count in zip(
+            (ends - lengths).tolist(), ends.tolist(), state.arrays["set_counts"].tolist()
+        ):
+            self._label_sets[tuple(flat[start:end])] = count
+        self._seen_labels = set(flat)
+        compiled = self._compiled
+        self.set_partition(state.meta["clusters"])  # which forgets the compiled view: restored next
+        if compiled:
             for name in _COMPILED:
-                setattr(decoder, f"_{name}", state.arrays[f"compiled/{name}"])
-            decoder._compiled, decoder._compiled_at = True, m["compiled_at"]
-        return decoder
+                setattr(self, f"_{name}", state.arrays[f"compiled/{name}"])
+            self._compiled = True

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from labelflow.operators.learners.growth import grow_last_axis
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 
 def _log_odds(p: np.ndarray | float) -> np.ndarray | float:
     return np.log(p / (1.0 - p))
 
 
-class AdaptiveThresholds:
+class AdaptiveThresholds(Stateful):
     """F1-maximising decision thresholds learned online from (score, truth) pairs, one per label.
 
     Scores of positive and negative instances are counted in ``bins`` equal-width histograms per label
@@ -38,6 +38,10 @@ class AdaptiveThresholds:
     >>> 0.2 < float(th.values(1)[0]) < 0.35
     True
     """
+
+    state_settings = ("bins", "fading_factor", "refresh_every", "shrinkage", "initial")
+    state_fields = ("_weight", "n_updates")
+    state_arrays = ("_positive", "_negative", "_thresholds")
 
     def __init__(
         self,
@@ -132,38 +136,8 @@ class AdaptiveThresholds:
         self._log_odds[:n_labels] = _log_odds(self._thresholds[:n_labels])
 
     def state(self) -> State:
-        self._flush()
-        meta = {
-            "bins": self.bins,
-            "fading_factor": self.fading_factor,
-            "refresh_every": self.refresh_every,
-            # JSON has no infinity: None stands for "pooled cut only".
-            "shrinkage": self.shrinkage if np.isfinite(self.shrinkage) else None,
-            "initial": self.initial,
-            "weight": self._weight,
-            "n_updates": self.n_updates,
-        }
-        return State(
-            meta=meta,
-            arrays={
-                "positive": self._positive,
-                "negative": self._negative,
-                "thresholds": self._thresholds,
-            },
-        )
+        self._flush()  # pending updates are counted first: the state holds counts only
+        return super().state()
 
-    @classmethod
-    def from_state(cls, state: State) -> AdaptiveThresholds:
-        m = state.meta
-        th = cls(
-            bins=m["bins"],
-            fading_factor=m["fading_factor"],
-            refresh_every=m["refresh_every"],
-            shrinkage=float("inf") if m["shrinkage"] is None else m["shrinkage"],
-            initial=m["initial"],
-        )
-        th._weight, th.n_updates = m["weight"], m["n_updates"]
-        th._positive, th._negative = state.arrays["positive"], state.arrays["negative"]
-        th._thresholds = state.arrays["thresholds"]
-        th._log_odds = _log_odds(th._thresholds).astype(np.float32)
-        return th
+    def _load_state(self, state: State) -> None:
+        self._log_odds = _log_odds(self._thresholds).astype(np.float32)
