@@ -179,6 +179,12 @@ class ScalingClassifier(MultiLabelClassifier):
     @classmethod
     def from_state(cls, state: State) -> ScalingClassifier:
         meta = state.meta
+        if meta.get("format") == PartitionedClassifier.state_header["format"]:
+            # The default learner of releases before this class: the flat learner alone.
+            model = cls()
+            model.flat = PartitionedClassifier.from_state(state)
+            model._dim = model.flat.heads.dim
+            return model
         if meta.get("format") != STATE_FORMAT:
             raise ValueError(
                 f"cannot restore a ScalingClassifier from state format {meta.get('format')!r} "
