@@ -40,8 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from labelflow.operators.datasets.synthetic import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.evaluation.machine import describe_machine
-from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.learners.partitioned import PartitionedClassifier
 
 REPO = Path(__file__).resolve().parents[2]

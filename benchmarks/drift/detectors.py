@@ -61,8 +61,8 @@ from labelflow.operators.drift import (
     LabelStructureDriftAdapter,
     PerformanceDriftDetector,
 )
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.evaluation.machine import cpu_model
-from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.labels.clustering import LabelClusterer
 from labelflow.operators.learners.linear import LinearHeads
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.io.arff import read_arff
 from labelflow.operators.io.jsonl import read_jsonl
 

@@ -26,7 +26,7 @@ class ConcatEmbedder(Embedder):
     --------
     >>> import tempfile
     >>> from labelflow.operators.embedders.static import StaticEmbedder
-    >>> from labelflow.operators.features.hashing import HashingFeaturizer
+    >>> from labelflow.operators.embedders.hashing import HashingFeaturizer
     >>> static = StaticEmbedder(cache_dir=tempfile.mkdtemp(), method="input", dim=16)
     >>> both = ConcatEmbedder([HashingFeaturizer(n_features=2**10), static])
     >>> v = both.embed_one("wheat exports rose")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from labelflow.operators.embedders.base import Embedder
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 
 #: The names ``make_embedder`` accepts.
 EMBEDDERS: tuple[str, ...] = ("hashing", "static", "transformer")
@@ -24,8 +25,6 @@ def make_embedder(name: str, **kwargs: Any) -> Embedder:
     4096
     """
     if name == "hashing":
-        from labelflow.operators.features.hashing import HashingFeaturizer
-
         return HashingFeaturizer(**kwargs)
     if name == "static":
         from labelflow.operators.embedders.static import StaticEmbedder

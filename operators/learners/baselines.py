@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier, SparseVector
-from labelflow.operators.features.scaling import FeatureScaler
+from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.learners.thresholds import AdaptiveThresholds

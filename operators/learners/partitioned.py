@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier
-from labelflow.operators.features.scaling import FeatureScaler
 from labelflow.operators.learners.drift_handling import DriftHandler
+from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads

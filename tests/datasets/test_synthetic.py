@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from labelflow.operators.datasets import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.learners.linear import LinearHeads
 
 

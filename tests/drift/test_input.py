@@ -9,7 +9,7 @@ import pytest
 
 from labelflow.operators.datasets import DriftEventConfig, SyntheticStream, SyntheticStreamConfig
 from labelflow.operators.drift import InputDriftDetector, detector_from_state
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 
 
 def batched(detector: InputDriftDetector, xs, batch: int = 256) -> list:

@@ -9,7 +9,7 @@ import pytest
 
 from labelflow.operators.embedders.base import DenseEmbedder
 from labelflow.operators.embedders.cache import CachedEmbedder, text_digest
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 
 
 class CountingEmbedder(DenseEmbedder):

@@ -7,7 +7,7 @@ import pytest
 from labelflow.operators.embedders.cache import CachedEmbedder
 from labelflow.operators.embedders.checks import EMBEDDER_CHECKS, check_batch_equals_one_by_one
 from labelflow.operators.embedders.concat import ConcatEmbedder
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 
 EMBEDDER_NAMES = (
     "hashing",

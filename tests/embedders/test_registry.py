@@ -7,10 +7,10 @@ import pytest
 
 from labelflow.operators.base import SparseVector
 from labelflow.operators.embedders.concat import ConcatEmbedder
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.embedders.registry import EMBEDDERS, make_embedder
 from labelflow.operators.embedders.static import StaticEmbedder
 from labelflow.operators.embedders.transformer import TransformerEmbedder
-from labelflow.operators.features.hashing import HashingFeaturizer
 
 
 def test_every_name_builds(static_cache_dir):

@@ -13,7 +13,7 @@ MODULES = [
     "labelflow.operators.io.arff",
     "labelflow.operators.io.jsonl",
     "labelflow.operators.io.streams",
-    "labelflow.operators.features.hashing",
+    "labelflow.operators.embedders.hashing",
     "labelflow.operators.evaluation.metrics",
     "labelflow.operators.evaluation.prequential",
     "labelflow.operators.evaluation.machine",

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelflow.operators.base import MultiLabelClassifier
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.evaluation.prequential import _top_k, evaluate_prequential, format_table
-from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.io.arff import read_arff
 from labelflow.operators.io.instances import Instance
 from labelflow.operators.io.jsonl import read_jsonl

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from labelflow.operators.base import SparseVector
-from labelflow.operators.features.scaling import FeatureScaler
+from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.learners.neighbours import RecentNeighbours

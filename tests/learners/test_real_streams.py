@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.evaluation.prequential import evaluate_prequential
-from labelflow.operators.features.hashing import HashingFeaturizer
 from labelflow.operators.io.arff import read_arff
 from labelflow.operators.io.jsonl import read_jsonl
 from labelflow.operators.learners.registry import make_learner

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from labelflow.operators.base import SparseVector
 from labelflow.operators.embedders.base import Embedder
-from labelflow.operators.features.hashing import HashingFeaturizer
+from labelflow.operators.embedders.hashing import HashingFeaturizer
 from labelflow.operators.io.jsonl import read_jsonl
 
 
@@ -101,7 +101,7 @@ def test_the_hash_is_stable_across_processes_and_hash_seeds(tmp_path: Path) -> N
     # Python's own hash() is salted per process; the featurizer must not depend on it.
     text = "Wheat and corn exports rose 3.5 pct in March, the agriculture department said."
     script = (
-        "import json; from labelflow.operators.features.hashing import HashingFeaturizer as H;"
+        "import json; from labelflow.operators.embedders.hashing import HashingFeaturizer as H;"
         f"v = H().transform_one({text!r}); print(json.dumps([v.indices.tolist(), v.values.tolist()]))"
     )
     outputs = []

@@ -1,1 +1,0 @@
-"""Feature extraction and scaling."""
