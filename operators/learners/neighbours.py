@@ -105,6 +105,8 @@ class RecentNeighbours(Stateful):
         return indices, (values / norm if norm > 0 else values)
 
     def _ensure_labels(self, n_labels: int) -> None:
+        if n_labels <= self._labels.shape[1] and n_labels <= self._label_totals.shape[0]:
+            return
         self._labels = grow_last_axis(self._labels, n_labels)
         self._label_totals = grow_last_axis(self._label_totals, n_labels)
 

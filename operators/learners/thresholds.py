@@ -68,6 +68,8 @@ class AdaptiveThresholds(Stateful):
         self.n_updates = 0
 
     def _ensure(self, n_labels: int) -> None:
+        if n_labels <= self._log_odds.shape[0] and n_labels <= self._positive.shape[1]:
+            return
         self._positive = grow_last_axis(self._positive, n_labels)
         self._negative = grow_last_axis(self._negative, n_labels)
         self._thresholds = grow_last_axis(self._thresholds, n_labels, fill=self.initial)
