@@ -81,8 +81,14 @@ class LabelTreeClassifier(MultiLabelClassifier):
         as it fills (8 bytes per weight with its step size: 512 MB at 26 bits).
     negative_floor
         Negatives whose gradient (their predicted probability) is at most this are not updated.
+    max_features
+        A sparse instance keeps only its heaviest features (after idf weighting, renormalised): node
+        evaluations cost features x nodes. On EUR-Lex (~900 hashed uni- and bigrams a document), 128
+        features ran 4x faster than all of them for 0.01 less micro-F1 over the first 5,000 documents.
     learning_rate, adagrad_offset
-        AdaGrad step size ``learning_rate / sqrt(offset + sum of squared gradients)`` per weight.
+        AdaGrad step size ``learning_rate / sqrt(offset + sum of squared gradients)`` per weight. Inputs
+        have unit norm, so single values are small; on the first 5,000 EUR-Lex documents micro-F1 was
+        0.35 / 0.45 / 0.48 / 0.49 / 0.45 at rates 0.5 / 2 / 4 / 8 / 16, and 4 kept P@1 best.
     idf
         Online inverse document frequency weighting of sparse features (see :class:`FeatureScaler`).
     at_least_one
@@ -112,7 +118,8 @@ class LabelTreeClassifier(MultiLabelClassifier):
         bits: int = 20,
         max_bits: int = 26,
         negative_floor: float = 0.01,
-        learning_rate: float = 0.5,
+        max_features: int | None = 128,
+        learning_rate: float = 4.0,
         adagrad_offset: float = 1.0,
         idf: bool = True,
         at_least_one: bool | str = "auto",
@@ -128,6 +135,7 @@ class LabelTreeClassifier(MultiLabelClassifier):
         self.bits = bits
         self.max_bits = max_bits
         self.negative_floor = negative_floor
+        self.max_features = max_features
         self.learning_rate = learning_rate
         self.adagrad_offset = adagrad_offset
         self.idf = idf
@@ -169,9 +177,22 @@ class LabelTreeClassifier(MultiLabelClassifier):
     def _sparse(self, x: Features) -> tuple[np.ndarray, np.ndarray]:
         scaled = self.scaler.transform(x)
         if isinstance(scaled, SparseVector):
-            return scaled.indices, scaled.values
-        indices = np.flatnonzero(scaled)
-        return indices, scaled[indices].astype(np.float32)
+            indices, values = scaled.indices, scaled.values
+        else:
+            indices = np.flatnonzero(scaled)
+            values = scaled[indices].astype(np.float32)
+        if (
+            self.max_features is not None
+            and isinstance(scaled, SparseVector)
+            and indices.shape[0] > self.max_features
+        ):
+            # The heaviest features (after idf weighting) carry most of a long document's signal; the
+            # cost of every node evaluation is linear in the features kept.
+            keep = np.argpartition(-np.abs(values), self.max_features - 1)[: self.max_features]
+            keep.sort()
+            indices, values = indices[keep], values[keep]
+            values = values / max(float(np.sqrt(np.dot(values, values))), 1e-12)
+        return indices, values
 
     def _search(self, x: Features) -> _Search:
         if self._cached is not None and self._cached[0] is x:
@@ -343,6 +364,7 @@ class LabelTreeClassifier(MultiLabelClassifier):
             "bits": self.bits,
             "max_bits": self.max_bits,
             "negative_floor": self.negative_floor,
+            "max_features": self.max_features,
             "learning_rate": self.learning_rate,
             "adagrad_offset": self.adagrad_offset,
             "idf": self.idf,
