@@ -22,7 +22,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -44,6 +44,7 @@ from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.offset_ledger import OffsetLedger, SeekReason
 from labelflow.stream.ordered_batches import OrderedBatcher
+from labelflow.stream.outputs import OutputMessage
 from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounters
 from labelflow.stream.runtime_state import RuntimeState
 from labelflow.stream.stages import ModelSummary, Stage, make_stage
@@ -107,6 +108,10 @@ class Worker:
         Install SIGTERM/SIGINT handlers that stop the worker gracefully (main thread only).
     on_batch
         Called with a ``WorkerProgress`` after every batch (the demo's live display).
+    on_outputs
+        Called with a batch's output messages once they are delivered (flushed), before its offsets
+        are committed: the hook of ``Application``'s callbacks. An exception in it is logged and the
+        worker goes on (a replay after a crash may call it again for the same outputs).
 
     Examples
     --------
@@ -123,11 +128,13 @@ class Worker:
         worker_id: str | None = None,
         handle_signals: bool = True,
         on_batch: Callable[[WorkerProgress], None] | None = None,
+        on_outputs: Callable[[Sequence[OutputMessage]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id or settings.client_id or default_client_id("labelflow-worker")
         self.handle_signals = handle_signals
         self.on_batch = on_batch
+        self.on_outputs = on_outputs
         self._runtime = runtime
         self.metrics = WorkerMetrics()
         self.metrics_port: int | None = None
@@ -286,11 +293,20 @@ class Worker:
             batch.size, batch.max_wait_ms / 1000.0, self._stop, idle_poll_ms=_IDLE_POLL_MS
         )
 
+    def _deliver_outputs(self, outcome: BatchOutcome) -> None:
+        if self.on_outputs is None or not outcome.messages:
+            return
+        try:
+            self.on_outputs(outcome.messages)
+        except Exception:  # noqa: BLE001 - user code must not stop the stream
+            logger.exception("event=output_callback_failed messages=%d", len(outcome.messages))
+
     def _handle(self, records: list[Any]) -> None:
         assert self._producer is not None
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
         outcome = self.stage.process(inputs)
         self._produce(outcome)
+        self._deliver_outputs(outcome)
         self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in records})
         self._dirty = True
         if self._checkpoint_due():
