@@ -113,6 +113,10 @@ class SecuritySettings(_Section):
                 raise ValueError(f"{name} {str(path)!r} is not a readable file")
         return self
 
+    def secret_values(self) -> list[str]:
+        """The secret values themselves, for redacting them from logs."""
+        return [s.get_secret_value() for s in (self.sasl_password, self.ssl_password) if s is not None]
+
     def kafka_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for kafka-python clients (secrets revealed here and only here)."""
         kwargs: dict[str, Any] = {"security_protocol": self.protocol}

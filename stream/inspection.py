@@ -48,7 +48,9 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
         "offsets": {
             topic: {int(p): o for p, o in parts.items()} for topic, parts in checkpoint.offsets.items()
         },
-        "waiting_documents": len(feedback.get("documents", {}).get("ids", [])),
+        "waiting_documents": int(
+            feedback.get("waiting_documents", len(feedback.get("documents", {}).get("ids", [])))
+        ),
         "micro_f1_cumulative": quality.micro_f1_cumulative,
         "scored": quality.scored,
     }

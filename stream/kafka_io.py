@@ -15,6 +15,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from labelflow.stream.config import Settings
+from labelflow.stream.log_redaction import redact_in_logs
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ def default_client_id(prefix: str = "labelflow") -> str:
 
 
 def _common(settings: Settings, client_id: str | None) -> dict[str, Any]:
+    # kafka-python logs its configuration (and SASL requests) at DEBUG: the secrets it is given here
+    # are redacted from every log handler first.
+    redact_in_logs(settings.security.secret_values())
     return {
         "bootstrap_servers": list(settings.brokers),
         "bootstrap_timeout_ms": int(settings.connect_timeout_s * 1000),

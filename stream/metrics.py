@@ -47,6 +47,8 @@ LABELS = f"{PREFIX}_labels"
 CLUSTERS = f"{PREFIX}_clusters"
 PARTITION_VERSION = f"{PREFIX}_partition_version"
 WAITING = f"{PREFIX}_feedback_store_entries"
+WAITING_BYTES = f"{PREFIX}_feedback_store_bytes"
+EVICTIONS = f"{PREFIX}_feedback_store_evictions"
 ASSIGNED_PARTITIONS = f"{PREFIX}_assigned_partitions"
 UP = f"{PREFIX}_worker_up"
 
@@ -62,6 +64,14 @@ _SIMPLE_COUNTERS = {
     "expired_documents": EXPIRED_DOCUMENTS,
 }
 
+# Counters of messages this process produced. A restore does not carry them over: documents replayed
+# after a restore are predicted and produced again, and these counters show those duplicates. Every
+# other runtime counter is restored from the checkpoint and counts each input record once.
+PER_PROCESS = frozenset({"predictions_out", "routed"})
+
+# Appended to the help text of the counters restored from the checkpoint.
+_RESTORED = " Restored from the checkpoint: counts since the model's first document, each record once."
+
 # Batch-time buckets: a batch of a few hundred documents takes milliseconds to a few seconds.
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000)
@@ -75,18 +85,21 @@ class MetricsServerError(RuntimeError):
 class WorkerMetrics:
     """The Prometheus series of one worker, in its own registry.
 
-    Counters mirror the checkpointed runtime counters through ``sync`` (so they continue across a
-    restore: they count since the model's first document); histograms and gauges are process-local.
+    Counters mirror the checkpointed runtime counters through ``sync``: most continue across a restore
+    (they count since the model's first document, each record once); those of ``PER_PROCESS``, the
+    messages produced, count in this process only, replays after a restore included. Histograms and
+    gauges are process-local.
 
     Examples
     --------
     >>> from prometheus_client import generate_latest
     >>> m = WorkerMetrics()
-    >>> m.sync({"documents_in": 3, "dead_letters": {"invalid_json": 1}})
+    >>> m.sync({"documents_in": 3, "predictions_out": 3, "dead_letters": {"invalid_json": 1}}, restored=True)
+    >>> m.sync({"documents_in": 5, "predictions_out": 5})
     >>> m.drift_events.labels(kind="performance", level="global").inc()
     >>> text = generate_latest(m.registry).decode()
-    >>> "labelflow_documents_in_total 3.0" in text
-    True
+    >>> "labelflow_documents_in_total 5.0" in text, "labelflow_predictions_out_total 2.0" in text
+    (True, True)
     """
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
@@ -95,41 +108,51 @@ class WorkerMetrics:
         self._simple = {
             key: Counter(name, help, registry=r)
             for key, (name, help) in {
-                "documents_in": (DOCUMENTS_IN, "Records read from the documents topic."),
-                "feedback_in": (FEEDBACK_IN, "Records read from the labels (feedback) topic."),
+                "documents_in": (DOCUMENTS_IN, "Records read from the documents topic." + _RESTORED),
+                "feedback_in": (FEEDBACK_IN, "Records read from the labels (feedback) topic." + _RESTORED),
                 "predictions_out": (
                     PREDICTIONS_OUT,
-                    "Predictions produced (replays after a restore included).",
+                    "Predictions produced by this process, replays after a restore included (from 0 at "
+                    "each start; role embed: documents re-published with their features).",
                 ),
-                "routed": (ROUTED, "Documents copied to a label routing topic (one per topic)."),
+                "routed": (
+                    ROUTED,
+                    "Documents copied to a label routing topic by this process (one per topic), replays "
+                    "included.",
+                ),
                 "duplicate_documents": (
                     DUPLICATE_DOCUMENTS,
-                    "Labelled documents whose id was already learned: predicted, not learned again.",
+                    "Labelled documents whose id was already learned: predicted, not learned again."
+                    + _RESTORED,
                 ),
                 "expired_documents": (
                     EXPIRED_DOCUMENTS,
-                    "Unlabelled documents dropped from the feedback store (TTL or size) before feedback came.",
+                    "Unlabelled documents dropped from the feedback store (TTL or size) before feedback came."
+                    + _RESTORED,
                 ),
             }.items()
         }
         self.dead_letters = Counter(
             DEAD_LETTERS,
-            "Bad input records sent to the dead-letter topic, by reason.",
+            "Bad input records sent to the dead-letter topic, by reason." + _RESTORED,
             ["reason"],
             registry=r,
         )
         self.learned = Counter(
-            LEARNED, "Labelled documents learned, by where the labels came from.", ["source"], registry=r
+            LEARNED,
+            "Labelled documents learned, by where the labels came from." + _RESTORED,
+            ["source"],
+            registry=r,
         )
         self.feedback = Counter(
             FEEDBACK,
-            "Feedback messages by outcome (matched, early, late, duplicate, unmatched).",
+            "Feedback messages by outcome (matched, early, late, duplicate, unmatched)." + _RESTORED,
             ["outcome"],
             registry=r,
         )
         self.drift_events = Counter(
             DRIFT_EVENTS,
-            "Drift detections by kind and level (global or cluster).",
+            "Drift detections by kind and level (global or cluster)." + _RESTORED,
             ["kind", "level"],
             registry=r,
         )
@@ -191,6 +214,18 @@ class WorkerMetrics:
         self.partition_version = Gauge(
             PARTITION_VERSION, "Version of the current label partition.", registry=r
         )
+        self.waiting_bytes = Gauge(
+            WAITING_BYTES,
+            "Bytes held by the feedback store's waiting entries (bounded by feedback.max_bytes).",
+            registry=r,
+        )
+        self.evictions = Counter(
+            EVICTIONS,
+            "Feedback store entries evicted by its count or byte bound before their time, by kind "
+            "(documents, feedback)." + _RESTORED,
+            ["kind"],
+            registry=r,
+        )
         self.waiting = Gauge(
             WAITING,
             "Entries waiting in the feedback store, by kind (documents, feedback).",
@@ -203,6 +238,8 @@ class WorkerMetrics:
         self.up = Gauge(UP, "1 while the worker loop runs.", registry=r)
         for stage in STAGES:
             self.stage_seconds.labels(stage=stage)
+        for kind in ("documents", "feedback"):  # at 0 from the start, like the drift series below
+            self.evictions.labels(kind=kind)
         # Every drift series exists from the start at 0: Prometheus' increase() cannot see the first
         # event of a series that appears with value 1, and the drift alert would never fire for it.
         for kind in ("performance", "label_prior", "label_structure", "input"):
@@ -215,14 +252,22 @@ class WorkerMetrics:
             lambda: 0.0 if self._checkpoint_time is None else max(0.0, time.time() - self._checkpoint_time)
         )
 
-    def sync(self, counters: Mapping[str, object]) -> None:
-        """Advance the Prometheus counters to the runtime counters (they only ever grow)."""
+    def sync(self, counters: Mapping[str, object], *, restored: bool = False) -> None:
+        """Advance the Prometheus counters to the runtime counters (they only ever grow).
+
+        ``restored``: the counters come from a checkpoint; the ``PER_PROCESS`` counters take them as
+        their starting point instead of counting them (they count what this process produces).
+        """
         for key, counter in self._simple.items():
+            if restored and key in PER_PROCESS:
+                self._synced[key] = float(counters.get(key, 0))  # type: ignore[arg-type]
+                continue
             self._advance(key, counter, counters.get(key, 0))
         for group, metric, label in (
             ("dead_letters", self.dead_letters, "reason"),
             ("learned", self.learned, "source"),
             ("feedback", self.feedback, "outcome"),
+            ("evictions", self.evictions, "kind"),
         ):
             values = counters.get(group) or {}
             assert isinstance(values, Mapping)

@@ -28,7 +28,7 @@ from typing import Any
 from labelflow.operators.base import Features
 from labelflow.stream.config import Settings
 from labelflow.stream.drift_alerts import alert_from_event, metric_level
-from labelflow.stream.feedback_store import FeedbackOutcome, FeedbackStore
+from labelflow.stream.feedback_store import Evictions, FeedbackOutcome, FeedbackStore
 from labelflow.stream.messages import (
     DeadLetter,
     Document,
@@ -87,7 +87,7 @@ class RuntimeCounters:
         "duplicate_documents",
         "expired_documents",
     )
-    GROUPS = ("dead_letters", "learned", "feedback", "drift_events")
+    GROUPS = ("dead_letters", "learned", "feedback", "drift_events", "evictions")
 
     def __init__(self) -> None:
         self.simple: dict[str, int] = {name: 0 for name in self.SIMPLE}
@@ -359,9 +359,7 @@ class BatchProcessor:
                         self.counters.inc_group("feedback", FeedbackOutcome.MATCHED.value)
             elif item.doc.labels is None and not self.store.was_learned(item.doc.id):
                 # Evicted entries are remembered as expired: their feedback will count as late.
-                evicted = self.store.add_document(item.doc.id, item.x, result.labels)
-                if evicted:
-                    self.counters.inc("expired_documents", evicted)
+                self._count_evictions(self.store.add_document(item.doc.id, item.x, result.labels))
 
     def _publish(
         self,
@@ -425,9 +423,17 @@ class BatchProcessor:
             self.counters.inc_group("feedback", FeedbackOutcome.LATE.value)
             return
         self.counters.inc_group("feedback", FeedbackOutcome.EARLY.value)
-        evicted = self.store.add_early_feedback(doc_id, message.labels)
-        if evicted:
-            self.counters.inc_group("feedback", FeedbackOutcome.UNMATCHED.value, evicted)
+        self._count_evictions(self.store.add_early_feedback(doc_id, message.labels))
+
+    def _count_evictions(self, evicted: Evictions) -> None:
+        """An evicted document counts as expired (its feedback will be late), evicted feedback as
+        unmatched; both also count as evictions, by side."""
+        if evicted.documents:
+            self.counters.inc("expired_documents", evicted.documents)
+            self.counters.inc_group("evictions", "documents", evicted.documents)
+        if evicted.feedback:
+            self.counters.inc_group("feedback", FeedbackOutcome.UNMATCHED.value, evicted.feedback)
+            self.counters.inc_group("evictions", "feedback", evicted.feedback)
 
     def _collect_events(self, out: BatchOutcome, position: int) -> None:
         """Publish the model's pending events as drift alerts at stream ``position`` (documents read)."""

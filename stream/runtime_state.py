@@ -42,7 +42,7 @@ class RuntimeState:
         f = settings.feedback
         return cls(
             RuntimeCounters(),
-            FeedbackStore(f.max_entries, f.ttl_s, f.remember_ids),
+            FeedbackStore(f.max_entries, f.ttl_s, f.remember_ids, max_bytes=f.max_bytes),
             QualityTracker(settings.metrics.quality_window),
         )
 
@@ -75,6 +75,7 @@ class RuntimeState:
                 max_entries=f.max_entries,
                 ttl_s=f.ttl_s,
                 remember_ids=f.remember_ids,
+                max_bytes=f.max_bytes,
             ),
             QualityTracker.from_state(state.detach("quality"), settings.metrics.quality_window),
         )

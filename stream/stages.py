@@ -189,6 +189,7 @@ class LearnStage:
         metrics.partition_version.set(summary.partition_version)
         metrics.waiting.labels(kind="documents").set(store.waiting_documents)
         metrics.waiting.labels(kind="feedback").set(store.waiting_feedback)
+        metrics.waiting_bytes.set(store.nbytes)
 
     def summary(self) -> ModelSummary:
         runtime = self.runtime

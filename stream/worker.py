@@ -238,7 +238,7 @@ class Worker:
             }
         )
         self.metrics.checkpoint_written(checkpoint.created_at, count=False)
-        self.metrics.sync(self.state.counters.as_dict())
+        self.metrics.sync(self.state.counters.as_dict(), restored=True)
 
     def _check_copartitioned(self, topics: list[str]) -> None:
         """Warn when documents and feedback topics differ in partitions (feedback would miss documents)."""

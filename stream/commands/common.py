@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from typing import Any
 
 from labelflow.stream.config import Settings, SettingsError, load_settings, parse_override
@@ -39,10 +40,27 @@ def settings_from_args(args: argparse.Namespace, **flags: Any) -> Settings:
     return load_settings(getattr(args, "config", None), overrides)
 
 
+def printable(text: str) -> str:
+    r"""``text`` safe for a terminal: control and format characters (escape sequences, newlines,
+    bidirectional overrides) shown as escapes, everything else, non-ASCII letters included, as is.
+
+    >>> printable("sport\x1b[2J\nnews \u202e é")
+    'sport\\x1b[2J\\nnews \\u202e é'
+    """
+    return "".join(
+        ch if unicodedata.category(ch) not in _UNPRINTABLE else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+# Unicode categories that change what a terminal shows instead of showing a character.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print a one-paragraph error for the user (no traceback) and return the exit status."""
     print(f"labelflow: error: {message}", file=sys.stderr)
     return code
 
 
-__all__ = ["add_settings_arguments", "settings_from_args", "fail", "SettingsError"]
+__all__ = ["add_settings_arguments", "settings_from_args", "fail", "printable", "SettingsError"]

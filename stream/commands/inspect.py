@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from labelflow.stream.checkpoint import CheckpointError, CheckpointStore
-from labelflow.stream.commands.common import fail
+from labelflow.stream.commands.common import fail, printable
 from labelflow.stream.inspection import describe_checkpoint
 
 
@@ -72,4 +72,5 @@ def format_report(report: dict[str, Any]) -> str:
             for topic, parts in sorted(report["offsets"].items())
         ),
     ]
-    return "\n".join(lines)
+    # Label names, topics and paths come from input: their control characters must not reach the terminal.
+    return "\n".join(printable(line) for line in lines)

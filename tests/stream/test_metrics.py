@@ -31,6 +31,7 @@ COUNTERS = {
     metrics.CHECKPOINTS,
     metrics.COMMIT_FAILURES,
     metrics.REBALANCES,
+    metrics.EVICTIONS,
 }
 
 
@@ -122,3 +123,23 @@ def test_serving_on_a_busy_port_is_a_clear_error() -> None:
         )
     finally:
         m.close()
+
+
+def test_restored_counters_continue_and_per_process_counters_start_at_zero() -> None:
+    # Issue 13, defect 7: predictions_out was restored from the checkpoint, so the predictions a
+    # restarted worker repeats never showed, although its help text said replays were included.
+    m = WorkerMetrics()
+    m.sync(
+        {"documents_in": 100, "predictions_out": 100, "routed": 7, "learned": {"inline": 40}}, restored=True
+    )
+    m.sync({"documents_in": 130, "predictions_out": 160, "routed": 9, "learned": {"inline": 50}})
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(m.registry).decode())}
+
+    def value(name: str) -> float:
+        return sum(s.value for s in families[name].samples if s.name.endswith("_total"))
+
+    assert value(metrics.DOCUMENTS_IN) == 130 and value(metrics.LEARNED) == 50
+    assert value(metrics.PREDICTIONS_OUT) == 60 and value(metrics.ROUTED) == 2
+    assert "replays after a restore included" in families[metrics.PREDICTIONS_OUT].documentation
+    for name in (metrics.DOCUMENTS_IN, metrics.LEARNED, metrics.DEAD_LETTERS, metrics.EVICTIONS):
+        assert "Restored from the checkpoint" in families[name].documentation, name
