@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from labelflow.operators.base import SparseVector
 from labelflow.operators.embedders.registry import make_embedder
 from labelflow.operators.learners.registry import make_learner
 from labelflow.operators.state import State
@@ -79,5 +80,18 @@ def test_the_runtime_state_restores(checkpoint: Checkpoint) -> None:
     quality = QualityTracker.from_state(quality_state, window=100)
     assert store.waiting_documents == 3
     assert quality.scored == 300 and quality.size == 100
-    _assert_same_state(store.state(), store_state)
+    # The feedback store writes a newer, binary format (version 2, issue 13): what it holds is the same.
+    assert store_state.meta["version"] == 1 and store.state().meta["version"] == 2
+    again = FeedbackStore.from_state(store.state(), max_entries=10, ttl_s=3600.0, remember_ids=20)
+    for doc_id in store_state.meta["documents"]["ids"]:
+        before, after = store.take_document(doc_id), again.take_document(doc_id)
+        assert before is not None and after is not None
+        assert (before.predicted, before.stored_at) == (after.predicted, after.stored_at)
+        x, y = before.features, after.features
+        if isinstance(x, SparseVector):
+            assert isinstance(y, SparseVector) and x.dim == y.dim
+            assert np.array_equal(x.indices, y.indices) and np.array_equal(x.values, y.values)
+        else:
+            assert np.array_equal(x, y)
+    assert all(again.was_learned(doc_id) for doc_id in store_state.meta["learned_ids"])
     _assert_same_state(quality.state(), quality_state)
