@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from labelflow.operators.base import MultiLabelClassifier
 from labelflow.operators.embedders.base import Embedder
 from labelflow.stream.config import Settings, load_settings
+from labelflow.stream.http_server import HttpServer, worker_access
 from labelflow.stream.kafka_io import build_producer, ensure_topics, worker_topics
 from labelflow.stream.messages import DeadLetter, Document, DriftAlert, Prediction
 from labelflow.stream.model_runtime import ModelRuntime, class_path, make_embedder, make_learner
@@ -98,6 +99,7 @@ class Application:
             DeadLetter: [],
         }
         self._worker: Worker | None = None
+        self.http_port: int | None = None  # the HTTP API's port once it listens (http.port >= 0)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -178,8 +180,24 @@ class Application:
         return self._worker
 
     def run(self) -> None:
-        """Run the worker in this thread until ``stop()`` or SIGTERM/Ctrl-C."""
-        self.worker.run()
+        """Run the worker in this thread until ``stop()`` or SIGTERM/Ctrl-C.
+
+        With ``http.port`` set (0 or more), the HTTP API (``labelflow serve``) answers from the live model
+        meanwhile; its port is bound first, so a taken port fails before the model loads.
+        """
+        worker = self.worker
+        finished = threading.Event()
+        server = None
+        if self.settings.http.port >= 0:
+            server = HttpServer(worker_access(worker, self.settings, finished), self.settings.http)
+            self.http_port = server.bind()
+            server.start()
+        try:
+            worker.run()
+        finally:
+            finished.set()
+            if server is not None:
+                server.stop()
 
     def start(self, timeout_s: float = 60.0) -> Application:
         """Run the worker on a background thread; returns once it is subscribed to its topics."""
@@ -190,7 +208,7 @@ class Application:
 
         def target() -> None:
             try:
-                worker.run()
+                self.run()
             except BaseException as exc:  # noqa: BLE001 - re-raised by stop() and start()
                 self._error = exc
 

@@ -20,6 +20,7 @@ for _variable in ("OPENBLAS_NUM_THREADS",):
 # Each module defines `register(subparsers)`, which adds its sub-command and sets `func(args) -> int`.
 COMMAND_MODULES: tuple[str, ...] = (
     "run",
+    "serve",
     "broker",
     "produce",
     "tail",

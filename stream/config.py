@@ -219,6 +219,18 @@ class MetricsSettings(_Section):
     quality_window: int = Field(default=1_000, ge=1)
 
 
+class HttpSettings(_Section):
+    """The HTTP API (``labelflow serve``): predictions from the live model, liveness and readiness."""
+
+    # Off unless asked for (-1): `labelflow serve` turns it on at 8080; 0 picks a free port (tests).
+    port: int = Field(default=-1, ge=-1, le=65535)
+    # Loopback only unless a deployment opens it, as for the metrics endpoint: no authentication.
+    host: str = "127.0.0.1"
+    # One request embeds and predicts its documents while holding the model: 256 documents is tens of
+    # milliseconds with the hashing embedder, so a batch request never stalls the stream for long.
+    max_batch: int = Field(default=256, ge=1)
+
+
 class FeedbackSettings(_Section):
     """The bounded store that joins delayed labels to the documents they belong to."""
 
@@ -348,6 +360,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     checkpoint: CheckpointSettings = Field(default_factory=CheckpointSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     # No routing topics unless asked for: every prediction already goes to topics.predictions.
     routing: list[RoutingRule] = Field(default_factory=list)

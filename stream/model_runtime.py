@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +121,9 @@ class ModelRuntime:
         self.score_top_k = score_top_k
         self.score_floor = score_floor
         self.n_learned = 0
+        # The worker thread learns while HTTP requests (``labelflow serve``) predict: every use of the
+        # model holds this lock, so a prediction never reads a half-updated model.
+        self.lock = threading.RLock()
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> ModelRuntime:
@@ -233,6 +237,10 @@ class ModelRuntime:
 
         A model with a vectorized ``predict_with_scores_many`` gets the whole run in one call.
         """
+        with self.lock:
+            return self._predict(xs)
+
+    def _predict(self, xs: Sequence[Features]) -> list[Scored | Exception]:
         many = getattr(self.model, "predict_with_scores_many", None)
         if many is not None and len(xs) > 1:
             try:
@@ -252,8 +260,9 @@ class ModelRuntime:
         return results
 
     def learn(self, x: Features, labels: Iterable[str]) -> None:
-        self.model.learn_one(x, list(labels))
-        self.n_learned += 1
+        with self.lock:
+            self.model.learn_one(x, list(labels))
+            self.n_learned += 1
 
     def drain_events(self) -> list[Any]:
         drain = getattr(self.model, "drain_events", None)
@@ -287,7 +296,8 @@ class ModelRuntime:
         state_of = getattr(self.model, "state", None)
         if state_of is None:
             raise ModelSetupError(f"{class_path(self.model)} has no state(): it cannot be checkpointed")
-        return state_of()
+        with self.lock:
+            return state_of()
 
     def restore(self, state: State) -> None:
         """Replace the model by one rebuilt from ``state`` (same class)."""
@@ -295,7 +305,9 @@ class ModelRuntime:
         from_state = getattr(cls, "from_state", None)
         if from_state is None:
             raise ModelSetupError(f"{class_path(self.model)} has no from_state(): it cannot be restored")
-        self.model = from_state(state)
+        model = from_state(state)
+        with self.lock:
+            self.model = model
 
 
 class _ExampleModel(MultiLabelClassifier):

@@ -248,8 +248,10 @@ class WorkerProcess:
         *,
         extra_args: Sequence[str] = (),
         log_level: str = "INFO",
+        command: str = "run",
     ) -> None:
         self.name = name
+        self.command = command  # "run", or "serve" for a worker with its HTTP API
         self.extra_args = tuple(extra_args)
         self.log_level = log_level
         self.config = work_dir / f"{name}.yaml"
@@ -271,7 +273,7 @@ class WorkerProcess:
                 "labelflow.stream.cli",
                 "--log-level",
                 self.log_level,
-                "run",
+                self.command,
                 "--config",
                 str(self.config),
                 "--set",

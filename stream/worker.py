@@ -172,6 +172,11 @@ class Worker:
         """Counters, feedback store and quality tracker (of the restored checkpoint once started)."""
         return self.stage.state
 
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop()`` (or a signal) asked the worker to stop."""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         """Ask the worker to finish its batch, flush, checkpoint, commit and leave the group."""
         self._stop.set()

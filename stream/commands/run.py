@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+from labelflow.stream.app import Application
 from labelflow.stream.checkpoint import CheckpointError
 from labelflow.stream.commands.common import SettingsError, add_settings_arguments, fail, settings_from_args
+from labelflow.stream.http_server import HttpServerError
 from labelflow.stream.kafka_io import BrokerUnavailable, CodecUnavailable
 from labelflow.stream.metrics import MetricsServerError
 from labelflow.stream.model_runtime import ModelSetupError
-from labelflow.stream.worker import ProduceError, Worker
+from labelflow.stream.worker import ProduceError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +24,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a labelflow worker. Settings come from --config (YAML), LABELFLOW_* environment "
         "variables, --set KEY=VALUE and the flags below (later wins).",
     )
+    add_worker_arguments(parser, http_port_default=None)
+    parser.set_defaults(func=run)
+
+
+def add_worker_arguments(parser: argparse.ArgumentParser, http_port_default: int | None) -> None:
+    """The flags of a worker (``run`` and ``serve``); ``serve`` turns the HTTP API on by default."""
     add_settings_arguments(parser)
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=http_port_default,
+        help="HTTP API port: predictions, health, OpenAPI at /docs (0 = any free port, -1 = off; "
+        f"default {'off' if http_port_default is None else http_port_default})",
+    )
+    parser.add_argument("--http-host", help="HTTP API address (default 127.0.0.1; 0.0.0.0 in containers)")
     parser.add_argument("--group-id", help="consumer group (one group per model)")
     parser.add_argument("--checkpoint-dir", help="checkpoint directory (one per worker)")
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (0 = any free port, -1 = off)")
@@ -42,7 +58,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="when checkpoints exist but none can be read, start a new model instead of refusing to start "
         "(checkpoint.on_unreadable=new_model; the damaged checkpoints are kept)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 "model.embedder": args.embedder,
                 "batch.size": args.batch_size,
                 "checkpoint.on_unreadable": args.on_unreadable,
+                "http.port": args.http_port,
+                "http.host": args.http_host,
             },
         )
     except SettingsError as exc:
@@ -65,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # kafka-python logs every connection at INFO; the worker's own events are what operators need.
         logging.getLogger("kafka").setLevel(logging.WARNING)
-    worker = Worker(settings)
+    app = Application(settings)
     try:
-        worker.run()
+        app.run()
     except (
+        HttpServerError,
         CheckpointError,
         BrokerUnavailable,
         CodecUnavailable,
