@@ -152,22 +152,33 @@ class RecentNeighbours(Stateful):
         one instance (1-d) or of a batch (2-d, a row each)."""
         n_labels = prior.shape[0]
         k = min(self.k, self.size)
+        if similarities.ndim == 1:  # the one-instance path is hot: methods, in-place steps, one product
+            nearest = (-similarities).argpartition(k - 1)[:k] if k < self.size else np.arange(self.size)
+            weights = similarities[nearest]  # a copy: squared in place
+            np.maximum(weights, 0.0, out=weights)
+            weights *= weights
+            tally = weights @ self._labels[nearest, :n_labels]
+            if self.prior_weight > 0.0:
+                return ((tally + self.prior_weight * prior) / (weights.sum() + self.prior_weight)).astype(
+                    np.float32
+                )
+            return self._unsmoothed(tally, weights.sum(keepdims=True), prior)
         if k < self.size:
             nearest = np.argpartition(-similarities, k - 1, axis=-1)[..., :k]
         else:
             nearest = np.broadcast_to(np.arange(self.size), similarities.shape)
-        if similarities.ndim == 1:  # the one-instance path is hot: plain indexing, one product
-            weights = np.maximum(similarities[nearest], 0.0) ** 2
-            tally = weights @ self._labels[nearest, :n_labels]
-        else:
-            weights = np.maximum(np.take_along_axis(similarities, nearest, axis=1), 0.0) ** 2
-            tally = np.zeros((similarities.shape[0], n_labels), dtype=np.float64)
-            for j in range(k):  # k gathers of (batch, labels): bounded memory whatever the label count
-                tally += weights[:, j, None] * self._labels[nearest[:, j], :n_labels]
+        weights = np.maximum(np.take_along_axis(similarities, nearest, axis=1), 0.0) ** 2
+        tally = np.zeros((similarities.shape[0], n_labels), dtype=np.float64)
+        for j in range(k):  # k gathers of (batch, labels): bounded memory whatever the label count
+            tally += weights[:, j, None] * self._labels[nearest[:, j], :n_labels]
         denominator = weights.sum(axis=-1, keepdims=True) + self.prior_weight
         if self.prior_weight > 0.0:  # weights are >= 0: the denominator is positive
             return ((tally + self.prior_weight * prior) / denominator).astype(np.float32)
-        # Without prior mass, a query no neighbour resembles at all gets the prior.
+        return self._unsmoothed(tally, denominator, prior)
+
+    @staticmethod
+    def _unsmoothed(tally: np.ndarray, denominator: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        """Votes without prior mass: a query no neighbour resembles at all gets the prior."""
         votes = tally / np.where(denominator > 0.0, denominator, 1.0)
         return np.where(denominator > 0.0, votes, prior).astype(np.float32)
 

@@ -137,6 +137,7 @@ class LabelSetDecoder(Stateful):
         self._compiled = False
         self._compiled_at = 0
         self._structure_changed = True  # a subset was seen for the first time, or the partition changed
+        self._lists_cache: dict[str, list] | None = None  # decode_one's view of the compiled arrays
         self.max_label_sets = max_label_sets
         self._label_sets: dict[LabelSet, float] = {}
         self._total = 0.0
@@ -287,6 +288,7 @@ class LabelSetDecoder(Stateful):
         self._prior_logit = prior_logit
         self._compiled_at = self.n_learned
         self._compiled = True
+        self._lists_cache = None
 
     def _flatten(self) -> None:
         pieces = [table.flat() for table in self._clusters]
@@ -318,29 +320,31 @@ class LabelSetDecoder(Stateful):
 
         The hot path of a stream: one gather and two reductions score every seen subset; the few
         clusters whose best subset beats the empty one, and the few holding a positive per-label
-        decision, are then visited one by one.
+        decision, are then visited one by one (with the compiled per-cluster values as Python lists,
+        since indexing a numpy array for one value costs more than the value's arithmetic).
         """
         s = np.asarray(shifted_logits, dtype=np.float64)
         decided = s > 0
         if self.prior_weight == 0.0 or not self._clusters or s.shape[0] != self._cluster_of.shape[0]:
             return decided
         self._refresh_if_due()
+        lists = self._lists()
         beta = self.prior_weight
-        best = beta * self._empty_dependence
+        best = (beta * self._empty_dependence).tolist()
         choice: dict[int, int] = {}  # cluster -> chosen row, or -2 for the per-label decision
-        n_rows = self._row_cluster.shape[0]
-        if n_rows:
+        row_starts = lists["cluster_row_starts"]
+        if row_starts:
             row_score = np.add.reduceat(s[self._row_labels], self._row_starts) + beta * self._row_dependence
             row_best = np.maximum.reduceat(row_score, self._cluster_row_starts)
-            with_rows = self._clusters_with_rows
-            starts = self._cluster_row_starts
-            for i in np.flatnonzero(row_best > best[with_rows]).tolist():
-                start = int(starts[i])
-                end = int(starts[i + 1]) if i + 1 < starts.shape[0] else n_rows
-                cluster = int(with_rows[i])
-                choice[cluster] = start + int(np.argmax(row_score[start:end]))  # the first best row
-                best[cluster] = row_best[i]
-        positive = np.flatnonzero(decided)
+            with_rows = lists["clusters_with_rows"]
+            for i in (
+                (row_best > self._empty_dependence[self._clusters_with_rows] * beta).nonzero()[0].tolist()
+            ):
+                start, end = row_starts[i], row_starts[i + 1]
+                cluster = with_rows[i]
+                choice[cluster] = start + int(row_score[start:end].argmax())  # the first best row
+                best[cluster] = float(row_best[i])
+        positive = decided.nonzero()[0]
         members: dict[int, list[int]] = {}
         if positive.size:
             gains: dict[int, float] = {}
@@ -349,22 +353,39 @@ class LabelSetDecoder(Stateful):
             for label, cluster, gain in zip(positive.tolist(), owners, label_gains, strict=True):
                 members.setdefault(cluster, []).append(label)
                 gains[cluster] = gains.get(cluster, 0.0) + gain
+            novel_log_p = lists["novel_log_p"]
             for cluster, labels in members.items():
                 table = self._clusters[cluster]
                 if tuple(sorted(table.local[label] for label in labels)) in table.rows:
                     continue  # a seen subset: already a candidate as a row
-                score = gains[cluster] + beta * self._novel_log_p[cluster]
+                score = gains[cluster] + beta * novel_log_p[cluster]
                 if score > best[cluster]:
                     best[cluster] = score
                     choice[cluster] = -2
         out = np.zeros(s.shape[0], dtype=bool)
-        for cluster, chosen in choice.items():
-            if chosen == -2:
-                out[members[cluster]] = True
-            else:
-                start = self._row_starts[chosen]
-                out[self._row_labels[start : start + self._row_lengths[chosen]]] = True
+        if choice:
+            chosen_labels: list[int] = []
+            starts, lengths, flat = lists["row_starts"], lists["row_lengths"], lists["row_labels"]
+            for cluster, chosen in choice.items():
+                if chosen == -2:
+                    chosen_labels += members[cluster]
+                else:
+                    chosen_labels += flat[starts[chosen] : starts[chosen] + lengths[chosen]]
+            out[chosen_labels] = True
         return out
+
+    def _lists(self) -> dict[str, list]:
+        """The compiled arrays :meth:`decode_one` reads one value at a time, as lists (per compilation)."""
+        if self._lists_cache is None:
+            self._lists_cache = {
+                "cluster_row_starts": self._cluster_row_starts.tolist() + [int(self._row_cluster.shape[0])],
+                "clusters_with_rows": self._clusters_with_rows.tolist(),
+                "novel_log_p": self._novel_log_p.tolist(),
+                "row_starts": self._row_starts.tolist(),
+                "row_lengths": self._row_lengths.tolist(),
+                "row_labels": self._row_labels.tolist(),
+            }
+        return self._lists_cache
 
     def decode_many(self, shifted_logits: np.ndarray) -> np.ndarray:
         """:meth:`decode` of every row of an ``(instances, labels)`` array, vectorized over the rows."""
@@ -462,3 +483,4 @@ class LabelSetDecoder(Stateful):
             for name in _COMPILED:
                 setattr(self, f"_{name}", state.arrays[f"compiled/{name}"])
             self._compiled = True
+            self._lists_cache = None
