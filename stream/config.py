@@ -183,10 +183,16 @@ class ModelSettings(_Section):
     # Hashing features need no model download and run at thousands of documents per second on a CPU.
     embedder: str = "hashing"
     embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
-    # Every label's score by default (None): consumers can threshold themselves; set k for big label spaces.
-    score_top_k: int | None = Field(default=None, ge=1)
+    # The 20 best labels' scores (the decided labels are in `labels`): a prediction stays small whatever
+    # the label space (every score was 139 KB a prediction at 3,800 labels). At most 1,000; None (every
+    # label's score) only for small label spaces.
+    score_top_k: int | None = Field(default=20, ge=1, le=1000)
     # Scores below this are left out of a prediction; 0 keeps them all (small label spaces).
     score_floor: float = Field(default=0.0, ge=0.0, le=1.0)
+    # The label budget: a labelled document whose new labels would pass it is dead-lettered (reason
+    # label_budget) and the model is unchanged. The label tree holds a million labels in about 2 GB
+    # (benchmarks/scale/RESULTS.md); None removes the bound.
+    max_labels: int | None = Field(default=1_000_000, ge=1)
     # Dimension of sparse `features` maps sent in documents; None uses the embedder's dimension.
     feature_dim: int | None = Field(default=None, ge=1)
 

@@ -46,6 +46,7 @@ class Reason(StrEnum):
     EMPTY_VALUE = "empty_value"  # empty id, empty text, empty features, empty label name
     INVALID_VALUE = "invalid_value"  # e.g. a negative feature index, an unparseable timestamp
     PROCESSING_ERROR = "processing_error"  # valid message the model or embedder failed on
+    LABEL_BUDGET = "label_budget"  # new labels that would take the model past settings.model.max_labels
     # An output the record caused (prediction, routed copy, embedded document) is over
     # settings.max_output_bytes, or cannot be serialized: the record is dead-lettered instead.
     OUTPUT_TOO_LARGE = "output_too_large"

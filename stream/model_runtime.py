@@ -26,6 +26,14 @@ from labelflow.stream.messages import Document, MessageError, Reason
 logger = logging.getLogger(__name__)
 
 
+class ModelInconsistentError(RuntimeError):
+    """A learn step failed after the model had registered new labels: labels without their models.
+
+    The worker must not go on with such a model: it stops (its health check then fails) and its
+    restart restores the last checkpoint and relearns from its offsets, so nothing is lost.
+    """
+
+
 class ModelSetupError(RuntimeError):
     """The configured learner or embedder cannot be built."""
 
@@ -90,6 +98,10 @@ class ModelRuntime:
         Dimension of sparse ``features`` maps in documents (default: the embedder's dimension).
     score_top_k, score_floor
         Which scores a prediction publishes: the ``k`` best (all if None) at or above the floor.
+    max_labels
+        The label budget: a labelled document that would take the model past this many labels is
+        refused (``MessageError`` with reason ``label_budget``, so it is dead-lettered) and the model
+        is left as it was; documents with known labels are learned as before. None: no budget.
 
     Examples
     --------
@@ -109,6 +121,7 @@ class ModelRuntime:
         feature_dim: int | None = None,
         score_top_k: int | None = None,
         score_floor: float = 0.0,
+        max_labels: int | None = None,
     ) -> None:
         self.model = model
         self.embedder = embedder
@@ -120,6 +133,7 @@ class ModelRuntime:
         )
         self.score_top_k = score_top_k
         self.score_floor = score_floor
+        self.max_labels = max_labels
         self.n_learned = 0
         # The worker thread learns while HTTP requests (``labelflow serve``) predict: every use of the
         # model holds this lock, so a prediction never reads a half-updated model.
@@ -142,6 +156,7 @@ class ModelRuntime:
             feature_dim=settings.feature_dim,
             score_top_k=settings.score_top_k,
             score_floor=settings.score_floor,
+            max_labels=settings.max_labels,
         )
 
     # -- features -----------------------------------------------------------------------------------
@@ -259,10 +274,48 @@ class ModelRuntime:
                 results.append(exc)
         return results
 
+    def _n_labels(self) -> int:
+        n = getattr(self.model, "n_labels", None)
+        return int(n) if n is not None else len(self.model.labels)
+
+    def _new_labels(self, labels: list[str]) -> int:
+        """How many of ``labels`` the model does not know yet (without copying its label list)."""
+        index = getattr(self.model, "label_index", None)
+        known = index if index is not None else set(self.model.labels)
+        return len({label for label in labels if label not in known})
+
     def learn(self, x: Features, labels: Iterable[str]) -> None:
+        """Learn one labelled document, all or nothing.
+
+        Raises ``MessageError`` (reason ``label_budget``) before touching the model when the document's
+        new labels would pass ``max_labels``, and ``ModelInconsistentError`` when the model failed after
+        registering labels (the worker must restart from its checkpoint); any other failure left the
+        model's label space as it was.
+        """
         with self.lock:
-            self.model.learn_one(x, list(labels))
-            self.n_learned += 1
+            self._learn(x, list(labels))
+
+    def _learn(self, x: Features, labels: list[str]) -> None:
+        n_before = self._n_labels()
+        if self.max_labels is not None:
+            new = self._new_labels(labels)
+            if new and n_before + new > self.max_labels:
+                raise MessageError(
+                    Reason.LABEL_BUDGET,
+                    f"{new} new labels would take the model past its budget of {self.max_labels} labels "
+                    f"(model.max_labels; it has {n_before}): not learned",
+                    "labels",
+                )
+        try:
+            self.model.learn_one(x, labels)
+        except Exception as exc:
+            if self._n_labels() != n_before:
+                raise ModelInconsistentError(
+                    f"learning failed after registering {self._n_labels() - n_before} new labels "
+                    f"({type(exc).__name__}: {exc}); the model must be restored from its checkpoint"
+                ) from exc
+            raise
+        self.n_learned += 1
 
     def drain_events(self) -> list[Any]:
         drain = getattr(self.model, "drain_events", None)

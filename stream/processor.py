@@ -40,7 +40,7 @@ from labelflow.stream.messages import (
     decode_feedback,
     utc_now,
 )
-from labelflow.stream.model_runtime import ModelRuntime, Scored
+from labelflow.stream.model_runtime import ModelInconsistentError, ModelRuntime, Scored
 from labelflow.stream.outputs import (
     OutputMessage,
     checked,
@@ -216,6 +216,11 @@ class BatchProcessor:
         started = time.perf_counter()
         try:
             self.runtime.learn(x, labels)
+        except ModelInconsistentError:
+            raise  # fatal: the worker stops and restarts from its checkpoint (labels without models)
+        except MessageError as exc:  # refused before learning (label budget): dead-lettered with its reason
+            self._dead_letter(out, record, exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - the stream goes on; the record is dead-lettered
             logger.exception("event=learn_failed id_topic=%s offset=%d", record.topic, record.offset)
             self._dead_letter(

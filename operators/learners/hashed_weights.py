@@ -76,6 +76,14 @@ class HashedNodeWeights:
         self._node_keys = np.zeros(0, dtype=np.int64)
         self.n_nodes = 0
 
+    def reserve(self, n_nodes: int) -> None:
+        """Allocate room for ``n_nodes`` nodes now, so that adding them later cannot fail for memory."""
+        if n_nodes > self.bias.shape[0]:
+            extra = n_nodes - self.bias.shape[0]
+            self.bias = np.concatenate([self.bias, np.zeros(extra, dtype=np.float32)])
+            self.bias_g2 = np.concatenate([self.bias_g2, np.zeros(extra, dtype=np.float32)])
+            self._node_keys = np.concatenate([self._node_keys, np.zeros(extra, dtype=np.int64)])
+
     def add_nodes(self, n: int, bias: float = 0.0, keys: np.ndarray | None = None) -> None:
         """Make room for ``n`` more nodes (ids continue from :attr:`n_nodes`), starting at ``bias``.
 
@@ -85,11 +93,7 @@ class HashedNodeWeights:
         """
         needed = self.n_nodes + n
         if needed > self.bias.shape[0]:
-            size = max(needed, 2 * self.bias.shape[0], 64)
-            extra = size - self.bias.shape[0]
-            self.bias = np.concatenate([self.bias, np.zeros(extra, dtype=np.float32)])
-            self.bias_g2 = np.concatenate([self.bias_g2, np.zeros(extra, dtype=np.float32)])
-            self._node_keys = np.concatenate([self._node_keys, np.zeros(extra, dtype=np.int64)])
+            self.reserve(max(needed, 2 * self.bias.shape[0], 64))
         if keys is None:
             ids = np.arange(self.n_nodes, needed, dtype=np.uint64)
             keys = self.hash_keys(ids)

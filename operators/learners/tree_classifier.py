@@ -277,6 +277,12 @@ class LabelTreeClassifier(MultiLabelClassifier):
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         search = self._search(x)
         n_before = self.n_labels
+        y = list(y)
+        new = sum(1 for name in set(y) if name not in self.label_index)
+        if new:
+            # All or nothing: the memory for the new labels' nodes (a leaf each, plus at most a new
+            # cluster and routing path each, and a new root) is taken before any label is registered.
+            self.weights.reserve(self.weights.n_nodes + new * (self.tree.height + 2) + 1)
         label_ids = self.label_index.ids(y)
         known = [label for label in label_ids if label < n_before]
         for label in label_ids:
