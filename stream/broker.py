@@ -135,10 +135,12 @@ class EmbeddedBroker:
         if self.log_path is None:
             self.log_path = Path(tempfile.mkdtemp(prefix="labelflow-broker-")) / "tansu.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        # A picked port can be taken by someone else before Tansu binds it; retry with a fresh one.
-        attempts = 1 if self._requested_port is not None else 3
+        # A broker started again after stop() listens on its old port (clients reconnect to it); a picked
+        # port can be taken by someone else before Tansu binds it: retry with a fresh one.
+        fixed = self._requested_port if self._requested_port is not None else self.port
+        attempts = 1 if fixed is not None else 3
         for attempt in range(attempts):
-            port = self._requested_port if self._requested_port is not None else free_port(self.host)
+            port = fixed if fixed is not None else free_port(self.host)
             if self._launch(binary, port):
                 self.port = port
                 atexit.register(self.stop)
@@ -191,7 +193,11 @@ class EmbeddedBroker:
         )
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ``stop_grace_s``; safe to call twice."""
+        """SIGTERM, then SIGKILL after ``stop_grace_s``; safe to call twice.
+
+        ``start()`` afterwards starts a new broker on the same port: an outage as clients see it, but
+        with memory storage the new broker has no topics, records or committed offsets.
+        """
         if self._process is not None:
             self._terminate()
             logger.info("event=broker_stopped log=%s", self.log_path)

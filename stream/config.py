@@ -213,6 +213,29 @@ class CheckpointSettings(_Section):
     on_unreadable: Literal["refuse", "new_model"] = "refuse"
 
 
+class HealthSettings(_Section):
+    """When the worker says it is unhealthy, and how long it may take to stop."""
+
+    # Readiness (labelflow_worker_ready) turns 0 after the broker has not answered for this long: a
+    # broker restart or a leader election takes seconds, so 15 s flags a real outage, not a blip.
+    unready_after_s: float = Field(default=15.0, gt=0)
+    # Liveness (labelflow_worker_up) turns 0 after this long without a broker answer; a restart by the
+    # orchestrator then gets fresh connections (the worker also recovers by itself when the broker returns).
+    down_after_s: float = Field(default=120.0, gt=0)
+    # SIGTERM to exit: finish the batch, checkpoint, then commit and leave the group as far as the broker
+    # lets us in the time left. 30 s is Kubernetes' default grace period; give the pod a longer
+    # terminationGracePeriodSeconds than this.
+    shutdown_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _down_after_unready(self) -> HealthSettings:
+        if self.down_after_s < self.unready_after_s:
+            raise ValueError(
+                f"down_after_s ({self.down_after_s}) must not be below unready_after_s ({self.unready_after_s})"
+            )
+        return self
+
+
 class MetricsSettings(_Section):
     """The Prometheus endpoint and the window of the quality gauges."""
 
@@ -368,6 +391,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     # No routing topics unless asked for: every prediction already goes to topics.predictions.
     routing: list[RoutingRule] = Field(default_factory=list)
 

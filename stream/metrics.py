@@ -13,6 +13,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from labelflow.stream.health import BrokerHealth
+
 PREFIX = "labelflow"
 
 # Counters (exposed with a _total suffix).
@@ -51,6 +53,8 @@ WAITING_BYTES = f"{PREFIX}_feedback_store_bytes"
 EVICTIONS = f"{PREFIX}_feedback_store_evictions"
 ASSIGNED_PARTITIONS = f"{PREFIX}_assigned_partitions"
 UP = f"{PREFIX}_worker_up"
+READY = f"{PREFIX}_worker_ready"
+BROKER_UNREACHABLE = f"{PREFIX}_broker_unreachable_seconds"
 
 STAGES = ("decode", "embed", "predict", "learn", "produce", "commit", "checkpoint")
 
@@ -181,7 +185,8 @@ class WorkerMetrics:
         )
         self.consumer_lag = Gauge(
             CONSUMER_LAG,
-            "Records not yet read, summed over the assigned partitions of a topic.",
+            "Records not yet processed, summed over the assigned partitions of a topic (end offsets asked "
+            "of the broker every second; NaN while the broker does not answer).",
             ["topic"],
             registry=r,
         )
@@ -235,7 +240,21 @@ class WorkerMetrics:
         self.assigned_partitions = Gauge(
             ASSIGNED_PARTITIONS, "Input partitions assigned to this worker.", registry=r
         )
-        self.up = Gauge(UP, "1 while the worker loop runs.", registry=r)
+        self.up = Gauge(
+            UP,
+            "1 while the worker loop runs and the broker answered within health.down_after_s (liveness).",
+            registry=r,
+        )
+        self.ready = Gauge(
+            READY,
+            "1 while the worker loop runs and the broker answered within health.unready_after_s (readiness).",
+            registry=r,
+        )
+        self.broker_unreachable = Gauge(
+            BROKER_UNREACHABLE,
+            "Seconds since the broker stopped answering this worker (0 while it answers).",
+            registry=r,
+        )
         for stage in STAGES:
             self.stage_seconds.labels(stage=stage)
         for kind in ("documents", "feedback"):  # at 0 from the start, like the drift series below
@@ -251,6 +270,12 @@ class WorkerMetrics:
         self.checkpoint_age.set_function(
             lambda: 0.0 if self._checkpoint_time is None else max(0.0, time.time() - self._checkpoint_time)
         )
+
+    def bind_health(self, health: BrokerHealth) -> None:
+        """Serve liveness, readiness and broker unreachability from ``health``, read at scrape time."""
+        self.up.set_function(lambda: float(health.alive))
+        self.ready.set_function(lambda: float(health.ready))
+        self.broker_unreachable.set_function(lambda: health.unreachable_s)
 
     def sync(self, counters: Mapping[str, object], *, restored: bool = False) -> None:
         """Advance the Prometheus counters to the runtime counters (they only ever grow).

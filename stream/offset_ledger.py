@@ -126,6 +126,10 @@ class OffsetLedger:
                 self._positions[key] = int(offset)
                 self._restored_unprocessed.pop(key, None)
 
+    def moved(self, tp: TopicPart, offset: int) -> None:
+        """The consumer of an assigned partition was moved to ``offset`` (its log was reset)."""
+        self.processed({tp: offset})
+
     def checkpointed(self, covered: Iterable[TopicPart]) -> None:
         """A checkpoint claiming ``covered`` (what ``checkpoint_offsets`` returned) was written."""
         with self._lock:

@@ -19,6 +19,8 @@ commit, so no committed offset ever runs ahead of the learning a checkpoint can 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import signal
 import threading
 import time
@@ -27,12 +29,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from labelflow.stream.checkpoint import Checkpoint
 from labelflow.stream.config import Settings
+from labelflow.stream.delivery import OutputDelivery, ProduceError
+from labelflow.stream.health import BrokerHealth
 from labelflow.stream.kafka_io import (
     build_consumer,
     build_producer,
@@ -42,7 +46,7 @@ from labelflow.stream.kafka_io import (
 )
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
-from labelflow.stream.offset_ledger import OffsetLedger, SeekReason
+from labelflow.stream.offset_ledger import OffsetLedger, SeekReason, TopicPart
 from labelflow.stream.ordered_batches import OrderedBatcher
 from labelflow.stream.outputs import OutputMessage
 from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounters
@@ -53,10 +57,22 @@ logger = logging.getLogger(__name__)
 
 # How long an idle poll waits before the loop looks at its stop flag and housekeeping again.
 _IDLE_POLL_MS = 250
+# End offsets (lag, and whether the broker answers) are asked for once a second; an answer that takes
+# longer than the probe timeout counts as the broker not answering.
+_PROBE_INTERVAL_S = 1.0
+_PROBE_TIMEOUT_MS = 2_000
+# A processed position past the end of its partition's log for this many probes in a row means the log
+# was reset (a recreated topic, a broker that lost its data): the consumer then starts it anew.
+_RESET_AFTER_PROBES = 3
+# A commit that has not succeeded within this long is given up (the next batch commits again).
+_COMMIT_TIMEOUT_S = 10.0
+# A producer waits this long for a topic's metadata before send() gives up (and the batch is retried):
+# kafka-python's 60 s default would keep a stop request waiting during an outage.
+_MAX_BLOCK_MS = 2_000
+# After the shutdown timeout, ``labelflow run`` exits (status 1) even if a call into Kafka still hangs.
+_FORCE_EXIT_GRACE_S = 5.0
 
-
-class ProduceError(RuntimeError):
-    """Outputs of a batch could not be delivered; its offsets are not committed."""
+__all__ = ["ProduceError", "Worker", "WorkerProgress"]
 
 
 @dataclass(frozen=True)
@@ -143,8 +159,14 @@ class Worker:
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once subscribed (tests and the demo wait on it)
         self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
         self._batcher: OrderedBatcher | None = None
+        self._delivery: OutputDelivery | None = None
+        self.health = BrokerHealth(settings.health.unready_after_s, settings.health.down_after_s)
+        self.metrics.bind_health(self.health)
+        self._stop_deadline: float | None = None
+        self._last_probe = 0.0
+        self._known_partitions: set[TopicPart] = set()
+        self._beyond_end: dict[TopicPart, int] = {}  # probes in a row with the position past the log end
         self._dirty = False  # processed something since the last checkpoint
         self._checkpoint_requested = False  # a rebalance took partitions the checkpoint still claims
         self._last_checkpoint = time.monotonic()
@@ -178,7 +200,14 @@ class Worker:
         return self._stop.is_set()
 
     def stop(self) -> None:
-        """Ask the worker to finish its batch, flush, checkpoint, commit and leave the group."""
+        """Ask the worker to finish its batch, checkpoint, commit and leave the group.
+
+        The worker stops within ``health.shutdown_timeout_s``: what needs the broker (delivering the
+        last outputs, the commit, leaving the group) is given up when the broker does not answer in
+        time; the checkpoint (local) is written regardless and carries undelivered outputs and offsets.
+        """
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.health.shutdown_timeout_s
         self._stop.set()
 
     def progress(self) -> WorkerProgress:
@@ -204,8 +233,14 @@ class Worker:
                 logger.info(
                     "event=metrics_serving url=http://%s:%d/metrics", s.metrics.host, self.metrics_port
                 )
-            self._producer = build_producer(s, client_id=self.worker_id)
+            self._delivery = OutputDelivery(
+                lambda: build_producer(s, client_id=self.worker_id, max_block_ms=_MAX_BLOCK_MS),
+                self.health,
+                self._stop,
+            )
             self._consumer = build_consumer(s, client_id=self.worker_id)
+            self.health.contact()  # both clients reached the broker
+            self._deliver_outbox()
             topics = list(self._stage.topics)
             self._check_copartitioned(topics)
             self._batcher = OrderedBatcher(
@@ -216,7 +251,7 @@ class Worker:
                 max_idle_s=s.batch.order_wait_ms / 1000.0,
             )
             self._consumer.subscribe(topics, listener=_Rebalance(self))
-            self.metrics.up.set(1)
+            self.health.running = True
             self._publish_progress()
             self.ready.set()
             logger.info(
@@ -248,7 +283,9 @@ class Worker:
     def _check_copartitioned(self, topics: list[str]) -> None:
         """Warn when documents and feedback topics differ in partitions (feedback would miss documents)."""
         assert self._consumer is not None
-        counts = [len(self._consumer.partitions_for_topic(topic) or ()) for topic in topics]
+        partitions = {topic: self._consumer.partitions_for_topic(topic) or set() for topic in topics}
+        self._known_partitions = {(topic, p) for topic, parts in partitions.items() for p in parts}
+        counts = [len(partitions[topic]) for topic in topics]
         if len(set(c for c in counts if c)) > 1:
             logger.warning(
                 "event=topics_not_copartitioned partitions=%s (feedback may reach a worker that never saw "
@@ -265,9 +302,19 @@ class Worker:
         def _handler(signum: int, frame: FrameType | None) -> None:
             if self._stop.is_set():
                 logger.warning("event=stop_already_requested signal=%s", signal.Signals(signum).name)
-            else:
-                logger.info("event=stop_requested signal=%s", signal.Signals(signum).name)
-            self._stop.set()
+                return
+            logger.info(
+                "event=stop_requested signal=%s timeout_s=%g",
+                signal.Signals(signum).name,
+                self.settings.health.shutdown_timeout_s,
+            )
+            self.stop()
+            # The last resort against a call into Kafka that ignores its timeout: the process ends.
+            watchdog = threading.Timer(
+                self.settings.health.shutdown_timeout_s + _FORCE_EXIT_GRACE_S, _force_exit
+            )
+            watchdog.daemon = True
+            watchdog.start()
 
         return {sig: signal.signal(sig, _handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
@@ -289,7 +336,7 @@ class Worker:
                 self._handle(records)
             elif self._checkpoint_due():
                 self._checkpoint("interval")
-            self._update_gauges()
+            self._probe_broker()
 
     def _poll_batch(self) -> list[Any]:
         assert self._batcher is not None
@@ -307,13 +354,21 @@ class Worker:
             logger.exception("event=output_callback_failed messages=%d", len(outcome.messages))
 
     def _handle(self, records: list[Any]) -> None:
-        assert self._producer is not None
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
         outcome = self.stage.process(inputs)
-        self._produce(outcome)
-        self._deliver_outputs(outcome)
+        undelivered = self._produce(outcome)
+        if not undelivered:
+            self._deliver_outputs(outcome)
         self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in records})
         self._dirty = True
+        if undelivered:
+            # Stopping while the broker does not take the outputs: the shutdown checkpoint carries them.
+            self.state.outbox.extend(undelivered)
+            logger.warning(
+                "event=outputs_undelivered messages=%d (kept for the checkpoint)", len(undelivered)
+            )
+            self._after_batch(len(records), outcome)
+            return
         if self._checkpoint_due():
             self._checkpoint("interval")
         elif self.ledger.needs_checkpoint():
@@ -322,21 +377,34 @@ class Worker:
         self._batches += 1
         self._after_batch(len(records), outcome)
 
-    def _produce(self, outcome: BatchOutcome) -> None:
-        producer = self._producer
-        assert producer is not None
+    def _produce(self, outcome: BatchOutcome) -> list[OutputMessage]:
+        """Deliver a batch's outputs (waiting out an outage); what is undelivered when told to stop."""
+        assert self._delivery is not None
         started = time.perf_counter()
-        futures = [
-            producer.send(m.topic, key=m.key, value=m.value, headers=list(m.headers) or None)
-            for m in outcome.messages
-        ]
-        producer.flush()
-        failed = [f for f in futures if f.failed()]
-        if failed:
-            raise ProduceError(
-                f"{len(failed)} of {len(futures)} output messages were not delivered: {failed[0].exception!r}"
-            )
+        undelivered = self._delivery.deliver(outcome.messages)
         outcome.stage_seconds["produce"] += time.perf_counter() - started
+        return undelivered
+
+    def _deliver_outbox(self) -> None:
+        """Deliver the outputs a checkpoint carried (a stop during an outage) before reading anything."""
+        assert self._delivery is not None
+        outbox = self.state.outbox
+        if not outbox:
+            return
+        undelivered = self._delivery.deliver(outbox)
+        logger.info(
+            "event=outbox_delivered messages=%d undelivered=%d",
+            len(outbox) - len(undelivered),
+            len(undelivered),
+        )
+        self.state.outbox[:] = undelivered
+        self._dirty = True
+
+    def _time_left_s(self, default_s: float) -> float:
+        """``default_s``, or less when stopping: what is left of the shutdown timeout."""
+        if self._stop_deadline is None:
+            return default_s
+        return max(0.0, min(default_s, self._stop_deadline - time.monotonic()))
 
     def _commit(self) -> None:
         consumer = self._consumer
@@ -346,15 +414,23 @@ class Worker:
             TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
             for tp, offset in self.ledger.commit_offsets().items()
         }
-        if not offsets:
+        timeout_ms = int(self._time_left_s(_COMMIT_TIMEOUT_S) * 1000)
+        if not offsets or timeout_ms <= 0:
             return
         started = time.perf_counter()
         try:
-            consumer.commit(offsets)
-        except KafkaError as exc:  # CommitFailedError, RebalanceInProgressError, ...: at least once holds
+            consumer.commit(offsets, timeout_ms=timeout_ms)
+            self.health.contact()
+        except (
+            KafkaError
+        ) as exc:  # CommitFailedError, RebalanceInProgressError, timeouts: at least once holds
             self.metrics.commit_failures.inc()
+            if isinstance(exc, KafkaTimeoutError):
+                self.health.failed()
             logger.warning(
-                "event=commit_failed error=%r (a rebalance is under way; records will be re-delivered)", exc
+                "event=commit_failed error=%r (records after the last commit will be re-delivered; a "
+                "checkpoint's offsets win over the commit when the worker restarts)",
+                exc,
             )
         self.metrics.stage_seconds.labels(stage="commit").observe(time.perf_counter() - started)
 
@@ -363,12 +439,13 @@ class Worker:
     def _checkpoint_due(self) -> bool:
         return self._dirty and self.stage.checkpoint_due(time.monotonic() - self._last_checkpoint)
 
-    def _checkpoint(self, reason: str) -> None:
+    def _checkpoint(self, reason: str) -> bool:
+        """Write a checkpoint of the stage with the ledger's offsets; False when the stage keeps nothing."""
         started = time.perf_counter()
         offsets = self.ledger.checkpoint_offsets()
         checkpoint = self.stage.checkpoint(offsets)
         if checkpoint is None:
-            return
+            return False
         self.ledger.checkpointed(offsets)
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -384,6 +461,7 @@ class Worker:
             self.state.counters.learned_total,
             seconds,
         )
+        return True
 
     # -- rebalances -----------------------------------------------------------------------------------
 
@@ -443,18 +521,91 @@ class Worker:
             )
         self._publish_progress()
 
-    def _update_gauges(self) -> None:
+    def _probe_broker(self) -> None:
+        """Once a second: ask the broker for the end offsets; lag from them, health from the answer.
+
+        Lag comes from fresh end offsets, not from the last fetch's high-water mark (which stops moving
+        when fetches stop); while the broker does not answer, lag is unknown (NaN), never a stale 0.
+        """
         consumer = self._consumer
-        if consumer is None:
+        now = time.monotonic()
+        if consumer is None or now - self._last_probe < _PROBE_INTERVAL_S:
             return
-        lag: dict[str, int] = {}
-        for tp in self.ledger.assigned:
-            highwater = consumer.highwater(TopicPartition(*tp))
+        self._last_probe = now
+        assigned = self.ledger.assigned
+        partitions = assigned | self._known_partitions
+        if not partitions:
+            return
+        was_reachable = self.health.reachable
+        try:
+            ends = consumer.end_offsets(
+                [TopicPartition(*tp) for tp in sorted(partitions)], timeout_ms=_PROBE_TIMEOUT_MS
+            )
+        except KafkaError as exc:
+            self.health.failed()
+            for topic in self.stage.topics:
+                self.metrics.consumer_lag.labels(topic=topic).set(math.nan)
+            if was_reachable:
+                logger.warning("event=broker_unreachable error=%r (lag unknown until it answers)", exc)
+            return
+        if not was_reachable:
+            logger.info("event=broker_reachable unreachable_s=%.1f", self.health.unreachable_s)
+        self.health.contact()
+        lag = {topic: 0 for topic in self.stage.topics}
+        beyond: set[TopicPart] = set()
+        for tp in assigned:
+            kafka_tp = TopicPartition(*tp)
+            highwater = _highwater(consumer, kafka_tp)
+            end = max(ends.get(kafka_tp) or 0, highwater or 0)
             position = self.ledger.position(tp)
-            if highwater is not None and position is not None:
-                lag[tp[0]] = lag.get(tp[0], 0) + max(0, highwater - position)
+            if position is None:
+                continue
+            if position <= end:
+                lag[tp[0]] = lag.get(tp[0], 0) + end - position
+                continue
+            # Past the end: the log was reset, and all of it is unread. Only a high-water mark from a
+            # fetch is trusted for this (some brokers answer end-offset requests a batch short).
+            lag[tp[0]] = lag.get(tp[0], 0) + end
+            if highwater is not None:
+                beyond.add(tp)
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic=topic).set(value)
+        self._beyond_end = {tp: self._beyond_end.get(tp, 0) + 1 for tp in beyond}
+        for tp, probes in list(self._beyond_end.items()):
+            if probes >= _RESET_AFTER_PROBES:
+                self._restart_reset_log(tp)
+
+    def _restart_reset_log(self, tp: TopicPart) -> None:
+        """Read a partition whose log was reset from where ``consumer.auto_offset_reset`` says.
+
+        Kafka answers a fetch past the end with OFFSET_OUT_OF_RANGE and the consumer resets by itself;
+        a broker that answers with an empty fetch instead (the embedded one, after losing its data)
+        would keep the worker waiting at its old offset for ever.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        kafka_tp = TopicPartition(*tp)
+        try:
+            if self.settings.consumer.auto_offset_reset == "earliest":
+                offset = consumer.beginning_offsets([kafka_tp], timeout_ms=_PROBE_TIMEOUT_MS)[kafka_tp]
+            else:
+                offset = _highwater(consumer, kafka_tp) or 0
+            consumer.seek(kafka_tp, offset)
+        except KafkaError as exc:  # revoked meanwhile, or the broker went away again: next probe
+            logger.warning("event=log_reset_seek_failed topic=%s partition=%d error=%r", tp[0], tp[1], exc)
+            return
+        old = self.ledger.position(tp)
+        self.ledger.moved(tp, offset)
+        self._beyond_end.pop(tp, None)
+        logger.warning(
+            "event=log_reset topic=%s partition=%d position=%s log_end=%d restart_at=%d (the partition's log "
+            "was reset: a recreated topic or a broker that lost its data)",
+            tp[0],
+            tp[1],
+            old,
+            _highwater(consumer, kafka_tp),
+            offset,
+        )
 
     def _snapshot(self) -> WorkerProgress:
         stage = self._stage
@@ -489,25 +640,31 @@ class Worker:
     # -- shutdown -------------------------------------------------------------------------------------
 
     def _shutdown(self, ok: bool) -> None:
+        self.health.running = False
+        if self._stop_deadline is None:  # a fatal error: the same bound on the way out
+            self._stop_deadline = time.monotonic() + self.settings.health.shutdown_timeout_s
         try:
             if ok:
-                # The loop only stops between batches: everything consumed has been processed and flushed.
-                if self._producer is not None:
-                    self._producer.flush()
+                # The loop only stops between batches: everything consumed has been processed, and its
+                # outputs delivered or kept in the outbox. The checkpoint needs no broker: written first.
+                checkpointed = self._checkpoint_count > 0 and not self._dirty
                 if self._dirty or (self._checkpoint_count == 0 and self.ledger.has_positions):
-                    self._checkpoint("shutdown")
-                self._commit()
+                    checkpointed = self._checkpoint("shutdown")
+                # Undelivered outputs without a checkpoint to carry them (the stateless embed stage):
+                # commit nothing, so the batch is read again.
+                if checkpointed or not self.state.outbox:
+                    self._commit()
         except (KafkaError, OSError) as exc:
             logger.error("event=shutdown_incomplete error=%r", exc)
         finally:
             if self._consumer is not None:
                 try:
-                    self._consumer.close(autocommit=False)  # leaves the group: partitions move at once
+                    # Leaves the group: partitions move at once (when the broker answers in time).
+                    self._consumer.close(autocommit=False, timeout_ms=int(self._time_left_s(30.0) * 1000))
                 except KafkaError as exc:
                     logger.warning("event=consumer_close_failed error=%r", exc)
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-            self.metrics.up.set(0)
+            if self._delivery is not None:
+                self._delivery.close(self._time_left_s(5.0))
             self.metrics.close()
             if self._stage is not None:
                 self._stage.close()
@@ -521,6 +678,21 @@ class Worker:
                 counters.get("predictions_out", 0),
                 sum((counters.get("learned") or {}).values()),
             )
+
+
+def _highwater(consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
+    """The high-water mark of the last fetch of ``tp`` (None: no fetch yet, or no longer assigned)."""
+    try:
+        highwater = consumer.highwater(tp)
+    except KafkaError:  # IllegalStateError: revoked since the ledger was read
+        return None
+    return None if highwater is None else int(highwater)
+
+
+def _force_exit() -> None:
+    logger.error("event=shutdown_timeout (a call into Kafka did not return in time; exiting without it)")
+    logging.shutdown()
+    os._exit(1)
 
 
 def _tps(tps: set[TopicPartition]) -> str:

@@ -2,8 +2,11 @@
 """Container health check of a labelflow worker (installed in the image as ``labelflow-healthcheck``).
 
 The worker has no dedicated health endpoint; its Prometheus endpoint says what a health check needs:
-``labelflow_worker_up`` is 1 while the worker loop runs (after the model is built, the checkpoint
-restored and the consumer subscribed) and 0 once it stops. A learner waiting as a hot standby
+``labelflow_worker_up`` (liveness) is 1 while the worker loop runs (after the model is built, the
+checkpoint restored and the consumer subscribed) and the broker has answered within
+``health.down_after_s`` (120 s); ``labelflow_worker_ready`` (readiness, ``--ready``) is the same with
+``health.unready_after_s`` (15 s). Both are 0 once the loop stops, and both are computed when the
+endpoint is scraped, so they cannot stay 1 while the broker is away. A learner waiting as a hot standby
 (``labelflow-standby``) serves ``labelflow_learner_standby 1`` on the same port instead, and counts as
 healthy: it is doing exactly what it should.
 
@@ -32,6 +35,8 @@ HOST_ENV = "LABELFLOW_METRICS__HOST"
 # MetricsSettings.port's default; tests/deploy checks that the two agree.
 DEFAULT_PORT = 8000
 WORKER_UP = "labelflow_worker_up"
+WORKER_READY = "labelflow_worker_ready"
+BROKER_UNREACHABLE = "labelflow_broker_unreachable_seconds"
 STANDBY = "labelflow_learner_standby"
 
 
@@ -43,6 +48,8 @@ class Health:
     Health(healthy=True, reason='worker loop running')
     >>> evaluate({"labelflow_worker_up": 0.0}).healthy
     False
+    >>> evaluate({"labelflow_worker_ready": 0.0, "labelflow_broker_unreachable_seconds": 21.0}, ready=True)
+    Health(healthy=False, reason='the broker has not answered for 21 s (labelflow_worker_ready 0)')
     """
 
     healthy: bool
@@ -83,20 +90,27 @@ def parse_samples(text: str) -> dict[str, float]:
     return values
 
 
-def evaluate(samples: Mapping[str, float]) -> Health:
-    """Healthy when the worker loop runs, or when this process is a waiting standby."""
-    if samples.get(WORKER_UP) == 1.0:
+def evaluate(samples: Mapping[str, float], ready: bool = False) -> Health:
+    """Healthy when the worker loop runs and the broker answers (liveness: ``labelflow_worker_up``,
+    readiness: ``labelflow_worker_ready``), or when this process is a waiting standby."""
+    metric = WORKER_READY if ready else WORKER_UP
+    if samples.get(metric) == 1.0:
         return Health(True, "worker loop running")
     if samples.get(STANDBY) == 1.0:
         return Health(True, "standby learner waiting for the checkpoint lock")
-    if WORKER_UP in samples:
-        return Health(False, f"worker loop not running ({WORKER_UP} {samples[WORKER_UP]:g})")
+    if metric in samples:
+        unreachable = samples.get(BROKER_UNREACHABLE, 0.0)
+        if unreachable > 0:
+            return Health(
+                False, f"the broker has not answered for {unreachable:.0f} s ({metric} {samples[metric]:g})"
+            )
+        return Health(False, f"worker loop not running ({metric} {samples[metric]:g})")
     return Health(
         False, f"the metrics endpoint serves neither {WORKER_UP} nor {STANDBY}: not a labelflow worker"
     )
 
 
-def check(host: str, port: int, timeout_s: float = 5.0) -> Health:
+def check(host: str, port: int, timeout_s: float = 5.0, ready: bool = False) -> Health:
     """Fetch ``/metrics`` from ``host:port`` and judge it."""
     if port < 0:
         return Health(False, f"the metrics endpoint is disabled ({PORT_ENV}={port}); this check needs it")
@@ -113,7 +127,7 @@ def check(host: str, port: int, timeout_s: float = 5.0) -> Health:
         samples = parse_samples(text)
     except ValueError as exc:
         return Health(False, f"{url} answered with something that is not Prometheus text: {exc}")
-    return evaluate(samples)
+    return evaluate(samples, ready=ready)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -124,13 +138,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds to wait for an answer (default 5)"
     )
+    parser.add_argument(
+        "--ready",
+        action="store_true",
+        help=f"readiness ({WORKER_READY}) instead of liveness ({WORKER_UP})",
+    )
     args = parser.parse_args(argv)
     try:
         host, port = metrics_address(os.environ if environ is None else environ, args.port)
     except ValueError as exc:
         print(f"unhealthy: {exc}")
         return 1
-    health = check(host, port, args.timeout)
+    health = check(host, port, args.timeout, ready=args.ready)
     print(("healthy: " if health.healthy else "unhealthy: ") + health.reason)
     return 0 if health.healthy else 1
 

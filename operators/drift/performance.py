@@ -335,6 +335,12 @@ class PerformanceDriftDetector(DriftDetector):
         window = slice(self._start, self._start + self._n_blocks + 1)
         arrays["block_sums"] = np.diff(self._prefix[window])
         arrays["block_squares"] = np.diff(self._prefix_squares[window])
+        # The prefix sums themselves and where they start: sums rebuilt from the differences round
+        # differently in the last bits, and a restored detector must compute exactly what the original
+        # would have (replay after a restore is deterministic).
+        arrays["prefix"] = self._prefix[window].copy()
+        arrays["prefix_squares"] = self._prefix_squares[window].copy()
+        meta["start"] = self._start
         meta["open_block"] = [self._block_sum, self._block_square, self._block_count]
 
     def _load_state(self, state: State) -> None:
@@ -344,9 +350,15 @@ class PerformanceDriftDetector(DriftDetector):
             raise ValueError(
                 f"state holds {n} blocks; expected at most max_window / block_size = {self._max_blocks}"
             )
-        self._prefix[1 : n + 1] = np.cumsum(arrays["block_sums"])
-        self._prefix_squares[1 : n + 1] = np.cumsum(arrays["block_squares"])
-        self._start, self._n_blocks = 0, n
+        start = int(meta.get("start", 0))
+        if "prefix" in arrays and start + n < len(self._prefix):
+            self._prefix[start : start + n + 1] = arrays["prefix"]
+            self._prefix_squares[start : start + n + 1] = arrays["prefix_squares"]
+        else:  # a state written before the prefix sums were kept
+            start = 0
+            self._prefix[1 : n + 1] = np.cumsum(arrays["block_sums"])
+            self._prefix_squares[1 : n + 1] = np.cumsum(arrays["block_squares"])
+        self._start, self._n_blocks = start, n
         self._block_sum, self._block_square = float(meta["open_block"][0]), float(meta["open_block"][1])
         self._block_count = int(meta["open_block"][2])
 

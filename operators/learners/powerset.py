@@ -463,10 +463,38 @@ class LabelSetDecoder(Stateful):
         state.arrays["set_lengths"] = np.array([len(k) for k in keys], dtype=np.int64)
         state.arrays["set_labels"] = np.array([label for k in keys for label in k], dtype=np.int64)
         state.arrays["set_counts"] = np.array([self._label_sets[k] for k in keys], dtype=np.float64)
+        # Each cluster's table as it is (rows in the order they were first seen, counts as accumulated):
+        # tables rebuilt from the global subset counts would sum in another order and round differently,
+        # and a restored decoder must decide exactly as the original would have.
+        table_sets = [key for t in self._clusters for key in sorted(t.rows, key=t.rows.__getitem__)]
+        state.arrays["table_n_sets"] = np.array([t.n_sets for t in self._clusters], dtype=np.int64)
+        state.arrays["table_set_lengths"] = np.array([len(k) for k in table_sets], dtype=np.int64)
+        state.arrays["table_set_labels"] = np.array(
+            [label for k in table_sets for label in k], dtype=np.int64
+        )
+        state.arrays["table_counts"] = (
+            np.concatenate([t.counts[: t.n_sets] for t in self._clusters])
+            if self._clusters
+            else np.zeros(0, dtype=np.float64)
+        )
         if self._compiled:
             # The compiled view lags the counts by design; keeping it makes a restored decoder decide
             # exactly as the original would have.
             state.arrays.update({f"compiled/{name}": getattr(self, f"_{name}") for name in _COMPILED})
+
+    def _restore_tables(self, clusters: list[list[int]], arrays: dict[str, np.ndarray]) -> None:
+        self._label_sets, saved = {}, self._label_sets  # set_partition must not project the counts
+        self.set_partition(clusters)
+        self._label_sets = saved
+        lengths = arrays["table_set_lengths"].tolist()
+        labels = arrays["table_set_labels"].tolist()
+        counts = arrays["table_counts"].tolist()
+        row = at = 0
+        for table, n_sets in zip(self._clusters, arrays["table_n_sets"].tolist(), strict=True):
+            for _ in range(n_sets):
+                table.add(tuple(labels[at : at + lengths[row]]), counts[row])
+                at += lengths[row]
+                row += 1
 
     def _load_state(self, state: State) -> None:
         lengths = state.arrays["set_lengths"]
@@ -478,7 +506,10 @@ class LabelSetDecoder(Stateful):
             self._label_sets[tuple(flat[start:end])] = count
         self._seen_labels = set(flat)
         compiled = self._compiled
-        self.set_partition(state.meta["clusters"])  # which forgets the compiled view: restored next
+        if "table_n_sets" in state.arrays:
+            self._restore_tables(state.meta["clusters"], state.arrays)
+        else:  # a state written before the tables were kept: rebuilt from the global counts
+            self.set_partition(state.meta["clusters"])  # which forgets the compiled view: restored next
         if compiled:
             for name in _COMPILED:
                 setattr(self, f"_{name}", state.arrays[f"compiled/{name}"])

@@ -137,9 +137,23 @@ class AdaptiveThresholds(Stateful):
         self._thresholds[:n_labels] = np.clip(thresholds, 0.5 / self.bins, 1.0 - 0.5 / self.bins)
         self._log_odds[:n_labels] = _log_odds(self._thresholds[:n_labels])
 
-    def state(self) -> State:
-        self._flush()  # pending updates are counted first: the state holds counts only
-        return super().state()
+    def _save_state(self, state: State) -> None:
+        # Pending updates are saved as they are, not flushed: flushing early would sum the counts in
+        # other groups than the running model does, and a checkpoint must change nothing about the
+        # model's future (a restored model equals an uninterrupted one, bit for bit).
+        pending = self._pending
+        state.arrays["pending_lengths"] = np.array([p[0].shape[0] for p in pending], dtype=np.int64)
+        state.arrays["pending_scores"] = np.concatenate([p[0] for p in pending]) if pending else np.zeros(0)
+        state.arrays["pending_truth"] = np.concatenate([p[1] for p in pending]) if pending else np.zeros(0)
+        state.arrays["pending_weights"] = np.array([p[2] for p in pending], dtype=np.float64)
 
     def _load_state(self, state: State) -> None:
         self._log_odds = _log_odds(self._thresholds).astype(np.float32)
+        a = state.arrays
+        if "pending_lengths" in a:  # states written before pending updates were kept have none
+            ends = np.cumsum(a["pending_lengths"]).tolist()
+            starts = [0, *ends][:-1]
+            self._pending = [
+                (a["pending_scores"][lo:hi], a["pending_truth"][lo:hi], float(w))
+                for lo, hi, w in zip(starts, ends, a["pending_weights"].tolist(), strict=True)
+            ]

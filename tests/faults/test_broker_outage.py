@@ -1,0 +1,138 @@
+"""Broker outages seen by real worker processes: health and lag tell the truth, the worker recovers by
+itself when the broker returns, and SIGTERM during an outage exits in time with a checkpoint.
+
+Each test owns its broker and stops it; see conftest for how a memory-only broker stands in for a Kafka
+cluster that keeps its logs through an outage.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labelflow.stream.broker import EmbeddedBroker, free_port
+from labelflow.stream.checkpoint import CheckpointStore
+from labelflow.stream.config import Settings
+from labelflow.stream.testing import TopicCollector, WorkerProcess, create_topics, wait_for
+
+from .conftest import documents, healthcheck, replay_log, scrape, send_documents
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+# Short health thresholds and shutdown timeout, so the outage shows within seconds.
+HEALTH = {
+    "health__unready_after_s": 2.0,
+    "health__down_after_s": 4.0,
+    "health__shutdown_timeout_s": 10.0,
+    "topics__partitions": 1,
+}
+
+
+def metric(port: int, name: str) -> float | None:
+    return scrape(port).get(name)
+
+
+def test_idle_worker_outage_health_lag_and_recovery(
+    broker: EmbeddedBroker, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for("idle", metrics__port=free_port(), **HEALTH)
+    port = settings.metrics.port
+    check = healthcheck().check
+    create_topics(settings)
+    before = documents(0, 300)
+    send_documents(settings, before)
+    worker = WorkerProcess(settings, tmp_path, "idle")
+    try:
+        worker.start()
+        wait_for(
+            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 300, 90, "the first documents"
+        )
+        wait_for(lambda: metric(port, "labelflow_consumer_lag") == 0.0, 15, "lag 0 once caught up")
+        assert metric(port, "labelflow_worker_up") == 1.0 and metric(port, "labelflow_worker_ready") == 1.0
+        assert check("127.0.0.1", port, ready=True).healthy
+
+        broker.stop()
+        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "readiness to turn false")
+        lag = metric(port, "labelflow_consumer_lag")
+        assert lag is not None and math.isnan(lag), f"lag during the outage is {lag}, not unknown"
+        wait_for(lambda: metric(port, "labelflow_worker_up") == 0.0, 20, "liveness to turn false")
+        verdict = check("127.0.0.1", port, ready=True)
+        assert not verdict.healthy and "broker has not answered" in verdict.reason, verdict
+        assert not check("127.0.0.1", port).healthy
+        assert (metric(port, "labelflow_broker_unreachable_seconds") or 0) >= 4.0
+        assert worker.alive(), worker.log()[-3000:]
+
+        broker.start()
+        replay_log(settings, before)
+        after = documents(1_000, 1_000)
+        send_documents(settings, after)
+        wait_for(
+            lambda: (
+                metric(port, "labelflow_worker_up") == 1.0 and metric(port, "labelflow_worker_ready") == 1.0
+            ),
+            30,
+            "health back to true",
+        )
+        with TopicCollector(settings, settings.topics.predictions) as predictions:
+            predictions.wait_until(
+                lambda r: {x.key.decode() for x in r} >= {d["id"] for d in after},
+                90,
+                "a prediction of every document sent after the outage",
+            )
+            wait_for(lambda: metric(port, "labelflow_consumer_lag") == 0.0, 30, "lag back to 0")
+            predictions.drain(idle_s=0.5)
+        # The worker went on from its own position: the records it had processed before the outage
+        # were not processed again.
+        assert not predictions.keys() & {d["id"] for d in before}
+        assert metric(port, "labelflow_documents_in_total") == 1_300
+        assert check("127.0.0.1", port, ready=True).healthy
+        assert worker.terminate(timeout_s=30) == 0, worker.log()[-3000:]
+    finally:
+        worker.ensure_stopped()
+
+
+def test_sigterm_during_an_outage_exits_in_time_with_a_checkpoint(
+    broker: EmbeddedBroker, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    # Checkpoints only at shutdown (and before a partition's first commit): what the worker learned
+    # after its first batch exists nowhere but in its memory when the broker goes away.
+    settings = settings_for("sigterm", metrics__port=free_port(), checkpoint__interval_s=600.0, **HEALTH)
+    port = settings.metrics.port
+    create_topics(settings)
+    send_documents(settings, documents(0, 200))
+    worker = WorkerProcess(settings, tmp_path, "sigterm")
+    store = CheckpointStore(settings.checkpoint.dir)
+    try:
+        worker.start()
+        wait_for(lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 200, 90, "the first batch")
+        send_documents(settings, documents(200, 300))
+        wait_for(lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 500, 60, "the second batch")
+        learned = metric(port, "labelflow_learned_documents_total")
+        assert learned == 250
+        first = store.latest()
+        assert first is not None and first.runtime.meta["counters"]["documents_in"] == 200
+
+        broker.stop()
+        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "the worker to notice the outage")
+        started = time.monotonic()
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        code = worker.process.wait(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        worker.ensure_stopped()
+    log = worker.log()
+    assert code == 0, log[-3000:]
+    assert took <= settings.health.shutdown_timeout_s + 3.0, f"SIGTERM took {took:.1f} s"
+    newest = store.latest()
+    assert newest is not None and newest.seq > first.seq, log[-3000:]
+    counters = newest.runtime.meta["counters"]
+    assert counters["documents_in"] == 500 and sum(counters["learned"].values()) == 250
+    assert newest.offsets[settings.topics.documents] == {0: 500}
+    assert "event=checkpoint_written reason=shutdown" in log
+    assert "event=commit_failed" in log  # the broker was away: the checkpoint carries the offsets
