@@ -68,6 +68,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     os.setpgrp()
 
 
+def _port_taken(host: str, port: int) -> bool:
+    """Whether another socket listens on ``host:port`` (binding it fails, or a connection succeeds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return _port_open(host, port)
+
+
 def _port_open(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -157,6 +169,15 @@ class EmbeddedBroker:
         )
 
     def _launch(self, binary: Path, port: int) -> bool:
+        if _port_taken(self.host, port):
+            # Tansu would fail to bind and exit, while the readiness probe below connected to the other
+            # process and reported this broker ready.
+            if self._requested_port is None:
+                return False  # a picked port taken meanwhile: try another one
+            raise BrokerError(
+                f"port {port} on {self.host} is already in use by another process (another broker?); "
+                "stop it or choose another port with --port (0 picks a free one)"
+            )
         url = f"tcp://{self.host}:{port}"
         command = [
             str(binary),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
+
+from labelflow.stream.logs import LOG_FORMATS, configure_logging, log_level
 
 # The learners multiply small matrices per instance or micro-batch; BLAS worker threads cost more than
 # they give there (measured on 2 shared cores: 17 ms with default OpenBLAS threading against 0.8 ms
@@ -37,7 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="labelflow",
         description="Streaming multi-label document classification on Kafka.",
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-level", type=log_level, default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text (default) or json: one JSON object per line, event fields included",
+    )
+    parser.add_argument("--version", action="version", version=f"labelflow {package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"labelflow.stream.commands.{name}").register(subparsers)
@@ -50,11 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level, args.log_format)
     return int(args.func(args) or 0)
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("labelflow")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree without an install
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -29,7 +29,15 @@ from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from labelflow.stream.messages import Document, MessageError, Prediction, decode_document, utc_now
+from labelflow.stream.messages import (
+    DEFAULT_LIMITS,
+    DecodeLimits,
+    Document,
+    MessageError,
+    Prediction,
+    decode_document,
+    utc_now,
+)
 from labelflow.stream.model_runtime import ModelRuntime, Scored
 
 
@@ -69,6 +77,7 @@ class ModelAccess:
     max_message_bytes: int
     extra_fields: Any
     max_batch: int
+    limits: DecodeLimits = DEFAULT_LIMITS
 
 
 class RequestError(Exception):
@@ -81,7 +90,7 @@ class RequestError(Exception):
 def _document(raw: Any, access: ModelAccess, index: int | None) -> Document:
     try:
         value = json.dumps(raw).encode("utf-8")
-        return decode_document(value, access.max_message_bytes, access.extra_fields)
+        return decode_document(value, access.max_message_bytes, access.extra_fields, limits=access.limits)
     except MessageError as exc:
         raise RequestError(
             422, Problem(reason=exc.reason.value, detail=exc.detail, field=exc.field, index=index)

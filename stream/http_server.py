@@ -51,6 +51,7 @@ def worker_access(worker: Worker, settings: Settings, finished: threading.Event)
         max_message_bytes=settings.max_message_bytes,
         extra_fields=settings.extra_fields,
         max_batch=settings.http.max_batch,
+        limits=settings.decode_limits,
     )
 
 

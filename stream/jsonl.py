@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from kafka import KafkaProducer
 
+from labelflow.stream.messages import MessageError
+
 
 @dataclass
 class ProduceReport:
-    """What ``produce_lines`` sent: lines sent, and how many of them had no usable ``id`` (sent unkeyed)."""
+    """What ``produce_lines`` did: lines sent, how many of them had no usable ``id`` (sent unkeyed), and
+    the lines refused by validation (line number, error), which were not sent."""
 
     sent: int = 0
     unkeyed: int = 0
+    invalid: list[tuple[int, MessageError]] = field(default_factory=list)
 
 
 def record_key(line: bytes) -> bytes | None:
@@ -48,18 +52,30 @@ def open_lines(path: str | Path) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def iter_lines(handle: Iterable[bytes]) -> Iterator[bytes]:
-    """Non-blank lines without their line ending, bytes kept exactly (invalid input reaches the worker)."""
-    for line in handle:
+def iter_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, line) for non-blank lines without their line ending, bytes kept exactly."""
+    for number, line in enumerate(handle, start=1):
         stripped = line.rstrip(b"\r\n")
         if stripped.strip():
-            yield stripped
+            yield number, stripped
 
 
-def produce_lines(producer: KafkaProducer, topic: str, lines: Iterable[bytes]) -> ProduceReport:
-    """Send each line to ``topic`` keyed by its id, then flush."""
+def produce_lines(
+    producer: KafkaProducer,
+    topic: str,
+    lines: Iterable[tuple[int, bytes]],
+    validate: Callable[[bytes], object] | None = None,
+) -> ProduceReport:
+    """Send each line that ``validate`` accepts (raises ``MessageError`` otherwise) to ``topic`` keyed by
+    its id, then flush; refused lines are reported, not sent."""
     report = ProduceReport()
-    for line in lines:
+    for number, line in lines:
+        if validate is not None:
+            try:
+                validate(line)
+            except MessageError as exc:
+                report.invalid.append((number, exc))
+                continue
         key = record_key(line)
         producer.send(topic, key=key, value=line)
         report.sent += 1

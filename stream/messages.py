@@ -513,6 +513,18 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         raise MessageError(_reason_of(first["type"]), detail, field or None) from None
 
 
+def load_json_object(
+    value: bytes | None, max_bytes: int, *, limits: DecodeLimits = DEFAULT_LIMITS
+) -> dict[str, Any]:
+    """A record value as a JSON object, with the checks every input message gets (size, UTF-8, JSON,
+    object, depth); ``MessageError`` otherwise. For topics whose messages have no model.
+
+    >>> load_json_object(b'{"a": 1}', max_bytes=100)
+    {'a': 1}
+    """
+    return _load_json(value, max_bytes, limits)
+
+
 def decode_document(
     value: bytes | None,
     max_bytes: int,

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import pytest
 
+from labelflow.operators.base import MultiLabelClassifier
+from labelflow.operators.evaluation.plot import drift_detections, plot_curves
+from labelflow.operators.evaluation.prequential import evaluate_prequential, format_table
+from labelflow.operators.io.instances import Instance
 from labelflow.stream.cli import main
 
 
@@ -119,3 +126,68 @@ def test_malformed_arff_names_file_and_line(tmp_path: Path, capsys: pytest.Captu
     rc = main(["evaluate", "--data", str(bad), "--learner", "no-change", "--no-progress"])
     assert rc == 2
     assert f"{bad}:6: expected 2 values, found 3" in capsys.readouterr().err
+
+
+def test_an_unwritable_output_fails_before_the_run(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    scene = str(datasets_dir / "scene" / "Scene.arff.gz")
+    for flag, target in (("--output", a_file / "out.json"), ("--plot", tmp_path)):
+        rc = main(["evaluate", "--data", scene, flag, str(target), "--no-progress"])
+        captured = capsys.readouterr()
+        assert rc == 2 and captured.out == ""  # nothing was evaluated (was: a traceback after the run)
+        assert (
+            captured.err.startswith(f"labelflow: error: {flag} {target}: ")
+            and "Traceback" not in captured.err
+        )
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_the_progress_bar_has_a_total_without_limit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "synthetic.jsonl"
+    assert main(["generate", "--out", str(data), "--documents", "300", "--no-drift"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--data", str(data), "--learner", "no-change"]) == 0
+    bar = capsys.readouterr().err
+    assert "300/300" in bar  # a total, so tqdm shows a percentage and an ETA
+
+
+class ReportingModel(MultiLabelClassifier):
+    """Predicts nothing and reports the given drift events, each when its position is learned."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.n, self.events = 0, events
+        self.pending: list[Any] = []
+
+    def learn_one(self, x: Any, y: Any) -> None:
+        self.n += 1
+        self.pending += [SimpleNamespace(**e) for e in self.events if e["position"] == self.n]
+
+    def predict_proba_one(self, x: Any) -> dict[Any, float]:
+        return {}
+
+    def drain_events(self) -> list[Any]:
+        events, self.pending = self.pending, []
+        return events
+
+
+def test_drift_detections_are_in_the_summary_and_the_plot(tmp_path: Path) -> None:
+    events = [
+        {"kind": "performance", "position": 40, "severity": "drift"},
+        {"kind": "input", "position": 60, "severity": "warning"},
+        {"kind": "performance", "position": 80, "severity": "drift"},
+    ]
+    results = {}
+    for name, reported in (("drift", events), ("quiet", [])):
+        stream = [Instance(id=str(i), x=np.ones(2), text=None, labels=["a"]) for i in range(100)]
+        model = ReportingModel(reported)
+        results[name] = evaluate_prequential(stream, model, progress=False, p_at_k=(), record_every=10)
+    assert "drift: 2 detections (performance 2) at 40 ... 80; 1 warning" in format_table(results["drift"])
+    assert "drift:" not in format_table(results["quiet"])
+    assert drift_detections(results["drift"].to_json()["drift_events"]) == {"performance": [40, 80]}
+    drawn = {
+        name: plot_curves(result, tmp_path / f"{name}.png").read_bytes() for name, result in results.items()
+    }
+    assert drawn["drift"] != drawn["quiet"]  # the detections are drawn

@@ -17,6 +17,24 @@ PANELS = (("subset_accuracy", "subset accuracy"), ("micro_f1", "micro-F1"), ("ma
 _BASELINE_STYLE = {"no-change": "tab:gray", "majority-labelset": "tab:orange"}
 
 
+# Partition changes (label_structure) are drawn apart, in red, as before.
+_DRIFT_COLOURS = {"performance": "tab:orange", "label_prior": "tab:purple", "input": "tab:brown"}
+
+
+def drift_detections(events: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """Positions of the drift detections (not warnings) by kind, label-structure changes left out.
+
+    >>> drift_detections([{"kind": "input", "position": 5}, {"kind": "input", "position": 9, "severity": "warning"},
+    ...                   {"kind": "label_structure", "position": 7}])
+    {'input': [5]}
+    """
+    found: dict[str, list[int]] = {}
+    for event in events:
+        if event.get("severity", "drift") == "drift" and event.get("kind") != "label_structure":
+            found.setdefault(str(event["kind"]), []).append(int(event["position"]))
+    return found
+
+
 def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *, dpi: int = 110) -> Path:
     """Write the learning-curve PNG of ``result`` (a result or its ``to_json()`` dict) to ``path``."""
     matplotlib = import_optional("matplotlib", extra="plots")
@@ -29,6 +47,7 @@ def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *,
         raise ValueError("the result has no curve points to plot")
     positions = [point["position"] for point in curves]
     changes = (data.get("partition") or {}).get("changes") or []
+    detections = drift_detections(data.get("drift_events") or [])
     window = data.get("window")
 
     fig, axes = plt.subplots(len(PANELS), 1, figsize=(9, 7.5), sharex=True)
@@ -46,6 +65,16 @@ def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *,
                         lw=1.1,
                         ls="--",
                         label=name,
+                    )
+            for kind, marks in detections.items():
+                for i, mark in enumerate(marks):
+                    ax.axvline(
+                        mark,
+                        color=_DRIFT_COLOURS.get(kind, "tab:gray"),
+                        lw=0.8,
+                        ls=":",
+                        alpha=0.7,
+                        label=f"{kind} drift ({len(marks)})" if i == 0 else None,
                     )
             for i, position in enumerate(changes):
                 ax.axvline(

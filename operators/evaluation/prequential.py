@@ -234,6 +234,7 @@ def evaluate_prequential(
     label_names: Sequence[Hashable] | None = None,
     segment: tuple[str, Any] | None = ("split", "test"),
     batch_size: int = 64,
+    total: int | None = None,
 ) -> PrequentialResult:
     """Run ``model`` test-then-train over ``stream`` and measure it.
 
@@ -256,6 +257,9 @@ def evaluate_prequential(
         instances, and at the end.
     progress
         Show a tqdm progress bar on stderr.
+    total
+        Instances in the stream, for the progress bar's total and ETA (default: ``len(stream)`` when
+        the stream has one; ``limit`` caps it).
     p_at_k
         The k of precision-at-k (from the model's scores); empty to skip asking for scores.
     dataset, learner
@@ -303,9 +307,10 @@ def evaluate_prequential(
     segment_key, segment_value = segment if segment is not None else (None, None)
     n_segment = 0
 
-    total = limit
     if total is None and hasattr(stream, "__len__"):
         total = len(stream)  # type: ignore[arg-type]
+    if limit is not None:
+        total = limit if total is None else min(total, limit)
     bar = _progress_bar(total, dataset, learner, enabled=progress)
 
     events: list[dict[str, Any]] = []
@@ -545,12 +550,39 @@ def format_table(result: PrequentialResult) -> str:
         f"(median over intervals {result.model_instances_per_second_median:,.0f}), "
         f"end-to-end {result.instances_per_second:,.0f} inst/s, {result.seconds:.1f} s"
     )
+    drift = drift_summary(result.drift_events)
+    if drift:
+        lines.append(drift)
     if result.partition.get("n_clusters") is not None or result.partition.get("changes"):
         lines.append(
             f"partition: {result.partition.get('n_clusters')} clusters, "
             f"{len(result.partition.get('changes', []))} changes"
         )
     return "\n".join(lines)
+
+
+def drift_summary(events: Sequence[dict[str, Any]]) -> str:
+    """One line on the drift the model detected (warnings counted apart); empty when there was none.
+
+    >>> drift_summary([{"kind": "performance", "position": 120}, {"kind": "input", "position": 900},
+    ...                {"kind": "performance", "position": 450, "severity": "warning"}])
+    'drift: 2 detections (input 1, performance 1) at 120 ... 900; 1 warning'
+    """
+    detections = [e for e in events if e.get("severity", "drift") == "drift"]
+    warnings = len(events) - len(detections)
+    if not events:
+        return ""
+    by_kind: dict[str, int] = {}
+    for event in detections:
+        by_kind[event["kind"]] = by_kind.get(event["kind"], 0) + 1
+    text = f"drift: {len(detections)} detection{'s' if len(detections) != 1 else ''}"
+    if detections:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
+        positions = [int(e["position"]) for e in detections]
+        text += f" ({kinds}) at {min(positions):,} ... {max(positions):,}"
+    if warnings:
+        text += f"; {warnings} warning{'s' if warnings != 1 else ''}"
+    return text
 
 
 def _fmt(value: float | int | None) -> str:

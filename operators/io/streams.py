@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from labelflow.operators.io.arff import read_arff
-from labelflow.operators.io.instances import Instance
+from labelflow.operators.io.instances import Instance, open_text
 from labelflow.operators.io.jsonl import read_jsonl
 
 StreamFormat = Literal["arff", "jsonl"]
@@ -76,3 +76,28 @@ class _ReusableJsonl:
 
     def __iter__(self):
         return read_jsonl(self.path, limit=self.limit)
+
+
+def count_instances(path: Path | str, *, format: StreamFormat | None = None) -> int:
+    """How many instances the file holds, by a quick scan of its lines (no parsing): the progress
+    bar's total. JSON lines: non-blank lines; ARFF: non-blank, non-comment lines after ``@data``.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "s.arff"
+    >>> _ = path.write_text("@relation r\n@attribute a {0,1}\n@data\n% a comment\n0\n\n1\n")
+    >>> count_instances(path)
+    2
+    """
+    fmt = format or guess_format(path)
+    count = 0
+    in_data = fmt == "jsonl"
+    with open_text(Path(path)) as handle:
+        for line in handle:
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if in_data:
+                count += not (fmt == "arff" and stripped.startswith("%"))
+            elif stripped[:5].lower() == "@data":
+                in_data = True
+    return count

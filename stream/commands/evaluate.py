@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from labelflow.operators.evaluation.prequential import evaluate_prequential, format_table
     from labelflow.operators.io.arff import ArffError
     from labelflow.operators.io.jsonl import JsonlError
-    from labelflow.operators.io.streams import guess_format, open_stream
+    from labelflow.operators.io.streams import count_instances, guess_format, open_stream
 
     for flag, value in (
         ("--limit", args.limit),
@@ -71,12 +71,18 @@ def run(args: argparse.Namespace) -> int:
     ):
         if value is not None and value < (0 if flag == "--limit" else 1):
             return fail(f"{flag} must be {'>= 0' if flag == '--limit' else '>= 1'}, got {value}")
+    for flag, target in (("--output", args.output), ("--plot", args.plot)):
+        problem = None if target is None else unwritable(Path(target))
+        if problem is not None:  # found now, not after a run of many minutes
+            return fail(f"{flag} {target}: {problem}")
     data = Path(args.data)
     try:
         fmt = args.format or guess_format(data)
         stream = open_stream(data, format=fmt, label_xml=args.labels_xml)
     except (FileNotFoundError, ArffError, ValueError) as exc:
         return fail(str(exc))
+    # The progress bar's total (and so its ETA): a quick scan of the file's lines, seconds at most.
+    total = None if args.no_progress else count_instances(data, format=fmt)
 
     featurizer = None
     if fmt == "jsonl":
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             record_every=args.record_every,
             progress=not args.no_progress,
             learner=args.learner,
+            total=total,
         )
     except (ArffError, JsonlError) as exc:
         return fail(str(exc))
@@ -132,6 +139,26 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"learning curves written to {plot_curves(result, args.plot)}")
     return 0
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written (None when it can): tried for real, since permission bits say
+    little to root, and a file that did not exist is removed again."""
+    existed = path.exists()
+    if path.is_dir():
+        return "is a directory"
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{parent} is a file, not a directory"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        return f"cannot be written: {exc.strerror or exc}"
+    if not existed:
+        path.unlink(missing_ok=True)
+    return None
 
 
 def make_named_learner(name: str, *, seed: int | None = None):

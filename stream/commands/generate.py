@@ -19,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     target.add_argument("--topic", help="topic to send the documents to (key = id)")
     parser.add_argument("--documents", type=int, default=5_000, help="number of documents (default 5,000)")
     parser.add_argument(
-        "--seed", type=int, default=7, help="seed: the same seed always gives the same stream"
+        "--seed",
+        type=int,
+        default=7,
+        help="seed: the same seed always gives the same stream; ids carry it (syn-s7-0000000)",
     )
     parser.add_argument("--no-drift", action="store_true", help="a stationary stream (no scheduled drifts)")
     parser.add_argument("--drift-out", type=Path, help="also write the drift positions (JSON) here")
@@ -32,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = SyntheticStreamConfig(
-            seed=args.seed, n_documents=args.documents, drift_events=[] if args.no_drift else None
+            seed=args.seed,
+            n_documents=args.documents,
+            drift_events=[] if args.no_drift else None,
+            # Ids carry the seed: a second run with another seed is new documents, not duplicates of
+            # the first run's ids (which a worker predicts again but never learns again).
+            id_prefix=f"syn-s{args.seed}-",
         )
     except ValueError as exc:
         return fail(str(exc))

@@ -79,9 +79,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except SettingsError as exc:
         return fail(str(exc))
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        # kafka-python logs every connection at INFO; the worker's own events are what operators need.
-        logging.getLogger("kafka").setLevel(logging.WARNING)
     app = Application(settings)
     try:
         app.run()

@@ -27,7 +27,8 @@ def test_produce_then_tail(
     data = tmp_path / "in.jsonl"
     lines = [json.dumps({"id": f"d{i}", "text": f"text {i}"}) for i in range(25)] + ["", "not json at all"]
     data.write_text("\n".join(lines) + "\n")
-    assert main(["produce", str(data), "--topic", "cli.in", *settings_args(settings)]) == 0
+    # --no-validate: the unparseable line is sent as it is (the worker would dead-letter it).
+    assert main(["produce", str(data), "--topic", "cli.in", "--no-validate", *settings_args(settings)]) == 0
     assert "sent 26 messages to cli.in (1 without an id, sent unkeyed)" in capsys.readouterr().out
     with TopicCollector(settings, "cli.in") as topic:
         records = topic.drain(idle_s=0.5)
