@@ -270,8 +270,11 @@ class Application:
 
 
 def _with_values(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
-    """A copy of ``settings`` with dotted ``overrides`` applied, validated again."""
-    values = settings.model_dump(mode="json")
+    """A copy of ``settings`` with dotted ``overrides`` applied, validated again (secrets kept: a Python
+    dump keeps ``SecretStr`` values, a JSON dump would mask them)."""
+    if not overrides:
+        return settings
+    values = settings.model_dump()
     for dotted, value in overrides.items():
         node = values
         *sections, name = dotted.split(".")

@@ -66,3 +66,20 @@ def test_settings_by_keyword_and_nested_double_underscore() -> None:
     assert (s.brokers, s.topics.documents, s.batch.size, s.topics.drift) == (["k1:9092"], "in", 7, "my.drift")
     again = Application(s, group_id="other")
     assert again.settings.batch.size == 7 and again.settings.group_id == "other"
+
+
+def test_given_settings_keep_their_secrets() -> None:
+    from labelflow.stream.config import load_settings
+
+    settings = load_settings(
+        None,
+        {
+            "security.protocol": "SASL_SSL",
+            "security.sasl_mechanism": "PLAIN",
+            "security.sasl_username": "user",
+            "security.sasl_password": "s3cret",
+        },
+    )
+    for app in (Application(settings), Application(settings, group_id="g2")):
+        password = app.settings.security.sasl_password
+        assert password is not None and password.get_secret_value() == "s3cret"
