@@ -9,7 +9,10 @@ Two things, each listed below with the reason:
   sentence-transformers (and through it scikit-learn), but it only ships the model files, which labelflow
   reads with transformers. A distribution is removed only when nothing else installed requires it.
 - parts of the torch wheel that are for building C++ extensions and testing torch itself (headers, the
-  C++ unit-test binaries): labelflow runs eager torch only (no torch.compile, no C++ extensions).
+  C++ unit-test binaries): labelflow runs eager torch only (no torch.compile, no C++ extensions);
+- the packages' own test suites (``tests`` directories: scipy, numpy, sympy, ...), never imported;
+- the symbol tables of torch's shared libraries (``strip --strip-unneeded``, when binutils is there):
+  about 90 MB of libtorch_cpu.so; the dynamic symbols that linking and loading need stay.
 
 Then ``pip check`` must report nothing but the dependency removed on purpose. The model check that follows
 in the Dockerfile (bake_model.py) proves that torch and the model still load.
@@ -47,6 +50,11 @@ UNUSED_TORCH_PATHS = (
     "torch/lib/lib*_test.so",  # test-only libraries
     "torch/lib/libbackend_with_compiler.so",
 )
+
+
+# Shared libraries whose symbol tables are stripped (torch's own, not patchelf-repaired wheel libraries:
+# stripping a library that patchelf rewrote can corrupt it).
+STRIPPED_LIBRARIES = ("torch/lib/*.so", "torch/lib/*.so.*")
 
 
 def normalise(name: str) -> str:
@@ -98,8 +106,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not args.dry_run:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
     print(f"slim_venv: {freed:.0f} MB of torch files removed")
+    tests = sorted(p for p in site.glob("*/**/tests") if p.is_dir() and not p.is_relative_to(site / "torch"))
+    tests = [p for p in tests if not any(p.is_relative_to(other) for other in tests if other != p)]
+    print(f"slim_venv: {len(tests)} test suites, {sum(size_mb(p) for p in tests):.0f} MB")
+    strip = shutil.which("strip")
+    libraries = sorted({p for pattern in STRIPPED_LIBRARIES for p in site.glob(pattern) if p.is_file()})
     if args.dry_run:
         return 0
+    for path in tests:
+        shutil.rmtree(path)
+    if strip:
+        before = sum(size_mb(p) for p in libraries)
+        subprocess.run([strip, "--strip-unneeded", *map(str, libraries)], check=True)
+        print(
+            f"slim_venv: stripped {len(libraries)} torch libraries, {before - sum(size_mb(p) for p in libraries):.0f} MB"
+        )
+    else:
+        print("slim_venv: no strip (binutils) here: torch's libraries keep their symbol tables")
 
     check = subprocess.run(
         [sys.executable, "-m", "pip", "check"], capture_output=True, text=True, check=False

