@@ -3,6 +3,9 @@
 Operators follow river's verbs: ``learn_one`` / ``predict_one`` / ``predict_proba_one`` for a single
 instance and ``learn_many`` / ``predict_many`` / ``predict_proba_many`` for micro-batches. Labels are
 hashable names (strings in the product); the classifier grows its label space when a new name appears.
+
+:class:`StreamingModel` is everything the runtime (``stream/``) calls on a model; every
+:class:`MultiLabelClassifier` is one.
 """
 
 from __future__ import annotations
@@ -10,11 +13,18 @@ from __future__ import annotations
 import abc
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import TYPE_CHECKING, Protocol, Self, Union
 
 import numpy as np
 
+if TYPE_CHECKING:  # type names only: operators.base is imported by every other operator module
+    from labelflow.operators.drift.events import DriftEvent
+    from labelflow.operators.state import State
+
 Label = Hashable
+
+#: A prediction: the decided label set and a probability per known label.
+ScoredLabels = tuple[set[Label], dict[Label, float]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +70,86 @@ def feature_dim(x: Features) -> int:
     return x.dim if isinstance(x, SparseVector) else int(np.shape(x)[0])
 
 
-class MultiLabelClassifier(abc.ABC):
+def dense_rows(rows: Sequence[Features]) -> list[np.ndarray]:
+    """A batch that must be all dense, as arrays (a ``SparseVector`` among them is a ``TypeError``)."""
+    dense = [row for row in rows if not isinstance(row, SparseVector)]
+    if len(dense) != len(rows):
+        raise TypeError("a batch of dense feature vectors contains a SparseVector")
+    return dense
+
+
+def sparse_rows(rows: Sequence[Features]) -> list[SparseVector]:
+    """A batch that must be all sparse (a dense vector among them is a ``TypeError``)."""
+    sparse = [row for row in rows if isinstance(row, SparseVector)]
+    if len(sparse) != len(rows):
+        raise TypeError("a batch of sparse feature vectors contains a dense vector")
+    return sparse
+
+
+class StateNotSupportedError(NotImplementedError):
+    """The model cannot be written as a ``State`` (so it cannot be checkpointed or restored)."""
+
+
+class PartitionInfo(Protocol):
+    """What the runtime reports of a model's label clusters (``Partition``, or a label tree's shape)."""
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the clusters change."""
+        ...
+
+    @property
+    def n_clusters(self) -> int: ...
+
+
+class StreamingModel(Protocol):
+    """What the runtime calls on a model: predict (one document or a run of them), learn, drift events,
+    the label space and its partition, and state for checkpoints.
+
+    Every :class:`MultiLabelClassifier` implements it (with defaults for what a learner lacks); the
+    worker (``labelflow.stream.model_runtime``) depends on this protocol only.
+    """
+
+    @property
+    def labels(self) -> list[Label]:
+        """Known label names, in the order the model indexes them."""
+        ...
+
+    @property
+    def partition(self) -> PartitionInfo | None:
+        """The model's current clusters of labels (None: the model has none)."""
+        ...
+
+    def learn_one(self, x: Features, y: Iterable[Label]) -> None: ...
+
+    def predict_with_scores(self, x: Features) -> ScoredLabels:
+        """The decided label set and every known label's probability."""
+        ...
+
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
+        """:meth:`predict_with_scores` of a run of documents, with no learning in between."""
+        ...
+
+    def drain_events(self) -> list[DriftEvent]:
+        """Drift events since the last call."""
+        ...
+
+    def state(self) -> State:
+        """The model as plain arrays and JSON (raises :class:`StateNotSupportedError` if it cannot)."""
+        ...
+
+    @classmethod
+    def from_state(cls, state: State) -> Self:
+        """The model written by :meth:`state` (raises :class:`StateNotSupportedError` if it cannot)."""
+        ...
+
+
+class MultiLabelClassifier(StreamingModel, abc.ABC):
     """An online multi-label classifier over a growing set of label names.
 
     Subclasses implement ``learn_one`` and ``predict_proba_one``; batch methods default to loops and
-    are overridden where vectorizing pays off. ``predict_one`` returns the decided label set.
+    are overridden where vectorizing pays off. ``predict_one`` returns the decided label set. The rest
+    of :class:`StreamingModel` defaults to: no partition, no drift events, no state.
     """
 
     @abc.abstractmethod
@@ -89,7 +174,27 @@ class MultiLabelClassifier(abc.ABC):
     def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
         return [self.predict_proba_one(x) for x in xs]
 
+    def predict_with_scores(self, x: Features) -> ScoredLabels:
+        return self.predict_one(x), self.predict_proba_one(x)
+
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
+        return [self.predict_with_scores(x) for x in xs]
+
     @property
     def labels(self) -> list[Label]:
         """Known label names, in the order the classifier indexes them."""
         return []
+
+    @property
+    def partition(self) -> PartitionInfo | None:
+        return None
+
+    def drain_events(self) -> list[DriftEvent]:
+        return []
+
+    def state(self) -> State:
+        raise StateNotSupportedError(f"{type(self).__qualname__} has no state(): it cannot be checkpointed")
+
+    @classmethod
+    def from_state(cls, state: State) -> Self:
+        raise StateNotSupportedError(f"{cls.__qualname__} has no from_state(): it cannot be restored")

@@ -47,7 +47,7 @@ class State:
         """Write ``meta.json`` and ``arrays.npz`` into ``directory`` (created if missing)."""
         directory.mkdir(parents=True, exist_ok=True)
         with open(directory / "arrays.npz", "wb") as fh:
-            np.savez(fh, **self.arrays)
+            np.savez(fh, allow_pickle=False, **self.arrays)  # load() refuses pickles: refuse them here too
         (directory / "meta.json").write_text(json.dumps(self.meta, sort_keys=True))
 
     @classmethod

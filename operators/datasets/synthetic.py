@@ -176,12 +176,12 @@ class SyntheticStreamConfig(BaseModel):
                 DriftEventConfig(kind=kind, position=step * (i + 1)) for i, kind in enumerate(DRIFT_KINDS)
             ]
             object.__setattr__(self, "drift_events", default)
-        positions = [event.position for event in self.drift_events]
+        positions = [event.position for event in self.schedule]
         if positions != sorted(positions):
             raise ValueError(f"drift events must be in position order, got positions {positions}")
         if len(set(positions)) != len(positions):
             raise ValueError(f"two drift events at the same position: {positions}")
-        for event in self.drift_events:
+        for event in self.schedule:
             if event.position >= self.n_documents:
                 raise ValueError(
                     f"{event.kind} drift at {event.position} is past the stream end ({self.n_documents} documents)"
@@ -189,6 +189,13 @@ class SyntheticStreamConfig(BaseModel):
             if event.kind == "label_correlation" and self.n_topics < 2:
                 raise ValueError("label_correlation drift needs n_topics >= 2")
         return self
+
+    @property
+    def schedule(self) -> list[DriftEventConfig]:
+        """The drift events after validation: the given ones, or the default schedule."""
+        if self.drift_events is None:  # only before the validator has run
+            raise RuntimeError("SyntheticStreamConfig.schedule read before validation")
+        return self.drift_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +327,7 @@ class SyntheticStream:
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, 1])
         pool = _WordPool(rng)
-        n_new = sum(1 for e in cfg.drift_events if e.kind == "new_label")
+        n_new = sum(1 for e in cfg.schedule if e.kind == "new_label")
         n_labels = cfg.n_labels + n_new
         names = [f"label_{i:02d}" for i in range(cfg.n_labels)]
 
@@ -340,7 +347,7 @@ class SyntheticStream:
         concept = _Concept(weights / weights.sum(), label_topic, probability, label_vocab, topic_vocab)
         concepts = [concept]
         recorded: list[RecordedDrift] = []
-        events = list(cfg.drift_events)
+        events = list(cfg.schedule)
         for k, event in enumerate(events):
             concept = concept.copy()
             magnitude = event.magnitude if event.magnitude is not None else _DEFAULT_MAGNITUDE[event.kind]
@@ -540,13 +547,13 @@ class SyntheticStream:
     def _concept_index(self, positions: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         concept = np.zeros(len(positions), dtype=np.int64)
         for k, event in enumerate(self._events):
-            # Drawn for every gradual event in every chunk, so the random sequence does not depend on
-            # where the chunk lies.
-            draw = rng.random(len(positions)) if event.mode == "gradual" else None
             after = positions >= event.position
             if event.mode == "sudden":
                 concept[after] = k + 1
             elif event.mode == "gradual":
+                # Drawn for every gradual event in every chunk, so the random sequence does not depend on
+                # where the chunk lies.
+                draw = rng.random(len(positions))
                 share = np.clip((positions - event.position + 1) / event.width, 0.0, 1.0)
                 concept[after & (draw < share)] = k + 1
             else:

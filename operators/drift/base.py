@@ -160,16 +160,19 @@ class DriftDetector(abc.ABC, Stateful):
 def detector_from_state(state: State) -> DriftDetector:
     """Rebuild whichever detector wrote ``state``."""
     name = state.meta.get("detector")
-    known = {cls.__name__: cls for cls in _concrete_subclasses(DriftDetector)}
+    known = {cls.__name__: cls for cls in _concrete_detector_classes()}
     if name not in known:
         raise ValueError(f"unknown drift detector {name!r} in state; known: {sorted(known)}")
     return known[name].from_state(state)
 
 
-def _concrete_subclasses(cls: type) -> list[type]:
-    found = []
-    for sub in cls.__subclasses__():
+def _concrete_detector_classes() -> list[type[DriftDetector]]:
+    """Every concrete subclass of :class:`DriftDetector`, depth first."""
+    found: list[type[DriftDetector]] = []
+    pending = list(reversed(DriftDetector.__subclasses__()))
+    while pending:
+        sub = pending.pop()
         if not getattr(sub, "__abstractmethods__", None):
             found.append(sub)
-        found.extend(_concrete_subclasses(sub))
+        pending.extend(reversed(sub.__subclasses__()))
     return found

@@ -223,9 +223,7 @@ class LabelDependenceDriftDetector(DriftDetector):
 
     # ------------------------------------------------------------------ input
 
-    def update(  # type: ignore[override]
-        self, x: Any, *, position: int | None = None, label_names: Any = None
-    ) -> DriftEvent | None:
+    def update(self, x: Any, *, position: int | None = None, label_names: Any = None) -> DriftEvent | None:
         """Observe one label set (label ids or an indicator vector); return an event when one fires."""
         ids = _label_ids(x)  # checked before it counts as observed
         self._label_names = label_names
@@ -242,7 +240,7 @@ class LabelDependenceDriftDetector(DriftDetector):
             return self._close_block(position)
         return None
 
-    def update_many(  # type: ignore[override]
+    def update_many(
         self, xs: Any, *, positions: Sequence[int] | None = None, label_names: Any = None
     ) -> list[DriftEvent]:
         """Observe label sets in order (a list of id sequences or an indicator matrix); return the events."""

@@ -74,6 +74,7 @@ class LabelPriorDriftDetector(DriftDetector):
     """
 
     kind = "label_prior"
+    _counts: np.ndarray  # (blocks, labels): per block, how often each label occurred
 
     state_settings = (
         *DriftDetector.state_settings,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -34,6 +34,20 @@ Direction = Literal["increase", "both"]
 # Cuts at every block for this many blocks from the recent end, then at sizes growing geometrically.
 _DENSE_CUTS = 8
 _CUT_GROWTH = 1.25
+
+
+class DetectorParams(TypedDict, total=False):
+    """The settings of :class:`PerformanceDriftDetector` a :class:`PerformanceDriftMonitor` shares."""
+
+    delta: float
+    warning_delta: float | None
+    block_size: int
+    max_window: int
+    min_window: int
+    direction: Direction
+    drift_action: str
+    warning_action: str
+    cooldown: int
 
 
 class PerformanceDriftDetector(DriftDetector):
@@ -395,12 +409,12 @@ class PerformanceDriftMonitor(Stateful):
     state_header = {"monitor": "PerformanceDriftMonitor"}
     state_settings = ("watch_global", "detector_params")
 
-    def __init__(self, *, watch_global: bool = True, **detector_params: object) -> None:
+    def __init__(self, *, watch_global: bool = True, **detector_params: Unpack[DetectorParams]) -> None:
         for key in ("level", "labels"):
             if key in detector_params:
                 raise ValueError(f"{key!r} is set per cluster by the monitor, not in detector_params")
         self.watch_global = watch_global
-        self.detector_params = dict(detector_params)
+        self.detector_params = detector_params.copy()
         PerformanceDriftDetector(**self.detector_params)  # validate now, not at the first new cluster
         self.detectors: dict[str, PerformanceDriftDetector] = {}
         if watch_global:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.base import Features, SparseVector, feature_dim
 
 # Dense inputs up to this dimension get their projection matrix materialised once (float32, dim columns).
 _MAX_CACHED_INPUT_DIM = 1 << 16
@@ -69,7 +69,7 @@ class SignProjection:
         return self._byte_signs[hash_bytes].reshape(len(hash_bytes), -1)[:, : self.dim]
 
     def _hash_bytes(self, indices: np.ndarray) -> np.ndarray:
-        keys = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self._words)
+        keys: np.ndarray = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self._words)
         keys = keys + np.arange(self._words, dtype=np.uint64)
         hashed = _splitmix64(keys ^ self._seed_key)
         return hashed.astype("<u8", copy=False).view(np.uint8).reshape(len(keys), -1)[:, : self._n_bytes]
@@ -126,26 +126,26 @@ class SignProjection:
         n = len(xs)
         out = np.zeros((n, self.dim), dtype=np.float32)
         norms = np.ones(n, dtype=np.float32)
-        sparse_rows = [i for i, x in enumerate(xs) if isinstance(x, SparseVector)]
-        dense_rows = [i for i, x in enumerate(xs) if not isinstance(x, SparseVector)]
-        if dense_rows:
-            dims = {int(np.shape(xs[i])[0]) for i in dense_rows}
+        sparse_at = [i for i, x in enumerate(xs) if isinstance(x, SparseVector)]
+        dense_at = [i for i, x in enumerate(xs) if not isinstance(x, SparseVector)]
+        if dense_at:
+            dims = {feature_dim(xs[i]) for i in dense_at}
             if len(dims) > 1:
                 raise ValueError(f"dense vectors of different dimensions in one batch: {sorted(dims)}")
-            dense = np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_rows])
-            out[dense_rows] = self._project_dense(dense)
+            dense = np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_at])
+            out[dense_at] = self._project_dense(dense)
             if normalize:
-                norms[dense_rows] = np.sqrt(np.einsum("ij,ij->i", dense, dense))
-        if sparse_rows:
-            rows = [xs[i] for i in sparse_rows]
+                norms[dense_at] = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+        if sparse_at:
+            rows = [x for x in xs if isinstance(x, SparseVector)]
             lengths = np.array([r.nnz for r in rows])
             if lengths.sum():
                 indices = np.concatenate([r.indices for r in rows])
                 values = np.concatenate([r.values for r in rows]).astype(np.float64)
                 row_of = np.repeat(np.arange(len(rows)), lengths)
-                out[sparse_rows] = self._project_sparse(indices, values, row_of, len(rows))
+                out[sparse_at] = self._project_sparse(indices, values, row_of, len(rows))
                 if normalize:
-                    norms[sparse_rows] = np.sqrt(
+                    norms[sparse_at] = np.sqrt(
                         np.bincount(row_of, weights=values * values, minlength=len(rows))
                     )
         if normalize:

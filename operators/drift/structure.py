@@ -31,13 +31,21 @@ _OPTIONAL = ("reason", "min_label_age", "min_label_count")
 class StructureChangeLike(Protocol):
     """What the adapter reads from a partition change (``LabelClusterer``'s ``StructureChange``)."""
 
-    action: str
-    position: int
-    version_before: int
-    version_after: int
-    labels: Sequence[int] | Sequence[str]
-    statistic: float
-    threshold: float
+    @property
+    def action(self) -> str: ...
+    @property
+    def position(self) -> int: ...
+    @property
+    def version_before(self) -> int: ...
+    @property
+    def version_after(self) -> int: ...
+    @property
+    def labels(self) -> Sequence[int] | Sequence[str]: ...
+    @property
+    def statistic(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+
     # Optional (read when present): reason, min_label_age, min_label_count.
 
 
@@ -137,7 +145,7 @@ class LabelStructureDriftAdapter(DriftDetector):
         self.n_skipped = 0
         self._label_names: Sequence[str] | None = None
 
-    def update(  # type: ignore[override]
+    def update(
         self,
         change: StructureChangeLike | Mapping[str, Any],
         *,
@@ -192,7 +200,7 @@ class LabelStructureDriftAdapter(DriftDetector):
             return True
         return count is not None and float(count) < self.formation_count
 
-    def update_many(  # type: ignore[override]
+    def update_many(
         self,
         changes: Sequence[StructureChangeLike | Mapping[str, Any]],
         *,

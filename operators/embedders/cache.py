@@ -102,7 +102,7 @@ class CachedEmbedder(DenseEmbedder):
     def __enter__(self) -> CachedEmbedder:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.flush()
 
     def _open_directory(self) -> None:

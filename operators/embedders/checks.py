@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from labelflow.operators.base import SparseVector
+from labelflow.operators.base import Features, SparseVector, dense_rows
 from labelflow.operators.embedders.base import DenseEmbedder, Embedder
 
 #: Texts that stress tokenizers: empty, blank, punctuation only, non-Latin scripts, emoji, control
@@ -36,7 +36,7 @@ SAMPLE_TEXTS: tuple[str, ...] = (
 )
 
 
-def _rows_equal(a, b, atol: float) -> bool:
+def _rows_equal(a: Features, b: Features, atol: float) -> bool:
     if isinstance(a, SparseVector) or isinstance(b, SparseVector):
         return (
             isinstance(a, SparseVector)
@@ -48,7 +48,7 @@ def _rows_equal(a, b, atol: float) -> bool:
     return a.shape == b.shape and np.allclose(a, b, atol=atol)
 
 
-def _check_row(embedder: Embedder, row, where: str) -> None:
+def _check_row(embedder: Embedder, row: Features, where: str) -> None:
     if embedder.sparse:
         assert isinstance(row, SparseVector), f"{where}: sparse embedder returned {type(row).__name__}"
         assert row.dim == embedder.dim, f"{where}: row dim {row.dim} != embedder dim {embedder.dim}"
@@ -87,7 +87,7 @@ def check_shapes_and_dtypes(embedder: Embedder) -> None:
     if isinstance(embedder, DenseEmbedder):
         matrix = embedder.embed_array(list(SAMPLE_TEXTS))
         assert matrix.shape == (len(SAMPLE_TEXTS), embedder.dim) and matrix.dtype == np.float32
-        assert np.array_equal(matrix, np.stack(rows)), "embed_array and embed_many disagree"
+        assert np.array_equal(matrix, np.stack(dense_rows(rows))), "embed_array and embed_many disagree"
 
 
 def check_empty_batch(embedder: Embedder) -> None:
@@ -106,7 +106,7 @@ def check_odd_texts(embedder: Embedder) -> None:
 def check_rejects_non_text(embedder: Embedder) -> None:
     for bad in ([None], [b"bytes"], [3]):
         try:
-            embedder.embed_many(bad)
+            embedder.embed_many(bad)  # type: ignore[arg-type]  # a wrong type on purpose: it must be refused
         except TypeError:
             continue
         raise AssertionError(f"embed_many({bad!r}) must raise TypeError")
@@ -141,7 +141,7 @@ def check_similar_texts_closer(embedder: Embedder) -> None:
         ["the team won the game", "the game was won by the team", "the government said the law was changed"]
     )
 
-    def dense(x):
+    def dense(x: Features) -> np.ndarray:
         return x.to_dense() if isinstance(x, SparseVector) else x
 
     a, b, c = dense(a), dense(b), dense(c)

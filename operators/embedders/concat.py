@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.base import Features, SparseVector, dense_rows
 from labelflow.operators.embedders.base import DenseEmbedder, Embedder, check_texts
 
 
@@ -61,14 +61,15 @@ class ConcatEmbedder(Embedder):
             return []
         outputs = [_part_rows(part, texts) for part in self.parts]
         if not self.sparse:
-            matrix = np.hstack([w * np.stack(rows) for w, rows in zip(self.weights, outputs)])
+            matrix = np.hstack([w * np.stack(dense_rows(rows)) for w, rows in zip(self.weights, outputs)])
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             np.divide(matrix, norms, out=matrix, where=norms > 0)
             return list(matrix.astype(np.float32, copy=False))
         return [self._sparse_row([rows[i] for rows in outputs]) for i in range(len(texts))]
 
     def _sparse_row(self, pieces: list[Features]) -> SparseVector:
-        indices, values = [], []
+        indices: list[np.ndarray] = []
+        values: list[np.ndarray] = []
         for piece, offset, weight in zip(pieces, self._offsets, self.weights):
             if isinstance(piece, SparseVector):
                 indices.append(piece.indices + offset)
@@ -77,12 +78,12 @@ class ConcatEmbedder(Embedder):
                 nonzero = np.flatnonzero(piece)
                 indices.append(nonzero.astype(np.int64) + offset)
                 values.append(piece[nonzero] * weight)
-        values = np.concatenate(values).astype(np.float64, copy=False)
-        norm = float(np.sqrt(values @ values))
+        row = np.concatenate(values).astype(np.float64, copy=False)
+        norm = float(np.sqrt(row @ row))
         if norm > 0:
-            values = values / norm
+            row = row / norm
         return SparseVector(
-            np.concatenate(indices).astype(np.int64, copy=False), values.astype(np.float32), self.dim
+            np.concatenate(indices).astype(np.int64, copy=False), row.astype(np.float32), self.dim
         )
 
 

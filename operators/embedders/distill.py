@@ -36,6 +36,7 @@ from labelflow.operators.optional import import_optional
 
 if TYPE_CHECKING:
     import torch
+    from transformers import PreTrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,9 @@ def _input_embeddings(model_dir: Path) -> np.ndarray:
         return weights.get_tensor(names[0])
 
 
-def _embed_tokens_alone(model, n_tokens: int, device: torch.device, batch_size: int) -> np.ndarray:
+def _embed_tokens_alone(
+    model: PreTrainedModel, n_tokens: int, device: torch.device, batch_size: int
+) -> np.ndarray:
     """Sentence embedding (mean pooled, L2-normalised) of each token id as a one-token text."""
     import torch
 
@@ -195,7 +198,7 @@ def _embed_tokens_alone(model, n_tokens: int, device: torch.device, batch_size: 
     return out
 
 
-def _special_ids(model) -> tuple[int, int]:
+def _special_ids(model: PreTrainedModel) -> tuple[int, int]:
     # BERT uncased ids; read from the tokenizer config would need the tokenizer here for two ints.
     config = model.config
     cls_id = getattr(config, "cls_token_id", None) or 101

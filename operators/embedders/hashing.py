@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.base import SparseVector
+from labelflow.operators.base import Features, SparseVector
 from labelflow.operators.embedders.base import Embedder
 
 _TOKEN = re.compile(r"\w+")
@@ -261,5 +261,5 @@ class HashingFeaturizer(Embedder):
             return _mix64(hash_parts[0]), doc_parts[0]
         return _mix64(np.concatenate(hash_parts)), np.concatenate(doc_parts)
 
-    def embed_many(self, texts: Sequence[str]) -> list[SparseVector]:  # the Embedder role
-        return self.transform_many(texts)
+    def embed_many(self, texts: Sequence[str]) -> list[Features]:  # the Embedder role
+        return list(self.transform_many(texts))

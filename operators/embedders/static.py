@@ -135,7 +135,9 @@ class StaticEmbedder(DenseEmbedder):
         tf_part = "sublinear" if self.sublinear_tf else "linear"
         self.identity = f"static/{key}/{weighting_part}/tf={tf_part}/max_tokens={tokens_part}/l2"
 
-    def _load_or_build(self, method, dim, vocab_limit, device) -> TokenVectors:
+    def _load_or_build(
+        self, method: str, dim: int | None, vocab_limit: int | None, device: str
+    ) -> TokenVectors:
         if (self.vectors_dir / "meta.json").is_file():
             return TokenVectors.load(self.vectors_dir)
         log.info("no distilled token vectors at %s: building them once (%s)", self.vectors_dir, method)

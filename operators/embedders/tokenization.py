@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
 
 from labelflow.operators.optional import import_optional
 
 
-def load_tokenizer(model_dir: Path, max_length: int | None):
+def load_tokenizer(model_dir: Path, max_length: int | None) -> Tokenizer:
     """The model's fast (Rust) tokenizer from ``tokenizer.json``: no padding, truncation at
     ``max_length`` tokens including [CLS]/[SEP] (``None``: no truncation)."""
     tokenizers = import_optional("tokenizers", extra="transformer")
@@ -20,7 +24,9 @@ def load_tokenizer(model_dir: Path, max_length: int | None):
     return tokenizer
 
 
-def encode_batch_fast(tokenizer, texts: list[str], add_special_tokens: bool = True) -> list:
+def encode_batch_fast(
+    tokenizer: Tokenizer, texts: list[str], add_special_tokens: bool = True
+) -> list[Encoding]:
     """Tokenize ``texts`` in parallel without computing character offsets (about 3x faster than
     ``encode_batch`` on Reuters articles; offsets are never used here)."""
     fast = getattr(tokenizer, "encode_batch_fast", None)  # tokenizers >= 0.21

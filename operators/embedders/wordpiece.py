@@ -4,6 +4,10 @@ busy 2-core CPU, because a stream repeats the same words over and over."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # Two exact ways to cut a text into pieces whose tokenizations concatenate to the text's:
 #
@@ -49,7 +53,7 @@ class MemoizedWordPiece:
     True
     """
 
-    def __init__(self, tokenizer, max_words: int = 500_000) -> None:
+    def __init__(self, tokenizer: Tokenizer, max_words: int = 500_000) -> None:
         if max_words < 0:
             raise ValueError(f"max_words must be >= 0, got {max_words}")
         self._tokenizer = tokenizer

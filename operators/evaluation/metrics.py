@@ -111,7 +111,7 @@ class MultiLabelMetrics:
         self,
         y_true: Iterable[int],
         y_pred: Iterable[int],
-        ranking: Sequence[int] | None = None,
+        ranking: Sequence[int] | np.ndarray | None = None,
     ) -> None:
         """Score one instance: its true and predicted label ids and, for P@k, the label ids ranked
         by decreasing score (at least ``max(p_at_k)`` of them, or all known labels if fewer)."""
@@ -121,7 +121,7 @@ class MultiLabelMetrics:
         self,
         y_true: Iterable[int],
         y_pred: Iterable[int],
-        ranking: Sequence[int] | None = None,
+        ranking: Sequence[int] | np.ndarray | None = None,
     ) -> ScoredInstance:
         """Score one instance without adding it, so that the same scores can be added to several
         metric sets sharing this label space (cumulative, windowed, per segment)."""
@@ -335,13 +335,23 @@ class ScoredInstance:
     windows so that they can subtract it again)."""
 
     __slots__ = ("tp", "fp", "fn", "exact", "hamming", "ex_f1", "ex_precision", "ex_recall", "hits", "top")
+    tp: tuple[int, ...]
+    fp: tuple[int, ...]
+    fn: tuple[int, ...]
+    exact: float
+    hamming: float
+    ex_f1: float
+    ex_precision: float
+    ex_recall: float
+    hits: tuple[int, ...] | None  # hits within the top k, per k of ``p_at_k`` (None: no ranking)
+    top: int  # the largest label id it touches (-1: none)
 
     @classmethod
     def of(
         cls,
         y_true: Iterable[int],
         y_pred: Iterable[int],
-        ranking: Sequence[int] | None,
+        ranking: Sequence[int] | np.ndarray | None,
         metrics: MultiLabelMetrics,
     ) -> ScoredInstance:
         true = y_true if isinstance(y_true, (set, frozenset)) else {int(i) for i in y_true}

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -179,12 +179,9 @@ class _LabelIds:
 def _predictor(
     model: MultiLabelClassifier, want_scores: bool
 ) -> Callable[[Features], tuple[set, dict | None]]:
-    """The cheapest way to get (decided set, scores) from this model."""
-    joint = getattr(model, "predict_with_scores", None) or getattr(model, "predict_and_scores", None)
-    if callable(joint):
-        return joint
+    """The cheapest way to get (decided set, scores) from this model: scores only when they are used."""
     if want_scores:
-        return lambda x: (model.predict_one(x), model.predict_proba_one(x))
+        return model.predict_with_scores
     return lambda x: (model.predict_one(x), None)
 
 
@@ -243,7 +240,8 @@ def evaluate_prequential(
     stream
         Instances in stream order (``read_arff``, ``read_jsonl``, any iterable of ``Instance``).
     model
-        A ``MultiLabelClassifier``; ``predict_with_scores(x) -> (set, scores)`` is used when present.
+        A ``MultiLabelClassifier``; its ``predict_with_scores(x) -> (set, scores)`` when scores are used
+        (P@k), its ``predict_one`` otherwise.
     featurize
         Turns texts into feature vectors for instances without ``x``: a callable on a list of texts,
         or an embedder (``embed_many``) or featurizer (``transform_many``). Texts are featurized in
@@ -375,12 +373,8 @@ def evaluate_prequential(
         chunk = list(itertools.islice(source, batch_size))
         if not chunk:
             break
-        features = _features_of(chunk, featurizer)
-        if features is not None:
-            xs, spent = features
-            feature_seconds += spent
-        else:
-            xs = [inst.x for inst in chunk]
+        xs, spent = _features_of(chunk, featurizer)
+        feature_seconds += spent
         for inst, x in zip(chunk, xs):
             t0, c0 = perf(), cpu()
             predicted, scores = predict(x)
@@ -474,12 +468,14 @@ def _pick(report: dict[str, float | int]) -> dict[str, float]:
     return {name: float(report[name]) for name in CURVE_METRICS}
 
 
-def _features_of(chunk: list[Instance], featurizer: Featurizer | None) -> tuple[list[Features], float] | None:
+def _features_of(chunk: list[Instance], featurizer: Featurizer | None) -> tuple[list[Features], float]:
     """Feature vectors for a chunk (featurizing the texts of instances without ``x``), with the
-    seconds spent featurizing; ``None`` when every instance already has ``x``."""
-    missing = [i for i, inst in enumerate(chunk) if inst.x is None]
-    if not missing:
-        return None
+    seconds spent featurizing (0 when every instance already has ``x``)."""
+    given = [inst.x for inst in chunk]
+    present = [x for x in given if x is not None]
+    if len(present) == len(given):
+        return present, 0.0
+    missing = [i for i, x in enumerate(given) if x is None]
     if featurizer is None:
         first = chunk[missing[0]]
         raise ValueError(
@@ -497,13 +493,21 @@ def _features_of(chunk: list[Instance], featurizer: Featurizer | None) -> tuple[
     spent = time.perf_counter() - started
     if len(vectors) != len(texts):
         raise ValueError(f"featurizer returned {len(vectors)} vectors for {len(texts)} texts")
-    xs: list[Features] = [inst.x for inst in chunk]  # type: ignore[misc]
-    for i, vector in zip(missing, vectors):
-        xs[i] = vector
-    return xs, spent
+    computed = iter(vectors)
+    return [x if x is not None else next(computed) for x in given], spent
 
 
-def _progress_bar(total: int | None, dataset: str, learner: str, *, enabled: bool):
+class _ProgressBar(Protocol):
+    """What the evaluation calls on a progress bar (tqdm's or the silent one)."""
+
+    def update(self, n: int) -> object: ...
+
+    def set_postfix(self, **kwargs: Any) -> object: ...
+
+    def close(self) -> object: ...
+
+
+def _progress_bar(total: int | None, dataset: str, learner: str, *, enabled: bool) -> _ProgressBar:
     if not enabled:
         return _NoBar()
     from tqdm import tqdm

@@ -231,6 +231,7 @@ class ArffStream:
                 pass
         out: list[tuple[Features, list[str], int]] = []
         for line, line_no in zip(lines, line_numbers):
+            x: Features
             if line[0] == "{":
                 x, labels = self._parse_sparse(line, line_no)
             else:

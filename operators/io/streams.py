@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -74,7 +74,7 @@ class _ReusableJsonl:
                 name = name[: -len(suffix)]
         return name
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Instance]:
         return read_jsonl(self.path, limit=self.limit)
 
 

@@ -504,10 +504,10 @@ class LabelClusterer(Stateful):
         if due is not None:
             due.sort()
             for leaf in due:
-                node = nodes.get(leaf)
-                if node is not None and node.is_leaf:  # an earlier evaluation may have merged it
-                    node.hits = 0
-                    self._evaluate(node)
+                due_node = nodes.get(leaf)
+                if due_node is not None and due_node.is_leaf:  # an earlier evaluation may have merged it
+                    due_node.hits = 0
+                    self._evaluate(due_node)
 
     # ------------------------------------------------------------------ new labels
 
@@ -705,9 +705,9 @@ class LabelClusterer(Stateful):
         for a in leaf.labels:
             count_a = counts[a]
             for b, v in pairs[a].items():
-                other = leaf_of[b]
-                if other != own:
-                    similarity[other] = similarity.get(other, 0.0) + v / (count_a + counts[b] - v)
+                other_leaf = leaf_of[b]
+                if other_leaf != own:
+                    similarity[other_leaf] = similarity.get(other_leaf, 0.0) + v / (count_a + counts[b] - v)
         best: _Node | None = None
         best_key: tuple[float, int] | None = None
         for other_id, total in similarity.items():
@@ -1011,10 +1011,10 @@ class LabelClusterer(Stateful):
             for node_id, (first, second) in groups.items():
                 self._nodes[node_id].merged_sides = (tuple(first), tuple(second))
         for label, leaf in enumerate(self._leaf_of):
-            node = self._nodes.get(leaf)
-            if node is None or not node.is_leaf:
+            leaf_node = self._nodes.get(leaf)
+            if leaf_node is None or not leaf_node.is_leaf:
                 raise ValueError(f"corrupt LabelClusterer state: label {label} maps to {leaf}, not a leaf")
-            node.labels.append(label)
+            leaf_node.labels.append(label)
         if any(node.is_leaf and not node.labels for node in self._nodes.values()):
             raise ValueError("corrupt LabelClusterer state: an empty leaf")
         self._partition = None

@@ -134,10 +134,15 @@ class Partition:
         """The sorted label ids of cluster ``cluster_index``."""
         return self.clusters[cluster_index]
 
+    @property
+    def cluster_keys(self) -> tuple[int, ...]:
+        """``keys`` as set by the constructor (one per cluster; never None once constructed)."""
+        assert self.keys is not None
+        return self.keys
+
     def key_of(self, cluster_index: int) -> int:
         """The stable key of cluster ``cluster_index``."""
-        assert self.keys is not None
-        return self.keys[cluster_index]
+        return self.cluster_keys[cluster_index]
 
     def cluster_sizes(self) -> tuple[int, ...]:
         return tuple(len(cluster) for cluster in self.clusters)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
-from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.base import Features, Label, SparseVector
 from labelflow.operators.drift import (
     GLOBAL_LEVEL,
     DriftEvent,
@@ -18,6 +18,9 @@ from labelflow.operators.drift import (
     LabelStructureDriftAdapter,
     PerformanceDriftMonitor,
 )
+from labelflow.operators.labels.clustering import StructureChange
+from labelflow.operators.labels.partition import Partition
+from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.state import State, Stateful
 
@@ -37,6 +40,21 @@ def _unpack_input(arrays: dict[str, np.ndarray], name: str) -> Features:
     if f"{name}/dense" in arrays:
         return arrays[f"{name}/dense"]
     return SparseVector(arrays[f"{name}/indices"], arrays[f"{name}/values"], int(arrays[f"{name}/dim"][0]))
+
+
+class AdaptableModel(Protocol):
+    """What :class:`DriftHandler` does to the model it watches when one of its label clusters drifts
+    (``labels`` are the cluster's label ids)."""
+
+    def background_heads(self) -> LinearHeads:
+        """Fresh logistic heads with the model's settings, to learn the new concept in the background."""
+        ...
+
+    def replace_cluster_heads(self, labels: Sequence[int], heads: LinearHeads) -> None: ...
+
+    def reset_cluster(self, labels: Sequence[int]) -> None: ...
+
+    def reset_cluster_context(self, labels: Sequence[int]) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,12 +148,13 @@ class DriftHandler(Stateful):
 
     # ------------------------------------------------------------------ partition
 
-    def set_partition(self, partition: Any, names: Sequence[Any]) -> None:
+    def set_partition(self, partition: Partition, names: Sequence[Label]) -> None:
         """Follow a new partition: one performance detector per cluster, keyed by its stable key."""
         self._levels = {
-            str(key): tuple(int(l) for l in labels) for key, labels in zip(partition.keys, partition.clusters)
+            str(key): tuple(int(l) for l in labels)
+            for key, labels in zip(partition.cluster_keys, partition.clusters, strict=True)
         }
-        self._keys = [str(key) for key in partition.keys]
+        self._keys = [str(key) for key in partition.cluster_keys]
         self._cluster_index = np.zeros(partition.n_labels, dtype=np.int64)
         for i, labels in enumerate(partition.clusters):
             self._cluster_index[list(labels)] = i
@@ -162,12 +181,12 @@ class DriftHandler(Stateful):
 
     def observe(
         self,
-        model: Any,
+        model: AdaptableModel,
         x: Features,
         scaled: Features,
         predicted: np.ndarray,
         truth: np.ndarray,
-        label_names: Any,
+        label_names: LabelIndex,
         position: int,
     ) -> None:
         """One labelled instance: ``predicted`` is what the model decided before learning it.
@@ -182,7 +201,7 @@ class DriftHandler(Stateful):
         if len(self._pending) >= self.block:
             self.flush(model, label_names)
 
-    def flush(self, model: Any, label_names: Any) -> None:
+    def flush(self, model: AdaptableModel, label_names: LabelIndex) -> None:
         """Run the detectors (and any adaptation) on the instances observed since the last block."""
         pending, self._pending = self._pending, []
         if not pending:
@@ -246,7 +265,7 @@ class DriftHandler(Stateful):
             )
         return events
 
-    def observe_structure(self, changes: Sequence[Any], label_names: Sequence[Any]) -> None:
+    def observe_structure(self, changes: Sequence[StructureChange], label_names: Sequence[Label]) -> None:
         if not changes:  # the common case: no per-instance work proportional to the label count
             return
         names = [str(name) for name in label_names]
@@ -263,7 +282,7 @@ class DriftHandler(Stateful):
 
     # ------------------------------------------------------------------ adapting
 
-    def _handle_performance(self, model: Any, event: DriftEvent) -> None:
+    def _handle_performance(self, model: AdaptableModel, event: DriftEvent) -> None:
         level = event.level
         if level == GLOBAL_LEVEL or self.adaptation == "none":
             self._emit(dataclasses.replace(event, action="alert"))
@@ -274,10 +293,7 @@ class DriftHandler(Stateful):
             return
         if event.severity == "warning":
             if self.adaptation == "background" and level not in self.background:
-                heads = LinearHeads(
-                    learning_rate=model.heads.learning_rate, adagrad_offset=model.heads.adagrad_offset
-                )
-                self.background[level] = (labels, heads)
+                self.background[level] = (labels, model.background_heads())
                 self._background_since[level] = event.position
                 self._emit(dataclasses.replace(event, action="start_background_learner"))
             else:

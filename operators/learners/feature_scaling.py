@@ -45,43 +45,50 @@ class FeatureScaler(Stateful):
         self._m2: np.ndarray | None = None
         self._df: np.ndarray | None = None
 
-    def _ensure(self, x: Features) -> None:
-        if isinstance(x, SparseVector):
-            if self._df is None:
-                self._df = np.zeros(x.dim, dtype=np.float32)
-            elif x.dim != self._df.shape[0]:
-                raise ValueError(f"feature dimension changed from {self._df.shape[0]} to {x.dim}")
-        else:
-            if self._mean is None:
-                self._mean = np.zeros(x.shape[0], dtype=np.float64)
-                self._m2 = np.zeros(x.shape[0], dtype=np.float64)
-            elif x.shape[0] != self._mean.shape[0]:
-                raise ValueError(f"feature dimension changed from {self._mean.shape[0]} to {x.shape[0]}")
+    def _document_frequency(self, x: SparseVector) -> np.ndarray:
+        """Per-feature document counts, created by the first sparse instance."""
+        if self._df is None:
+            self._df = np.zeros(x.dim, dtype=np.float32)
+        elif x.dim != self._df.shape[0]:
+            raise ValueError(f"feature dimension changed from {self._df.shape[0]} to {x.dim}")
+        return self._df
+
+    def _moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Running mean and sum of squared deviations (Welford), created by the first dense instance."""
+        if self._mean is None or self._m2 is None:
+            self._mean = np.zeros(x.shape[0], dtype=np.float64)
+            self._m2 = np.zeros(x.shape[0], dtype=np.float64)
+        elif x.shape[0] != self._mean.shape[0]:
+            raise ValueError(f"feature dimension changed from {self._mean.shape[0]} to {x.shape[0]}")
+        return self._mean, self._m2
 
     def learn_one(self, x: Features) -> None:
-        self._ensure(x)
-        self.n += 1
         if isinstance(x, SparseVector):
-            self._df[x.indices] += 1.0
+            df = self._document_frequency(x)
+            self.n += 1
+            df[x.indices] += 1.0
         else:
-            delta = x - self._mean
-            self._mean += delta / self.n
-            self._m2 += delta * (x - self._mean)
+            mean, m2 = self._moments(x)
+            self.n += 1
+            delta = x - mean
+            mean += delta / self.n
+            m2 += delta * (x - mean)
 
     def transform(self, x: Features) -> Features:
-        self._ensure(x)
         if isinstance(x, SparseVector):
+            df = self._document_frequency(x)
             values = x.values
             if self.idf:
-                values = values * (np.log((1.0 + self.n) / (1.0 + self._df[x.indices])) + 1.0)
+                values = values * (np.log((1.0 + self.n) / (1.0 + df[x.indices])) + 1.0)
             norm = float(np.sqrt(np.dot(values, values)))
             if norm > 0:
                 values = values / norm
             return SparseVector(x.indices, values.astype(np.float32, copy=False), x.dim)
+        mean, m2 = self._moments(x)
         if self.n < 2:
             return np.zeros(x.shape[0], dtype=np.float32)
-        std = np.sqrt(self._m2 / (self.n - 1))
-        z = np.where(std > 1e-12, (x - self._mean) / np.maximum(std, 1e-12), 0.0)
+        std = np.sqrt(m2 / (self.n - 1))
+        z = np.where(std > 1e-12, (x - mean) / np.maximum(std, 1e-12), 0.0)
         # minimum/maximum rather than np.clip, whose Python wrapper costs more than the work here
         np.minimum(np.maximum(z, -self.clip, out=z), self.clip, out=z)
         return (z / math.sqrt(x.shape[0])).astype(np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.base import Features, SparseVector, dense_rows, sparse_rows
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State, Stateful
@@ -90,10 +90,10 @@ class LinearHeads(Stateful):
         self._ensure(dims.pop(), n_labels)
         w = self.weights
         if isinstance(xs[0], SparseVector):
-            batch, columns = compact_rows([(x.indices, x.values) for x in xs])
+            batch, columns = compact_rows([(x.indices, x.values) for x in sparse_rows(xs)])
             z = np.asarray(batch @ w[columns, :n_labels])
         else:
-            z = np.stack(xs) @ w[:-1, :n_labels]
+            z = np.stack(dense_rows(xs)) @ w[:-1, :n_labels]
         return z + w[-1, :n_labels]
 
     def probabilities(self, x: Features, n_labels: int) -> np.ndarray:

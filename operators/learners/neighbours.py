@@ -81,6 +81,13 @@ class RecentNeighbours(Stateful):
         elif dim != self._dim_in:
             raise ValueError(f"feature dimension changed from {self._dim_in} to {dim}")
 
+    @property
+    def _stored(self) -> np.ndarray:
+        """The stored instances (set up by the first instance seen)."""
+        if self._vectors is None:
+            raise RuntimeError("RecentNeighbours has not seen an instance yet")
+        return self._vectors
+
     def _make_sketch(self, dim: int) -> None:
         # Deterministic (seeded by a constant) so a restored model sketches exactly as before.
         rng = np.random.default_rng(zlib.crc32(b"labelflow-knn-sketch"))
@@ -91,12 +98,12 @@ class RecentNeighbours(Stateful):
         """``x`` as this window stores it (unit norm, sketched when wide); pass it to :meth:`votes` and
         :meth:`learn` so an instance that is predicted and then learned is embedded once."""
         self._setup(x)
-        if not self._sparse:
+        if not isinstance(x, SparseVector):
             dense = np.asarray(x, dtype=np.float32)
             norm = float(np.sqrt(np.dot(dense, dense)))
             return dense / norm if norm > 0 else dense
         indices, values = x.indices, x.values
-        if self._bucket is not None:
+        if self._bucket is not None and self._sign is not None:
             buckets = self._bucket[indices]
             summed = np.bincount(buckets, weights=self._sign[indices] * values, minlength=self.sketch_dim)
             indices = np.unique(buckets)
@@ -118,11 +125,11 @@ class RecentNeighbours(Stateful):
         prior = (self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)
         if self.size == 0:
             return prior.astype(np.float32)
-        if self._sparse:
+        if isinstance(embedded, tuple):
             indices, values = embedded
-            similarities = values @ self._vectors[indices, : self.size]
+            similarities = values @ self._stored[indices, : self.size]
         else:
-            similarities = self._vectors[: self.size] @ embedded
+            similarities = self._stored[: self.size] @ embedded
         return self._vote(similarities, prior)
 
     def votes_many(
@@ -141,10 +148,10 @@ class RecentNeighbours(Stateful):
         if self.size == 0 or n == 0:
             return np.tile(prior.astype(np.float32), (n, 1))
         if self._sparse:
-            query, columns = compact_rows(embedded)
-            similarities = np.asarray(query @ self._vectors[columns, : self.size])
+            query, columns = compact_rows(_sparse_rows(embedded))
+            similarities = np.asarray(query @ self._stored[columns, : self.size])
         else:
-            similarities = np.stack(embedded) @ self._vectors[: self.size].T
+            similarities = np.stack(_dense_rows(embedded)) @ self._stored[: self.size].T
         return self._vote(similarities, prior)
 
     def _vote(self, similarities: np.ndarray, prior: np.ndarray) -> np.ndarray:
@@ -192,14 +199,15 @@ class RecentNeighbours(Stateful):
             embedded = self.embed(x)
         n_labels = y.shape[0]
         self._ensure_labels(n_labels)
-        if self._sparse:
+        stored = self._stored
+        if isinstance(embedded, tuple):
             indices, values = embedded
             # Clear only the entries the evicted instance wrote: zeroing a whole column is strided.
-            self._vectors[self._slot_indices[self.cursor], self.cursor] = 0.0
-            self._vectors[indices, self.cursor] = values
+            stored[self._slot_indices[self.cursor], self.cursor] = 0.0
+            stored[indices, self.cursor] = values
             self._slot_indices[self.cursor] = indices
         else:
-            self._vectors[self.cursor] = embedded
+            stored[self.cursor] = embedded
         self._labels[self.cursor] = 0.0
         self._labels[self.cursor, :n_labels] = y
         self._label_totals[:n_labels] += y
@@ -213,3 +221,17 @@ class RecentNeighbours(Stateful):
             self._slot_indices = [np.flatnonzero(columns[i]) for i in range(self.window)]
         if self._sparse and self._dim_in is not None and self._dim_in > self.sketch_dim:
             self._make_sketch(self._dim_in)
+
+
+def _sparse_rows(embedded: list[Embedded]) -> list[tuple[np.ndarray, np.ndarray]]:
+    rows = [row for row in embedded if isinstance(row, tuple)]
+    if len(rows) != len(embedded):
+        raise ValueError("a dense instance in a window of sparse ones")
+    return rows
+
+
+def _dense_rows(embedded: list[Embedded]) -> list[np.ndarray]:
+    rows = [row for row in embedded if not isinstance(row, tuple)]
+    if len(rows) != len(embedded):
+        raise ValueError("a sparse instance in a window of dense ones")
+    return rows

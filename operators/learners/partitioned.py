@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelflow.operators.base import Features, Label, MultiLabelClassifier
-from labelflow.operators.learners.drift_handling import DriftHandler
+from labelflow.operators.base import Features, Label, MultiLabelClassifier, ScoredLabels
+from labelflow.operators.drift.events import DriftEvent
+from labelflow.operators.learners.drift_handling import Adaptation, DriftHandler
 from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
-from labelflow.operators.learners.neighbours import RecentNeighbours
+from labelflow.operators.learners.neighbours import Embedded, RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
 from labelflow.operators.state import Stateful
+
+if TYPE_CHECKING:
+    from labelflow.operators.labels.clustering import LabelClusterer
+    from labelflow.operators.labels.partition import Partition
 
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
@@ -46,7 +51,7 @@ class _Forward:
     """Everything computed for one instance before its labels are learned (reused by learn_one)."""
 
     scaled: Features
-    embedded: Any  # the instance as the neighbour window stores it (None without neighbours)
+    embedded: Embedded | None  # the instance as the neighbour window stores it (None without neighbours)
     head_p: np.ndarray
     inputs: np.ndarray  # (labels, stack inputs)
     z: np.ndarray  # stacked log-odds
@@ -173,10 +178,10 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         idf: bool = True,
         threshold_shrinkage: float = float("inf"),
         adagrad_offset: float = 1.0,
-        drift_adaptation: str = "background",
+        drift_adaptation: Adaptation = "background",
         drift_detectors: Sequence[str] = DRIFT_DETECTORS,
         adaptive_thresholds: bool = True,
-        clusterer: Any = None,
+        clusterer: LabelClusterer | None = None,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
             raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
@@ -211,10 +216,10 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         self.drift_adaptation = drift_adaptation
         # Partition changes count as drift once the clusterer's memory has seen the labels for about three
         # lifetimes of its fading (3,000 instances at its default 0.999); before that they are formation.
-        fading = getattr(clusterer, "fading_factor", 0.999)
+        fading = clusterer.fading_factor
         formation_age = int(round(3.0 / (1.0 - fading))) if fading < 1.0 else 3000
         self.drift = DriftHandler(
-            adaptation=drift_adaptation,  # type: ignore[arg-type]
+            adaptation=drift_adaptation,
             structure_formation_age=formation_age,
             watch_performance="performance" in self.drift_detectors,
             watch_label_priors="label_prior" in self.drift_detectors,
@@ -235,10 +240,10 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         return self.label_index.names
 
     @property
-    def partition(self):  # noqa: ANN201 - a labelflow.operators.labels.partition.Partition
+    def partition(self) -> Partition:
         return self.clusterer.partition
 
-    def drain_events(self) -> list[Any]:
+    def drain_events(self) -> list[DriftEvent]:
         """Drift events (``DriftEvent``: performance, label prior, input, label structure) since the last call."""
         return self.drift.drain()
 
@@ -294,10 +299,14 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         self._cached = (x, forward)
         return forward
 
-    def _decide(self, forward: _Forward) -> np.ndarray:
+    def _decided(self, forward: _Forward) -> np.ndarray:
+        """The decided label mask of ``forward`` (decided now if it was not yet)."""
         if forward.decided is None:
             forward.decided = self._decide_one(forward.z)
-        return forward.decided.copy()
+        return forward.decided
+
+    def _decide(self, forward: _Forward) -> np.ndarray:
+        return self._decided(forward).copy()
 
     def _decide_one(self, z: np.ndarray) -> np.ndarray:
         """:meth:`_decide_rows` of one instance's stacked log-odds, with the decoder's one-row path."""
@@ -334,7 +343,7 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         names = self.label_index.names
         return {names[i] for i in decided.nonzero()[0].tolist()}, dict(zip(names[: p.shape[0]], p.tolist()))
 
-    def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
+    def predict_with_scores(self, x: Features) -> ScoredLabels:
         """The decided label set and every known label's probability, computed once."""
         forward = self._forward(x)
         return self._named(self._decide(forward), forward.p)
@@ -349,11 +358,12 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         self._grow(n)
         scaled = [self.scaler.transform(x) for x in xs]
         head_z = self.heads.logits_many(scaled, n)
-        embedded: list[Any] = [None] * len(xs)
+        embedded: list[Embedded | None] = [None] * len(xs)
         votes = None
         if self.neighbours is not None:
-            embedded = [self.neighbours.embed(v) for v in scaled]
-            votes = self.neighbours.votes_many(scaled, n, embedded)
+            window = [self.neighbours.embed(v) for v in scaled]
+            votes = self.neighbours.votes_many(scaled, n, window)
+            embedded = list(window)
         inputs, z = self._stacked(head_z, votes)
         head_p, p = _sigmoid(head_z), _sigmoid(z)
         return [
@@ -369,7 +379,7 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
             for i in range(len(xs))
         ]
 
-    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
         """:meth:`predict_with_scores` of a batch, vectorized: one matrix product per component.
 
         Every instance is predicted by the model as it is (no learning in between), as
@@ -379,9 +389,11 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         forwards = self._forward_many(xs)
         pending = [f for f in forwards if f.decided is None]
         if pending:
-            for forward, decided in zip(pending, self._decide_rows(np.stack([f.z for f in pending]))):
+            for forward, decided in zip(
+                pending, self._decide_rows(np.stack([f.z for f in pending])), strict=True
+            ):
                 forward.decided = decided
-        return [self._named(forward.decided, forward.p) for forward in forwards]
+        return [self._named(self._decided(forward), forward.p) for forward in forwards]
 
     def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
         return [labels for labels, _ in self.predict_with_scores_many(xs)]
@@ -450,6 +462,10 @@ class PartitionedClassifier(MultiLabelClassifier, Stateful):
         self.n_learned += 1
 
     # ------------------------------------------------------------------ adaptation (called by DriftHandler)
+
+    def background_heads(self) -> LinearHeads:
+        """Fresh logistic heads with this model's step size settings, for a background learner."""
+        return LinearHeads(learning_rate=self.heads.learning_rate, adagrad_offset=self.heads.adagrad_offset)
 
     def replace_cluster_heads(self, labels: Sequence[int], heads: LinearHeads) -> None:
         """Swap in logistic heads trained on the cluster's labels since a drift warning (with their step sizes)."""

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from labelflow.operators.base import Features, Label, MultiLabelClassifier, feature_dim
+from labelflow.operators.base import (
+    Features,
+    Label,
+    MultiLabelClassifier,
+    PartitionInfo,
+    ScoredLabels,
+    feature_dim,
+)
+from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.partitioned import PartitionedClassifier
 from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
 from labelflow.operators.state import State
@@ -113,11 +121,11 @@ class ScalingClassifier(MultiLabelClassifier):
         return len(self.model.labels)
 
     @property
-    def partition(self) -> Any:
-        return self.model.partition  # type: ignore[attr-defined]
+    def partition(self) -> PartitionInfo | None:
+        return self.model.partition
 
-    def drain_events(self) -> list[Any]:
-        return self.model.drain_events()  # type: ignore[attr-defined]
+    def drain_events(self) -> list[DriftEvent]:
+        return self.model.drain_events()
 
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         y = list(y)
@@ -129,11 +137,11 @@ class ScalingClassifier(MultiLabelClassifier):
             self.tree.learn_one(x, y)
         self._grow()
 
-    def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
-        return self.model.predict_with_scores(x)  # type: ignore[attr-defined]
+    def predict_with_scores(self, x: Features) -> ScoredLabels:
+        return self.model.predict_with_scores(x)
 
-    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[tuple[set[Label], dict[Label, float]]]:
-        return self.model.predict_with_scores_many(xs)  # type: ignore[attr-defined]
+    def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
+        return self.model.predict_with_scores_many(xs)
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.model.predict_proba_one(x)

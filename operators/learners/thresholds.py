@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import overload
+
 import numpy as np
 
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.state import State, Stateful
 
 
+@overload
+def _log_odds(p: float) -> float: ...
+@overload
+def _log_odds(p: np.ndarray) -> np.ndarray: ...
 def _log_odds(p: np.ndarray | float) -> np.ndarray | float:
     return np.log(p / (1.0 - p))
 
