@@ -101,6 +101,11 @@ class PartitionInfo(Protocol):
     @property
     def n_clusters(self) -> int: ...
 
+    @property
+    def clusters(self) -> Sequence[Sequence[int]]:
+        """The label ids of each cluster."""
+        ...
+
 
 class StreamingModel(Protocol):
     """What the runtime calls on a model: predict (one document or a run of them), learn, drift events,

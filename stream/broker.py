@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from labelflow.operators.optional import install_hint
 
@@ -125,7 +126,7 @@ class EmbeddedBroker:
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle = None
+        self._log_handle: IO[bytes] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -146,14 +147,15 @@ class EmbeddedBroker:
         binary = tansu_binary()
         if self.log_path is None:
             self.log_path = Path(tempfile.mkdtemp(prefix="labelflow-broker-")) / "tansu.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         # A broker started again after stop() listens on its old port (clients reconnect to it); a picked
         # port can be taken by someone else before Tansu binds it: retry with a fresh one.
         fixed = self._requested_port if self._requested_port is not None else self.port
         attempts = 1 if fixed is not None else 3
         for attempt in range(attempts):
             port = fixed if fixed is not None else free_port(self.host)
-            if self._launch(binary, port):
+            if self._launch(binary, port, log_path):
                 self.port = port
                 atexit.register(self.stop)
                 logger.info(
@@ -168,7 +170,7 @@ class EmbeddedBroker:
             f"the embedded broker did not start; see its log {self.log_path}:\n{self.log_tail()}"
         )
 
-    def _launch(self, binary: Path, port: int) -> bool:
+    def _launch(self, binary: Path, port: int, log_path: Path) -> bool:
         if _port_taken(self.host, port):
             # Tansu would fail to bind and exit, while the readiness probe below connected to the other
             # process and reported this broker ready.
@@ -189,7 +191,7 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        self._log_handle = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log_handle = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from labelflow.stream.messages import DecodeLimits, ExtraFields
@@ -517,7 +518,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     location = ".".join(str(part) for part in error["loc"])
     env_hint = (
         ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in error["loc"] if not isinstance(p, int)).upper()

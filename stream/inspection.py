@@ -23,7 +23,7 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
             f"cannot rebuild the model of {path} ({class_path}): {exc}"
         ) from None
     labels = [str(label) for label in model.labels]
-    partition = getattr(model, "partition", None)
+    partition = model.partition
     clusters = (
         [[labels[i] if 0 <= i < len(labels) else f"#{i}" for i in cluster] for cluster in partition.clusters]
         if partition is not None
@@ -43,7 +43,7 @@ def describe_checkpoint(path: Path | str) -> dict[str, Any]:
         "identity": checkpoint.identity,
         "labels": labels,
         "clusters": clusters,
-        "partition_version": int(getattr(partition, "version", 0)) if partition is not None else 0,
+        "partition_version": partition.version if partition is not None else 0,
         "counters": counters,
         "offsets": {
             topic: {int(p): o for p, o in parts.items()} for topic, parts in checkpoint.offsets.items()

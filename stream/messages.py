@@ -28,6 +28,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from labelflow.operators.drift.events import DriftEventKind
+
 
 class Reason(StrEnum):
     """Why an input message went to the dead-letter topic (the ``reason`` of a ``DeadLetter``)."""
@@ -242,7 +244,7 @@ class Prediction(_Message):
     produced_at: datetime = Field(strict=False)
 
 
-DriftKind = Literal["performance", "label_prior", "label_structure", "input"]
+DriftKind = DriftEventKind  # the kinds of the operators' DriftEvent, one definition
 
 
 class DriftAlert(_Message):

@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from labelflow.operators.base import Features, MultiLabelClassifier, SparseVector
+from labelflow.operators.base import (
+    Features,
+    Label,
+    MultiLabelClassifier,
+    ScoredLabels,
+    SparseVector,
+    StateNotSupportedError,
+    StreamingModel,
+)
+from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.embedders.base import Embedder
 from labelflow.operators.state import State
 from labelflow.stream.config import ModelSettings
@@ -46,13 +55,11 @@ class Scored:
     scores: dict[str, float]
 
 
-def make_learner(name: str, kwargs: dict[str, Any]) -> MultiLabelClassifier:
+def make_learner(name: str, kwargs: dict[str, Any]) -> StreamingModel:
+    from labelflow.operators.learners.registry import make_learner as build
+
     try:
-        registry = importlib.import_module("labelflow.operators.learners.registry")
-    except ModuleNotFoundError as exc:
-        raise ModelSetupError(f"the learner registry is not available: {exc}") from None
-    try:
-        return registry.make_learner(name, **kwargs)
+        return build(name, **kwargs)
     except (TypeError, ValueError, KeyError) as exc:
         raise ModelSetupError(f"cannot build learner {name!r} with {kwargs}: {exc}") from None
 
@@ -71,14 +78,16 @@ def class_path(obj: object) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def load_class(path: str) -> type:
-    """Import ``module:Class``; only labelflow's own operators, never arbitrary code named in a file."""
+def load_class(path: str) -> type[MultiLabelClassifier]:
+    """Import ``module:Class``; only labelflow's own models, never arbitrary code named in a file."""
     module_name, _, qualname = path.partition(":")
     if not module_name.startswith("labelflow.operators."):
         raise ModelSetupError(f"refusing to load model class {path!r}: not a labelflow operator")
-    obj: Any = importlib.import_module(module_name)
+    obj: object = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, MultiLabelClassifier)):
+        raise ModelSetupError(f"refusing to load model class {path!r}: not a MultiLabelClassifier")
     return obj
 
 
@@ -88,8 +97,7 @@ class ModelRuntime:
     Parameters
     ----------
     model
-        Any ``MultiLabelClassifier``; ``predict_with_scores``, ``partition``, ``drain_events``,
-        ``state`` and ``from_state`` are used when the model has them.
+        A :class:`~labelflow.operators.base.StreamingModel` (every ``MultiLabelClassifier`` is one).
     embedder
         Turns document texts into features; documents that carry ``features`` skip it.
     identity
@@ -114,7 +122,7 @@ class ModelRuntime:
 
     def __init__(
         self,
-        model: MultiLabelClassifier,
+        model: StreamingModel,
         embedder: Embedder | None = None,
         *,
         identity: dict[str, Any] | None = None,
@@ -146,7 +154,7 @@ class ModelRuntime:
         identity = {
             "learner": settings.learner,
             "learner_kwargs": dict(settings.learner_kwargs),
-            "embedder": getattr(embedder, "identity", settings.embedder),
+            "embedder": embedder.identity,
             "model_class": class_path(model),
         }
         return cls(
@@ -189,7 +197,7 @@ class ModelRuntime:
 
     def features(self, docs: Sequence[Document]) -> list[Features | MessageError]:
         """One feature vector per document, or the error that makes it a dead letter."""
-        out: list[Features | MessageError | None] = [None] * len(docs)
+        out: dict[int, Features | MessageError] = {}
         to_embed: list[int] = []
         for i, doc in enumerate(docs):
             if doc.features is not None:
@@ -207,20 +215,25 @@ class ModelRuntime:
                 for i in to_embed:
                     out[i] = error
             else:
-                for i, x in zip(to_embed, self._embed([docs[i].text or "" for i in to_embed])):
+                texts = [docs[i].text or "" for i in to_embed]
+                for i, x in zip(to_embed, self._embed(self.embedder, texts), strict=True):
                     out[i] = x
-        return out  # type: ignore[return-value]
+        return [out[i] for i in range(len(docs))]
 
-    def _embed(self, texts: list[str]) -> list[Features | MessageError]:
-        assert self.embedder is not None
+    @staticmethod
+    def _embed(embedder: Embedder, texts: list[str]) -> list[Features | MessageError]:
+        """One row per text; a text the embedder fails on gets the error that dead-letters it."""
         try:
-            return list(self.embedder.embed_many(texts))
+            batch: list[Features | MessageError] = list(embedder.embed_many(texts))
+            if len(batch) != len(texts):
+                raise ValueError(f"the embedder returned {len(batch)} rows for {len(texts)} texts")
+            return batch
         except Exception:  # noqa: BLE001 - isolate the text that breaks the embedder
             logger.exception("event=embed_batch_failed size=%d (retrying one by one)", len(texts))
         rows: list[Features | MessageError] = []
         for text in texts:
             try:
-                rows.append(self.embedder.embed_many([text])[0])
+                rows.append(embedder.embed_many([text])[0])
             except Exception as exc:  # noqa: BLE001
                 rows.append(
                     MessageError(
@@ -231,38 +244,33 @@ class ModelRuntime:
 
     # -- prediction and learning --------------------------------------------------------------------
 
-    def _select(self, scores: dict[Any, float]) -> dict[str, float]:
+    def _select(self, scores: dict[Label, float]) -> dict[str, float]:
         items = [(str(k), float(v)) for k, v in scores.items() if v >= self.score_floor]
         if self.score_top_k is not None and len(items) > self.score_top_k:
             items.sort(key=lambda kv: -kv[1])
             items = items[: self.score_top_k]
         return dict(items)
 
-    def predict_one(self, x: Features) -> Scored:
-        model = self.model
-        if hasattr(model, "predict_with_scores"):
-            labels, scores = model.predict_with_scores(x)
-        else:
-            scores = model.predict_proba_one(x)
-            labels = model.predict_one(x)
+    def _scored(self, prediction: ScoredLabels) -> Scored:
+        labels, scores = prediction
         return Scored(frozenset(str(label) for label in labels), self._select(scores))
+
+    def predict_one(self, x: Features) -> Scored:
+        return self._scored(self.model.predict_with_scores(x))
 
     def predict(self, xs: Sequence[Features]) -> list[Scored | Exception]:
         """Predict a run of documents; a document the model fails on gets its exception instead.
 
-        A model with a vectorized ``predict_with_scores_many`` gets the whole run in one call.
+        The model gets the whole run in one ``predict_with_scores_many`` call (vectorized where the model
+        implements it); when that fails, each document is predicted on its own.
         """
         with self.lock:
             return self._predict(xs)
 
     def _predict(self, xs: Sequence[Features]) -> list[Scored | Exception]:
-        many = getattr(self.model, "predict_with_scores_many", None)
-        if many is not None and len(xs) > 1:
+        if len(xs) > 1:
             try:
-                return [
-                    Scored(frozenset(str(label) for label in labels), self._select(scores))
-                    for labels, scores in many(xs)
-                ]
+                return [self._scored(prediction) for prediction in self.model.predict_with_scores_many(xs)]
             except Exception:  # noqa: BLE001 - find the document that breaks the model, one by one
                 logger.warning("event=predict_batch_failed size=%d (retrying one by one)", len(xs))
         results: list[Scored | Exception] = []
@@ -317,9 +325,8 @@ class ModelRuntime:
             raise
         self.n_learned += 1
 
-    def drain_events(self) -> list[Any]:
-        drain = getattr(self.model, "drain_events", None)
-        return list(drain()) if drain is not None else []
+    def drain_events(self) -> list[DriftEvent]:
+        return self.model.drain_events()
 
     # -- what the model looks like ------------------------------------------------------------------
 
@@ -328,37 +335,31 @@ class ModelRuntime:
         return [str(label) for label in self.model.labels]
 
     @property
-    def partition(self) -> Any:
-        return getattr(self.model, "partition", None)
-
-    @property
     def n_clusters(self) -> int:
-        partition = self.partition
-        if partition is None:
-            return len(self.labels)
-        return int(getattr(partition, "n_clusters", len(getattr(partition, "clusters", ()))))
+        """Clusters of the model's partition (every label its own cluster when it has none)."""
+        partition = self.model.partition
+        return len(self.labels) if partition is None else partition.n_clusters
 
     @property
     def partition_version(self) -> int:
-        partition = self.partition
-        return int(getattr(partition, "version", 0)) if partition is not None else 0
+        partition = self.model.partition
+        return 0 if partition is None else partition.version
 
     # -- state --------------------------------------------------------------------------------------
 
     def state(self) -> State:
-        state_of = getattr(self.model, "state", None)
-        if state_of is None:
-            raise ModelSetupError(f"{class_path(self.model)} has no state(): it cannot be checkpointed")
         with self.lock:
-            return state_of()
+            try:
+                return self.model.state()
+            except StateNotSupportedError as exc:
+                raise ModelSetupError(str(exc)) from None
 
     def restore(self, state: State) -> None:
         """Replace the model by one rebuilt from ``state`` (same class)."""
-        cls = type(self.model)
-        from_state = getattr(cls, "from_state", None)
-        if from_state is None:
-            raise ModelSetupError(f"{class_path(self.model)} has no from_state(): it cannot be restored")
-        model = from_state(state)
+        try:
+            model = type(self.model).from_state(state)
+        except StateNotSupportedError as exc:
+            raise ModelSetupError(str(exc)) from None
         with self.lock:
             self.model = model
 
@@ -366,8 +367,8 @@ class ModelRuntime:
 class _ExampleModel(MultiLabelClassifier):
     """A do-nothing model for this module's doctest."""
 
-    def learn_one(self, x: Features, y: Iterable[Any]) -> None:
+    def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         pass
 
-    def predict_proba_one(self, x: Features) -> dict[Any, float]:
+    def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return {}

@@ -268,11 +268,11 @@ class BatchProcessor:
             started = time.perf_counter()
             embedded = self.runtime.features([doc for _, doc in documents])
             out.stage_seconds["embed"] += time.perf_counter() - started
-            for (record, _), x in zip(documents, embedded):
-                if isinstance(x, MessageError):
-                    self._dead_letter(out, record, x)
+            for (record, _), row in zip(documents, embedded, strict=True):
+                if isinstance(row, MessageError):
+                    self._dead_letter(out, record, row)
                 else:
-                    features[id(record)] = x
+                    features[id(record)] = row
 
         # Records are applied in their order: the same records always give the same model, whatever
         # the batch boundaries (a replay after a restore cuts batches differently).
@@ -445,10 +445,9 @@ class BatchProcessor:
         events = self.runtime.drain_events()
         if not events:
             return
-        names = self.runtime.labels
         for event in events:
             try:
-                alert = alert_from_event(event, label_names=names, position=position)
+                alert = alert_from_event(event, position=position)
             except (ValueError, TypeError) as exc:
                 logger.warning("event=drift_event_unreadable type=%s error=%r", type(event).__name__, exc)
                 continue

@@ -80,7 +80,7 @@ def topic_size(settings: Settings, topic: str, timeout_s: float = 5.0) -> int:
             consumer.poll(timeout_ms=100, max_records=1)
             marks = [consumer.highwater(tp) for tp in partitions]
             if all(mark is not None for mark in marks):
-                return int(sum(marks))  # type: ignore[arg-type]
+                return int(sum(marks))
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"no high-water mark for every partition of {topic!r} within {timeout_s:.0f} s"

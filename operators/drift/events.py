@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 DriftEventKind = Literal["performance", "label_prior", "label_structure", "input"]
 Severity = Literal["warning", "drift"]
@@ -68,7 +68,7 @@ class DriftEvent:
     position: int
     action: str
     severity: Severity = "drift"
-    details: dict = field(default_factory=dict, compare=False)
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -80,7 +80,7 @@ class DriftEvent:
         if not isinstance(self.level, str):
             object.__setattr__(self, "level", str(self.level))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict (non-finite statistics become ``None``)."""
         out = asdict(self)
         out["labels"] = list(self.labels)
@@ -90,7 +90,7 @@ class DriftEvent:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict) -> DriftEvent:
+    def from_dict(cls, data: dict[str, Any]) -> DriftEvent:
         data = dict(data)
         for key in ("statistic", "threshold"):
             if data.get(key) is None:

@@ -14,9 +14,13 @@ import logging
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labelflow.stream.commands.common import fail
+
+if TYPE_CHECKING:  # the operators are imported when a command runs: `labelflow --help` stays fast
+    from labelflow.operators.base import MultiLabelClassifier
+    from labelflow.operators.embedders.base import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +165,7 @@ def unwritable(path: Path) -> str | None:
     return None
 
 
-def make_named_learner(name: str, *, seed: int | None = None):
+def make_named_learner(name: str, *, seed: int | None = None) -> MultiLabelClassifier:
     """A learner from the learner registry, with a clear error for an unknown name."""
     from labelflow.operators.learners.registry import make_learner
 
@@ -169,7 +173,7 @@ def make_named_learner(name: str, *, seed: int | None = None):
     return make_learner(name, **kwargs)
 
 
-def make_text_embedder(name: str, **kwargs: Any):
+def make_text_embedder(name: str, **kwargs: Any) -> Embedder:
     """A text embedder from the embedder registry."""
     from labelflow.operators.embedders.registry import make_embedder
 

@@ -53,7 +53,7 @@ def test_the_action_taken_is_recorded_with_replace():
 def test_the_runtime_turns_events_into_drift_alert_messages():
     from labelflow.stream.drift_alerts import alert_from_event
 
-    alert = alert_from_event(make(labels=("wheat",)), label_names=[], position=1234)
+    alert = alert_from_event(make(labels=("wheat",)), position=1234)
     assert (
         alert.kind,
         alert.level,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from labelflow.operators.base import Features, MultiLabelClassifier, SparseVector
+from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.embedders.registry import make_embedder
 from labelflow.operators.labels.partition import Partition
 from labelflow.operators.state import State
@@ -44,7 +45,7 @@ class PerceptronModel(MultiLabelClassifier):
         self.b = np.zeros(0, dtype=np.float32)
         self.n_learned = 0
         self.learned_ids: list[int] = []
-        self._events: list[Any] = []
+        self._events: list[DriftEvent] = []
 
     @property
     def labels(self) -> list[str]:
@@ -54,7 +55,7 @@ class PerceptronModel(MultiLabelClassifier):
     def partition(self) -> Partition:
         return Partition.from_clusters(len(self._labels), [[i] for i in range(len(self._labels))])
 
-    def drain_events(self) -> list[Any]:
+    def drain_events(self) -> list[DriftEvent]:
         events, self._events = self._events, []
         return events
 
@@ -65,7 +66,7 @@ class PerceptronModel(MultiLabelClassifier):
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def predict_with_scores(self, x: Features) -> tuple[set[str], dict[str, float]]:
-        scores = {label: float(v) for label, v in zip(self._labels, self._p(x))}
+        scores = {label: float(v) for label, v in zip(self._labels, self._p(x), strict=True)}
         return {label for label, v in scores.items() if v >= 0.5}, scores
 
     def predict_proba_one(self, x: Features) -> dict[str, float]:
@@ -81,12 +82,16 @@ class PerceptronModel(MultiLabelClassifier):
                 self.w = np.vstack([self.w, np.zeros((1, self.dim), dtype=np.float32)])
                 self.b = np.append(self.b, np.float32(-1.0))
                 self._events.append(
-                    {
-                        "kind": "label_structure",
-                        "labels": [len(self._labels) - 1],
-                        "action": "new_label",
-                        "detector": "double",
-                    }
+                    DriftEvent(
+                        kind="label_structure",
+                        level=GLOBAL_LEVEL,
+                        labels=(label,),
+                        detector="double",
+                        statistic=1.0,
+                        threshold=0.0,
+                        position=self.n_learned,
+                        action="new_label",
+                    )
                 )
         target = np.array([label in names for label in self._labels], dtype=np.float32)
         error = target - self._p(x)
