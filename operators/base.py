@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self, Union
+from typing import TYPE_CHECKING, Any, Protocol, Self, Union
 
 import numpy as np
 
@@ -149,13 +149,25 @@ class StreamingModel(Protocol):
         ...
 
 
-class MultiLabelClassifier(StreamingModel, abc.ABC):
-    """An online multi-label classifier over a growing set of label names.
+class MultiLabelClassifier(abc.ABC):
+    """An online multi-label classifier over a growing set of label names: a :class:`StreamingModel`.
 
     Subclasses implement ``learn_one`` and ``predict_proba_one``; batch methods default to loops and
     are overridden where vectorizing pays off. ``predict_one`` returns the decided label set. The rest
-    of :class:`StreamingModel` defaults to: no partition, no drift events, no state.
+    of :class:`StreamingModel` defaults to: no partition, no drift events, no state. A mixin that
+    provides ``state()`` (``Stateful``) is listed before this class, or the default would hide it.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        later = mro[mro.index(MultiLabelClassifier) + 1 :]
+        for name in ("state", "from_state"):
+            owner = next(klass for klass in mro if name in vars(klass))
+            if owner is MultiLabelClassifier and any(name in vars(klass) for klass in later):
+                raise TypeError(
+                    f"{cls.__qualname__}: list the base that provides {name}() before MultiLabelClassifier"
+                )
 
     @abc.abstractmethod
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:

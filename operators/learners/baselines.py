@@ -40,7 +40,7 @@ class _KnownLabels:
         return new
 
 
-class NoChangeClassifier(MultiLabelClassifier, Stateful):
+class NoChangeClassifier(Stateful, MultiLabelClassifier):
     """Predicts the label set of the previous instance (the "no-change" baseline).
 
     Strong on ordered streams: in Scene, 87.6% of consecutive instances share their label set.
@@ -281,7 +281,7 @@ class RiverMultiLabel(MultiLabelClassifier):
         return f"RiverMultiLabel({self.name})"
 
 
-class AdaGradOneVsRest(MultiLabelClassifier, Stateful):
+class AdaGradOneVsRest(Stateful, MultiLabelClassifier):
     """One-vs-rest AdaGrad logistic regressions with one pooled decision threshold.
 
     The simplest strong rival of the default learner, reported beside it in every benchmark table:

@@ -60,7 +60,7 @@ class _Forward:
     decided: np.ndarray | None = None
 
 
-class PartitionedClassifier(MultiLabelClassifier, Stateful):
+class PartitionedClassifier(Stateful, MultiLabelClassifier):
     """Online multi-label classifier over a label space partitioned into clusters of correlated labels.
 
     The method follows iHOMER (Neves et al., ECAI 2025) as corrected in ARCHITECTURE.md: a
