@@ -44,13 +44,27 @@ BYTESHUFFLE_MIN_NONZERO = 0.75
 
 
 def _unique_rows(array: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(distinct rows, index) with ``distinct[index]`` equal to ``array`` bytewise; None if not worth it."""
+    """(distinct rows, index) with ``distinct[index]`` equal to ``array`` bytewise; None if not worth it.
+
+    All-zero rows (most of a hashed weight matrix) are set aside before sorting: the sort is the cost.
+    The distinct rows come out in byte order, the zero row first.
+    """
     rows = np.ascontiguousarray(array)
-    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, index = np.unique(as_bytes, return_index=True, return_inverse=True)
-    if first.size > (1.0 - UNIQUE_ROWS_MIN_SAVING) * rows.shape[0]:
+    n = rows.shape[0]
+    nonzero = rows.view(np.uint8).reshape(n, -1).any(axis=1)
+    kept = np.flatnonzero(nonzero)
+    as_bytes = rows[kept].view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse = np.unique(as_bytes, return_index=True, return_inverse=True)
+    distinct = rows[kept[first]]
+    index = np.zeros(n, dtype=np.int32)
+    if kept.size < n:  # a zero row exists: it is distinct row 0
+        distinct = np.concatenate([np.zeros((1,) + rows.shape[1:], dtype=rows.dtype), distinct])
+        index[kept] = inverse.ravel() + 1
+    else:
+        index[kept] = inverse.ravel()
+    if distinct.shape[0] > (1.0 - UNIQUE_ROWS_MIN_SAVING) * n:
         return None
-    return rows[first], index.astype(np.int32).ravel()
+    return distinct, index
 
 
 def _used_columns(array: np.ndarray) -> np.ndarray:

@@ -79,7 +79,7 @@ class _ReusableJsonl:
 
 
 def count_instances(path: Path | str, *, format: StreamFormat | None = None) -> int:
-    """How many instances the file holds, by a quick scan of its lines (no parsing): the progress
+    r"""How many instances the file holds, by a quick scan of its lines (no parsing): the progress
     bar's total. JSON lines: non-blank lines; ARFF: non-blank, non-comment lines after ``@data``.
 
     >>> import tempfile
