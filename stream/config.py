@@ -393,6 +393,10 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     feedback: FeedbackSettings = Field(default_factory=FeedbackSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    # A record that was being processed alone when the worker died this many times is dead-lettered
+    # (reason poison) instead of processed again: 2 lets one unrelated crash (kill -9, a lost node) pass
+    # without losing a healthy record. 0 turns the guard off.
+    poison_after_crashes: int = Field(default=2, ge=0)
     # No routing topics unless asked for: every prediction already goes to topics.predictions.
     routing: list[RoutingRule] = Field(default_factory=list)
 

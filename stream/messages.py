@@ -53,6 +53,8 @@ class Reason(StrEnum):
     # settings.max_output_bytes, or cannot be serialized: the record is dead-lettered instead.
     OUTPUT_TOO_LARGE = "output_too_large"
     OUTPUT_INVALID = "output_invalid"
+    # The worker died while processing this record alone, settings.poison_after_crashes times.
+    POISON = "poison"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,10 @@ otherwise decide the order in which the model sees documents and feedback, so tw
 data (or a replay after a crash) would learn in different orders. ``OrderedBatcher`` buffers what the
 consumer returns per partition and hands records out smallest timestamp first, waiting (briefly) for a
 partition whose next record is not fetched yet unless that partition is caught up with its high-water
-mark. The result is the order the records were produced in, whatever the fetch timing.
+mark. The result is the order the records were produced in, as far as the bounded wait
+(``max_idle_s``) and buffer (``max_buffered``) allow: beyond them a batch goes on without the lagging
+partition, which with several partitions and a backlog happens often (docs/operations.md, *Delivery
+guarantees*, says what then holds).
 """
 
 from __future__ import annotations

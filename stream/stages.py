@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from labelflow.stream.checkpoint import (
@@ -24,7 +25,7 @@ from labelflow.stream.embed_stage import EmbedProcessor
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.offset_ledger import TopicPart
-from labelflow.stream.processor import BatchOutcome, BatchProcessor, InputRecord
+from labelflow.stream.processor import BatchOutcome, BatchProcessor, InputRecord, dead_letter_message
 from labelflow.stream.runtime_state import RuntimeState
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,15 @@ class Stage(Protocol):
         ...
 
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome: ...
+
+    def reject(self, record: InputRecord, error: Exception) -> BatchOutcome:
+        """Count ``record`` as read and dead-letter it without processing it (a poison record)."""
+        ...
+
+    @property
+    def inflight_dir(self) -> Path | None:
+        """Where the in-flight marker of the poison guard lives (None: no guard)."""
+        ...
 
     def checkpoint_due(self, since_last_s: float) -> bool:
         """Whether a checkpoint is due ``since_last_s`` seconds after the previous one (if it changed)."""
@@ -161,6 +171,13 @@ class LearnStage:
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
         return self._processor.process(records)
 
+    def reject(self, record: InputRecord, error: Exception) -> BatchOutcome:
+        return reject_record(self.settings, self._state, record, error, self.worker_id)
+
+    @property
+    def inflight_dir(self) -> Path | None:
+        return self.checkpoints.directory
+
     def checkpoint_due(self, since_last_s: float) -> bool:
         return since_last_s >= self.settings.checkpoint.interval_s
 
@@ -204,6 +221,7 @@ class EmbedStage:
 
     def __init__(self, settings: Settings, runtime: ModelRuntime, worker_id: str) -> None:
         self.settings = settings
+        self.worker_id = worker_id
         self._state = RuntimeState.new(settings)
         self._processor = EmbedProcessor(settings, runtime, self._state.counters, worker_id)
 
@@ -221,6 +239,13 @@ class EmbedStage:
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
         return self._processor.process(records)
 
+    def reject(self, record: InputRecord, error: Exception) -> BatchOutcome:
+        return reject_record(self.settings, self._state, record, error, self.worker_id)
+
+    @property
+    def inflight_dir(self) -> Path | None:
+        return None  # stateless, and often on a read-only filesystem: no guard
+
     def checkpoint_due(self, since_last_s: float) -> bool:
         return False
 
@@ -235,6 +260,16 @@ class EmbedStage:
 
     def close(self) -> None:
         return None
+
+
+def reject_record(
+    settings: Settings, state: RuntimeState, record: InputRecord, error: Exception, worker_id: str
+) -> BatchOutcome:
+    """A batch outcome that only dead-letters ``record`` (counted as read, like every input record)."""
+    state.counters.inc("feedback_in" if record.topic == settings.topics.labels else "documents_in")
+    out = BatchOutcome()
+    out.messages.append(dead_letter_message(settings, state.counters, record, error, worker_id))
+    return out
 
 
 def make_stage(settings: Settings, runtime: ModelRuntime, worker_id: str) -> Stage:

@@ -6,9 +6,14 @@ checkpoint when due → commit the consumed offsets. Predictions are flushed bef
 (output at least once); the checkpoint holds the model together with the next offsets of both input
 topics, and a restarted worker seeks there, so each labelled document changes the model once.
 
-Batches are assembled in record-timestamp order across partitions and topics (``ordered_batches``), so
-the model sees documents and feedback in the order they were produced, whatever the fetch timing: a
-replay after a restore learns in the same order as the original run.
+Batches are assembled in record-timestamp order across partitions and topics (``ordered_batches``),
+within a bounded wait for lagging partitions; on one partition per topic a replay after a restore learns
+in the same order as the original run, and ends with the same model.
+
+Health: every broker answer or failure goes to ``BrokerHealth`` (liveness and readiness gauges); lag
+comes from end offsets asked every second; a stop is bounded by ``health.shutdown_timeout_s``; outputs
+are delivered through outages (``delivery``); a record that crashed the worker is dead-lettered after
+restarts (``poison``).
 
 Rebalances: partitions revoked mid-poll are dropped from the batch being assembled (their new owner
 reads them from the committed offset); restored checkpoint offsets are applied when a partition is
@@ -44,11 +49,13 @@ from labelflow.stream.kafka_io import (
     ensure_topics,
     worker_topics,
 )
+from labelflow.stream.messages import MessageError, Reason
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.offset_ledger import OffsetLedger, SeekReason, TopicPart
 from labelflow.stream.ordered_batches import OrderedBatcher
 from labelflow.stream.outputs import OutputMessage
+from labelflow.stream.poison import PoisonGuard, Step, StepKind, crash_trigger_from_env
 from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounters
 from labelflow.stream.runtime_state import RuntimeState
 from labelflow.stream.stages import ModelSummary, Stage, make_stage
@@ -166,6 +173,8 @@ class Worker:
         self._stop_deadline: float | None = None
         self._last_probe = 0.0
         self._known_partitions: set[TopicPart] = set()
+        self._guard = PoisonGuard(None, 0)  # replaced once the stage is open
+        self._crash_trigger = crash_trigger_from_env()
         self._beyond_end: dict[TopicPart, int] = {}  # probes in a row with the position past the log end
         self._dirty = False  # processed something since the last checkpoint
         self._checkpoint_requested = False  # a rebalance took partitions the checkpoint still claims
@@ -226,6 +235,8 @@ class Worker:
             restored = self._stage.open()
             if restored is not None:
                 self._restored(restored)
+            self._guard = PoisonGuard(self._stage.inflight_dir, s.poison_after_crashes)
+            self._guard.recover()
             if s.create_topics:
                 ensure_topics(s, worker_topics(s))
             if s.metrics.port >= 0:
@@ -355,27 +366,62 @@ class Worker:
 
     def _handle(self, records: list[Any]) -> None:
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
-        outcome = self.stage.process(inputs)
-        undelivered = self._produce(outcome)
-        if not undelivered:
-            self._deliver_outputs(outcome)
-        self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in records})
-        self._dirty = True
-        if undelivered:
-            # Stopping while the broker does not take the outputs: the shutdown checkpoint carries them.
-            self.state.outbox.extend(undelivered)
-            logger.warning(
-                "event=outputs_undelivered messages=%d (kept for the checkpoint)", len(undelivered)
-            )
-            self._after_batch(len(records), outcome)
-            return
+        total = BatchOutcome()
+        for step in self._guard.plan(inputs):
+            undelivered = self._run_step(step, total)
+            if undelivered:
+                # Stopping while the broker does not take the outputs: the shutdown checkpoint carries
+                # them; the records after this step were not processed and are read again next time.
+                self.state.outbox.extend(undelivered)
+                logger.warning(
+                    "event=outputs_undelivered messages=%d (kept for the checkpoint)", len(undelivered)
+                )
+                self._after_batch(len(records), total)
+                return
         if self._checkpoint_due():
             self._checkpoint("interval")
         elif self.ledger.needs_checkpoint():
             self._checkpoint("new_partition")
         self._commit()
         self._batches += 1
-        self._after_batch(len(records), outcome)
+        self._after_batch(len(records), total)
+
+    def _run_step(self, step: Step, total: BatchOutcome) -> list[OutputMessage]:
+        """Process (or dead-letter) one step of a batch under the in-flight marker; what is undelivered."""
+        self._guard.begin(step)
+        if step.kind is StepKind.POISON:
+            (record,) = step.records
+            logger.error(
+                "event=poison_record topic=%s partition=%d offset=%d crashes=%d (dead-lettered)",
+                record.topic,
+                record.partition,
+                record.offset,
+                step.crashes,
+            )
+            error = MessageError(
+                Reason.POISON,
+                f"the worker died {step.crashes} time(s) while processing this record alone",
+            )
+            outcome = self.stage.reject(record, error)
+        else:
+            self._crash_if_triggered(step)
+            outcome = self.stage.process(step.records)
+        undelivered = self._produce(outcome)
+        if not undelivered:
+            self._deliver_outputs(outcome)
+        self._guard.done(step)
+        self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in step.records})
+        self._dirty = True
+        _accumulate(total, outcome)
+        return undelivered
+
+    def _crash_if_triggered(self, step: Step) -> None:
+        """The fault-injection hook of tests (``LABELFLOW_TESTING_CRASH_ON_BYTES``): die like a crash."""
+        trigger = self._crash_trigger
+        if trigger is not None and any(trigger in (r.value or b"") for r in step.records):
+            logger.error("event=test_crash_triggered records=%d", len(step.records))
+            logging.shutdown()
+            os._exit(70)
 
     def _produce(self, outcome: BatchOutcome) -> list[OutputMessage]:
         """Deliver a batch's outputs (waiting out an outage); what is undelivered when told to stop."""
@@ -687,6 +733,16 @@ def _highwater(consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
     except KafkaError:  # IllegalStateError: revoked since the ledger was read
         return None
     return None if highwater is None else int(highwater)
+
+
+def _accumulate(total: BatchOutcome, step: BatchOutcome) -> None:
+    """Add a step's timings and counts to its batch's (the messages are delivered per step)."""
+    for stage, seconds in step.stage_seconds.items():
+        total.stage_seconds[stage] += seconds
+    total.latencies_s.extend(step.latencies_s)
+    total.predictions += step.predictions
+    total.learned += step.learned
+    total.drift_alerts += step.drift_alerts
 
 
 def _force_exit() -> None:
