@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Self, Union
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class SparseVector:
 
 
 #: What a classifier consumes: a dense float vector (an embedding, a numeric ARFF row) or a sparse one.
-Features = Union[np.ndarray, SparseVector]
+Features = np.ndarray | SparseVector
 
 
 def feature_dim(x: Features) -> int:
@@ -182,7 +182,7 @@ class MultiLabelClassifier(abc.ABC):
         return {label for label, p in self.predict_proba_one(x).items() if p >= 0.5}
 
     def learn_many(self, xs: Sequence[Features], ys: Sequence[Iterable[Label]]) -> None:
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             self.learn_one(x, y)
 
     def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:

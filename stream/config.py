@@ -326,16 +326,17 @@ class RoutingRule(_Section):
 
 Brokers = Annotated[list[str], NoDecode]
 
-# The YAML mapping of the settings being loaded; a context variable so concurrent loads never mix.
-_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("labelflow_yaml", default={})
+# The YAML mapping of the settings being loaded; a context variable so concurrent loads never mix. No
+# default value (one dict would be shared by every context): readers pass a fresh empty one.
+_yaml_values: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("labelflow_yaml")
 
 
 class _YamlSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return _yaml_values.get().get(field_name), field_name, False
+        return _yaml_values.get({}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_yaml_values.get())
+        return dict(_yaml_values.get({}))
 
 
 class Settings(BaseSettings):

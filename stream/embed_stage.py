@@ -22,7 +22,7 @@ from labelflow.stream.processor import BatchOutcome, InputRecord, RuntimeCounter
 def features_payload(x: Features) -> list[float] | dict[int, float]:
     """Features as a document's JSON ``features`` field: a sparse map or a dense list."""
     if isinstance(x, SparseVector):
-        return {int(i): float(v) for i, v in zip(x.indices, x.values)}
+        return {int(i): float(v) for i, v in zip(x.indices, x.values, strict=True)}
     return [float(v) for v in np.asarray(x, dtype=np.float32)]
 
 
@@ -64,7 +64,7 @@ class EmbedProcessor:
         started = time.perf_counter()
         features = self.runtime.features([doc for _, doc in docs])
         out.stage_seconds["embed"] += time.perf_counter() - started
-        for (record, doc), x in zip(docs, features):
+        for (record, doc), x in zip(docs, features, strict=True):
             if isinstance(x, MessageError):
                 self._dead_letter(out, record, x)
                 continue

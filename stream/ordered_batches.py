@@ -75,10 +75,7 @@ class OrderedBatcher:
 
     def _blocked(self) -> bool:
         """Whether some assigned partition with nothing buffered may still hold an earlier record."""
-        for tp in self.consumer.assignment():
-            if not self._buffers.get(tp) and not self._caught_up(tp):
-                return True
-        return False
+        return any(not self._buffers.get(tp) and not self._caught_up(tp) for tp in self.consumer.assignment())
 
     def _fill(self, timeout_ms: int, max_records: int) -> None:
         polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)

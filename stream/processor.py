@@ -338,7 +338,7 @@ class BatchProcessor:
         now_ms = produced_at.timestamp() * 1000.0
         model_version = self.counters.learned_total
         partition_version = self.runtime.partition_version
-        for index, (item, result) in enumerate(zip(run, results)):
+        for index, (item, result) in enumerate(zip(run, results, strict=True)):
             is_last = index == len(run) - 1
             if isinstance(result, Exception):
                 self._dead_letter(

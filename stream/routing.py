@@ -34,7 +34,7 @@ class LabelRouter:
         if hit is None:
             hit = tuple(
                 i
-                for i, (rule, pattern) in enumerate(zip(self.rules, self._patterns))
+                for i, (rule, pattern) in enumerate(zip(self.rules, self._patterns, strict=True))
                 if (rule.label == label if pattern is None else pattern.search(label) is not None)
             )
             self._by_label[label] = hit

@@ -13,11 +13,6 @@ inflated by another.
 
 from __future__ import annotations
 
-import os
-
-for _variable in ("OPENBLAS_NUM_THREADS",):
-    os.environ.setdefault(_variable, "1")  # see labelflow.stream.cli: BLAS threads slow small products
-
 import argparse
 import concurrent.futures
 import csv
@@ -32,6 +27,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# Set before anything imports numpy (only the functions below do): see labelflow.stream.cli, BLAS
+# threads slow small products; the runs in child processes inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

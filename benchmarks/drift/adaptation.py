@@ -92,7 +92,7 @@ def prequential(xs, ys, adaptation: str, drift_at: int | None) -> dict:
     counts = np.zeros((len(xs), 3))
     actions: dict[str, int] = {}
     started = time.process_time()
-    for position, (x, y) in enumerate(zip(xs, ys)):
+    for position, (x, y) in enumerate(zip(xs, ys, strict=True)):
         truth = set(y)
         predicted = model.predict_one(x)
         model.learn_one(x, y)

@@ -159,7 +159,7 @@ def learner_errors(docs, features, labels: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(labels)}
     heads = LinearHeads()
     errors = np.zeros(len(docs))
-    for t, (d, x) in enumerate(zip(docs, features)):
+    for t, (d, x) in enumerate(zip(docs, features, strict=True)):
         y = np.zeros(len(index), dtype=np.float32)
         y[[index[label] for label in d.labels]] = 1.0
         p = heads.probabilities(x, n_labels=len(index))

@@ -39,7 +39,7 @@ def pseudo_words(
         batch = max(2 * (n - len(words)), 16)
         lengths = rng.integers(min_syllables, max_syllables + 1, size=batch)
         parts = rng.integers(0, len(_SYLLABLES), size=(batch, max_syllables))
-        for length, row in zip(lengths.tolist(), parts):
+        for length, row in zip(lengths.tolist(), parts, strict=True):
             words.setdefault("".join(_SYLLABLES[row[:length]]), None)
             if len(words) == n:
                 break

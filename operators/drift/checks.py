@@ -40,7 +40,7 @@ def _run(detector: DriftDetector, stream: Sequence[Any], start: int = 0) -> list
 
 def _same(a: list[DriftEvent], b: list[DriftEvent], what: str) -> None:
     assert len(a) == len(b), f"{what}: {len(a)} events vs {len(b)}"
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert (x.kind, x.level, x.labels, x.position, x.severity, x.action) == (
             y.kind,
             y.level,

@@ -232,7 +232,11 @@ def _read(change: Any) -> dict[str, Any]:
 
 
 def _label_name(label: Any, names: Sequence[str] | None) -> str:
-    if isinstance(label, (int, np.integer)) and not isinstance(label, bool) and names is not None:
-        if 0 <= int(label) < len(names):
-            return str(names[int(label)])
+    if (
+        isinstance(label, (int, np.integer))
+        and not isinstance(label, bool)
+        and names is not None
+        and 0 <= int(label) < len(names)
+    ):
+        return str(names[int(label)])
     return str(label)

@@ -163,7 +163,7 @@ class CachedEmbedder(DenseEmbedder):
             self.misses += len(missing)
             fresh = self.embedder.embed_array([texts[positions[0]] for positions in missing.values()])
             stored = fresh.astype(self.storage_dtype)
-            for (key, positions), vector in zip(missing.items(), stored):
+            for (key, positions), vector in zip(missing.items(), stored, strict=True):
                 self._pending[key] = vector
                 out[positions] = vector
             # Duplicates of a missing text within this call count as hits of its first copy.

@@ -99,7 +99,7 @@ def check_empty_batch(embedder: Embedder) -> None:
 def check_odd_texts(embedder: Embedder) -> None:
     rows = embedder.embed_many(list(ODD_TEXTS))
     assert len(rows) == len(ODD_TEXTS)
-    for text, row in zip(ODD_TEXTS, rows):
+    for text, row in zip(ODD_TEXTS, rows, strict=True):
         _check_row(embedder, row, f"odd text {text[:20]!r}")
 
 
@@ -120,7 +120,7 @@ def check_rejects_non_text(embedder: Embedder) -> None:
 def check_deterministic(embedder: Embedder) -> None:
     first = embedder.embed_many(list(SAMPLE_TEXTS))
     second = embedder.embed_many(list(SAMPLE_TEXTS))
-    for i, (a, b) in enumerate(zip(first, second)):
+    for i, (a, b) in enumerate(zip(first, second, strict=True)):
         assert _rows_equal(a, b, atol=0.0), f"text {i} embeds differently on a second call"
 
 

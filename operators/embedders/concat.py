@@ -49,7 +49,9 @@ class ConcatEmbedder(Embedder):
         self.dim = int(sum(part.dim for part in parts))
         self._offsets = np.cumsum([0] + [part.dim for part in parts[:-1]]).tolist()
         self.identity = (
-            "concat(" + ",".join(f"{w:g}*{part.identity}" for w, part in zip(weights, parts)) + ")"
+            "concat("
+            + ",".join(f"{w:g}*{part.identity}" for w, part in zip(weights, parts, strict=True))
+            + ")"
         )
 
     def __repr__(self) -> str:
@@ -61,7 +63,9 @@ class ConcatEmbedder(Embedder):
             return []
         outputs = [_part_rows(part, texts) for part in self.parts]
         if not self.sparse:
-            matrix = np.hstack([w * np.stack(dense_rows(rows)) for w, rows in zip(self.weights, outputs)])
+            matrix = np.hstack(
+                [w * np.stack(dense_rows(rows)) for w, rows in zip(self.weights, outputs, strict=True)]
+            )
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             np.divide(matrix, norms, out=matrix, where=norms > 0)
             return list(matrix.astype(np.float32, copy=False))
@@ -70,7 +74,7 @@ class ConcatEmbedder(Embedder):
     def _sparse_row(self, pieces: list[Features]) -> SparseVector:
         indices: list[np.ndarray] = []
         values: list[np.ndarray] = []
-        for piece, offset, weight in zip(pieces, self._offsets, self.weights):
+        for piece, offset, weight in zip(pieces, self._offsets, self.weights, strict=True):
             if isinstance(piece, SparseVector):
                 indices.append(piece.indices + offset)
                 values.append(piece.values * weight)

@@ -133,7 +133,7 @@ class HashingFeaturizer(Embedder):
         counts: Counter[str] = Counter()
         for n in range(low, high + 1):
             if len(tokens) >= n:
-                counts.update(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
+                counts.update(map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False)))
         return counts
 
     def _tokens(self, text: str) -> list[str]:

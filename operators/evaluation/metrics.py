@@ -187,7 +187,7 @@ class MultiLabelMetrics:
         sums["ex_recall"] += sign * record.ex_recall
         self.n_instances += sign
         if record.hits is not None:
-            for k, hits in zip(self.p_at_k, record.hits):
+            for k, hits in zip(self.p_at_k, record.hits, strict=True):
                 self._hits_at[k] += sign * hits / k
             self.n_ranked += sign
 

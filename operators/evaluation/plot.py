@@ -52,7 +52,7 @@ def plot_curves(result: PrequentialResult | dict[str, Any], path: Path | str, *,
 
     fig, axes = plt.subplots(len(PANELS), 1, figsize=(9, 7.5), sharex=True)
     try:
-        for ax, (key, title) in zip(axes, PANELS):
+        for ax, (key, title) in zip(axes, PANELS, strict=True):
             model_values = [p["window"][key] for p in curves]
             ax.plot(positions, model_values, color="tab:blue", lw=1.6, label=data.get("learner", "model"))
             for name in BASELINES:

@@ -375,7 +375,7 @@ def evaluate_prequential(
             break
         xs, spent = _features_of(chunk, featurizer)
         feature_seconds += spent
-        for inst, x in zip(chunk, xs):
+        for inst, x in zip(chunk, xs, strict=True):
             t0, c0 = perf(), cpu()
             predicted, scores = predict(x)
             if inst.labels is not None:

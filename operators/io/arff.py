@@ -230,7 +230,7 @@ class ArffStream:
             except _SlowPath:
                 pass
         out: list[tuple[Features, list[str], int]] = []
-        for line, line_no in zip(lines, line_numbers):
+        for line, line_no in zip(lines, line_numbers, strict=True):
             x: Features
             if line[0] == "{":
                 x, labels = self._parse_sparse(line, line_no)

@@ -128,10 +128,7 @@ def cluster_statistics(
     if n_far > 0:
         p, q = _evidence_pivots(labels, counts, pairs)
         d1 = 1.0
-        if n_far >= 2:
-            d2 = 1.0
-        else:
-            d2 = max((d for d, _, _, _ in close), default=1.0)
+        d2 = 1.0 if n_far >= 2 else max((d for d, _, _, _ in close), default=1.0)
         evidence = counts[p] + counts[q] - pairs[p].get(q, 0.0)
     else:
         ranked = sorted(close, key=lambda t: (-t[0], -t[1], t[2], t[3]))

@@ -591,16 +591,16 @@ class LabelClusterer(Stateful):
         if s is None:
             s = cluster_statistics(self.cooccurrence, labels, close)
         eps = self._bound(s.evidence)
-        if odac and len(labels) >= 3:  # ODAC needs a second largest distance
-            if (s.d1 - s.d2 > eps) or (eps < self.tie_threshold):
-                sides = split_by_pivots(self.cooccurrence, labels, s.pivots)
-                statistic, reason = s.heterogeneity, "heterogeneity"
-                if not statistic > eps:
-                    statistic, reason = separation(close, *sides), "separation"
-                if statistic > eps:
-                    parting = self._may_part(sides, record, margin)
-                    if parting is not None:
-                        return _SplitPlan(s, sides, eps, statistic, eps, reason, parting)
+        # ODAC needs a second largest distance
+        if odac and len(labels) >= 3 and ((s.d1 - s.d2 > eps) or (eps < self.tie_threshold)):
+            sides = split_by_pivots(self.cooccurrence, labels, s.pivots)
+            statistic, reason = s.heterogeneity, "heterogeneity"
+            if not statistic > eps:
+                statistic, reason = separation(close, *sides), "separation"
+            if statistic > eps:
+                parting = self._may_part(sides, record, margin)
+                if parting is not None:
+                    return _SplitPlan(s, sides, eps, statistic, eps, reason, parting)
         unrelated, certainty = unrelated_labels(self.cooccurrence, labels, self.delta, self.tie_threshold)
         if not unrelated:
             return None
@@ -929,7 +929,9 @@ class LabelClusterer(Stateful):
             else:
                 assert node.labels, f"leaf {node_id} is empty"
                 assert len(node.labels) <= self.max_cluster_size, f"leaf {node_id} exceeds max_cluster_size"
-                assert all(a < b for a, b in zip(node.labels, node.labels[1:])), f"leaf {node_id} not sorted"
+                assert all(a < b for a, b in zip(node.labels, node.labels[1:], strict=False)), (
+                    f"leaf {node_id} not sorted"
+                )
                 for label in node.labels:
                     assert self._leaf_of[label] == node_id, f"label {label} mapped to {self._leaf_of[label]}"
                     seen[label] += 1

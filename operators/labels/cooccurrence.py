@@ -260,7 +260,7 @@ class LabelCooccurrence(Stateful):
         if rows.size and (rows.min() < 0 or cols.min() < 0 or rows.max() >= n or cols.max() >= n):
             raise ValueError("corrupt LabelCooccurrence state: pair ids outside the label range")
         pairs = self._pairs
-        for a, b, v in zip(rows.tolist(), cols.tolist(), values.tolist()):
+        for a, b, v in zip(rows.tolist(), cols.tolist(), values.tolist(), strict=True):
             pairs[a][b] = v
 
 

@@ -53,7 +53,7 @@ class Partition:
         for index, cluster in enumerate(clusters):
             if not cluster:
                 raise ValueError(f"Partition cluster {index} is empty")
-            if any(a >= b for a, b in zip(cluster, cluster[1:])):
+            if any(a >= b for a, b in zip(cluster, cluster[1:], strict=False)):
                 raise ValueError(
                     f"Partition cluster {index} is not sorted ascending without repeats: {cluster}"
                 )

@@ -160,7 +160,7 @@ def to_river_features(x: Features) -> dict[int, float]:
     {7: 1.5}
     """
     if isinstance(x, SparseVector):
-        return dict(zip(x.indices.tolist(), x.values.tolist()))
+        return dict(zip(x.indices.tolist(), x.values.tolist(), strict=True))
     array = np.asarray(x)
     if array.ndim != 1:
         raise ValueError(f"expected a 1-D feature vector, got shape {array.shape}")

@@ -151,7 +151,7 @@ class DriftHandler(Stateful):
     def set_partition(self, partition: Partition, names: Sequence[Label]) -> None:
         """Follow a new partition: one performance detector per cluster, keyed by its stable key."""
         self._levels = {
-            str(key): tuple(int(l) for l in labels)
+            str(key): tuple(int(label) for label in labels)
             for key, labels in zip(partition.cluster_keys, partition.clusters, strict=True)
         }
         self._keys = [str(key) for key in partition.cluster_keys]
@@ -159,7 +159,7 @@ class DriftHandler(Stateful):
         for i, labels in enumerate(partition.clusters):
             self._cluster_index[list(labels)] = i
         self.monitor.set_clusters(
-            {level: [str(names[l]) for l in labels] for level, labels in self._levels.items()}
+            {level: [str(names[label]) for label in labels] for level, labels in self._levels.items()}
         )
         self.background = {
             level: bg

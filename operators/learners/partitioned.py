@@ -341,7 +341,9 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
 
     def _named(self, decided: np.ndarray, p: np.ndarray) -> tuple[set[Label], dict[Label, float]]:
         names = self.label_index.names
-        return {names[i] for i in decided.nonzero()[0].tolist()}, dict(zip(names[: p.shape[0]], p.tolist()))
+        return {names[i] for i in decided.nonzero()[0].tolist()}, dict(
+            zip(names[: p.shape[0]], p.tolist(), strict=True)
+        )
 
     def predict_with_scores(self, x: Features) -> ScoredLabels:
         """The decided label set and every known label's probability, computed once."""

@@ -82,7 +82,7 @@ def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
         return
     source_cols = np.array([s for s, _ in shared])
     target_cols = [t for _, t in shared]
-    for local_set, row in source.rows.items():
+    for row in source.rows.values():
         present = np.flatnonzero(source.matrix[row, source_cols] > 0)
         if present.size:
             target.add(tuple(sorted(target_cols[i] for i in present)), float(source.counts[row]))
@@ -434,7 +434,7 @@ class LabelSetDecoder(Stateful):
                 weights=s[instance, positive] - beta * self._prior_logit[positive],
             ).reshape(n_rows, n_clusters)
             members: dict[tuple[int, int], list[int]] = {}
-            for row, label, cluster in zip(instance.tolist(), positive.tolist(), owner.tolist()):
+            for row, label, cluster in zip(instance.tolist(), positive.tolist(), owner.tolist(), strict=True):
                 members.setdefault((row, cluster), []).append(label)
             for (row, cluster), labels in members.items():
                 table = self._clusters[cluster]
@@ -452,7 +452,7 @@ class LabelSetDecoder(Stateful):
         instance, cluster = np.nonzero(choice >= 0)
         # A few chosen subsets per instance: slicing each is cheaper than vectorized index arithmetic.
         starts, lengths, row_labels = self._row_starts, self._row_lengths, self._row_labels
-        for row, chosen in zip(instance.tolist(), choice[instance, cluster].tolist()):
+        for row, chosen in zip(instance.tolist(), choice[instance, cluster].tolist(), strict=True):
             start = starts[chosen]
             out[row, row_labels[start : start + lengths[chosen]]] = True
         return out
@@ -501,7 +501,7 @@ class LabelSetDecoder(Stateful):
         ends = np.cumsum(lengths)
         flat = state.arrays["set_labels"].tolist()
         for start, end, count in zip(
-            (ends - lengths).tolist(), ends.tolist(), state.arrays["set_counts"].tolist()
+            (ends - lengths).tolist(), ends.tolist(), state.arrays["set_counts"].tolist(), strict=True
         ):
             self._label_sets[tuple(flat[start:end])] = count
         self._seen_labels = set(flat)

@@ -50,7 +50,7 @@ def test_same_seed_same_stream_other_seed_other_stream(demo):
     again = list(SyntheticStream(SyntheticStreamConfig()))
     assert [(d.id, d.text, d.labels) for d in again] == [(d.id, d.text, d.labels) for d in docs]
     other = list(SyntheticStream(SyntheticStreamConfig(seed=8)))
-    assert sum(a.text == b.text for a, b in zip(other, docs)) == 0
+    assert sum(a.text == b.text for a, b in zip(other, docs, strict=True)) == 0
 
 
 def test_label_prior_shift_reverses_the_topic_weights(demo):
@@ -140,7 +140,7 @@ def test_gradual_drift_mixes_in_the_new_concept_linearly():
     docs = list(stream)
     shares = [frequencies(docs[s : s + 2000], label) for s in range(0, 12_000, 2000)]
     assert shares[0] == 0.0
-    assert all(a < b for a, b in zip(shares[:5], shares[1:5]))  # rising through the transition
+    assert all(a < b for a, b in zip(shares[:5], shares[1:5], strict=False))  # rising through the transition
     assert shares[5] > 3 * shares[1]
 
 
@@ -272,7 +272,7 @@ def test_a_linear_model_on_hashing_features_learns_the_stationary_stream():
     index = {label: i for i, label in enumerate(stream.labels)}
     heads = LinearHeads()
     tp = fp = fn = 0
-    for t, (doc, x) in enumerate(zip(docs, features)):
+    for t, (doc, x) in enumerate(zip(docs, features, strict=True)):
         y = np.zeros(len(index), dtype=np.float32)
         y[[index[label] for label in doc.labels]] = 1.0
         p = heads.probabilities(x, n_labels=len(index))

@@ -74,7 +74,7 @@ def dependence_label_sets(
             groups.append([6, 7])
             weights = [2 * w / 3 for w in weights] + [1 / 3]
         group = groups[rng.choice(len(groups), p=weights)]
-        out.append([label for label, p in zip(group, (0.9, 0.5, 0.5)) if rng.random() < p])
+        out.append([label for label, p in zip(group, (0.9, 0.5, 0.5), strict=False) if rng.random() < p])
     return out
 
 

@@ -27,7 +27,7 @@ def reuters_texts(datasets_dir: Path) -> list[str]:
 
 
 def as_dict(v: SparseVector) -> dict[int, float]:
-    return dict(zip(v.indices.tolist(), v.values.tolist()))
+    return dict(zip(v.indices.tolist(), v.values.tolist(), strict=True))
 
 
 def test_output_is_a_unit_sparse_vector(reuters_texts: list[str]) -> None:

@@ -50,7 +50,7 @@ def test_cumulative_metrics_equal_river(seed: int) -> None:
     batch = MultiLabelMetrics(N_LABELS)
     batch.update_many(true[:150], pred[:150])
     batch.update_many(true[150:], pred[150:])
-    for t, p in zip(true, pred):
+    for t, p in zip(true, pred, strict=True):
         for metric in reference.values():
             metric.update(as_dict(t), as_dict(p))
         one_by_one.update(np.flatnonzero(t), np.flatnonzero(p))
@@ -71,7 +71,7 @@ def test_windowed_metrics_equal_river_rolling() -> None:
         "example_f1": utils.Rolling(mo.SampleAverage, window_size=50, metric=rm.F1()),
     }
     window = WindowedMultiLabelMetrics(50, N_LABELS)
-    for i, (t, p) in enumerate(zip(true, pred)):
+    for i, (t, p) in enumerate(zip(true, pred, strict=True)):
         for metric in rolling.values():
             metric.update(as_dict(t), as_dict(p))
         window.update(np.flatnonzero(t), np.flatnonzero(p))
@@ -85,7 +85,7 @@ def test_windowed_update_many_equals_rows() -> None:
     true, pred = random_stream(4, n=120)
     a, b = WindowedMultiLabelMetrics(30, N_LABELS), WindowedMultiLabelMetrics(30, N_LABELS)
     a.update_many(true, pred)
-    for t, p in zip(true, pred):
+    for t, p in zip(true, pred, strict=True):
         b.update(np.flatnonzero(t), np.flatnonzero(p))
     assert a.report() == pytest.approx(b.report())
 

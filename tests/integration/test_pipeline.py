@@ -202,9 +202,10 @@ def test_metrics_endpoint_serves_the_documented_series(settings_for: Callable[..
     histograms = {name for name in documented if any(s.startswith(name + "_bucket") for s in samples)}
     missing = {name for name in documented - histograms if name not in samples}
     assert not missing, f"documented series not served: {sorted(missing)}"
-    value = lambda name, **labels: sum(
-        s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())
-    )  # noqa: E731
+
+    def value(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items()))
+
     assert value("labelflow_predictions_out_total") == len(documents)
     assert value("labelflow_learned_documents_total", source="inline") == counts["inline"]
     assert value("labelflow_dead_letters_total", reason="invalid_json") == 1
@@ -213,9 +214,7 @@ def test_metrics_endpoint_serves_the_documented_series(settings_for: Callable[..
     assert 0.0 < value("labelflow_micro_f1_windowed") <= 1.0
     assert value("labelflow_labels") >= 8 and value("labelflow_clusters") >= 1
     assert value("labelflow_worker_up") == 1
-    for sample in (
-        samples["labelflow_drift_events_total"] if "labelflow_drift_events_total" in samples else []
-    ):
+    for sample in samples.get("labelflow_drift_events_total", []):
         assert sample.labels["level"] in ("global", "cluster")
 
 

@@ -78,7 +78,7 @@ def test_vectorised_chunks_equal_the_row_by_row_path(datasets_dir: Path, name: s
     careful_stream._fast = False
     careful = list(careful_stream)
     assert len(fast) == len(careful) == min(600, len(fast)) > 0
-    for a, b in zip(fast, careful):
+    for a, b in zip(fast, careful, strict=True):
         assert a.labels == b.labels
         assert a.meta == b.meta
         if isinstance(a.x, SparseVector):

@@ -69,7 +69,7 @@ def test_partitioned_batch_prediction_matches_one_by_one_on_sparse_text_like_inp
         model.predict_one(x)
         model.learn_one(x, labels)
     batch = model.predict_with_scores_many(xs[200:])
-    for x, (labels, scores) in zip(xs[200:], batch):
+    for x, (labels, scores) in zip(xs[200:], batch, strict=True):
         one_labels, one_scores = model.predict_with_scores(x)
         assert labels == one_labels
         assert scores.keys() == one_scores.keys()
@@ -81,11 +81,11 @@ def test_thresholds_counted_per_refresh_survive_a_round_trip_between_refreshes(t
     scores = rng.random((160, 4)).astype(np.float32)
     truth = (scores + rng.normal(0, 0.2, size=scores.shape) > 0.6).astype(np.float32)
     th = AdaptiveThresholds(refresh_every=50)
-    for s, t in zip(scores[:70], truth[:70]):  # 20 updates wait for the next refresh
+    for s, t in zip(scores[:70], truth[:70], strict=True):  # 20 updates wait for the next refresh
         th.update(s, t)
     th.state().save(tmp_path / "th")
     restored = AdaptiveThresholds.from_state(State.load(tmp_path / "th"))
-    for s, t in zip(scores[70:], truth[70:]):
+    for s, t in zip(scores[70:], truth[70:], strict=True):
         th.update(s, t)
         restored.update(s, t)
     assert np.array_equal(th.values(4), restored.values(4))

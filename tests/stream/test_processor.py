@@ -96,7 +96,7 @@ def test_every_document_is_predicted_once_and_labelled_ones_learned_after(
     assert [p["id"] for p in predictions] == ["d0", "d1", "d2", "u1", "d3", "d4", "d5"]
     assert all(
         m.key == p["id"].encode()
-        for m, p in zip([m for m in outcome.messages if m.topic == "t.predictions"], predictions)
+        for m, p in zip([m for m in outcome.messages if m.topic == "t.predictions"], predictions, strict=True)
     )
     # model_version counts the labelled documents learned before each prediction: test-then-train.
     assert [p["model_version"] for p in predictions] == [0, 1, 2, 3, 3, 4, 5]
