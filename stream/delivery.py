@@ -144,13 +144,18 @@ class OutputDelivery:
 
     def _flush(self, sent: list[tuple[OutputMessage, Any]]) -> None:
         """Wait until every sent message is acknowledged or failed, or a stop is requested."""
-        while not all(f.is_done for _, f in sent):
+        done = sum(f.is_done for _, f in sent)
+        while done < len(sent):
             try:
                 self.producer.flush(timeout=_FLUSH_SLICE_S)
             except KafkaTimeoutError:
-                self.health.failed()
-                if self.stop.is_set():
-                    return
+                before, done = done, sum(f.is_done for _, f in sent)
+                if done == before:  # not a slow broker: no answer at all during the slice
+                    self.health.failed()
+                    if self.stop.is_set():
+                        return
+                continue
+            done = len(sent)
 
     def _replace_producer(self) -> None:
         try:

@@ -151,8 +151,10 @@ class LabelPriorDriftDetector(DriftDetector):
                 f"{type(self).__name__}.update expects a collection of label names, got the string {x!r}"
             )
         size = 0
-        for name in set(x):
-            name = str(name)
+        # Sorted, not in set order: new labels get their columns in this order, and a set's order of
+        # strings changes from process to process (hash randomization); a restored detector must
+        # continue exactly as the original would have.
+        for name in sorted({str(n) for n in x}):
             if self._scope and name not in self._scope:
                 continue
             index = self._index.get(name)

@@ -136,3 +136,48 @@ def test_sigterm_during_an_outage_exits_in_time_with_a_checkpoint(
     assert newest.offsets[settings.topics.documents] == {0: 500}
     assert "event=checkpoint_written reason=shutdown" in log
     assert "event=commit_failed" in log  # the broker was away: the checkpoint carries the offsets
+
+
+def test_broker_restart_under_load_loses_nothing(
+    broker: EmbeddedBroker, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = settings_for("load", metrics__port=free_port(), batch__size=50, **HEALTH)
+    port = settings.metrics.port
+    create_topics(settings)
+    docs = documents(0, 4_000)
+    send_documents(settings, docs)
+    worker = WorkerProcess(settings, tmp_path, "load")
+    try:
+        worker.start()
+        assert worker.process is not None
+        with TopicCollector(settings, settings.topics.predictions) as before:
+            before.wait_until(lambda r: len(r) >= 1_000, 120, "the first predictions")
+            # Frozen while the old broker's predictions are read to the end: what the worker
+            # delivered before the outage is all seen (the memory-only broker forgets it).
+            worker.process.send_signal(signal.SIGSTOP)
+            before.drain(idle_s=0.5)
+            seen = before.keys()
+        broker.stop()
+        worker.process.send_signal(signal.SIGCONT)
+        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "the worker to notice the outage")
+        assert len(seen) < len(docs), "the worker finished before the outage"
+        assert worker.alive(), worker.log()[-3000:]
+
+        broker.start()
+        replay_log(settings, docs)
+        with TopicCollector(settings, settings.topics.predictions) as after:
+            after.wait_until(
+                lambda r: seen | {x.key.decode() for x in r} >= {d["id"] for d in docs},
+                180,
+                "a prediction of every document, before or after the outage",
+            )
+        wait_for(lambda: metric(port, "labelflow_documents_in_total") == len(docs), 60, "the whole stream")
+        assert worker.terminate(timeout_s=30) == 0, worker.log()[-3000:]
+    finally:
+        worker.ensure_stopped()
+    assert "event=delivery_retry" in worker.log() or "event=broker_unreachable" in worker.log()
+    checkpoint = CheckpointStore(settings.checkpoint.dir).latest()
+    assert checkpoint is not None
+    counters = checkpoint.runtime.meta["counters"]
+    assert counters["documents_in"] == len(docs)
+    assert sum(counters["learned"].values()) == sum("labels" in d for d in docs)

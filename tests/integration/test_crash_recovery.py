@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -71,13 +72,24 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
     labelled = counts["inline"] + counts["feedback"]
     all_ids = {m["id"] for kind, m in messages if kind == "document"}
 
-    # The reference: the same stream, uninterrupted.
-    # One partition per input topic: Kafka orders records within a partition only, and an online
-    # learner's prequential score depends on the order it sees; this test compares recovery, not orders.
-    common = {"topics__partitions": 1, "batch__size": 100}
-    reference = settings_for("reference", checkpoint__interval_s=60.0, **common)
-    create_topics(reference)
-    send_all(reference, messages)
+    # Checkpoints less often than batches: the kill then loses work that the restart must redo.
+    # One partition per input topic: Kafka orders records within a partition only.
+    settings = settings_for("crash", checkpoint__interval_s=2.0, topics__partitions=1, batch__size=100)
+    create_topics(settings)
+    send_all(settings, messages)
+
+    # The reference: the same records (same topics, so the same timestamps and hence the same order
+    # across the documents and labels topics), uninterrupted, with a group, checkpoint dir and outputs
+    # of its own.
+    reference = with_overrides(
+        settings,
+        group_id=f"{settings.group_id}-reference",
+        checkpoint__dir=str(tmp_path / "reference-checkpoints"),
+        checkpoint__interval_s=60.0,
+        topics__predictions=f"{settings.topics.predictions}-reference",
+        topics__drift=f"{settings.topics.drift}-reference",
+        topics__deadletter=f"{settings.topics.deadletter}-reference",
+    )
     with WorkerThread(reference) as worker:
         worker.wait_for(
             lambda p: p.documents_in >= counts["documents"] and p.feedback_in >= counts["feedback"],
@@ -87,10 +99,6 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
     ref_counters, ref_f1, _ = final_quality(reference)
     assert ref_counters["learned"] == {"inline": counts["inline"], "feedback": counts["feedback"]}
 
-    # Checkpoints less often than batches: the kill then loses work that the restart must redo.
-    settings = settings_for("crash", checkpoint__interval_s=2.0, **common)
-    create_topics(settings)
-    send_all(settings, messages)
     first = WorkerProcess(with_overrides(settings, metrics__port=free_port()), tmp_path, "crash-first")
     second_settings = with_overrides(settings, metrics__port=free_port())
     second = WorkerProcess(second_settings, tmp_path, "crash-second")
@@ -145,3 +153,18 @@ def test_kill_9_mid_stream_then_restart(settings_for: Callable[..., Settings], t
         f"crash test: killed after {before_restart} predictions, {replayed} replayed, micro-F1 {crash_f1:.4f} vs {ref_f1:.4f}"
     )
     assert abs(crash_f1 - ref_f1) <= 0.01, (crash_f1, ref_f1)
+
+    # One partition per input topic: the run restored after the kill ends with exactly the model of the
+    # uninterrupted run, every array bit for bit (docs/operations.md, Delivery guarantees).
+    reference_checkpoint = CheckpointStore(reference.checkpoint.dir).latest()
+    crash_checkpoint = CheckpointStore(settings.checkpoint.dir).latest()
+    assert reference_checkpoint is not None and crash_checkpoint is not None
+    expected, restored = reference_checkpoint.model.arrays, crash_checkpoint.model.arrays
+    assert sorted(restored) == sorted(expected)
+    differing = [
+        name
+        for name, value in expected.items()
+        if restored[name].shape != value.shape
+        or not np.array_equal(restored[name], value, equal_nan=value.dtype.kind == "f")
+    ]
+    assert differing == [], f"{len(differing)} of {len(expected)} model arrays differ: {differing[:10]}"
