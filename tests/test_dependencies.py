@@ -65,12 +65,24 @@ def third_party(module: str) -> bool:
 
 
 def imports() -> Iterator[tuple[str, str, str | None]]:
-    """(file:line, module, extra) for every import of stream/ and operators/: plain imports (extra None),
-    ``import_optional("module", extra="...")`` and ``importlib.resources.files("package")`` (extra "?")."""
+    """(file:line, module, extra) for every import of stream/ and operators/ that runs: plain imports
+    (extra None), ``import_optional("module", extra="...")`` and ``importlib.resources.files("package")``
+    (extra "?"). Imports under ``if TYPE_CHECKING:`` are left out."""
     for folder in SOURCES:
         for path in sorted((REPO / folder).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+            # Imports under `if TYPE_CHECKING:` never run: for the type checker only, any extra is fine.
+            typing_only = {
+                id(inner)
+                for block in ast.walk(tree)
+                if isinstance(block, ast.If)
+                and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                for statement in block.body
+                for inner in ast.walk(statement)
+            }
             for node in ast.walk(tree):
+                if id(node) in typing_only:
+                    continue
                 where = f"{path.relative_to(REPO)}:{getattr(node, 'lineno', 0)}"
                 if isinstance(node, ast.Import):
                     for alias in node.names:
