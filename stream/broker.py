@@ -105,9 +105,10 @@ class EmbeddedBroker:
 
     Examples
     --------
-    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
-    ...     print(broker.bootstrap_servers)
-    127.0.0.1:40123
+    A broker for the duration of a block, on a free port (tests/conftest.py has it as a fixture)::
+
+        with EmbeddedBroker() as broker:
+            print(broker.bootstrap_servers)  # 127.0.0.1:40123, say
     """
 
     def __init__(
