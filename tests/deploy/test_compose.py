@@ -280,20 +280,6 @@ def test_bind_mounts_exist(base: dict[str, Any]) -> None:
                 )
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    result = subprocess.run(
-        [str(DEPLOY / "prometheus" / "ensure_promtool.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"promtool is not available and could not be installed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
-
-
 def test_prometheus_config_passes_promtool(base: dict[str, Any], promtool: str, tmp_path: Path) -> None:
     config = prometheus_config(base)
     config["rule_files"] = [str(ALERTS)]  # the file the container mounts at /etc/prometheus/rules

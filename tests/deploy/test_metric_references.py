@@ -165,15 +165,6 @@ def test_dashboard_structure() -> None:
             assert metric in exposed_metric_names(), f"variable {variable['name']} queries unknown {metric}"
 
 
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    script = DEPLOY / "prometheus" / "ensure_promtool.sh"
-    result = subprocess.run([str(script)], capture_output=True, text=True, timeout=600, check=False)
-    if result.returncode != 0:
-        pytest.fail(f"promtool is not available and could not be installed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
-
-
 def test_dashboard_queries_parse_with_prometheus(promtool: str, tmp_path: Path) -> None:
     rules = []
     for i, (where, expr) in enumerate(dashboard_queries()):

@@ -22,16 +22,6 @@ SEVERITIES = {"critical", "warning", "info"}
 
 
 @pytest.fixture(scope="module")
-def promtool() -> str:
-    result = subprocess.run(
-        [str(RULES_DIR / "ensure_promtool.sh")], capture_output=True, text=True, timeout=600, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"promtool is not available and could not be installed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
 def alert_rules() -> list[dict]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]

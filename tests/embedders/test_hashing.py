@@ -21,7 +21,8 @@ from labelflow.operators.io.jsonl import read_jsonl
 
 
 @pytest.fixture(scope="module")
-def reuters_texts(datasets_dir: Path) -> list[str]:
+def reuters_1200(datasets_dir: Path) -> list[str]:
+    """The first 1,200 Reuters articles (the embedders' shared ``reuters_1200`` are the first 200)."""
     path = datasets_dir / "reuters21578_modapte" / "reuters21578_modapte.jsonl"
     return [doc.text for doc in read_jsonl(path, limit=1200)]
 
@@ -30,9 +31,9 @@ def as_dict(v: SparseVector) -> dict[int, float]:
     return dict(zip(v.indices.tolist(), v.values.tolist(), strict=True))
 
 
-def test_output_is_a_unit_sparse_vector(reuters_texts: list[str]) -> None:
+def test_output_is_a_unit_sparse_vector(reuters_1200: list[str]) -> None:
     featurizer = HashingFeaturizer()
-    for text in reuters_texts[:200]:
+    for text in reuters_1200[:200]:
         v = featurizer.transform_one(text)
         assert isinstance(v, SparseVector) and v.dim == 2**18
         assert v.nnz > 0 and v.indices.dtype == np.int64 and v.values.dtype == np.float32
@@ -40,16 +41,16 @@ def test_output_is_a_unit_sparse_vector(reuters_texts: list[str]) -> None:
         assert math.isclose(float(np.dot(v.values, v.values)), 1.0, rel_tol=1e-5)
 
 
-def test_batches_equal_one_at_a_time(reuters_texts: list[str]) -> None:
+def test_batches_equal_one_at_a_time(reuters_1200: list[str]) -> None:
     # 1,200 texts span three internal batches of 512.
     featurizer = HashingFeaturizer()
-    many = featurizer.transform_many(reuters_texts)
-    assert len(many) == len(reuters_texts)
+    many = featurizer.transform_many(reuters_1200)
+    assert len(many) == len(reuters_1200)
     for i in (0, 1, 511, 512, 513, 1023, 1024, 1199):
-        one = featurizer.transform_one(reuters_texts[i])
+        one = featurizer.transform_one(reuters_1200[i])
         assert np.array_equal(many[i].indices, one.indices)
         assert np.allclose(many[i].values, one.values)
-    assert featurizer.embed_many(reuters_texts[:3])[2].nnz == many[2].nnz
+    assert featurizer.embed_many(reuters_1200[:3])[2].nnz == many[2].nnz
 
 
 def test_weights_are_sublinear_tf_and_signs_come_from_the_hash() -> None:

@@ -1,10 +1,9 @@
-"""Fixtures of the runtime's tests: the embedded broker (one per session), a small test-double model
-for fast unit tests of pure runtime logic, and isolated settings per test."""
+"""Fixtures of the runtime's tests: a small test-double model for fast unit tests of pure runtime logic
+(the broker and per-test settings are in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,7 @@ from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.embedders.registry import make_embedder
 from labelflow.operators.labels.partition import Partition
 from labelflow.operators.state import State
-from labelflow.stream.broker import EmbeddedBroker
-from labelflow.stream.config import Settings
 from labelflow.stream.model_runtime import ModelRuntime
-from labelflow.stream.testing import isolated_settings
 
 
 def _dense(x: Features, dim: int) -> np.ndarray:
@@ -127,21 +123,5 @@ def double_runtime() -> Callable[..., ModelRuntime]:
             make_embedder("hashing", n_features=2**10),
             identity={"learner": "double"},
         )
-
-    return make
-
-
-@pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-@pytest.fixture
-def settings_for(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
-    """Settings with topics, group and checkpoint directory private to the calling test."""
-
-    def make(**overrides: Any) -> Settings:
-        return isolated_settings(broker.bootstrap_servers, tmp_path, **overrides)
 
     return make
