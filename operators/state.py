@@ -135,12 +135,13 @@ class Stateful:
         """Rebuild an operator from ``state()`` output; refuses a state of another kind or format."""
         cls._check_header(state.meta)
         stored = state.meta if cls.state_settings_key is None else state.meta[cls.state_settings_key]
-        defaults = inspect.signature(cls).parameters
+        parameters = inspect.signature(cls).parameters
         settings = {}
         for name in cls.state_settings:
             key = cls._state_key(name)
             if key in stored:
-                settings[name] = _from_json(stored[key], defaults[name].default)
+                default = parameters[name].default if name in parameters else None
+                settings[name] = _from_json(stored[key], default)
         obj = cls._from_settings(settings)
         for name in cls.state_fields:
             setattr(obj, name, _from_json(state.meta[cls._state_key(name)], getattr(obj, name)))

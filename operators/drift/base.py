@@ -23,6 +23,10 @@ from labelflow.operators.state import State, Stateful
 STATE_FORMAT = 1
 
 
+#: Constructor arguments of the detectors that compare a test window of blocks with a reference window.
+BLOCK_WINDOW_SETTINGS = ("block_size", "test_blocks", "reference_blocks", "min_reference_blocks", "alpha")
+
+
 def check_block_windows(
     block_size: int,
     test_blocks: Sequence[int],

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from labelflow.operators.drift.base import DriftDetector, check_block_windows
+from labelflow.operators.drift.base import BLOCK_WINDOW_SETTINGS, DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.state import State
 
@@ -133,11 +133,7 @@ class LabelDependenceDriftDetector(DriftDetector):
 
     state_settings = (
         *DriftDetector.state_settings,
-        "block_size",
-        "test_blocks",
-        "reference_blocks",
-        "min_reference_blocks",
-        "alpha",
+        *BLOCK_WINDOW_SETTINGS,
         "max_labels",
         "min_count",
         "action",

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import special
 
-from labelflow.operators.drift.base import DriftDetector, check_block_windows
+from labelflow.operators.drift.base import BLOCK_WINDOW_SETTINGS, DriftDetector, check_block_windows
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.state import State
 
@@ -76,15 +76,7 @@ class LabelPriorDriftDetector(DriftDetector):
     kind = "label_prior"
     _counts: np.ndarray  # (blocks, labels): per block, how often each label occurred
 
-    state_settings = (
-        *DriftDetector.state_settings,
-        "block_size",
-        "test_blocks",
-        "reference_blocks",
-        "min_reference_blocks",
-        "alpha",
-        "action",
-    )
+    state_settings = (*DriftDetector.state_settings, *BLOCK_WINDOW_SETTINGS, "action")
 
     def __init__(
         self,

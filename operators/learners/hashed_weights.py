@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 _FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
 _FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
@@ -24,7 +24,7 @@ def _mix64(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> _SHIFT)
 
 
-class HashedNodeWeights:
+class HashedNodeWeights(Stateful):
     """One online logistic regression per node, all sharing a table of ``2 ** bits`` weights.
 
     The weight of feature ``f`` in node ``n`` lives in slot ``(key(f) + key(n)) mod 2 ** bits`` (Vowpal
@@ -52,6 +52,8 @@ class HashedNodeWeights:
     >>> (w.probabilities(w.slots(keys, np.array([0, 1])), values, np.array([0, 1])) > 0.5).tolist()
     [True, False]
     """
+
+    state_settings = ("bits", "max_bits", "learning_rate", "adagrad_offset")
 
     def __init__(
         self,
@@ -155,50 +157,31 @@ class HashedNodeWeights:
         self._mask = np.int64((1 << self.bits) - 1)
         return True
 
-    def state(self) -> State:
+    def _save_state(self, state: State) -> None:
         """Only the slots learned so far are stored (the whole table once that is smaller): the
         checkpoint grows with learning, not with the table."""
         used = np.flatnonzero(self.g2).astype(np.int64)
         dense = 3 * used.shape[0] > self.g2.shape[0]  # slot ids cost 4 bytes: past 1/3 full, store all
-        arrays = (
+        state.meta.update(n_nodes=self.n_nodes, dense=dense)
+        state.arrays.update(
             {"weights": self.weights, "g2": self.g2}
             if dense
             else {"slots": used.astype(np.uint32), "weights": self.weights[used], "g2": self.g2[used]}
         )
-        arrays.update(
+        state.arrays.update(
             bias=self.bias[: self.n_nodes].copy(),
             bias_g2=self.bias_g2[: self.n_nodes].copy(),
             node_keys=self.node_keys.copy(),
         )
-        return State(
-            meta={
-                "bits": self.bits,
-                "max_bits": self.max_bits,
-                "learning_rate": self.learning_rate,
-                "adagrad_offset": self.adagrad_offset,
-                "n_nodes": self.n_nodes,
-                "dense": dense,
-            },
-            arrays=arrays,
-        )
 
-    @classmethod
-    def from_state(cls, state: State) -> HashedNodeWeights:
-        meta = state.meta
-        weights = cls(
-            bits=meta["bits"],
-            max_bits=meta["max_bits"],
-            learning_rate=meta["learning_rate"],
-            adagrad_offset=meta["adagrad_offset"],
-        )
-        weights.add_nodes(int(meta["n_nodes"]), keys=state.arrays["node_keys"])
-        if meta["dense"]:
-            weights.weights = state.arrays["weights"].astype(np.float32)
-            weights.g2 = state.arrays["g2"].astype(np.float32)
+    def _load_state(self, state: State) -> None:
+        self.add_nodes(int(state.meta["n_nodes"]), keys=state.arrays["node_keys"])
+        if state.meta["dense"]:
+            self.weights = state.arrays["weights"].astype(np.float32)
+            self.g2 = state.arrays["g2"].astype(np.float32)
         else:
             slots = state.arrays["slots"].astype(np.int64)
-            weights.weights[slots] = state.arrays["weights"]
-            weights.g2[slots] = state.arrays["g2"]
-        weights.bias[: weights.n_nodes] = state.arrays["bias"]
-        weights.bias_g2[: weights.n_nodes] = state.arrays["bias_g2"]
-        return weights
+            self.weights[slots] = state.arrays["weights"]
+            self.g2[slots] = state.arrays["g2"]
+        self.bias[: self.n_nodes] = state.arrays["bias"]
+        self.bias_g2[: self.n_nodes] = state.arrays["bias_g2"]

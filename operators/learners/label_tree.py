@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 
-class LabelTree:
+class LabelTree(Stateful):
     """The routing structure of a probabilistic label tree, grown one label at a time.
 
     Every label is a leaf (height 0). Its parent is a *cluster* (height 1) of at most ``cluster_size``
@@ -34,6 +34,9 @@ class LabelTree:
     >>> tree.add_label(3, hints=[2]), tree.path(3)
     (6, [0, 4, 6])
     """
+
+    state_settings = ("cluster_size", "fan_out")
+    state_fields = ("root", "height")
 
     def __init__(self, *, cluster_size: int = 16, fan_out: int = 16) -> None:
         if cluster_size < 2 or fan_out < 2:
@@ -157,18 +160,10 @@ class LabelTree:
         nodes, self.new_nodes = self.new_nodes, []
         return nodes
 
-    def state(self) -> State:
-        lengths = np.array([len(c) for c in self.children], dtype=np.int64)
-        flat = [child for children in self.children for child in children]
-        return State(
-            meta={
-                "cluster_size": self.cluster_size,
-                "fan_out": self.fan_out,
-                "root": self.root,
-                "height": self.height,
-                "open": {str(h): nodes for h, nodes in self._open.items()},
-            },
-            arrays={
+    def _save_state(self, state: State) -> None:
+        state.meta["open"] = {str(h): nodes for h, nodes in self._open.items()}
+        state.arrays.update(
+            {
                 "parent": np.asarray(self.parent, dtype=np.int64),
                 "heights": np.asarray(self.heights, dtype=np.int64),
                 "leaf_label": np.asarray(self.leaf_label, dtype=np.int64),
@@ -176,29 +171,26 @@ class LabelTree:
                 "serial": np.asarray(self.serial, dtype=np.int64),
                 "births": np.asarray(self._births, dtype=np.int64),
                 "label_node": np.asarray(self.label_node, dtype=np.int64),
-                "child_counts": lengths,
-                "children": np.asarray(flat, dtype=np.int64),
-            },
+                "child_counts": np.array([len(c) for c in self.children], dtype=np.int64),
+                "children": np.asarray(
+                    [child for children in self.children for child in children], dtype=np.int64
+                ),
+            }
         )
 
-    @classmethod
-    def from_state(cls, state: State) -> LabelTree:
-        meta, arrays = state.meta, state.arrays
-        tree = cls(cluster_size=meta["cluster_size"], fan_out=meta["fan_out"])
-        tree.root, tree.height = int(meta["root"]), int(meta["height"])
-        tree._n_clusters = 0  # counted below
-        tree._open = {int(h): [int(n) for n in nodes] for h, nodes in meta["open"].items()}
-        tree.parent = arrays["parent"].tolist()
-        tree.heights = arrays["heights"].tolist()
-        tree._n_clusters = tree.heights.count(1)
-        tree.leaf_label = arrays["leaf_label"].tolist()
-        tree.origin = arrays["origin"].tolist()
-        tree.serial = arrays["serial"].tolist()
-        tree._births = arrays["births"].tolist()
-        tree.label_node = arrays["label_node"].tolist()
+    def _load_state(self, state: State) -> None:
+        arrays = state.arrays
+        self._open = {int(h): [int(n) for n in nodes] for h, nodes in state.meta["open"].items()}
+        self.parent = arrays["parent"].tolist()
+        self.heights = arrays["heights"].tolist()
+        self._n_clusters = self.heights.count(1)
+        self.leaf_label = arrays["leaf_label"].tolist()
+        self.origin = arrays["origin"].tolist()
+        self.serial = arrays["serial"].tolist()
+        self._births = arrays["births"].tolist()
+        self.label_node = arrays["label_node"].tolist()
         ends = np.cumsum(arrays["child_counts"]).tolist()
         flat = arrays["children"].tolist()
-        tree.children = [
+        self.children = [
             flat[end - n : end] for end, n in zip(ends, arrays["child_counts"].tolist(), strict=False)
         ]
-        return tree

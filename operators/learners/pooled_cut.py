@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import Stateful
 
 
-class PooledCut:
+class PooledCut(Stateful):
     """The probability cut that maximises micro-F1 over the recent past, from score histograms.
 
     Each learned instance adds the probabilities of its candidate labels (those the model scored) to a
@@ -22,6 +22,10 @@ class PooledCut:
     >>> 0.3 < cut.cut <= 0.9
     True
     """
+
+    state_settings = ("bins", "fading", "refresh")
+    state_fields = ("cut", "n", "missed")
+    state_arrays = ("positive", "negative")
 
     def __init__(
         self, *, bins: int = 200, fading: float = 0.9999, refresh: int = 32, initial: float = 0.5
@@ -55,25 +59,3 @@ class PooledCut:
         best = int(np.argmax(f1))
         if f1[best] > 0:
             self.cut = best / self.bins
-
-    def state(self) -> State:
-        return State(
-            meta={
-                "bins": self.bins,
-                "fading": self.fading,
-                "refresh": self.refresh,
-                "cut": self.cut,
-                "n": self.n,
-                "missed": self.missed,
-            },
-            arrays={"positive": self.positive, "negative": self.negative},
-        )
-
-    @classmethod
-    def from_state(cls, state: State) -> PooledCut:
-        meta = state.meta
-        cut = cls(bins=meta["bins"], fading=meta["fading"], refresh=meta["refresh"], initial=meta["cut"])
-        cut.n, cut.missed = int(meta["n"]), float(meta["missed"])
-        cut.positive = state.arrays["positive"].astype(np.float64)
-        cut.negative = state.arrays["negative"].astype(np.float64)
-        return cut

@@ -16,7 +16,7 @@ from labelflow.operators.base import (
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.partitioned import PartitionedClassifier
 from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = "labelflow.scaling/1"
 # The flat learner keeps a (features x labels) float matrix and does per-label work for every document:
@@ -31,7 +31,7 @@ FLAT_MAX_LABELS = 512
 _SHADOW_FRACTION = 0.5
 
 
-class ScalingClassifier(MultiLabelClassifier):
+class ScalingClassifier(MultiLabelClassifier, Stateful):
     """Chooses the learner by the size of the label space, with no setting to pick.
 
     Starts with the flat :class:`PartitionedClassifier` (the best quality on small label spaces: per-label
@@ -64,6 +64,10 @@ class ScalingClassifier(MultiLabelClassifier):
     >>> model.active, model.n_labels, model.flat is None
     ('tree', 10, True)
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_settings = ("flat_heads_budget", "flat_max_labels", "tree_settings", "flat_settings")
+    state_fields = ("_dim",)
 
     def __init__(
         self,
@@ -167,45 +171,32 @@ class ScalingClassifier(MultiLabelClassifier):
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> State:
-        state = State(
-            meta={
-                "format": STATE_FORMAT,
-                "flat_heads_budget": self.flat_heads_budget,
-                "flat_max_labels": self.flat_max_labels,
-                "tree_settings": self.tree_settings,
-                "flat_settings": self.flat_settings,
-                "dim": self._dim,
-                "has_flat": self.flat is not None,
-                "has_tree": self.tree is not None,
-            }
-        )
-        if self.flat is not None:
-            state.attach("flat", self.flat.state())
-        if self.tree is not None:
-            state.attach("tree", self.tree.state())
-        return state
-
     @classmethod
     def from_state(cls, state: State) -> ScalingClassifier:
-        meta = state.meta
-        if meta.get("format") == PartitionedClassifier.state_header["format"]:
+        if state.meta.get("format") == PartitionedClassifier.state_header["format"]:
             # The default learner of releases before this class: the flat learner alone.
             model = cls()
             model.flat = PartitionedClassifier.from_state(state)
             model._dim = model.flat.heads.dim
             return model
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(
-                f"cannot restore a ScalingClassifier from state format {meta.get('format')!r} "
-                f"(expected {STATE_FORMAT!r})"
-            )
-        model = cls.__new__(cls)
-        model.flat_heads_budget = meta["flat_heads_budget"]
-        model.flat_max_labels = meta["flat_max_labels"]
-        model.tree_settings = dict(meta["tree_settings"])
-        model.flat_settings = dict(meta["flat_settings"])
-        model._dim = meta["dim"]
-        model.flat = PartitionedClassifier.from_state(state.detach("flat")) if meta["has_flat"] else None
-        model.tree = LabelTreeClassifier.from_state(state.detach("tree")) if meta["has_tree"] else None
-        return model
+        return super().from_state(state)
+
+    @classmethod
+    def _from_settings(cls, settings: dict[str, Any]) -> ScalingClassifier:
+        return cls(
+            flat_heads_budget=settings["flat_heads_budget"],
+            flat_max_labels=settings["flat_max_labels"],
+            tree=settings["tree_settings"],
+            **settings["flat_settings"],
+        )
+
+    def _save_state(self, state: State) -> None:
+        state.meta.update(has_flat=self.flat is not None, has_tree=self.tree is not None)
+        if self.flat is not None:
+            state.attach("flat", self.flat.state())
+        if self.tree is not None:
+            state.attach("tree", self.tree.state())
+
+    def _load_state(self, state: State) -> None:
+        self.flat = PartitionedClassifier.from_state(state.detach("flat")) if state.meta["has_flat"] else None
+        self.tree = LabelTreeClassifier.from_state(state.detach("tree")) if state.meta["has_tree"] else None

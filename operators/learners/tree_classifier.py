@@ -15,7 +15,7 @@ from labelflow.operators.learners.hashed_weights import HashedNodeWeights
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.label_tree import LabelTree
 from labelflow.operators.learners.pooled_cut import PooledCut
-from labelflow.operators.state import State
+from labelflow.operators.state import Stateful
 
 STATE_FORMAT = "labelflow.label-tree/1"
 _GROWTH_CHECK = 1024  # learned instances between checks of the weight table's fill (a 1/61 sample)
@@ -52,7 +52,7 @@ class _Search:
     routed: list[int]  # clusters the beam reached, best first
 
 
-class LabelTreeClassifier(MultiLabelClassifier):
+class LabelTreeClassifier(MultiLabelClassifier, Stateful):
     """Online probabilistic label tree (PLT) over a label tree that grows with the label space.
 
     A label's probability is the product of the node probabilities on its path, each node a logistic
@@ -107,6 +107,26 @@ class LabelTreeClassifier(MultiLabelClassifier):
     >>> sorted(model.predict_one(np.zeros(4, dtype=np.float32)))
     ['politics']
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_settings_key = "settings"
+    state_settings = (
+        "cluster_size",
+        "fan_out",
+        "beam",
+        "top_k",
+        "bits",
+        "max_bits",
+        "negative_floor",
+        "max_features",
+        "learning_rate",
+        "adagrad_offset",
+        "idf",
+        "at_least_one",
+    )
+    state_fields = ("n_learned", "n_empty")
+    state_children = ("label_index", "tree", "weights", "scaler", "cut")
+    state_keys = {"label_index": "labels"}
 
     def __init__(
         self,
@@ -360,52 +380,3 @@ class LabelTreeClassifier(MultiLabelClassifier):
         return nodes, targets
 
     # ------------------------------------------------------------------ state
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "cluster_size": self.cluster_size,
-            "fan_out": self.fan_out,
-            "beam": self.beam,
-            "top_k": self.top_k,
-            "bits": self.bits,
-            "max_bits": self.max_bits,
-            "negative_floor": self.negative_floor,
-            "max_features": self.max_features,
-            "learning_rate": self.learning_rate,
-            "adagrad_offset": self.adagrad_offset,
-            "idf": self.idf,
-            "at_least_one": self.at_least_one,
-        }
-
-    def state(self) -> State:
-        state = State(
-            meta={
-                "format": STATE_FORMAT,
-                "settings": self._settings(),
-                "n_learned": self.n_learned,
-                "n_empty": self.n_empty,
-            }
-        )
-        state.attach("labels", self.label_index.state())
-        state.attach("tree", self.tree.state())
-        state.attach("weights", self.weights.state())
-        state.attach("scaler", self.scaler.state())
-        state.attach("cut", self.cut.state())
-        return state
-
-    @classmethod
-    def from_state(cls, state: State) -> LabelTreeClassifier:
-        fmt = state.meta.get("format")
-        if fmt != STATE_FORMAT:
-            raise ValueError(
-                f"cannot restore a LabelTreeClassifier from state format {fmt!r} (expected {STATE_FORMAT!r})"
-            )
-        model = cls(**state.meta["settings"])
-        model.n_learned = int(state.meta["n_learned"])
-        model.n_empty = int(state.meta["n_empty"])
-        model.label_index = LabelIndex.from_state(state.detach("labels"))
-        model.tree = LabelTree.from_state(state.detach("tree"))
-        model.weights = HashedNodeWeights.from_state(state.detach("weights"))
-        model.scaler = FeatureScaler.from_state(state.detach("scaler"))
-        model.cut = PooledCut.from_state(state.detach("cut"))
-        return model
