@@ -369,12 +369,19 @@ class CheckpointStore:
         return None
 
 
+#: Identity entries that describe a checkpoint without deciding whether it can be restored: the class
+#: that wrote the model state (``labelflow inspect`` rebuilds it). Whether a model reads a state is the
+#: state format's business: a learner may read its predecessor's states (the default learner reads the
+#: flat learner's, which was the default before it).
+DESCRIPTIVE_IDENTITY = frozenset({"model_class"})
+
+
 def check_identity(checkpoint: Checkpoint, expected: dict[str, Any]) -> None:
     """Raise ``IncompatibleCheckpointError`` naming each setting where the checkpoint differs."""
     differences = [
         f"{key}: checkpoint has {checkpoint.identity.get(key)!r}, settings ask for {value!r}"
         for key, value in sorted(expected.items())
-        if checkpoint.identity.get(key) != value
+        if key not in DESCRIPTIVE_IDENTITY and checkpoint.identity.get(key) != value
     ]
     if differences:
         raise IncompatibleCheckpointError(

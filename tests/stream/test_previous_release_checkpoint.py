@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 
 from labelflow.operators.base import SparseVector
-from labelflow.operators.embedders.registry import make_embedder
 from labelflow.operators.learners.registry import make_learner
 from labelflow.operators.state import State
 from labelflow.stream.checkpoint import Checkpoint, CheckpointStore
+from labelflow.stream.config import ModelSettings
 from labelflow.stream.feedback_store import FeedbackStore
 from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.quality import QualityTracker
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "previous_release"
+N_FEATURES = 64  # tests/fixtures/make_previous_release_checkpoint.py
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,15 @@ def expected() -> dict:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(expected: dict) -> Checkpoint:
-    found = CheckpointStore(FIXTURE / "checkpoints").latest(identity=expected["identity"])
+def runtime() -> ModelRuntime:
+    """A worker's default model setup, with the fixture's hashing width."""
+    return ModelRuntime.from_settings(ModelSettings(embedder_kwargs={"n_features": N_FEATURES}))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(runtime: ModelRuntime) -> Checkpoint:
+    """The checkpoint as a worker finds it at start: matched against the worker's model identity."""
+    found = CheckpointStore(FIXTURE / "checkpoints").latest(identity=runtime.identity)
     assert found is not None
     return found
 
@@ -74,12 +82,13 @@ def _assert_contains(written: object, stored: object, where: str) -> None:
         assert written == stored, where
 
 
-def test_the_model_predicts_as_the_previous_release_did(checkpoint: Checkpoint, expected: dict) -> None:
-    embedder = make_embedder("hashing", n_features=expected["identity"]["n_features"])
-    runtime = ModelRuntime(make_learner("partitioned"), embedder, identity=expected["identity"])
+def test_the_model_predicts_as_the_previous_release_did(
+    runtime: ModelRuntime, checkpoint: Checkpoint, expected: dict
+) -> None:
     runtime.restore(checkpoint.model)
+    assert runtime.embedder is not None
     for item in expected["predictions"]:
-        decided, scores = runtime.model.predict_with_scores(embedder.embed_one(item["text"]))
+        decided, scores = runtime.model.predict_with_scores(runtime.embedder.embed_one(item["text"]))
         assert sorted(map(str, decided)) == item["labels"]
         assert sorted(map(str, scores)) == sorted(item["scores"])
         for label, p in scores.items():
