@@ -31,7 +31,7 @@ FLAT_MAX_LABELS = 512
 _SHADOW_FRACTION = 0.5
 
 
-class ScalingClassifier(MultiLabelClassifier, Stateful):
+class ScalingClassifier(Stateful, MultiLabelClassifier):
     """Chooses the learner by the size of the label space, with no setting to pick.
 
     Starts with the flat :class:`PartitionedClassifier` (the best quality on small label spaces: per-label

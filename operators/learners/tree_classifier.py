@@ -52,7 +52,7 @@ class _Search:
     routed: list[int]  # clusters the beam reached, best first
 
 
-class LabelTreeClassifier(MultiLabelClassifier, Stateful):
+class LabelTreeClassifier(Stateful, MultiLabelClassifier):
     """Online probabilistic label tree (PLT) over a label tree that grows with the label space.
 
     A label's probability is the product of the node probabilities on its path, each node a logistic
