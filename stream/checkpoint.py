@@ -12,7 +12,7 @@ Format (version 2), one directory per checkpoint under the checkpoint directory:
         runtime/encodings.json
 
 Version 1 had no ``encodings.json`` and raw ``np.savez`` arrays (141 MB for a 3,000-document Reuters
-model, where version 2 needs 19.8); it is still read.
+model, where version 2 needs 19.9); it is still read.
 
 A checkpoint is written into a hidden temporary directory, every file and the directory are fsync'ed,
 and the directory is renamed into place, so a crash leaves either the whole checkpoint or none. The
