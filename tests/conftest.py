@@ -22,10 +22,6 @@ from labelflow.stream.testing import isolated_settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("LABELFLOW_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 
-# Small hashing space: the synthetic stream's vocabulary is a few thousand words, and a small model
-# keeps checkpoints (written every second in the broker tests) cheap.
-FAST_MODEL = {"model.embedder_kwargs": {"n_features": 2**14}}
-
 
 @pytest.fixture(scope="session")
 def datasets_dir() -> Path:
@@ -51,11 +47,23 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
-def settings_for(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
+def model_settings() -> dict[str, Any]:
+    """Model settings of the workers ``settings_for`` configures (a folder's conftest may override them).
+
+    A small hashing space: the synthetic stream's vocabulary is a few thousand words, and a small model
+    keeps checkpoints (written every second in the broker tests) cheap.
+    """
+    return {"model.embedder_kwargs": {"n_features": 2**14}}
+
+
+@pytest.fixture
+def settings_for(
+    broker: EmbeddedBroker, tmp_path: Path, model_settings: dict[str, Any]
+) -> Callable[..., Settings]:
     """Settings with topics, group and checkpoint directory private to the calling test."""
 
     def make(name: str | None = None, **overrides: Any) -> Settings:
-        values = {key.replace(".", "__"): value for key, value in FAST_MODEL.items()}
+        values = {key.replace(".", "__"): value for key, value in model_settings.items()}
         values.update(overrides)
         return isolated_settings(broker.bootstrap_servers, tmp_path, name, **values)
 

@@ -1,5 +1,6 @@
 """Fixtures of the fault-injection tests: a broker of each test's own (so it can be stopped and started
-again without disturbing other tests), settings on it, and small document streams.
+again without disturbing other tests; tests/conftest.py's ``settings_for`` then configures workers on it),
+a small model, and small document streams.
 
 The embedded broker keeps everything in memory: after ``broker.stop(); broker.start()`` it listens on
 the same port with no topics, records or committed offsets. A Kafka cluster keeps its logs through an
@@ -14,7 +15,7 @@ import importlib.util
 import json
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,9 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from labelflow.stream.broker import EmbeddedBroker
 from labelflow.stream.config import Settings
-from labelflow.stream.testing import create_topics, isolated_settings, send
+from labelflow.stream.testing import create_topics, send
 
-SMALL_MODEL = {"model.embedder_kwargs": {"n_features": 2**10}}
 HEALTHCHECK_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "docker" / "healthcheck.py"
 
 
@@ -49,13 +49,9 @@ def broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture
-def settings_for(broker: EmbeddedBroker, tmp_path: Path) -> Callable[..., Settings]:
-    def make(name: str | None = None, **overrides: Any) -> Settings:
-        values = {key.replace(".", "__"): value for key, value in SMALL_MODEL.items()}
-        values.update(overrides)
-        return isolated_settings(broker.bootstrap_servers, tmp_path, name, **values)
-
-    return make
+def model_settings() -> dict[str, Any]:
+    """A smaller model than the other broker tests' (``settings_for`` of tests/conftest.py uses it)."""
+    return {"model.embedder_kwargs": {"n_features": 2**10}}
 
 
 def documents(start: int, count: int, labelled_every: int = 2) -> list[dict[str, Any]]:
