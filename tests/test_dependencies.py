@@ -64,7 +64,12 @@ def third_party(module: str) -> bool:
     return top not in sys.stdlib_module_names and top not in ("labelflow", "__future__")
 
 
-def imports() -> Iterator[tuple[str, str, str | None]]:
+@functools.cache
+def imports() -> tuple[tuple[str, str, str | None], ...]:
+    return tuple(scan_imports())
+
+
+def scan_imports() -> Iterator[tuple[str, str, str | None]]:
     """(file:line, module, extra) for every import of stream/ and operators/ that runs: plain imports
     (extra None), ``import_optional("module", extra="...")`` and ``importlib.resources.files("package")``
     (extra "?"). Imports under ``if TYPE_CHECKING:`` are left out."""
