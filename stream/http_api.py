@@ -39,6 +39,7 @@ from labelflow.stream.messages import (
     utc_now,
 )
 from labelflow.stream.model_runtime import ModelRuntime, Scored
+from labelflow.stream.schemas import schema_of
 
 
 class Health(BaseModel):
@@ -147,6 +148,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _request_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI request body of an endpoint: the published message schema (docs/schemas)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 def create_http_app(access: ModelAccess) -> FastAPI:
     """The FastAPI application answering for one worker's live model."""
     app = FastAPI(
@@ -155,7 +161,21 @@ def create_http_app(access: ModelAccess) -> FastAPI:
         version="1",
     )
 
-    @app.post("/predict", response_model=Prediction, responses=_ERRORS)
+    document_schema = {k: v for k, v in schema_of("document").items() if not k.startswith(("$", "x-"))}
+    batch_schema = {
+        "type": "object",
+        "required": ["documents"],
+        "properties": {
+            "documents": {"type": "array", "items": document_schema, "maxItems": access.max_batch}
+        },
+    }
+
+    @app.post(
+        "/predict",
+        response_model=Prediction,
+        responses=_ERRORS,
+        openapi_extra=_request_schema(document_schema),
+    )
     def predict_one(document: dict[str, Any] = Body(..., description="A Document object")) -> Any:  # noqa: B008
         """Predict one document with the model as it is now (nothing is learned or published)."""
         try:
@@ -163,7 +183,12 @@ def create_http_app(access: ModelAccess) -> FastAPI:
         except RequestError as exc:
             return _problem(exc)
 
-    @app.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS)
+    @app.post(
+        "/predict/batch",
+        response_model=BatchResponse,
+        responses={**_ERRORS, 413: {"model": Problem, "description": "more documents than http.max_batch"}},
+        openapi_extra=_request_schema(batch_schema),
+    )
     def predict_batch(request: BatchRequest) -> Any:
         """Predict a batch of documents in one consistent model state; answers in request order."""
         if len(request.documents) > access.max_batch:

@@ -97,6 +97,8 @@ def test_serve_answers_predictions_and_health_from_the_live_model(
         assert status == 200 and {"/predict", "/predict/batch", "/health/live", "/health/ready"} <= set(
             spec["paths"]
         )
+        body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["id"] and "text" in body["properties"]  # the published Document schema
         assert worker.terminate() == 0
     finally:
         worker.ensure_stopped()
