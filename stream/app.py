@@ -149,7 +149,7 @@ class Application:
         model_settings = self.settings.model
         if self._learner is None and self._embedder is None:
             return ModelRuntime.from_settings(model_settings)
-        model = self._learner or make_learner(model_settings.learner, dict(model_settings.learner_kwargs))
+        model = self._learner or make_learner(model_settings.learner, model_settings.learner_arguments())
         embedder = self._embedder or make_embedder(
             model_settings.embedder, dict(model_settings.embedder_kwargs)
         )

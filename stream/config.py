@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from labelflow.operators.learners.decision_experts import Objective
 from labelflow.stream.messages import DecodeLimits, ExtraFields
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,10 @@ class ModelSettings(_Section):
     learner: str = "partitioned"
     # The learner's and embedder's own defaults (documented with each operator) unless overridden.
     learner_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # The metric the published label sets should maximize (micro_f1, macro_f1, subset_accuracy,
+    # example_f1), given to the learner as its `objective` keyword; None keeps the learner's default
+    # (micro_f1 for the default learner: benchmarks/robustness/RESULTS.md).
+    objective: Objective | None = None
     # Hashing features need no model download and run at thousands of documents per second on a CPU.
     embedder: str = "hashing"
     embedder_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -196,6 +201,11 @@ class ModelSettings(_Section):
     max_labels: int | None = Field(default=1_000_000, ge=1)
     # Dimension of sparse `features` maps sent in documents; None uses the embedder's dimension.
     feature_dim: int | None = Field(default=None, ge=1)
+
+    def learner_arguments(self) -> dict[str, Any]:
+        """The learner's keyword arguments: ``learner_kwargs`` plus the objective when one is set."""
+        extra = {} if self.objective is None else {"objective": self.objective}
+        return {**self.learner_kwargs, **extra}
 
 
 class CheckpointSettings(_Section):

@@ -149,11 +149,11 @@ class ModelRuntime:
 
     @classmethod
     def from_settings(cls, settings: ModelSettings) -> ModelRuntime:
-        model = make_learner(settings.learner, dict(settings.learner_kwargs))
+        model = make_learner(settings.learner, settings.learner_arguments())
         embedder = make_embedder(settings.embedder, dict(settings.embedder_kwargs))
         identity = {
             "learner": settings.learner,
-            "learner_kwargs": dict(settings.learner_kwargs),
+            "learner_kwargs": settings.learner_arguments(),
             "embedder": embedder.identity,
             "model_class": class_path(model),
         }

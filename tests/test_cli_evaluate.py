@@ -191,3 +191,21 @@ def test_drift_detections_are_in_the_summary_and_the_plot(tmp_path: Path) -> Non
         name: plot_curves(result, tmp_path / f"{name}.png").read_bytes() for name, result in results.items()
     }
     assert drawn["drift"] != drawn["quiet"]  # the detections are drawn
+
+
+def test_the_objective_reaches_the_learner_and_the_summary(
+    datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "emotions.json"
+    data = str(datasets_dir / "emotions" / "emotions.arff")
+    argv = ["evaluate", "--data", data, "--limit", "200", "--no-progress", "--output", str(out)]
+    assert main([*argv, "--objective", "subset_accuracy"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["run"]["objective"] == "subset_accuracy"
+    assert (
+        f"objective subset_accuracy: {summary['metrics']['subset_accuracy']:.4f}" in capsys.readouterr().out
+    )
+    assert main(argv) == 0  # the default learner's own objective is named too
+    assert json.loads(out.read_text())["run"]["objective"] == "micro_f1"
+    assert main([*argv, "--learner", "no-change", "--objective", "micro_f1"]) == 2
+    assert "learner 'no-change' has no objective setting" in capsys.readouterr().err

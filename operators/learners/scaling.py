@@ -14,6 +14,7 @@ from labelflow.operators.base import (
     feature_dim,
 )
 from labelflow.operators.drift.events import DriftEvent
+from labelflow.operators.learners.decision_experts import DEFAULT_OBJECTIVE, CachedCandidates, DecisionExperts
 from labelflow.operators.learners.partitioned import PartitionedClassifier
 from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
 from labelflow.operators.state import State, Stateful
@@ -49,6 +50,10 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         Number of labels at which the tree takes over.
     tree
         Settings of the :class:`LabelTreeClassifier`.
+    objective
+        The metric the published label sets should maximize (``micro_f1``, ``macro_f1``,
+        ``subset_accuracy``, ``example_f1``): :class:`DecisionExperts` chooses among the learner's
+        decision, the trivial predictors and alternatives by their loss under it.
     **flat
         Settings of the :class:`PartitionedClassifier`.
 
@@ -75,6 +80,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         flat_heads_budget: int = FLAT_HEADS_BUDGET,
         flat_max_labels: int = FLAT_MAX_LABELS,
         tree: dict[str, Any] | None = None,
+        objective: str = DEFAULT_OBJECTIVE,
         **flat: Any,
     ) -> None:
         self.flat_heads_budget = flat_heads_budget
@@ -84,6 +90,8 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self.flat: PartitionedClassifier | None = PartitionedClassifier(**flat)
         self.tree: LabelTreeClassifier | None = None
         self._dim: int | None = None
+        self.decisions = DecisionExperts(objective)
+        self._predicted = CachedCandidates()
 
     # ------------------------------------------------------------------ which learner
 
@@ -133,6 +141,9 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
 
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         y = list(y)
+        # The decision experts score every candidate on this document before the learner learns it.
+        decided, scores = self._predicted.take(x, lambda: self.model.predict_with_scores(x))
+        self.decisions.learn(decided, scores, y)
         if self._dim is None:
             self._dim = feature_dim(x)
         if self.flat is not None:
@@ -142,19 +153,25 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self._grow()
 
     def predict_with_scores(self, x: Features) -> ScoredLabels:
-        return self.model.predict_with_scores(x)
+        decided, scores = self.model.predict_with_scores(x)
+        self._predicted.put(x, (decided, scores))
+        return self.decisions.decide(decided, scores), scores
 
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
-        return self.model.predict_with_scores_many(xs)
+        out = []
+        for x, (decided, scores) in zip(xs, self.model.predict_with_scores_many(xs), strict=True):
+            self._predicted.put(x, (decided, scores))
+            out.append((self.decisions.decide(decided, scores), scores))
+        return out
 
     def predict_proba_one(self, x: Features) -> dict[Label, float]:
         return self.model.predict_proba_one(x)
 
     def predict_one(self, x: Features) -> set[Label]:
-        return self.model.predict_one(x)
+        return self.predict_with_scores(x)[0]
 
     def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
-        return self.model.predict_many(xs)
+        return [decided for decided, _ in self.predict_with_scores_many(xs)]
 
     def predict_proba_many(self, xs: Sequence[Features]) -> list[dict[Label, float]]:
         return self.model.predict_proba_many(xs)
@@ -165,7 +182,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def __getattr__(self, name: str) -> Any:
         # Components of the learner in charge (heads, clusterer, thresholds, ...) for benchmarks and tests
         # that look inside it; only reached for names this class does not define.
-        if name in {"flat", "tree", "_dim"}:
+        if name in {"flat", "tree", "_dim", "decisions", "_predicted"}:
             raise AttributeError(name)
         return getattr(self.model, name)
 
@@ -178,7 +195,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             model = cls()
             model.flat = PartitionedClassifier.from_state(state)
             model._dim = model.flat.heads.dim
-            return model
+            return model  # its decision experts start fresh: the learner's own decisions lead
         return super().from_state(state)
 
     @classmethod
@@ -196,7 +213,11 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             state.attach("flat", self.flat.state())
         if self.tree is not None:
             state.attach("tree", self.tree.state())
+        state.attach("decisions", self.decisions.state())
 
     def _load_state(self, state: State) -> None:
         self.flat = PartitionedClassifier.from_state(state.detach("flat")) if state.meta["has_flat"] else None
         self.tree = LabelTreeClassifier.from_state(state.detach("tree")) if state.meta["has_tree"] else None
+        # States written before the decision experts existed restore with fresh ones (the learner leads).
+        if "decisions" in state.meta.get("children", {}):
+            self.decisions = DecisionExperts.from_state(state.detach("decisions"))

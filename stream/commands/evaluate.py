@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labelflow.operators.learners.decision_experts import DEFAULT_OBJECTIVE, OBJECTIVES
 from labelflow.stream.commands.common import fail
 
 if TYPE_CHECKING:  # the operators are imported when a command runs: `labelflow --help` stays fast
@@ -44,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--learner", default=DEFAULT_LEARNER, help=f"learner name (default {DEFAULT_LEARNER})"
+    )
+    parser.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        help=f"the metric the learner's decisions maximize (default: the learner's own, {DEFAULT_OBJECTIVE} "
+        "for the default learner)",
     )
     parser.add_argument(
         "--embedder", metavar="NAME", help=f"text embedder for JSONL streams (default {DEFAULT_EMBEDDER})"
@@ -100,8 +107,12 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         seed_everything(args.seed)
     try:
-        model = make_named_learner(args.learner, seed=args.seed)
-    except (ValueError, TypeError, KeyError) as exc:
+        model = make_named_learner(args.learner, seed=args.seed, objective=args.objective)
+    except TypeError as exc:
+        if args.objective is not None and "objective" in str(exc):
+            return fail(f"learner {args.learner!r} has no objective setting (--objective)")
+        return fail(str(exc))
+    except (ValueError, KeyError) as exc:
         return fail(str(exc))
 
     try:
@@ -122,12 +133,16 @@ def run(args: argparse.Namespace) -> int:
         return fail("interrupted", code=130)
 
     print(format_table(result))
+    objective = args.objective or getattr(getattr(model, "decisions", None), "objective", None)
+    if objective is not None:
+        print(f"objective {objective}: {result.metrics[objective]:.4f}")
     if args.output:
         payload: dict[str, Any] = result.to_json()
         payload["run"] = {
             "data": str(data),
             "format": fmt,
             "learner": args.learner,
+            "objective": objective,
             "embedder": (args.embedder or DEFAULT_EMBEDDER) if fmt == "jsonl" else None,
             "embedder_identity": getattr(featurizer, "identity", None),
             "limit": args.limit,
@@ -165,11 +180,15 @@ def unwritable(path: Path) -> str | None:
     return None
 
 
-def make_named_learner(name: str, *, seed: int | None = None) -> MultiLabelClassifier:
+def make_named_learner(
+    name: str, *, seed: int | None = None, objective: str | None = None
+) -> MultiLabelClassifier:
     """A learner from the learner registry, with a clear error for an unknown name."""
     from labelflow.operators.learners.registry import make_learner
 
-    kwargs = {"seed": seed} if seed is not None else {}
+    kwargs: dict[str, Any] = {"seed": seed} if seed is not None else {}
+    if objective is not None:
+        kwargs["objective"] = objective
     return make_learner(name, **kwargs)
 
 

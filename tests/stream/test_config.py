@@ -151,3 +151,15 @@ def test_override_helpers() -> None:
 def test_unrelated_labelflow_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABELFLOW_DATASETS", "/somewhere")
     assert isinstance(load_settings(), Settings)
+
+
+def test_the_objective_setting_is_validated_and_given_to_the_learner() -> None:
+    from labelflow.stream.model_runtime import ModelRuntime
+
+    settings = Settings(model={"objective": "subset_accuracy", "learner_kwargs": {"neighbours_k": 5}})
+    assert settings.model.learner_arguments() == {"neighbours_k": 5, "objective": "subset_accuracy"}
+    runtime = ModelRuntime.from_settings(settings.model)
+    assert runtime.model.decisions.objective == "subset_accuracy"
+    assert Settings().model.learner_arguments() == {}  # the learner's own default
+    with pytest.raises(ValueError, match="objective"):
+        Settings(model={"objective": "accuracy"})
