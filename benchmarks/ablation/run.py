@@ -343,7 +343,13 @@ def build_report(payload: dict[str, Any], variants: Sequence[Variant]) -> str:
             "",
             "CPU µs per document in each method of the flat default learner (`--breakdown`; one run, every "
             "timed call adds about 1 µs; nested calls count in their callers too, e.g. `_learn` holds the "
-            "heads' and drift handler's learning).",
+            "heads' and drift handler's learning)."
+            + (
+                f" Measured separately: `{payload['breakdown']['command']}`, {payload['breakdown']['date']}, "
+                f"commit {payload['breakdown']['git_commit']}, {payload['breakdown']['machine']}."
+                if "breakdown" in payload
+                else ""
+            ),
             "",
             "| method | " + " | ".join(s["stream"] for s in breakdowns) + " |",
             "|---|" + "---|" * len(breakdowns),
