@@ -273,7 +273,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: one run, JSON on stdout
     parser.add_argument("--output-dir", type=Path, default=HERE)
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per run")
+    parser.add_argument(
+        "--table-from",
+        nargs="+",
+        type=Path,
+        help="only write RESULTS.md from these results.jsonl files (runs made in separate invocations)",
+    )
+    parser.add_argument("--command", help="the command to print in RESULTS.md (with --table-from)")
     args = parser.parse_args(argv)
+    if args.table_from:
+        rows = [
+            json.loads(line) for path in args.table_from for line in path.read_text().splitlines() if line
+        ]
+        order = {spec: i for i, spec in enumerate(ALL_RUNS)}
+        rows.sort(key=lambda r: order.get(r["run"], len(order)))
+        (args.output_dir / "RESULTS.md").write_text(_table(rows, args.command or "see results.jsonl"))
+        return 0
     if args.one:
         print(json.dumps(run_one(args.one, args.limit)))
         return 0
