@@ -244,16 +244,21 @@ class ModelRuntime:
 
     # -- prediction and learning --------------------------------------------------------------------
 
-    def _select(self, scores: dict[Label, float]) -> dict[str, float]:
+    def _select(self, scores: dict[Label, float], decided: Iterable[Label] = ()) -> dict[str, float]:
+        """The published scores: the ``score_top_k`` best at or above the floor, and the decided labels'."""
         items = [(str(k), float(v)) for k, v in scores.items() if v >= self.score_floor]
         if self.score_top_k is not None and len(items) > self.score_top_k:
             items.sort(key=lambda kv: -kv[1])
             items = items[: self.score_top_k]
-        return dict(items)
+        selected = dict(items)
+        for label in decided:  # a decided label always shows its score, even outside the top k
+            if str(label) not in selected and label in scores:
+                selected[str(label)] = float(scores[label])
+        return selected
 
     def _scored(self, prediction: ScoredLabels) -> Scored:
         labels, scores = prediction
-        return Scored(frozenset(str(label) for label in labels), self._select(scores))
+        return Scored(frozenset(str(label) for label in labels), self._select(scores, labels))
 
     def predict_one(self, x: Features) -> Scored:
         return self._scored(self.model.predict_with_scores(x))

@@ -238,15 +238,19 @@ def _table(results: list[dict[str, Any]], command: str) -> str:
         f"- Command: `{command}`",
         f"- Machine: {describe_machine()}",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "- Protocol: every document predicted, then learned, in stream order; one process per run, one run "
-        "at a time. docs/CPU-s counts only the learner's calls; peak RSS is the process's (RSS before the "
-        "learner existed in brackets: Python, numpy, the stream). See the docstring of run.py.",
+        "- Protocol: every document predicted, then learned, in stream order; one process per run. "
+        "docs/CPU-s counts only the learner's calls (CPU seconds of its own process: runs that overlapped "
+        "on a loaded machine still count their own work); peak RSS is the process's (RSS before the "
+        "learner existed in brackets: Python, numpy, the stream); checkpoint write is wall seconds "
+        "(inflated on a loaded machine; the CPU seconds are in results.jsonl). See the docstring of run.py.",
         "",
         "| stream | learner | docs | labels seen | docs/CPU-s | peak RSS MB (before) | checkpoint MB | "
         "checkpoint write s | P@1 | P@5 | micro-F1 | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        if r.get("limit"):
+            r = {**r, "stream": f"{r['stream']} (first {r['limit']:,})"}
         if "error" in r:
             lines.append(f"| {r['stream']} | {r['learner']} | | | | | | | | | | failed: {r['error']} |")
             continue

@@ -74,3 +74,15 @@ def test_the_label_tree_takes_the_memory_for_new_labels_before_registering_them(
         runtime.learn(X, ["b", "c"])
     assert runtime.labels == ["a"] and model.tree.n_nodes == 2 and model.weights.n_nodes == 2
     runtime.learn(X, ["a"])
+
+
+def test_a_prediction_shows_the_top_k_scores_and_every_decided_labels_score() -> None:
+    class _Fixed(_RegistersThenFails):
+        def predict_with_scores(self, x: Features) -> tuple[set[str], dict[str, float]]:
+            scores = {f"l{i}": 1.0 - i / 100 for i in range(50)}
+            return {"l0", "l40"}, scores
+
+    runtime = ModelRuntime(_Fixed(), score_top_k=3)
+    scored = runtime.predict_one(X)
+    assert scored.labels == {"l0", "l40"}
+    assert set(scored.scores) == {"l0", "l1", "l2", "l40"}
