@@ -39,7 +39,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from labelflow.operators.state import State
+from labelflow.operators.state import State, Stateful
 
 Label = Hashable
 Objective = Literal["micro_f1", "macro_f1", "subset_accuracy", "example_f1"]
@@ -68,7 +68,7 @@ def candidate_sets(
     return [frozenset(decided), half, last, majority]
 
 
-class DecisionExperts:
+class DecisionExperts(Stateful):
     """Chooses among candidate label sets online, by their loss under ``objective`` (see the module).
 
     Parameters
@@ -88,6 +88,11 @@ class DecisionExperts:
     >>> experts.leader, sorted(experts.decide({"a"}, {"a": 0.3}))
     ('half', [])
     """
+
+    state_header = {"format": STATE_FORMAT}
+    state_settings = ("objective",)
+    state_fields = ("_leader", "switches")
+    state_arrays = ("_loss", "_micro")
 
     def __init__(self, objective: str = DEFAULT_OBJECTIVE) -> None:
         if objective not in OBJECTIVES:
@@ -181,36 +186,21 @@ class DecisionExperts:
 
     # ------------------------------------------------------------------ state
 
-    def state(self) -> State:
-        """Weights, counts and the generator's position, as JSON meta and arrays."""
-        return State(
-            meta={
-                "format": STATE_FORMAT,
-                "objective": self.objective,
-                "leader": self._leader,
-                "switches": self.switches,
-                "last": sorted(self._last, key=str),
-                "majority": sorted(self._majority, key=str),
-                "set_counts": [[sorted(s, key=str), c] for s, c in self._set_counts.items()],
-                "labels": list(self._label_ids),
-            },
-            arrays={"loss": self._loss, "micro": self._micro, "macro": self._macro},
+    def _save_state(self, state: State) -> None:
+        state.meta.update(
+            last=sorted(self._last, key=str),
+            majority=sorted(self._majority, key=str),
+            set_counts=[[sorted(s, key=str), c] for s, c in self._set_counts.items()],
+            labels=list(self._label_ids),
         )
+        state.arrays["macro"] = self._macro
 
-    @classmethod
-    def from_state(cls, state: State) -> DecisionExperts:
+    def _load_state(self, state: State) -> None:
         meta = state.meta
-        if meta.get("format") != STATE_FORMAT:
-            raise ValueError(f"cannot restore DecisionExperts from state format {meta.get('format')!r}")
-        obj = cls(meta["objective"])
-        obj._leader, obj.switches = int(meta["leader"]), int(meta["switches"])
-        obj._last, obj._majority = frozenset(meta["last"]), frozenset(meta["majority"])
-        obj._set_counts = {frozenset(s): int(c) for s, c in meta["set_counts"]}
-        obj._label_ids = {label: i for i, label in enumerate(meta["labels"])}
-        obj._loss = np.array(state.arrays["loss"], dtype=float)
-        obj._micro = np.array(state.arrays["micro"], dtype=float)
-        obj._macro = np.array(state.arrays["macro"], dtype=float).reshape(len(CANDIDATES), -1, 3)
-        return obj
+        self._last, self._majority = frozenset(meta["last"]), frozenset(meta["majority"])
+        self._set_counts = {frozenset(s): int(c) for s, c in meta["set_counts"]}
+        self._label_ids = {label: i for i, label in enumerate(meta["labels"])}
+        self._macro = np.array(state.arrays["macro"], dtype=float).reshape(len(CANDIDATES), -1, 3)
 
 
 class CachedCandidates:
