@@ -209,24 +209,29 @@ class DecisionExperts(Stateful):
 class CachedCandidates:
     """The learner's (decided, scores) for documents predicted but not yet learned, by object identity.
 
-    Learning needs each candidate's decision on the document *before* the learner learns it; the
-    prediction the user got is reused when ``learn`` sees the same feature object (the prequential loop
-    and the worker's inline labels), and recomputed otherwise (delayed feedback).
+    Learning needs each candidate's decision on the document by the learner as it is *when it learns
+    the document*. The prediction the user got is reused when ``learn`` sees the same feature object and
+    the learner has not changed since (``version``: its count of learned documents; the prequential loop
+    predicts and learns one document at a time), and recomputed otherwise (a batch, delayed feedback).
+    So the experts' state depends only on the order of learning, never on batch boundaries: a replay
+    after a crash ends with the same state, bit for bit.
     """
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._items: dict[int, tuple[Any, tuple[set, Mapping | None]]] = {}
+        self._items: dict[int, tuple[Any, int, tuple[set, Mapping | None]]] = {}
 
-    def put(self, x: Any, prediction: tuple[set, Mapping | None]) -> None:
+    def put(self, x: Any, version: int, prediction: tuple[set, Mapping | None]) -> None:
         if len(self._items) >= self.capacity:
             self._items.pop(next(iter(self._items)))
-        self._items[id(x)] = (x, prediction)
+        self._items[id(x)] = (x, version, prediction)
 
-    def take(self, x: Any, compute: Callable[[], tuple[set, Mapping | None]]) -> tuple[set, Mapping | None]:
+    def take(
+        self, x: Any, version: int, compute: Callable[[], tuple[set, Mapping | None]]
+    ) -> tuple[set, Mapping | None]:
         item = self._items.pop(id(x), None)
-        if item is not None and item[0] is x:
-            return item[1]
+        if item is not None and item[0] is x and item[1] == version:
+            return item[2]
         return compute()
 
 

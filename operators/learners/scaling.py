@@ -92,6 +92,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self._dim: int | None = None
         self.decisions = DecisionExperts(objective)
         self._predicted = CachedCandidates()
+        self._n_learned = 0  # the cache's version: a prediction is reused only if nothing was learned since
 
     # ------------------------------------------------------------------ which learner
 
@@ -142,8 +143,9 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         y = list(y)
         # The decision experts score every candidate on this document before the learner learns it.
-        decided, scores = self._predicted.take(x, lambda: self.model.predict_with_scores(x))
+        decided, scores = self._predicted.take(x, self._n_learned, lambda: self.model.predict_with_scores(x))
         self.decisions.learn(decided, scores, y)
+        self._n_learned += 1
         if self._dim is None:
             self._dim = feature_dim(x)
         if self.flat is not None:
@@ -154,13 +156,13 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
 
     def predict_with_scores(self, x: Features) -> ScoredLabels:
         decided, scores = self.model.predict_with_scores(x)
-        self._predicted.put(x, (decided, scores))
+        self._predicted.put(x, self._n_learned, (decided, scores))
         return self.decisions.decide(decided, scores), scores
 
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
         out = []
         for x, (decided, scores) in zip(xs, self.model.predict_with_scores_many(xs), strict=True):
-            self._predicted.put(x, (decided, scores))
+            self._predicted.put(x, self._n_learned, (decided, scores))
             out.append((self.decisions.decide(decided, scores), scores))
         return out
 
@@ -182,7 +184,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def __getattr__(self, name: str) -> Any:
         # Components of the learner in charge (heads, clusterer, thresholds, ...) for benchmarks and tests
         # that look inside it; only reached for names this class does not define.
-        if name in {"flat", "tree", "_dim", "decisions", "_predicted"}:
+        if name in {"flat", "tree", "_dim", "decisions", "_predicted", "_n_learned"}:
             raise AttributeError(name)
         return getattr(self.model, name)
 

@@ -106,13 +106,33 @@ def test_state_round_trip_continues_identically(tmp_path) -> None:
         assert restored.losses == experts.losses and restored.switches == experts.switches
 
 
-def test_cached_candidates_are_reused_only_for_the_same_object() -> None:
+def test_cached_candidates_are_reused_only_for_the_same_object_and_version() -> None:
     cache = CachedCandidates(capacity=2)
     x, y = np.ones(2), np.ones(2)
-    cache.put(x, ({"a"}, None))
-    assert cache.take(y, lambda: ({"fresh"}, None)) == ({"fresh"}, None)
-    assert cache.take(x, lambda: ({"fresh"}, None)) == ({"a"}, None)
-    assert cache.take(x, lambda: ({"fresh"}, None)) == ({"fresh"}, None)  # taken once
+    cache.put(x, 0, ({"a"}, None))
+    assert cache.take(y, 0, lambda: ({"fresh"}, None)) == ({"fresh"}, None)
+    assert cache.take(x, 0, lambda: ({"fresh"}, None)) == ({"a"}, None)
+    assert cache.take(x, 0, lambda: ({"fresh"}, None)) == ({"fresh"}, None)  # taken once
+    cache.put(x, 0, ({"a"}, None))
+    assert cache.take(x, 1, lambda: ({"fresh"}, None)) == ({"fresh"}, None)  # the learner changed since
+
+
+def test_the_experts_state_does_not_depend_on_batch_boundaries() -> None:
+    # A replay after a crash predicts in other batches; the learned state must be the same bit for bit.
+    stream = list(dense_stream(120, seed=5))
+    states = []
+    for batch in (1, 7, 32):
+        model = ScalingClassifier()
+        for start in range(0, len(stream), batch):
+            chunk = stream[start : start + batch]
+            model.predict_with_scores_many([x for x, _ in chunk])
+            for x, y in chunk:
+                model.learn_one(x, y)
+        states.append(model.decisions.state())
+    for other in states[1:]:
+        assert other.meta == states[0].meta
+        for name, value in states[0].arrays.items():
+            np.testing.assert_array_equal(other.arrays[name], value, err_msg=name)
 
 
 def test_the_default_learner_publishes_the_majority_set_where_the_empty_set_dominates(tmp_path) -> None:
