@@ -37,22 +37,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from labelflow.operators.base import SparseVector
+from labelflow.operators.mix64 import mix64
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # golden-ratio constant: spreads consecutive ids over the hash range
-_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
-_SHIFT = np.uint64(33)
 _GROUP_SALT = 0x5BD1E995  # keeps group feature ids apart from label feature ids
 _NOISE_SALT = 0x27D4EB2F
-
-
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finaliser (uint64 arithmetic wraps, as intended)."""
-    h = h ^ (h >> _SHIFT)
-    h = h * _FMIX1
-    h = h ^ (h >> _SHIFT)
-    h = h * _FMIX2
-    return h ^ (h >> _SHIFT)
 
 
 class PowerLawStreamConfig(BaseModel):
@@ -108,7 +97,7 @@ class PowerLawLabelStream:
             ids.astype(np.uint64)[:, None] * np.uint64(per_id) + np.arange(per_id, dtype=np.uint64)
         ) * _MIX
         keys = keys ^ np.uint64((self._seed_key + salt) & 0xFFFFFFFFFFFFFFFF)
-        return (_mix64(keys) % np.uint64(self.config.n_features)).astype(np.int64)
+        return (mix64(keys) % np.uint64(self.config.n_features)).astype(np.int64)
 
     def label_features(self, rank: int) -> np.ndarray:
         """The feature columns that carry label ``rank``."""

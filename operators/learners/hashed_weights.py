@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelflow.operators.mix64 import mix64
 from labelflow.operators.state import State, Stateful
 
-_FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
-_FMIX2 = np.uint64(0xC4CEB9FE1A85EC53)
-_SHIFT = np.uint64(33)
 _NODE_SALT = np.uint64(0x9E3779B97F4A7C15)  # keeps node keys and feature keys independent
 # Keys keep 40 bits whatever the table size, so a table can double (see grow) and their sums stay in int64.
 _KEY_BITS = np.uint64((1 << 40) - 1)
 _MAX_FILL = 0.5  # a table this full doubles (while under max_bits): collisions stay below about one in two
-
-
-def _mix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finaliser: every input bit affects every output bit (uint64 arithmetic wraps)."""
-    h = h ^ (h >> _SHIFT)
-    h = h * _FMIX1
-    h = h ^ (h >> _SHIFT)
-    h = h * _FMIX2
-    return h ^ (h >> _SHIFT)
 
 
 class HashedNodeWeights(Stateful):
@@ -106,7 +95,7 @@ class HashedNodeWeights(Stateful):
 
     def hash_keys(self, ids: np.ndarray) -> np.ndarray:
         """Table keys spread at random from integer ids (``ids`` can be node ids or anything stable)."""
-        return (_mix64(np.asarray(ids, dtype=np.uint64) * _NODE_SALT + np.uint64(1)) & _KEY_BITS).astype(
+        return (mix64(np.asarray(ids, dtype=np.uint64) * _NODE_SALT + np.uint64(1)) & _KEY_BITS).astype(
             np.int64
         )
 
@@ -116,7 +105,7 @@ class HashedNodeWeights(Stateful):
 
     def feature_keys(self, indices: np.ndarray) -> np.ndarray:
         """The hashed keys of feature ``indices`` (computed once per instance, reused for every node)."""
-        return (_mix64(indices.astype(np.uint64)) & _KEY_BITS).astype(np.int64)
+        return (mix64(indices.astype(np.uint64)) & _KEY_BITS).astype(np.int64)
 
     def slots(self, feature_keys: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Table slots ``(features, nodes)`` of the given nodes' weights for these features."""
