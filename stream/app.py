@@ -30,7 +30,7 @@ from labelflow.stream.config import Settings, load_settings
 from labelflow.stream.http_server import HttpServer, worker_access
 from labelflow.stream.kafka_io import build_producer, ensure_topics, worker_topics
 from labelflow.stream.messages import DeadLetter, Document, DriftAlert, Prediction
-from labelflow.stream.model_runtime import ModelRuntime, class_path, make_embedder, make_learner
+from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.outputs import OutputMessage
 from labelflow.stream.worker import Worker, WorkerProgress
 
@@ -146,26 +146,7 @@ class Application:
 
     def build_runtime(self) -> ModelRuntime:
         """The model and embedder this application runs (registries for names, instances as given)."""
-        model_settings = self.settings.model
-        if self._learner is None and self._embedder is None:
-            return ModelRuntime.from_settings(model_settings)
-        model = self._learner or make_learner(model_settings.learner, model_settings.learner_arguments())
-        embedder = self._embedder or make_embedder(
-            model_settings.embedder, dict(model_settings.embedder_kwargs)
-        )
-        identity = {
-            "learner": model_settings.learner if self._learner is None else class_path(model),
-            "embedder": getattr(embedder, "identity", type(embedder).__name__),
-            "model_class": class_path(model),
-        }
-        return ModelRuntime(
-            model,
-            embedder,
-            identity=identity,
-            feature_dim=model_settings.feature_dim,
-            score_top_k=model_settings.score_top_k,
-            score_floor=model_settings.score_floor,
-        )
+        return ModelRuntime.from_settings(self.settings.model, self._learner, self._embedder)
 
     @property
     def worker(self) -> Worker:

@@ -148,15 +148,24 @@ class ModelRuntime:
         self.lock = threading.RLock()
 
     @classmethod
-    def from_settings(cls, settings: ModelSettings) -> ModelRuntime:
-        model = make_learner(settings.learner, settings.learner_arguments())
-        embedder = make_embedder(settings.embedder, dict(settings.embedder_kwargs))
-        identity = {
-            "learner": settings.learner,
-            "learner_kwargs": settings.learner_arguments(),
-            "embedder": embedder.identity,
-            "model_class": class_path(model),
-        }
+    def from_settings(
+        cls,
+        settings: ModelSettings,
+        model: StreamingModel | None = None,
+        embedder: Embedder | None = None,
+    ) -> ModelRuntime:
+        """The runtime the settings describe; ``model`` / ``embedder`` instances replace the registry's."""
+        identity: dict[str, Any] = {}
+        if model is None:
+            model = make_learner(settings.learner, settings.learner_arguments())
+            identity.update(learner=settings.learner, learner_kwargs=settings.learner_arguments())
+        else:
+            identity["learner"] = class_path(model)
+        if embedder is None:
+            embedder = make_embedder(settings.embedder, dict(settings.embedder_kwargs))
+        # A user's own embedder may not name itself; its class then stands for it.
+        identity["embedder"] = getattr(embedder, "identity", type(embedder).__name__)
+        identity["model_class"] = class_path(model)
         return cls(
             model,
             embedder,

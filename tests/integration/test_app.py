@@ -83,3 +83,11 @@ def test_given_settings_keep_their_secrets() -> None:
     for app in (Application(settings), Application(settings, group_id="g2")):
         password = app.settings.security.sasl_password
         assert password is not None and password.get_secret_value() == "s3cret"
+
+
+def test_a_given_learner_runs_under_the_settings_label_budget() -> None:
+    # Instances and registry names build one runtime: the label budget used to be dropped for instances.
+    app = Application(learner=make_learner("partitioned"), model__max_labels=5)
+    runtime = app.build_runtime()
+    assert runtime.max_labels == 5
+    assert runtime.identity["learner"].endswith("ScalingClassifier")
