@@ -386,23 +386,43 @@ def test_production_replaces_the_credentials(production: list[dict[str, Any]]) -
     )
 
 
-def test_the_credentials_secret_name_carries_a_content_hash(
-    rendered: tuple[str, list[dict[str, Any]]],
+@pytest.mark.parametrize(
+    ("kind", "prefix", "reference"),
+    [
+        ("Secret", "labelflow-kafka-credentials", "secretRef"),
+        ("ConfigMap", "labelflow-settings", "configMapRef"),
+    ],
+)
+def test_generated_names_carry_a_content_hash(
+    rendered: tuple[str, list[dict[str, Any]]], kind: str, prefix: str, reference: str
 ) -> None:
-    """A generated Secret is named after its content, and every workload refers to that name."""
+    """The credentials and the settings are generated, named after their content, and every workload refers
+    to that name: a change to either rolls the pods that read it."""
     _, resources = rendered
-    name = credentials_secret(resources)["metadata"]["name"]
-    assert re.fullmatch(r"labelflow-kafka-credentials-[a-z0-9]{10}", name), (
-        f"Secret {name} has no content hash: changed credentials would roll no pod"
+    (name,) = [
+        r["metadata"]["name"] for r in find(resources, kind) if r["metadata"]["name"].startswith(prefix)
+    ]
+    assert re.fullmatch(rf"{prefix}-[a-z0-9]{{10}}", name), (
+        f"{kind} {name} has no content hash: a change to it would roll no pod"
     )
     referring = [
         workload["metadata"]["name"]
         for workload in workloads(resources)
         for container in pod_spec(workload)["containers"]
         for source in container.get("envFrom", [])
-        if source.get("secretRef", {}).get("name") == name
+        if source.get(reference, {}).get("name") == name
     ]
     assert sorted(referring) == ["labelflow-embed", "labelflow-learner", "labelflow-topics"]
+
+
+def pod_templates(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {w["metadata"]["name"]: w["spec"]["template"] for w in workloads(resources)}
+
+
+def rolled_workloads(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> set[str]:
+    """Workloads whose pod template differs between two renderings (what `kubectl apply` restarts)."""
+    old, new = pod_templates(before), pod_templates(after)
+    return {name for name, template in old.items() if template != new[name]}
 
 
 def test_a_changed_password_rolls_every_pod_that_uses_it(tmp_path: Path) -> None:
@@ -418,11 +438,27 @@ def test_a_changed_password_rolls_every_pod_that_uses_it(tmp_path: Path) -> None
     )
     after = kustomize_build(overlay)
     assert credentials_secret(before)["data"] != credentials_secret(after)["data"], "the edit took no effect"
-
-    def templates(resources: list[dict[str, Any]]) -> dict[str, Any]:
-        return {w["metadata"]["name"]: w["spec"]["template"] for w in workloads(resources)}
-
-    changed = {name for name, template in templates(before).items() if template != templates(after)[name]}
+    changed = rolled_workloads(before, after)
     assert changed == {"labelflow-embed", "labelflow-learner", "labelflow-topics"}, (
         f"a new password changes the pod templates of {sorted(changed)} only"
     )
+
+
+def test_a_changed_setting_rolls_every_pod_that_reads_it(tmp_path: Path) -> None:
+    """docs/operations.md: editing the overlay's settings.env and re-applying restarts the workers with it."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "production"
+    before = kustomize_build(overlay)
+    env_file = overlay / "settings.env"
+    env_file.write_text(env_file.read_text().replace("svc:9093", "svc:9094"))
+    after = kustomize_build(overlay)
+    (settings,) = [
+        r for r in find(after, "ConfigMap") if r["metadata"]["name"].startswith("labelflow-settings")
+    ]
+    assert settings["data"]["LABELFLOW_BROKERS"] == "kafka-kafka-bootstrap.kafka.svc:9094", (
+        "the edit took no effect"
+    )
+    assert settings["data"]["LABELFLOW_CHECKPOINT__DIR"] == "/var/lib/labelflow/checkpoints", (
+        "the overlay merges over the base's settings instead of replacing them"
+    )
+    assert rolled_workloads(before, after) == {"labelflow-embed", "labelflow-learner", "labelflow-topics"}
