@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labelflow.operators.learners.node_kernels import adagrad_steps, node_probabilities
 from labelflow.operators.mix64 import mix64
 from labelflow.operators.state import State, Stateful
 
@@ -34,11 +35,11 @@ class HashedNodeWeights(Stateful):
     >>> w.add_nodes(2)
     >>> features, values = np.array([3, 7]), np.array([0.6, 0.8], dtype=np.float32)
     >>> keys = w.feature_keys(features)
+    >>> nodes = np.array([0, 1])
     >>> for _ in range(30):
-    ...     slots = w.slots(keys, np.array([0, 1]))
-    ...     p = w.probabilities(slots, values, np.array([0, 1]))
-    ...     w.learn(slots, values, np.array([0, 1]), p - np.array([1.0, 0.0], dtype=np.float32))
-    >>> (w.probabilities(w.slots(keys, np.array([0, 1])), values, np.array([0, 1])) > 0.5).tolist()
+    ...     p = w.probabilities(keys, values, nodes)
+    ...     _ = w.learn(keys, values, nodes, p - np.array([1.0, 0.0]))
+    >>> (w.probabilities(keys, values, nodes) > 0.5).tolist()
     [True, False]
     """
 
@@ -107,30 +108,43 @@ class HashedNodeWeights(Stateful):
         """The hashed keys of feature ``indices`` (computed once per instance, reused for every node)."""
         return (mix64(indices.astype(np.uint64)) & _KEY_BITS).astype(np.int64)
 
-    def slots(self, feature_keys: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        """Table slots ``(features, nodes)`` of the given nodes' weights for these features."""
-        return (feature_keys[:, None] + self._node_keys[nodes][None, :]) & self._mask
+    def probabilities(self, feature_keys: np.ndarray, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """The probability of each of ``nodes`` (float64) for an instance of these feature keys and values."""
+        return node_probabilities(
+            self.weights, self.bias, self._node_keys, int(self._mask), feature_keys, values, nodes
+        )
 
-    def logits(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        return values @ self.weights[slots] + self.bias[nodes]
+    def learn(
+        self,
+        feature_keys: np.ndarray,
+        values: np.ndarray,
+        nodes: np.ndarray,
+        gradient: np.ndarray,
+        floor: float = 0.0,
+    ) -> int:
+        """One AdaGrad step of the logistic loss for the nodes whose ``|gradient|`` (``p - target``) is
+        over ``floor``; returns how many nodes were updated.
 
-    def probabilities(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-        z = self.logits(slots, values, nodes)
-        return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
-
-    def learn(self, slots: np.ndarray, values: np.ndarray, nodes: np.ndarray, gradient: np.ndarray) -> None:
-        """One AdaGrad step of the logistic loss; ``gradient`` is ``p - target`` per node.
-
-        A slot shared by two (node, feature) pairs of the same step takes one of the two updates (the
-        collision the table size bounds).
+        A slot shared by two (node, feature) pairs of the same step takes both updates, one after the
+        other (the collision the table size bounds).
         """
-        g = values[:, None] * gradient.astype(np.float32)[None, :]
-        accumulated = self.g2[slots] + g * g
-        self.g2[slots] = accumulated
-        self.weights[slots] -= self.learning_rate * g / np.sqrt(self.adagrad_offset + accumulated)
-        bias_accumulated = self.bias_g2[nodes] + gradient * gradient
-        self.bias_g2[nodes] = bias_accumulated
-        self.bias[nodes] -= self.learning_rate * gradient / np.sqrt(self.adagrad_offset + bias_accumulated)
+        return int(
+            adagrad_steps(
+                self.weights,
+                self.g2,
+                self.bias,
+                self.bias_g2,
+                self._node_keys,
+                int(self._mask),
+                feature_keys,
+                values,
+                nodes,
+                np.asarray(gradient, dtype=np.float64),
+                floor,
+                self.learning_rate,
+                self.adagrad_offset,
+            )
+        )
 
     def fill(self) -> float:
         """The fraction of the table in use, estimated from a sample of its slots."""

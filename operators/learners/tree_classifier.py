@@ -50,6 +50,8 @@ class _Search:
     labels: np.ndarray  # candidate label ids, best first
     p: np.ndarray  # their probabilities
     routed: list[int]  # clusters the beam reached, best first
+    evaluated: np.ndarray  # every node the search evaluated (the root and the children it expanded)
+    conditional: np.ndarray  # their probabilities given their parent's (what learning needs)
 
 
 class LabelTreeClassifier(Stateful, MultiLabelClassifier):
@@ -172,6 +174,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self.n_learned = 0
         self.n_empty = 0
         self._cached: tuple[Features, _Search] | None = None
+        self._scratch = np.zeros(0, dtype=np.float64)  # per node: the last search's probability, or NaN
 
     # ------------------------------------------------------------------ label space
 
@@ -221,7 +224,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         weights, tree = self.weights, self.tree
         keys = weights.feature_keys(indices)
         frontier = np.array([tree.root], dtype=np.int64)
-        p = weights.probabilities(weights.slots(keys, frontier), values, frontier)
+        p = weights.probabilities(keys, values, frontier)
+        evaluated, conditional = [frontier], [p]
         routed: list[int] = []
         children = tree.children
         for level in range(tree.height, 0, -1):
@@ -234,7 +238,10 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             kids = np.fromiter(
                 chain.from_iterable(children[node] for node in frontier.tolist()), np.int64, total
             )
-            p = np.repeat(p, counts) * weights.probabilities(weights.slots(keys, kids), values, kids)
+            q = weights.probabilities(keys, values, kids)
+            evaluated.append(kids)
+            conditional.append(q)
+            p = np.repeat(p, counts) * q
             width = self.beam if level > 1 else max(self.beam, self.top_k)
             if total > width:
                 keep = np.argpartition(-p, width - 1)[:width]
@@ -247,7 +254,15 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         labels = np.array([leaf_label[node] for node in frontier.tolist()], dtype=np.int64)
         if tree.height == 1:
             routed = [tree.root]
-        search = _Search(keys=keys, values=values, labels=labels, p=p.astype(np.float64), routed=routed)
+        search = _Search(
+            keys=keys,
+            values=values,
+            labels=labels,
+            p=p,
+            routed=routed,
+            evaluated=np.concatenate(evaluated),
+            conditional=np.concatenate(conditional),
+        )
         self._cached = (x, search)
         return search
 
@@ -316,15 +331,16 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             self.cut.update(search.p, relevant, missed=len(label_ids) - int(relevant.sum()))
         nodes, targets = self._training_nodes(label_ids)
         weights = self.weights
-        slots = weights.slots(search.keys, nodes)
-        p = weights.probabilities(slots, search.values, nodes)
-        gradient = (p - targets).astype(np.float32)
-        if self.negative_floor > 0.0:
-            # A negative the node already rejects would move its weights by almost nothing: skipping it
-            # saves most of the update and keeps the table from filling with near-zero weights.
-            active = np.flatnonzero(np.abs(gradient) > self.negative_floor)
-            slots, nodes, gradient = slots[:, active], nodes[active], gradient[active]
-        weights.learn(slots, search.values, nodes, gradient)
+        # The search already evaluated most training nodes (the children of the nodes it expanded) with
+        # the same weights: only the others (positives it did not reach, new nodes) are evaluated here.
+        p = self._known(search, nodes)
+        unknown = np.flatnonzero(np.isnan(p))
+        if unknown.size:
+            p[unknown] = weights.probabilities(search.keys, search.values, nodes[unknown])
+        # A node whose gradient is under the floor (a negative the node already rejects) would move its
+        # weights by almost nothing: skipping it saves most of the update and keeps the table from
+        # filling with near-zero weights.
+        weights.learn(search.keys, search.values, nodes, p - targets, self.negative_floor)
         self.scaler.learn_one(x)
         self.n_learned += 1
         if self.n_learned % _GROWTH_CHECK == 0:
@@ -345,6 +361,16 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
                 placed.append(label)
         self._add_new_nodes()
         self._cached = None
+
+    def _known(self, search: _Search, nodes: np.ndarray) -> np.ndarray:
+        """The probabilities (given the parent's) that ``search`` computed for ``nodes``, NaN where it did
+        not evaluate a node."""
+        if self._scratch.shape[0] < self.weights.n_nodes:
+            self._scratch = np.full(max(self.weights.n_nodes, 2 * self._scratch.shape[0]), np.nan)
+        self._scratch[search.evaluated] = search.conditional
+        p = self._scratch[nodes]
+        self._scratch[search.evaluated] = np.nan
+        return p
 
     def _add_new_nodes(self) -> None:
         """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""
