@@ -163,14 +163,15 @@ class HashedNodeWeights(Stateful):
     def _save_state(self, state: State) -> None:
         """Only the slots learned so far are stored (the whole table once that is smaller): the
         checkpoint grows with learning, not with the table."""
-        used = np.flatnonzero(self.g2).astype(np.int64)
-        dense = 3 * used.shape[0] > self.g2.shape[0]  # slot ids cost 4 bytes: past 1/3 full, store all
+        # Counted before the slots are listed: a list of every used slot of a full table would take as
+        # much memory as the table itself, at the moment a checkpoint is written.
+        dense = 3 * int(np.count_nonzero(self.g2)) > self.g2.shape[0]  # slot ids cost 4 bytes: past 1/3, all
         state.meta.update(n_nodes=self.n_nodes, dense=dense)
-        state.arrays.update(
-            {"weights": self.weights, "g2": self.g2}
-            if dense
-            else {"slots": used.astype(np.uint32), "weights": self.weights[used], "g2": self.g2[used]}
-        )
+        if dense:
+            state.arrays.update(weights=self.weights, g2=self.g2)
+        else:
+            used = np.flatnonzero(self.g2)
+            state.arrays.update(slots=used.astype(np.uint32), weights=self.weights[used], g2=self.g2[used])
         state.arrays.update(
             bias=self.bias[: self.n_nodes].copy(),
             bias_g2=self.bias_g2[: self.n_nodes].copy(),
