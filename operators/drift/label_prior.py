@@ -18,7 +18,7 @@ are cleared: the next test compares data of the new regime only.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from scipy import special
@@ -29,6 +29,9 @@ from labelflow.operators.state import State
 
 # How many per-label shifts an event lists in ``details`` (events stay small with thousands of labels).
 _MAX_LISTED_SHIFTS = 20
+# Where an indicator column is counted before its label occurs, and where it is never counted.
+_UNSEEN = -2
+_OUT_OF_SCOPE = -1
 
 
 class LabelPriorDriftDetector(DriftDetector):
@@ -104,12 +107,21 @@ class LabelPriorDriftDetector(DriftDetector):
         self._names: list[str] = []
         self._first_seen: list[int] = []
         self._reset_windows(capacity=16)
+        self._forget_columns()
 
     def _reset(self) -> None:
         self._index = {}
         self._names = []
         self._first_seen = []
         self._reset_windows(capacity=16)
+        self._forget_columns()
+
+    def _forget_columns(self) -> None:
+        # update_indicators: the names of the indicator columns seen so far and, for each, its column in
+        # the counts (_UNSEEN until the label occurs, _OUT_OF_SCOPE where ``labels`` excludes it).
+        self._column_names: list[str] = []
+        self._column_of = np.zeros(0, dtype=np.int64)
+        self._columns_distinct = True
 
     def _reset_windows(self, capacity: int | None = None) -> None:
         capacity = capacity if capacity is not None else self._counts.shape[1]
@@ -126,7 +138,7 @@ class LabelPriorDriftDetector(DriftDetector):
         """Labels seen so far, in the order they were first seen."""
         return list(self._names)
 
-    def _add_label(self, name: str) -> int:
+    def _add_label(self, name: str, first_seen: int | None = None) -> int:
         index = len(self._names)
         if index == self._counts.shape[1]:
             grow = self._counts.shape[1]
@@ -134,7 +146,7 @@ class LabelPriorDriftDetector(DriftDetector):
             self._open = np.pad(self._open, (0, grow))
         self._index[name] = index
         self._names.append(name)
-        self._first_seen.append(self.n_seen - 1)
+        self._first_seen.append(self.n_seen - 1 if first_seen is None else first_seen)
         return index
 
     def _observe(self, x: Iterable[str], position: int) -> DriftEvent | None:
@@ -160,6 +172,84 @@ class LabelPriorDriftDetector(DriftDetector):
         if self._open_count == self.block_size:
             return self._close_block(position)
         return None
+
+    def update_indicators(
+        self, indicators: np.ndarray, names: Sequence[str], *, positions: Sequence[int] | None = None
+    ) -> list[DriftEvent]:
+        """``update_many`` with the label sets given as the rows of a boolean matrix whose column ``j`` is
+        the label ``names[j]`` (a string): the same events and state, with the counts of a block summed at
+        once.
+
+        Pass the same name for the same column in every call (a growing list, such as a learner's label
+        names): where each column is counted is cached between calls (and rebuilt when the names differ).
+        """
+        n = indicators.shape[0]
+        if positions is not None and len(positions) != n:
+            raise ValueError(f"got {n} label sets but {len(positions)} positions")
+        if indicators.ndim != 2 or indicators.shape[1] > len(names):
+            raise ValueError(
+                f"expected a 2-D indicator matrix with a name per column, got {indicators.shape}"
+            )
+        column_of = self._columns_of(names, indicators.shape[1])
+        if not self._columns_distinct:  # two columns with one name (e.g. 1 and "1"): count the sets
+            label_sets = [[names[j] for j in np.flatnonzero(row).tolist()] for row in indicators]
+            return self.update_many(label_sets, positions=positions)
+        unseen = np.flatnonzero(column_of == _UNSEEN)
+        if unseen.size:
+            for row in np.flatnonzero(indicators[:, unseen].any(axis=1)).tolist():
+                # New labels take their columns in the order one-by-one updates give them.
+                for name in sorted({names[j] for j in np.flatnonzero(indicators[row]).tolist()}):
+                    if name not in self._index and not (self._scope and name not in self._scope):
+                        self._add_label(name, first_seen=self.n_seen + row)
+            for j in unseen.tolist():
+                column_of[j] = self._index.get(names[j], _UNSEEN)  # still unseen: no row has it yet
+        counted = np.flatnonzero(column_of >= 0)
+        columns = column_of[counted]
+        events: list[DriftEvent] = []
+        start = 0
+        while start < n:
+            take = min(n - start, self.block_size - self._open_count)
+            block = indicators[start : start + take, counted]
+            self._open[columns] += block.sum(axis=0)
+            sizes = block.sum(axis=1)
+            # Integer sums: exact in floats whatever the order.
+            self._open_cardinality[0] += float(sizes.sum())
+            self._open_cardinality[1] += float((sizes * sizes).sum())
+            self._open_count += take
+            self.n_seen += take
+            start += take
+            if self._open_count == self.block_size:
+                position = self.n_seen - 1 if positions is None else int(positions[start - 1])
+                event = self._gate(self._close_block(position))
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _columns_of(self, names: Sequence[str], width: int) -> np.ndarray:
+        """Where each of the first ``width`` indicator columns is counted (cached while ``names`` agree)."""
+        known = len(self._column_names)
+        if known > len(names) or list(names[:known]) != self._column_names:
+            self._forget_columns()
+            known = 0
+        if width > known:
+            new = list(names[known:width])
+            self._column_names += new
+            self._column_of = np.concatenate(
+                [
+                    self._column_of,
+                    np.array(
+                        [
+                            self._index.get(
+                                name, _OUT_OF_SCOPE if self._scope and name not in self._scope else _UNSEEN
+                            )
+                            for name in new
+                        ],
+                        dtype=np.int64,
+                    ),
+                ]
+            )
+            self._columns_distinct = len(set(self._column_names)) == len(self._column_names)
+        return self._column_of[:width]
 
     def _close_block(self, position: int) -> DriftEvent | None:
         if self._n_blocks == self._counts.shape[0]:

@@ -26,6 +26,7 @@ from typing import Any, Literal, TypedDict, Unpack
 import numpy as np
 
 from labelflow.operators.drift.base import DriftDetector, detector_from_state
+from labelflow.operators.drift.cluster_errors import ClusterErrors
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.state import State, Stateful
 
@@ -216,6 +217,24 @@ class PerformanceDriftDetector(DriftDetector):
                 if event is not None:
                     events.append(event)
         return events
+
+    def add_to_open_block(self, total: float, squares: float, count: int) -> None:
+        """Add ``count`` errors that do not close the open block, given as their sum (added in order from 0)
+        and the sum of their squares: the same as ``update_many`` with the errors, without the per-error
+        work (:class:`~labelflow.operators.drift.cluster_errors.ClusterErrors` sums a block's errors)."""
+        if not 0 <= count < self.block_size - self._block_count:
+            raise ValueError(
+                f"{count} errors do not fit the open block ({self.block_size - self._block_count} free)"
+            )
+        self._block_sum += total
+        self._block_square += squares
+        self._block_count += count
+        self.n_seen += count
+
+    @property
+    def open_block_room(self) -> int:
+        """How many more errors the open block takes before it closes (and the window is tested)."""
+        return self.block_size - self._block_count
 
     def _close_block(self, position: int) -> DriftEvent | None:
         if self._n_blocks == self._max_blocks:
@@ -477,6 +496,26 @@ class PerformanceDriftMonitor(Stateful):
     ) -> list[DriftEvent]:
         """Several global errors in stream order (no events when the monitor has no global detector)."""
         return self.update_many(GLOBAL_LEVEL, errors, positions=positions) if self.watch_global else []
+
+    def update_clusters(
+        self, levels: Sequence[str], block: ClusterErrors, positions: Sequence[int]
+    ) -> list[DriftEvent]:
+        """The errors of a block of instances for every cluster involved in it: column ``c`` of ``block``
+        is the cluster ``levels[c]``, row ``r`` the instance at ``positions[r]``. The same events and state
+        as ``update_many`` per involved cluster in column order; a cluster whose open block stays open
+        only adds the block's sums."""
+        events: list[DriftEvent] = []
+        for cluster in np.flatnonzero(block.counts).tolist():
+            detector = self.detectors.get(levels[cluster])
+            if detector is None:
+                raise KeyError(f"no detector for cluster {levels[cluster]!r}; call set_clusters first")
+            count = int(block.counts[cluster])
+            if count < detector.open_block_room:
+                detector.add_to_open_block(float(block.sums[cluster]), float(block.squares[cluster]), count)
+            else:
+                rows = block.rows(cluster).tolist()
+                events += detector.update_many(block.errors(cluster), positions=[positions[r] for r in rows])
+        return events
 
     def in_warning(self, level: str | int) -> bool:
         """Whether the detector of ``level`` is between a warning and a drift (or its end)."""

@@ -18,6 +18,7 @@ from labelflow.operators.drift import (
     LabelStructureDriftAdapter,
     PerformanceDriftMonitor,
 )
+from labelflow.operators.drift.cluster_errors import ClusterErrors
 from labelflow.operators.labels.clustering import StructureChange
 from labelflow.operators.labels.partition import Partition
 from labelflow.operators.learners.label_index import LabelIndex
@@ -57,14 +58,58 @@ class AdaptableModel(Protocol):
     def reset_cluster_context(self, labels: Sequence[int]) -> None: ...
 
 
-@dataclasses.dataclass(frozen=True)
-class _Observation:
-    """A labelled instance waiting for the next block: what was decided for it and its true labels."""
+class _Observations:
+    """Labelled instances waiting for the next block, in arrays allocated once: per row, what was
+    decided for the instance (over the labels known when it was predicted), its true labels (over the
+    labels known once it was learned), the lengths of both, its position and its scaled input."""
 
-    scaled: Features
-    predicted: np.ndarray  # bool, over the labels known when it was predicted
-    truth: np.ndarray  # float 0/1, over the labels known once it was learned
-    position: int
+    def __init__(self, rows: int) -> None:
+        self.n = 0
+        self.predicted = np.zeros((rows, 16), dtype=bool)
+        self.truth = np.zeros((rows, 16), dtype=bool)
+        self.predicted_len = np.zeros(rows, dtype=np.int64)
+        self.truth_len = np.zeros(rows, dtype=np.int64)
+        self.positions = np.zeros(rows, dtype=np.int64)
+        self.scaled: list[Features] = []
+
+    def add(self, scaled: Features, predicted: np.ndarray, truth: np.ndarray, position: int) -> None:
+        row, n_predicted, n_truth = self.n, predicted.shape[0], truth.shape[0]
+        if row == self.predicted.shape[0] or max(n_predicted, n_truth) > self.predicted.shape[1]:
+            self._grow(row + 1, max(n_predicted, n_truth))
+        self.predicted[row, :n_predicted] = predicted
+        self.truth[row, :n_truth] = truth  # 0/1 floats: non-zero is true
+        self.predicted_len[row] = n_predicted
+        self.truth_len[row] = n_truth
+        self.positions[row] = position
+        self.scaled.append(scaled)
+        self.n = row + 1
+
+    def _grow(self, rows: int, width: int) -> None:
+        """Room for at least ``rows`` rows of ``width`` labels (doubling, so growth is rare)."""
+        old_rows, old_width = self.predicted.shape
+        rows = max(rows, 2 * old_rows) if rows > old_rows else old_rows
+        width = max(width, 2 * old_width) if width > old_width else old_width
+        for name in ("predicted", "truth"):
+            matrix = np.zeros((rows, width), dtype=bool)
+            matrix[:old_rows, :old_width] = getattr(self, name)
+            setattr(self, name, matrix)
+        for name in ("predicted_len", "truth_len", "positions"):
+            column = np.zeros(rows, dtype=np.int64)
+            column[:old_rows] = getattr(self, name)
+            setattr(self, name, column)
+
+    def clear(self) -> None:
+        self.predicted[: self.n] = False
+        self.truth[: self.n] = False
+        self.n = 0
+        self.scaled = []
+
+    def predicted_row(self, row: int) -> np.ndarray:
+        return self.predicted[row, : self.predicted_len[row]].copy()
+
+    def truth_row(self, row: int) -> np.ndarray:
+        """The row's true labels as the learner's 0/1 float32 target."""
+        return self.truth[row, : self.truth_len[row]].astype(np.float32)
 
 
 class DriftHandler(Stateful):
@@ -138,7 +183,8 @@ class DriftHandler(Stateful):
         self.structure = LabelStructureDriftAdapter(formation_age=structure_formation_age)
         self.background: dict[str, tuple[tuple[int, ...], LinearHeads]] = {}
         self.block = block
-        self._pending: list[_Observation] = []
+        self._pending = _Observations(block)
+        self._label_strings: list[str] = []  # the label names as strings, by id, for the label prior detector
         self._background_since: dict[str, int] = {}
         self._levels: dict[str, tuple[int, ...]] = {}
         self._keys: list[str] = []
@@ -197,72 +243,66 @@ class DriftHandler(Stateful):
         ``position`` is exact. ``label_names`` is the model's ``LabelIndex``. Call :meth:`flush` before
         the partition changes.
         """
-        self._pending.append(_Observation(scaled, predicted, truth, position))
-        if len(self._pending) >= self.block:
+        self._pending.add(scaled, predicted, truth, position)
+        if self._pending.n >= self.block:
             self.flush(model, label_names)
+
+    @property
+    def n_pending(self) -> int:
+        """Labelled instances observed since the last block was examined."""
+        return self._pending.n
 
     def flush(self, model: AdaptableModel, label_names: LabelIndex) -> None:
         """Run the detectors (and any adaptation) on the instances observed since the last block."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        pending = self._pending
+        n_rows = pending.n
+        if not n_rows:
             return
-        positions = [item.position for item in pending]
-        width = max(item.predicted.shape[0] for item in pending)
-        predicted = np.zeros((len(pending), width), dtype=bool)
-        truth = np.zeros((len(pending), width), dtype=bool)
-        for row, item in enumerate(pending):
-            n = item.predicted.shape[0]
-            predicted[row, :n] = item.predicted
-            truth[row, :n] = item.truth[:n] > 0
-        events = self._performance_events(predicted, truth, positions) if self.watch_performance else []
+        positions = pending.positions[:n_rows].tolist()
+        width = int(pending.predicted_len[:n_rows].max())
+        predicted = pending.predicted[:n_rows, :width]
+        events = (
+            self._performance_events(predicted, pending.truth[:n_rows, :width], positions)
+            if self.watch_performance
+            else []
+        )
         for event in sorted(events, key=lambda e: e.position):
             self._handle_performance(model, event)
         for level, (labels, heads) in self.background.items():
             local = np.asarray(labels)
             started = self._background_since.get(level, -1)
-            for item in pending:
-                if item.position >= started:
-                    heads.learn(item.scaled, item.truth[local], heads.probabilities(item.scaled, len(labels)))
-        label_ids = [np.flatnonzero(item.truth).tolist() for item in pending]
+            for row in range(n_rows):
+                if positions[row] >= started:
+                    scaled = pending.scaled[row]
+                    target = pending.truth_row(row)[local]
+                    heads.learn(scaled, target, heads.probabilities(scaled, len(labels)))
+        truth = pending.truth[:n_rows, : int(pending.truth_len[:n_rows].max())]
         if self.label_priors is not None:
-            label_sets = [[str(label_names.name(i)) for i in ids] for ids in label_ids]
-            for event in self.label_priors.update_many(label_sets, positions=positions):
+            names = self._label_strings
+            for i in range(len(names), truth.shape[1]):
+                names.append(str(label_names.name(i)))
+            for event in self.label_priors.update_indicators(truth, names, positions=positions):
                 self._emit(event)
         if self.dependence is not None:
-            for event in self.dependence.update_many(label_ids, positions=positions, label_names=label_names):
+            for event in self.dependence.update_many(truth, positions=positions, label_names=label_names):
                 self._emit(event)
         if self.inputs is not None:
-            for event in self.inputs.update_many([item.scaled for item in pending], positions=positions):
+            for event in self.inputs.update_many(pending.scaled, positions=positions):
                 self._emit(event)
+        pending.clear()
 
     def _performance_events(
         self, predicted: np.ndarray, truth: np.ndarray, positions: list[int]
     ) -> list[DriftEvent]:
         """Per-cluster errors (``1 - F1`` where the cluster is involved) and the global error of a block."""
-        n_rows, n_clusters = predicted.shape[0], len(self._keys)
-        hit = predicted & truth
-        global_size = predicted.sum(axis=1) + truth.sum(axis=1)
-        global_error = np.where(
-            global_size > 0, 1.0 - 2.0 * hit.sum(axis=1) / np.maximum(global_size, 1), 0.0
-        )
-        events = self.monitor.update_many_global(global_error, positions=positions)
-        if n_clusters == 0:
-            return events
+        n_clusters = len(self._keys)
         owner = self._cluster_index[: predicted.shape[1]]
-
-        def per_cluster(mask: np.ndarray) -> np.ndarray:
-            rows, cols = np.nonzero(mask)
-            return np.bincount(rows * n_clusters + owner[cols], minlength=n_rows * n_clusters).reshape(
-                n_rows, n_clusters
-            )
-
-        hits, sizes = per_cluster(hit), per_cluster(predicted) + per_cluster(truth)
-        for cluster in np.flatnonzero(sizes.any(axis=0)).tolist():
-            rows = np.flatnonzero(sizes[:, cluster])
-            errors = 1.0 - 2.0 * hits[rows, cluster] / sizes[rows, cluster]
-            events += self.monitor.update_many(
-                self._keys[cluster], errors, positions=[positions[r] for r in rows]
-            )
+        if n_clusters and owner.shape[0] < predicted.shape[1]:
+            raise ValueError(f"decisions over {predicted.shape[1]} labels, a partition of {owner.shape[0]}")
+        block = ClusterErrors(predicted, truth, owner, n_clusters)
+        events = self.monitor.update_many_global(block.global_error, positions=positions)
+        if n_clusters:
+            events += self.monitor.update_clusters(self._keys, block, positions)
         return events
 
     def observe_structure(self, changes: Sequence[StructureChange], label_names: Sequence[Label]) -> None:
@@ -316,25 +356,25 @@ class DriftHandler(Stateful):
 
     def _save_state(self, state: State) -> None:
         state.meta["background"] = {level: list(labels) for level, (labels, _) in self.background.items()}
-        state.meta["pending_positions"] = [item.position for item in self._pending]
-        for i, item in enumerate(self._pending):
-            _pack_input(state.arrays, f"pending{i}", item.scaled)
-            state.arrays[f"pending{i}/predicted"] = item.predicted
-            state.arrays[f"pending{i}/truth"] = item.truth
+        pending = self._pending
+        state.meta["pending_positions"] = pending.positions[: pending.n].tolist()
+        for i in range(pending.n):
+            _pack_input(state.arrays, f"pending{i}", pending.scaled[i])
+            state.arrays[f"pending{i}/predicted"] = pending.predicted_row(i)
+            state.arrays[f"pending{i}/truth"] = pending.truth_row(i)
         for i, (_, heads) in enumerate(self.background.values()):
             state.attach(f"background{i}", heads.state())
 
     def _load_state(self, state: State) -> None:
         self._levels = {level: tuple(labels) for level, labels in self._levels.items()}
-        self._pending = [
-            _Observation(
+        self._pending = _Observations(self.block)
+        for i, position in enumerate(state.meta["pending_positions"]):
+            self._pending.add(
                 _unpack_input(state.arrays, f"pending{i}"),
                 state.arrays[f"pending{i}/predicted"].astype(bool),
                 state.arrays[f"pending{i}/truth"],
                 int(position),
             )
-            for i, position in enumerate(state.meta["pending_positions"])
-        ]
         self.background = {
             level: (tuple(labels), LinearHeads.from_state(state.detach(f"background{i}")))
             for i, (level, labels) in enumerate(state.meta["background"].items())

@@ -95,3 +95,39 @@ def test_duplicate_labels_in_one_set_count_once():
     state = detector.state()
     assert state.arrays["open_counts"].tolist() == [1, 1]
     assert state.meta["open_cardinality"] == [2.0, 4.0]
+
+
+def _indicators(label_sets: list[list[str]], names: list[str]) -> np.ndarray:
+    matrix = np.zeros((len(label_sets), len(names)), dtype=bool)
+    for row, labels in enumerate(label_sets):
+        matrix[row, [names.index(label) for label in labels]] = True
+    return matrix
+
+
+@pytest.mark.parametrize("scope", [(), ("a", "d")])
+def test_indicator_rows_give_the_events_and_state_of_label_sets(label_set_stream, scope):
+    # Columns named before their label occurs ("d" from 6000 on), blocks of uneven sizes across the
+    # detector's 100-set blocks, an optional scope: the same as feeding the label sets.
+    names = ["c", "d", "b", "a"]
+    by_sets, by_rows = LabelPriorDriftDetector(labels=scope), LabelPriorDriftDetector(labels=scope)
+    rng = np.random.default_rng(0)
+    start, set_events, row_events = 0, [], []
+    while start < len(label_set_stream):
+        chunk = label_set_stream[start : start + int(rng.integers(1, 70))]
+        positions = list(range(start, start + len(chunk)))
+        set_events += by_sets.update_many(chunk, positions=positions)
+        row_events += by_rows.update_indicators(_indicators(chunk, names), names, positions=positions)
+        start += len(chunk)
+    assert [e.to_dict() for e in row_events] == [e.to_dict() for e in set_events]
+    assert len(set_events) == (2 if not scope else 1)
+    a, b = by_sets.state(), by_rows.state()
+    assert a.meta == b.meta
+    assert all(np.array_equal(a.arrays[key], b.arrays[key]) for key in a.arrays)
+
+
+def test_indicator_columns_sharing_a_name_count_once_like_a_label_set():
+    by_sets, by_rows = LabelPriorDriftDetector(block_size=2), LabelPriorDriftDetector(block_size=2)
+    sets = [["1"], ["1", "x"], ["x"]]
+    by_sets.update_many(sets)
+    by_rows.update_indicators(np.array([[1, 0, 0], [1, 1, 1], [0, 0, 1]], dtype=bool), ["1", "1", "x"])
+    assert by_sets.state().meta == by_rows.state().meta

@@ -50,7 +50,7 @@ def test_state_with_observations_waiting_for_their_block_restores_exactly(tmp_pa
         model.predict_one(x)
         model.learn_one(x, y)
     model.drain_events()
-    assert model.drift._pending
+    assert model.drift.n_pending
     model.state().save(tmp_path / "model")
     restored = PartitionedClassifier.from_state(State.load(tmp_path / "model"))
     for x, y in stream[2010:]:
