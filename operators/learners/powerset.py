@@ -6,9 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from labelflow.operators.learners import powerset_kernels as kernels
 from labelflow.operators.state import State, Stateful
 
 LabelSet = tuple[int, ...]
+#: The compiled view as the kernels read it: row labels, row starts, row lengths, each cluster's first row
+#: (and the end), the scores (see ``powerset_kernels.decode_one``), each label's cluster.
+_Tables = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 _COMPILED = (
     "row_labels",
     "row_starts",
@@ -137,7 +141,10 @@ class LabelSetDecoder(Stateful):
         self._compiled = False
         self._compiled_at = 0
         self._structure_changed = True  # a subset was seen for the first time, or the partition changed
-        self._lists_cache: dict[str, list] | None = None  # decode_one's view of the compiled arrays
+        self._choice = np.zeros((3, 0), dtype=np.int64)  # the decoding kernels' scratch (see _pack)
+        self._work = np.zeros((2, 0), dtype=np.float64)
+        none = np.zeros(0, dtype=np.int64)
+        self._tables: _Tables = (none, none, none, np.zeros(1, dtype=np.int64), np.zeros(0), none)
         self.max_label_sets = max_label_sets
         self._label_sets: dict[LabelSet, float] = {}
         self._total = 0.0
@@ -258,9 +265,8 @@ class LabelSetDecoder(Stateful):
         ``dep(S) = log P(S) - sum_{l in S} logit P(l)``, with ``P(S)`` the subset's faded count over
         ``total + k + 1`` (``k`` subsets seen in its cluster, plus one pseudo-count for novelty) and
         ``P(l)`` the label's marginal. Rebuilt every ``refresh_every`` learned instances (and after a
-        partition change) rather than per instance: the scores move slowly, and decoding then costs a
-        few vectorized operations whatever the number of clusters. The flat layout is rebuilt only when
-        a subset is seen for the first time.
+        partition change) rather than per instance: the scores move slowly, and decoding reads them as
+        they are. The flat layout is rebuilt only when a subset is seen for the first time.
         """
         if self._structure_changed:
             self._flatten()
@@ -288,7 +294,7 @@ class LabelSetDecoder(Stateful):
         self._prior_logit = prior_logit
         self._compiled_at = self.n_learned
         self._compiled = True
-        self._lists_cache = None
+        self._pack()
 
     def _flatten(self) -> None:
         pieces = [table.flat() for table in self._clusters]
@@ -316,146 +322,69 @@ class LabelSetDecoder(Stateful):
             self._compile()
 
     def decode_one(self, shifted_logits: np.ndarray) -> np.ndarray:
-        """:meth:`decode` of one instance: the same decisions as :meth:`decode_many`, in fewer operations.
-
-        The hot path of a stream: one gather and two reductions score every seen subset; the few
-        clusters whose best subset beats the empty one, and the few holding a positive per-label
-        decision, are then visited one by one (with the compiled per-cluster values as Python lists,
-        since indexing a numpy array for one value costs more than the value's arithmetic).
-        """
-        s = np.asarray(shifted_logits, dtype=np.float64)
-        decided = s > 0
+        """:meth:`decode` of one instance: one compiled call scores every cluster's candidates."""
+        s = np.ascontiguousarray(shifted_logits, dtype=np.float64)
         if self.prior_weight == 0.0 or not self._clusters or s.shape[0] != self._cluster_of.shape[0]:
-            return decided
+            return s > 0
         self._refresh_if_due()
-        lists = self._lists()
-        beta = self.prior_weight
-        best = (beta * self._empty_dependence).tolist()
-        choice: dict[int, int] = {}  # cluster -> chosen row, or -2 for the per-label decision
-        row_starts = lists["cluster_row_starts"]
-        if row_starts:
-            row_score = np.add.reduceat(s[self._row_labels], self._row_starts) + beta * self._row_dependence
-            row_best = np.maximum.reduceat(row_score, self._cluster_row_starts)
-            with_rows = lists["clusters_with_rows"]
-            for i in (
-                (row_best > self._empty_dependence[self._clusters_with_rows] * beta).nonzero()[0].tolist()
-            ):
-                start, end = row_starts[i], row_starts[i + 1]
-                cluster = with_rows[i]
-                choice[cluster] = start + int(row_score[start:end].argmax())  # the first best row
-                best[cluster] = float(row_best[i])
-        positive = decided.nonzero()[0]
-        members: dict[int, list[int]] = {}
-        if positive.size:
-            gains: dict[int, float] = {}
-            owners = self._cluster_of[positive].tolist()
-            label_gains = (s[positive] - beta * self._prior_logit[positive]).tolist()
-            for label, cluster, gain in zip(positive.tolist(), owners, label_gains, strict=True):
-                members.setdefault(cluster, []).append(label)
-                gains[cluster] = gains.get(cluster, 0.0) + gain
-            novel_log_p = lists["novel_log_p"]
-            for cluster, labels in members.items():
-                table = self._clusters[cluster]
-                if tuple(sorted(table.local[label] for label in labels)) in table.rows:
-                    continue  # a seen subset: already a candidate as a row
-                score = gains[cluster] + beta * novel_log_p[cluster]
-                if score > best[cluster]:
-                    best[cluster] = score
-                    choice[cluster] = -2
-        out = np.zeros(s.shape[0], dtype=bool)
-        if choice:
-            chosen_labels: list[int] = []
-            starts, lengths, flat = lists["row_starts"], lists["row_lengths"], lists["row_labels"]
-            for cluster, chosen in choice.items():
-                if chosen == -2:
-                    chosen_labels += members[cluster]
-                else:
-                    chosen_labels += flat[starts[chosen] : starts[chosen] + lengths[chosen]]
-            out[chosen_labels] = True
+        out = np.empty(s.shape[0], dtype=bool)
+        choice = self._choice
+        if kernels.decode_one(s, self.prior_weight, *self._tables, choice, self._work, out):
+            self._drop_subsets_seen_since_compiled(s, choice, out)
         return out
-
-    def _lists(self) -> dict[str, list]:
-        """The compiled arrays :meth:`decode_one` reads one value at a time, as lists (per compilation)."""
-        if self._lists_cache is None:
-            self._lists_cache = {
-                "cluster_row_starts": self._cluster_row_starts.tolist() + [int(self._row_cluster.shape[0])],
-                "clusters_with_rows": self._clusters_with_rows.tolist(),
-                "novel_log_p": self._novel_log_p.tolist(),
-                "row_starts": self._row_starts.tolist(),
-                "row_lengths": self._row_lengths.tolist(),
-                "row_labels": self._row_labels.tolist(),
-            }
-        return self._lists_cache
 
     def decode_many(self, shifted_logits: np.ndarray) -> np.ndarray:
-        """:meth:`decode` of every row of an ``(instances, labels)`` array, vectorized over the rows."""
-        s = np.asarray(shifted_logits, dtype=np.float64)
-        decided = s > 0
-        n_covered = self._cluster_of.shape[0]
-        if self.prior_weight == 0.0 or not self._clusters or s.shape[1] != n_covered:
-            return decided
+        """:meth:`decode` of every row of an ``(instances, labels)`` array (one compiled call)."""
+        s = np.ascontiguousarray(shifted_logits, dtype=np.float64)
+        if self.prior_weight == 0.0 or not self._clusters or s.shape[1] != self._cluster_of.shape[0]:
+            return s > 0
         self._refresh_if_due()
-        beta = self.prior_weight
-        n_rows, n_clusters = s.shape[0], len(self._clusters)
-        # Candidate 1: the empty subset of every cluster (broadcast over the instances).
-        best = beta * self._empty_dependence
-        choice = np.full(
-            (n_rows, n_clusters), -1, dtype=np.int64
-        )  # -1 empty, -2 per-label decision, else row
-        # Candidate 2: the best seen subset of every cluster.
-        if self._row_cluster.shape[0]:
-            row_score = (
-                np.add.reduceat(s[:, self._row_labels], self._row_starts, axis=1)
-                + beta * self._row_dependence
-            )
-            # Rows are grouped by cluster: one reduction gives every cluster's best seen subset.
-            row_best = np.full((n_rows, n_clusters), -np.inf)
-            row_best[:, self._clusters_with_rows] = np.maximum.reduceat(
-                row_score, self._cluster_row_starts, axis=1
-            )
-            better = row_best > best
-            if better.any():
-                instance, winners = np.nonzero(
-                    better[:, self._row_cluster] & (row_score >= row_best[:, self._row_cluster])
-                )
-                # Ties: written in reverse so that the first of a cluster's best rows is written last.
-                choice[instance[::-1], self._row_cluster[winners[::-1]]] = winners[::-1]
-                best = np.where(better, row_best, best)
-        # Candidate 3: the per-label decision, when it is a subset never seen (seen ones are rows).
-        instance, positive = np.nonzero(decided)
-        per_label_chosen = False
-        if positive.size:
-            if best.ndim == 1:  # no seen subset beat the empty one anywhere: still the broadcast row
-                best = np.tile(best, (n_rows, 1))
-            owner = self._cluster_of[positive]
-            gain = np.bincount(
-                instance * n_clusters + owner,
-                minlength=n_rows * n_clusters,
-                weights=s[instance, positive] - beta * self._prior_logit[positive],
-            ).reshape(n_rows, n_clusters)
-            members: dict[tuple[int, int], list[int]] = {}
-            for row, label, cluster in zip(instance.tolist(), positive.tolist(), owner.tolist(), strict=True):
-                members.setdefault((row, cluster), []).append(label)
-            for (row, cluster), labels in members.items():
-                table = self._clusters[cluster]
-                if tuple(sorted(table.local[label] for label in labels)) in table.rows:
-                    continue
-                score = gain[row, cluster] + beta * self._novel_log_p[cluster]
-                if score > best[row, cluster]:
-                    best[row, cluster] = score
-                    choice[row, cluster] = -2
-                    per_label_chosen = True
-        out = np.zeros(decided.shape, dtype=bool)
-        if per_label_chosen:
-            keep_per_label = choice[:, self._cluster_of] == -2
-            out[keep_per_label] = decided[keep_per_label]
-        instance, cluster = np.nonzero(choice >= 0)
-        # A few chosen subsets per instance: slicing each is cheaper than vectorized index arithmetic.
-        starts, lengths, row_labels = self._row_starts, self._row_lengths, self._row_labels
-        for row, chosen in zip(instance.tolist(), choice[instance, cluster].tolist(), strict=True):
-            start = starts[chosen]
-            out[row, row_labels[start : start + lengths[chosen]]] = True
+        out = np.empty(s.shape, dtype=bool)
+        choices = np.empty((s.shape[0],) + self._choice.shape, dtype=np.int64)
+        if kernels.decode_rows(s, self.prior_weight, *self._tables, choices, self._work, out):
+            for row in range(s.shape[0]):
+                self._drop_subsets_seen_since_compiled(s[row], choices[row], out[row])
         return out
+
+    def _drop_subsets_seen_since_compiled(self, s: np.ndarray, choice: np.ndarray, out: np.ndarray) -> None:
+        """Undo per-label decisions that are subsets first seen after the last compilation.
+
+        The kernels know the compiled rows only; a subset seen since is no candidate at all until the
+        next compilation (neither a row nor a novelty), so such a cluster falls back to its best
+        compiled candidate. Nothing to check unless a subset was seen since.
+        """
+        if not self._structure_changed:
+            return
+        for cluster in np.flatnonzero(choice[0] == -2).tolist():
+            table = self._clusters[cluster]
+            if tuple(np.flatnonzero(s[table.labels] > 0).tolist()) not in table.rows:
+                continue
+            out[table.labels] = False
+            row = int(choice[1, cluster])
+            if row >= 0:
+                start = int(self._row_starts[row])
+                out[self._row_labels[start : start + int(self._row_lengths[row])]] = True
+
+    def _pack(self) -> None:
+        """The compiled scores as one array (as the kernels read them), and the kernels' scratch."""
+        n_clusters = self._empty_dependence.shape[0]
+        cluster_rows = np.concatenate(
+            [[0], np.cumsum(np.bincount(self._row_cluster, minlength=n_clusters))]
+        ).astype(np.int64)
+        scores = np.concatenate(
+            [self._row_dependence, self._empty_dependence, self._novel_log_p, self._prior_logit]
+        ).astype(np.float64)
+        self._tables = (
+            self._row_labels,
+            self._row_starts,
+            self._row_lengths,
+            cluster_rows,
+            scores,
+            self._cluster_of,
+        )
+        if self._choice.shape[1] != n_clusters:
+            self._choice = np.zeros((3, n_clusters), dtype=np.int64)
+            self._work = np.zeros((2, n_clusters), dtype=np.float64)
 
     def _save_state(self, state: State) -> None:
         keys = list(self._label_sets.keys())
@@ -514,4 +443,4 @@ class LabelSetDecoder(Stateful):
             for name in _COMPILED:
                 setattr(self, f"_{name}", state.arrays[f"compiled/{name}"])
             self._compiled = True
-            self._lists_cache = None
+            self._pack()
