@@ -76,6 +76,15 @@ _COMMIT_TIMEOUT_S = 10.0
 # A producer waits this long for a topic's metadata before send() gives up (and the batch is retried):
 # kafka-python's 60 s default would keep a stop request waiting during an outage.
 _MAX_BLOCK_MS = 2_000
+# ``OutputDelivery.deliver`` hands a whole batch's outputs to the producer, then flushes: a flush sends
+# everything at once, so lingering costs no latency, and it keeps the producer's sender thread from
+# shipping (and lz4-compressing) a partial batch while the rest is still being handed over. One
+# producer batch per partition then holds a micro-batch's outputs (500 predictions of a few hundred
+# bytes over a few partitions), well under the broker's 1 MB batch limit: a third less CPU per output
+# than kafka-python's defaults (16 KiB batches), measured 34 -> 20-25 µs per message with the worker's
+# flush-per-batch pattern on the embedded broker.
+_PRODUCER_LINGER_MS = 1_000
+_PRODUCER_BATCH_BYTES = 256 * 1024
 # After the shutdown timeout, ``labelflow run`` exits (status 1) even if a call into Kafka still hangs.
 _FORCE_EXIT_GRACE_S = 5.0
 
@@ -245,7 +254,13 @@ class Worker:
                     "event=metrics_serving url=http://%s:%d/metrics", s.metrics.host, self.metrics_port
                 )
             self._delivery = OutputDelivery(
-                lambda: build_producer(s, client_id=self.worker_id, max_block_ms=_MAX_BLOCK_MS),
+                lambda: build_producer(
+                    s,
+                    client_id=self.worker_id,
+                    max_block_ms=_MAX_BLOCK_MS,
+                    linger_ms=_PRODUCER_LINGER_MS,
+                    batch_size=_PRODUCER_BATCH_BYTES,
+                ),
                 self.health,
                 self._stop,
             )
