@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labelflow.stream.messages import (
     DeadLetter,
@@ -14,6 +16,7 @@ from labelflow.stream.messages import (
     MessageError,
     Prediction,
     Reason,
+    _parse_common_json,
     decode_document,
     decode_feedback,
     utc_now,
@@ -189,3 +192,67 @@ def test_a_document_sent_to_the_labels_topic_is_rejected_not_taken_for_feedback(
         decode_feedback(raw, LIMIT)
     assert info.value.reason is Reason.UNKNOWN_FIELD and "another message type" in info.value.detail
     assert decode_feedback(b'{"id": "d", "labels": ["x"], "source": "crowd"}', LIMIT).labels == ["x"]
+
+
+# -- the fast JSON parser -------------------------------------------------------------------------
+
+_JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, ascii_only=st.booleans())
+def test_the_fast_json_parser_gives_what_json_gives_or_leaves_the_text_to_it(
+    value: object, ascii_only: bool
+) -> None:
+    try:
+        raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in the text has no UTF-8 form
+        return
+    fast = _parse_common_json(raw)
+    assert fast is None or repr(fast) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": NaN}',
+        b'{"a": [Infinity]}',
+        b'{"a": -Infinity}',
+        b'{"a": "\\ud800"}',
+        b'{"a": "\\udc00\\ud800"}',
+        b'{"a": "\\ud800\\u0041"}',
+        b'{"a": "x\ty"}',
+        b'{"a": 1,}',
+        b'\xef\xbb\xbf{"a": 1}',
+        b'{"a": "\xed\xa0\x80"}',
+        b"[" * 5_000 + b"]" * 5_000,
+    ],
+)
+def test_the_fast_json_parser_leaves_what_json_refuses_or_keeps_differently_to_json(raw: bytes) -> None:
+    assert _parse_common_json(raw) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "a", "text": "x", "id": "b"}',
+        b'{"id": "a", "text": "x", "meta": {"n": 1e400, "m": -0.0, "k": 123456789012345678901234567890}}',
+        b'{"id": "a", "text": "\\ud83d\\ude00 \\u00e9 \xc3\xa9 \\/"}',
+    ],
+)
+def test_valid_documents_decode_as_json_reads_them(raw: bytes) -> None:
+    document = decode_document(raw, LIMIT)
+    assert document == Document.model_validate(json.loads(raw))
