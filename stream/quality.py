@@ -41,19 +41,35 @@ class QualityTracker:
             raise ValueError(f"window must be at least 1, got {window}")
         self.window = window
         self._rows: deque[tuple[int, int, int, int]] = deque()
-        self._sum = np.zeros(4, dtype=np.int64)  # tp, fp, fn, exact over the window
-        self.total = np.zeros(4, dtype=np.int64)  # the same since the model started
+        # Plain ints, not numpy arrays: adding a 4-tuple to an array costs more than the whole update.
+        self._sum = [0, 0, 0, 0]  # tp, fp, fn, exact over the window
+        self._total = [0, 0, 0, 0]  # the same since the model started
         self.scored = 0
+
+    @property
+    def total(self) -> np.ndarray:
+        """tp, fp, fn and exact matches since the model started."""
+        return np.array(self._total, dtype=np.int64)
 
     def add(self, predicted: Iterable[str], actual: Iterable[str]) -> None:
         p, a = set(predicted), set(actual)
-        row = (len(p & a), len(p - a), len(a - p), int(p == a))
-        self._rows.append(row)
-        self._sum += row
-        self.total += row
+        tp = len(p & a)
+        fp, fn, exact = len(p) - tp, len(a) - tp, int(tp == len(p) == len(a))
+        self._rows.append((tp, fp, fn, exact))
+        s, t = self._sum, self._total
+        s[0] += tp
+        s[1] += fp
+        s[2] += fn
+        s[3] += exact
+        t[0] += tp
+        t[1] += fp
+        t[2] += fn
+        t[3] += exact
         self.scored += 1
         if len(self._rows) > self.window:
-            self._sum -= self._rows.popleft()
+            old = self._rows.popleft()
+            for i in range(4):
+                s[i] -= old[i]
 
     @property
     def size(self) -> int:
@@ -61,30 +77,31 @@ class QualityTracker:
 
     @property
     def micro_f1_window(self) -> float:
-        return _f1(*(int(v) for v in self._sum[:3]))
+        return _f1(*self._sum[:3])
 
     @property
     def micro_f1_cumulative(self) -> float:
-        return _f1(*(int(v) for v in self.total[:3]))
+        return _f1(*self._total[:3])
 
     @property
     def subset_accuracy_window(self) -> float:
-        return float(self._sum[3]) / len(self._rows) if self._rows else 1.0
+        return self._sum[3] / len(self._rows) if self._rows else 1.0
 
     def state(self) -> State:
         rows = np.asarray(self._rows, dtype=np.int64).reshape(-1, 4)
         return State(
             meta={"kind": "labelflow.quality", "version": 1, "window": self.window, "scored": self.scored},
-            arrays={"rows": rows, "total": self.total.copy()},
+            arrays={"rows": rows, "total": self.total},
         )
 
     @classmethod
     def from_state(cls, state: State, window: int) -> QualityTracker:
         tracker = cls(window)
-        tracker.total = state.arrays["total"].astype(np.int64).copy()
+        tracker._total = [int(v) for v in state.arrays["total"]]
         tracker.scored = int(state.meta["scored"])
         for row in state.arrays["rows"][-window:]:
-            t = tuple(int(v) for v in row)
-            tracker._rows.append(t)  # type: ignore[arg-type]
-            tracker._sum += t
+            tp, fp, fn, exact = (int(v) for v in row)
+            tracker._rows.append((tp, fp, fn, exact))
+            for i, v in enumerate((tp, fp, fn, exact)):
+                tracker._sum[i] += v
         return tracker
