@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -255,11 +256,11 @@ class ModelRuntime:
 
     def _select(self, scores: dict[Label, float], decided: Iterable[Label] = ()) -> dict[str, float]:
         """The published scores: the ``score_top_k`` best at or above the floor, and the decided labels'."""
-        items = [(str(k), float(v)) for k, v in scores.items() if v >= self.score_floor]
-        if self.score_top_k is not None and len(items) > self.score_top_k:
-            items.sort(key=lambda kv: -kv[1])
-            items = items[: self.score_top_k]
-        selected = dict(items)
+        floor, top_k = self.score_floor, self.score_top_k
+        selected = {str(k): float(v) for k, v in scores.items() if v >= floor}
+        if top_k is not None and len(selected) > top_k:
+            # Stable: equal scores keep the model's label order.
+            selected = dict(sorted(selected.items(), key=itemgetter(1), reverse=True)[:top_k])
         for label in decided:  # a decided label always shows its score, even outside the top k
             if str(label) not in selected and label in scores:
                 selected[str(label)] = float(scores[label])
@@ -267,7 +268,7 @@ class ModelRuntime:
 
     def _scored(self, prediction: ScoredLabels) -> Scored:
         labels, scores = prediction
-        return Scored(frozenset(str(label) for label in labels), self._select(scores, labels))
+        return Scored(frozenset(map(str, labels)), self._select(scores, labels))
 
     def predict_one(self, x: Features) -> Scored:
         return self._scored(self.model.predict_with_scores(x))

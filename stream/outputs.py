@@ -37,6 +37,8 @@ class OutputMessage:
     def size(self) -> int:
         """Bytes of key, value and headers: what counts against the producer's and broker's limits."""
         key = len(self.key) if self.key is not None else 0
+        if not self.headers:
+            return key + len(self.value)
         return key + len(self.value) + sum(len(name) + len(value) for name, value in self.headers)
 
 

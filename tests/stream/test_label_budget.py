@@ -86,3 +86,12 @@ def test_a_prediction_shows_the_top_k_scores_and_every_decided_labels_score() ->
     scored = runtime.predict_one(X)
     assert scored.labels == {"l0", "l40"}
     assert set(scored.scores) == {"l0", "l1", "l2", "l40"}
+
+
+def test_published_scores_keep_the_models_order_among_equal_scores_and_respect_the_floor() -> None:
+    class _Ties(_RegistersThenFails):
+        def predict_with_scores(self, x: Features) -> tuple[set[str], dict[str, float]]:
+            return {"z"}, {"d": 0.5, "c": 0.9, "b": 0.5, "a": 0.5, "z": 0.01, "y": 0.02}
+
+    scored = ModelRuntime(_Ties(), score_top_k=3, score_floor=0.015).predict_one(X)
+    assert list(scored.scores.items()) == [("c", 0.9), ("d", 0.5), ("b", 0.5), ("z", 0.01)]
