@@ -206,7 +206,7 @@ TIMED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "labelflow.operators.learners.partitioned",
         "PartitionedClassifier",
-        ("_forward", "_decide_one", "_named", "_learn"),
+        ("_forward", "_decide_shifted", "_named", "_learn"),
     ),
     ("labelflow.operators.learners.feature_scaling", "FeatureScaler", ("transform", "learn_one")),
     ("labelflow.operators.learners.linear", "LinearHeads", ("logits", "learn")),

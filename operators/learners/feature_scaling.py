@@ -7,7 +7,30 @@ import math
 import numpy as np
 
 from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.compiled import kernel
 from labelflow.operators.state import Stateful
+
+
+@kernel
+def _standardized(
+    x: np.ndarray, mean: np.ndarray, m2: np.ndarray, n: int, clip: float, out: np.ndarray
+) -> None:
+    """``out`` = the standardised, clipped ``x`` over ``sqrt(dim)``, in float64 as the numpy form was
+    (``(x - mean) / std``, 0 where ``std <= 1e-12``), so the values are the same to the bit."""
+    root = math.sqrt(x.shape[0])
+    for i in range(x.shape[0]):
+        std = math.sqrt(m2[i] / (n - 1))
+        z = (x[i] - mean[i]) / max(std, 1e-12) if std > 1e-12 else 0.0
+        out[i] = min(max(z, -clip), clip) / root
+
+
+@kernel
+def _welford_step(x: np.ndarray, mean: np.ndarray, m2: np.ndarray, n: int) -> None:
+    """One Welford update of the running ``mean`` and ``m2`` with ``x`` (the ``n``-th instance)."""
+    for i in range(x.shape[0]):
+        delta = x[i] - mean[i]
+        mean[i] += delta / n
+        m2[i] += delta * (x[i] - mean[i])
 
 
 class FeatureScaler(Stateful):
@@ -70,9 +93,7 @@ class FeatureScaler(Stateful):
         else:
             mean, m2 = self._moments(x)
             self.n += 1
-            delta = x - mean
-            mean += delta / self.n
-            m2 += delta * (x - mean)
+            _welford_step(x, mean, m2, self.n)
 
     def transform(self, x: Features) -> Features:
         if isinstance(x, SparseVector):
@@ -87,8 +108,6 @@ class FeatureScaler(Stateful):
         mean, m2 = self._moments(x)
         if self.n < 2:
             return np.zeros(x.shape[0], dtype=np.float32)
-        std = np.sqrt(m2 / (self.n - 1))
-        z = np.where(std > 1e-12, (x - mean) / np.maximum(std, 1e-12), 0.0)
-        # minimum/maximum rather than np.clip, whose Python wrapper costs more than the work here
-        np.minimum(np.maximum(z, -self.clip, out=z), self.clip, out=z)
-        return (z / math.sqrt(x.shape[0])).astype(np.float32)
+        out = np.empty(x.shape[0], dtype=np.float32)
+        _standardized(x, mean, m2, self.n, float(self.clip), out)
+        return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
 from labelflow.operators.state import Stateful
 
@@ -58,6 +58,11 @@ class LabelIndex(Stateful):
     @property
     def names(self) -> list[Hashable]:
         return list(self._names)
+
+    @property
+    def names_view(self) -> Sequence[Hashable]:
+        """The names without a copy (read it, never change it: the hot path reads this every document)."""
+        return self._names
 
     def name(self, label_id: int) -> Hashable:
         return self._names[label_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from labelflow.operators.base import Features, SparseVector, dense_rows, sparse_rows
+from labelflow.operators.compiled import kernel
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State, Stateful
@@ -13,6 +14,62 @@ from labelflow.operators.state import State, Stateful
 # ones: once the instances seen in all are 1 / (1 - 1 / 1.1**2) = 5.8x those seen before the restart.
 _RESTART_MERGE_FRACTION = 1.0 - 1.0 / 1.1**2
 _MAX_RESTARTED_GROUPS = 16  # each keeps one accumulator snapshot of (dim + 1) floats
+
+
+@kernel
+def _adagrad_step(
+    weights: np.ndarray,
+    g2: np.ndarray,
+    rows: np.ndarray,
+    values: np.ndarray,
+    gradient: np.ndarray,
+    learning_rate: float,
+    offset: float,
+    group: np.ndarray,
+    snapshots: np.ndarray,
+) -> None:
+    """In place: the AdaGrad step of the feature rows ``rows`` (unique; empty: every row, ``values`` is
+    then the dense instance) and of the bias row, for the labels of ``gradient``.
+
+    A label ``j`` with ``group[j] >= 0`` (``group`` may be empty: none) steps with the accumulators
+    counted from its restart, ``g2 - snapshots[group[j]]``. Every operation is the float32 one of the
+    vectorized form, in its order, so the weights are the same to the bit.
+    """
+    rate = np.float32(learning_rate)
+    shift = np.float32(offset)
+    n = gradient.shape[0]
+    bias = g2.shape[0] - 1
+    dense = rows.shape[0] == 0
+    count = values.shape[0]
+    restarted = group.shape[0] > 0
+    group_step = np.empty(snapshots.shape[0], dtype=np.float32)
+    for k in range(count):
+        row = k if dense else rows[k]
+        g2[row] += values[k] * values[k]
+    g2[bias] += np.float32(1.0)
+    for k in range(count):
+        row = k if dense else rows[k]
+        accumulated = g2[row]
+        step = rate / np.sqrt(shift + accumulated) * values[k]
+        if not restarted:
+            for j in range(n):
+                weights[row, j] += step * gradient[j]
+            continue
+        for g in range(snapshots.shape[0]):
+            group_step[g] = rate / np.sqrt(shift + (accumulated - snapshots[g, row])) * values[k]
+        for j in range(n):
+            own = group[j]
+            weights[row, j] += (step if own < 0 else group_step[own]) * gradient[j]
+    bias_step = rate / np.sqrt(shift + g2[bias])
+    for j in range(n):
+        weights[bias, j] += bias_step * gradient[j]
+        if restarted and group[j] >= 0:
+            own_step = rate / np.sqrt(shift + (g2[bias] - snapshots[group[j], bias]))
+            weights[bias, j] += (own_step - bias_step) * gradient[j]
+
+
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+_NO_GROUPS = np.zeros((0, 0), dtype=np.float32)
 
 
 class LinearHeads(Stateful):
@@ -59,6 +116,7 @@ class LinearHeads(Stateful):
         self._g2 = np.zeros(0, dtype=np.float32)  # AdaGrad accumulators per feature (+ bias)
         # (labels, accumulators at their restart): the step sizes of these labels count from there on.
         self._restarted: list[tuple[np.ndarray, np.ndarray]] = []
+        self._groups: tuple[np.ndarray, np.ndarray] | None = None  # _restart_groups's, while _restarted holds
 
     def _ensure(self, dim: int, n_labels: int) -> None:
         if self.dim is None:
@@ -106,14 +164,17 @@ class LinearHeads(Stateful):
         self._ensure(dim, n_labels)
         gradient = (y - p).astype(np.float32, copy=False)
         w = self.weights
-        if not self._restarted and not self.l2 and not isinstance(x, SparseVector):
-            # The hot path for dense inputs: every row in place, no gather (a zero feature's row and
-            # accumulator get exactly zero added, as if it were skipped).
-            self._g2[:-1] += x * x
-            self._g2[-1] += 1.0
-            rates = self._rates(self._g2)
-            w[:-1, :n_labels] += np.outer(rates[:-1] * x, gradient)
-            w[-1, :n_labels] += rates[-1] * gradient
+        values = x.values if isinstance(x, SparseVector) else x
+        if not self.l2 and values.dtype == np.float32 and gradient.dtype == np.float32:
+            # The hot path: one compiled step over the touched rows, in place (a dense zero feature's row
+            # and accumulator get exactly zero added, as if it were skipped).
+            group, snapshots = self._restart_groups(n_labels)
+            rows = x.indices if isinstance(x, SparseVector) else _NO_ROWS
+            _adagrad_step(
+                w, self._g2, rows, values, gradient, self.learning_rate, self.adagrad_offset, group, snapshots
+            )
+            if self._restarted:
+                self._merge_restarted()
             return
         if isinstance(x, SparseVector):
             idx, values = x.indices, x.values
@@ -138,6 +199,17 @@ class LinearHeads(Stateful):
         w[idx, :n_labels] = block
         if restarted:
             self._merge_restarted()
+
+    def _restart_groups(self, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per label, its restarted group (-1: none; empty: no label restarted), and the groups' snapshots."""
+        if not self._restarted:
+            return _NO_ROWS, _NO_GROUPS
+        if self._groups is None or self._groups[0].shape[0] != n_labels:
+            group = np.full(n_labels, -1, dtype=np.int64)
+            for i, (labels, _) in enumerate(self._restarted):
+                group[labels[labels < n_labels]] = i
+            self._groups = (group, np.stack([snapshot for _, snapshot in self._restarted]).astype(np.float32))
+        return self._groups
 
     def _rates(self, accumulated: np.ndarray) -> np.ndarray:
         return self.learning_rate / np.sqrt(self.adagrad_offset + accumulated)
@@ -186,11 +258,15 @@ class LinearHeads(Stateful):
             -(_MAX_RESTARTED_GROUPS - 1) :
         ]
         self._restarted.append((labels, snapshot.astype(np.float32)))
+        self._groups = None
 
     def _merge_restarted(self) -> None:
         """Return restarted labels to the shared step sizes once theirs are close (the bias counts instances)."""
         limit = _RESTART_MERGE_FRACTION * self._g2[-1]
-        self._restarted = [(labels, snap) for labels, snap in self._restarted if snap[-1] > limit]
+        kept = [(labels, snap) for labels, snap in self._restarted if snap[-1] > limit]
+        if len(kept) != len(self._restarted):
+            self._restarted = kept
+            self._groups = None
 
     @property
     def restarted_labels(self) -> list[int]:
@@ -207,3 +283,4 @@ class LinearHeads(Stateful):
             (state.arrays[f"restarted{i}/labels"], state.arrays[f"restarted{i}/g2"])
             for i in range(state.meta.get("n_restarted", 0))
         ]
+        self._groups = None

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier, ScoredLabels
+from labelflow.operators.compiled import kernel
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.drift_handling import Adaptation, DriftHandler
 from labelflow.operators.learners.feature_scaling import FeatureScaler
@@ -46,18 +46,108 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
 
 
-@dataclass
+# The one-instance path in three compiled steps around numpy's log and exp (kept for their exact
+# float32 results, so predictions stay the same to the bit): every step reads and writes the per-label
+# rows of one (6, labels) float32 block. Each operation is the float32 one of the vectorized form.
+_HEAD_P, _P, _Z, _SHIFTED, _ODDS, _HEAD_Z = range(6)
+_F32_MAX_LOG_ODDS = np.float32(_MAX_LOG_ODDS)
+
+
+@kernel
+def _stack_inputs(block: np.ndarray, votes: np.ndarray, recent: np.ndarray, inputs: np.ndarray) -> None:
+    """Stacker inputs but the neighbours' log-odds (head log-odds, recent label set, bias), and the
+    neighbours' odds ``p / (1 - p)`` (``votes`` empty: no neighbours; ``recent`` empty: no context)."""
+    n = block.shape[1]
+    low = np.float32(1e-4)
+    high = np.float32(1 - 1e-4)
+    one = np.float32(1.0)
+    for i in range(n):
+        z = block[_HEAD_Z, i]
+        inputs[i, 0] = min(max(z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
+        inputs[i, 2] = recent[i] if recent.shape[0] else np.float32(0.0)
+        inputs[i, 3] = one
+        if votes.shape[0]:
+            p = min(max(votes[i], low), high)
+            block[_ODDS, i] = p / (one - p)
+
+
+@kernel
+def _stack_logits(
+    block: np.ndarray, inputs: np.ndarray, stack: np.ndarray, threshold_log_odds: np.ndarray, has_votes: bool
+) -> None:
+    """Stacked log-odds (``block[_ODDS]`` holds the neighbours' log-odds), the decision margins against
+    ``threshold_log_odds`` (empty: none), and ``-clip(z, 30)`` of the heads and the stack for exp."""
+    n = block.shape[1]
+    for i in range(n):
+        inputs[i, 1] = block[_ODDS, i] if has_votes else np.float32(0.0)
+        # pairwise, as numpy's einsum sums four products
+        z = (inputs[i, 0] * stack[i, 0] + inputs[i, 1] * stack[i, 1]) + (
+            inputs[i, 2] * stack[i, 2] + inputs[i, 3] * stack[i, 3]
+        )
+        block[_Z, i] = z
+        bounded = min(max(z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
+        block[_SHIFTED, i] = bounded - threshold_log_odds[i] if threshold_log_odds.shape[0] else bounded
+        block[_HEAD_P, i] = -min(max(block[_HEAD_Z, i], np.float32(-30.0)), np.float32(30.0))
+        block[_P, i] = -min(max(z, np.float32(-30.0)), np.float32(30.0))
+
+
+@kernel
+def _logistic(exp_of_minus: np.ndarray) -> None:
+    """In place: ``1 / (1 + e)`` from ``e = exp(-z)``."""
+    one = np.float32(1.0)
+    for r in range(exp_of_minus.shape[0]):
+        for i in range(exp_of_minus.shape[1]):
+            exp_of_minus[r, i] = one / (one + exp_of_minus[r, i])
+
+
+@kernel
+def _learn_stack(
+    target: np.ndarray,
+    p: np.ndarray,
+    inputs: np.ndarray,
+    stack: np.ndarray,
+    stack_g2: np.ndarray,
+    learning_rate: float,
+) -> None:
+    """The stacker's AdaGrad step (offset 1) on the logistic loss of its prediction ``p``."""
+    rate = np.float32(learning_rate)
+    one = np.float32(1.0)
+    for i in range(p.shape[0]):
+        error = target[i] - p[i]
+        for k in range(inputs.shape[1]):
+            gradient = error * inputs[i, k]
+            stack_g2[i, k] += gradient * gradient
+            stack[i, k] += rate * gradient / np.sqrt(one + stack_g2[i, k])
+
+
+_NO_ARRAY = np.zeros(0, dtype=np.float32)
+
+
 class _Forward:
     """Everything computed for one instance before its labels are learned (reused by learn_one)."""
 
-    scaled: Features
-    embedded: Embedded | None  # the instance as the neighbour window stores it (None without neighbours)
-    head_p: np.ndarray
-    inputs: np.ndarray  # (labels, stack inputs)
-    z: np.ndarray  # stacked log-odds
-    p: np.ndarray
-    n_labels: int
-    decided: np.ndarray | None = None
+    __slots__ = ("scaled", "embedded", "head_p", "inputs", "z", "p", "n_labels", "shifted", "decided")
+
+    def __init__(
+        self,
+        scaled: Features,
+        embedded: Embedded | None,  # the instance as the neighbour window stores it (None without neighbours)
+        head_p: np.ndarray,
+        inputs: np.ndarray,  # (labels, stack inputs)
+        z: np.ndarray,  # stacked log-odds
+        p: np.ndarray,
+        n_labels: int,
+        shifted: np.ndarray | None = None,  # bounded log-odds minus the thresholds' (when computed with them)
+    ) -> None:
+        self.scaled = scaled
+        self.embedded = embedded
+        self.head_p = head_p
+        self.inputs = inputs
+        self.z = z
+        self.p = p
+        self.n_labels = n_labels
+        self.shifted = shifted
+        self.decided: np.ndarray | None = None
 
 
 class PartitionedClassifier(Stateful, MultiLabelClassifier):
@@ -275,34 +365,47 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         return inputs, np.einsum("...ij,ij->...i", inputs, self._stack[:n])
 
     def _forward(self, x: Features) -> _Forward:
-        if self._cached is not None and self._cached[0] is x:
-            return self._cached[1]
+        cached = self._cached
+        if cached is not None and cached[0] is x:
+            return cached[1]
         n = len(self.label_index)
-        self._grow(n)
+        if n > self._recent.shape[0] or n > self._stack.shape[0]:
+            self._grow(n)
         scaled = self.scaler.transform(x)
-        head_z = self.heads.logits(scaled, n)
-        embedded = votes = None
+        block = np.empty((6, n), dtype=np.float32)
+        block[_HEAD_Z] = self.heads.logits(scaled, n)
+        embedded = None
+        votes = _NO_ARRAY
         if self.neighbours is not None:
             embedded = self.neighbours.embed(scaled)
             votes = self.neighbours.votes(scaled, n, embedded)
-        inputs, z = self._stacked(head_z, votes)
-        head_p, p = _sigmoid(np.stack([head_z, z]))  # one pass over both: the calls cost more than the work
-        forward = _Forward(
-            scaled=scaled,
-            embedded=embedded,
-            head_p=head_p,
-            inputs=inputs,
-            z=z,
-            p=p,
-            n_labels=n,
+        inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
+        _stack_inputs(block, votes, self._recent if self.temporal_context else _NO_ARRAY, inputs)
+        odds = block[_ODDS]
+        if self.neighbours is not None:
+            np.log(odds, out=odds)
+        thresholds = self.thresholds
+        _stack_logits(
+            block,
+            inputs,
+            self._stack,
+            _NO_ARRAY if thresholds is None else thresholds.log_odds(n),
+            self.neighbours is not None,
         )
+        probabilities = block[:2]
+        np.exp(probabilities, out=probabilities)
+        _logistic(probabilities)
+        forward = _Forward(scaled, embedded, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
         self._cached = (x, forward)
         return forward
 
     def _decided(self, forward: _Forward) -> np.ndarray:
         """The decided label mask of ``forward`` (decided now if it was not yet)."""
         if forward.decided is None:
-            forward.decided = self._decide_one(forward.z)
+            if forward.shifted is None:
+                forward.decided = self._decide_one(forward.z)
+            else:
+                forward.decided = self._decide_shifted(forward.shifted)
         return forward.decided
 
     def _decide(self, forward: _Forward) -> np.ndarray:
@@ -315,6 +418,12 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         shifted = _bounded(z)
         if self.thresholds is not None:
             shifted = shifted - self.thresholds.log_odds(z.shape[0])
+        return self._decide_shifted(shifted)
+
+    def _decide_shifted(self, shifted: np.ndarray) -> np.ndarray:
+        """The decided label mask from the bounded stacked log-odds minus the thresholds' log-odds."""
+        if shifted.shape[0] == 0:
+            return np.zeros(0, dtype=bool)
         decided = self.decoder.decode_one(shifted)
         if self._force_one() and not decided.any():
             decided[np.argmax(shifted)] = True
@@ -340,10 +449,8 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         return bool(self.at_least_one)
 
     def _named(self, decided: np.ndarray, p: np.ndarray) -> tuple[set[Label], dict[Label, float]]:
-        names = self.label_index.names
-        return {names[i] for i in decided.nonzero()[0].tolist()}, dict(
-            zip(names[: p.shape[0]], p.tolist(), strict=True)
-        )
+        names = self.label_index.names_view  # may know labels added after p was computed: zip stops at p
+        return {names[i] for i in decided.nonzero()[0].tolist()}, dict(zip(names, p.tolist(), strict=False))
 
     def predict_with_scores(self, x: Features) -> ScoredLabels:
         """The decided label set and every known label's probability, computed once."""
@@ -424,7 +531,8 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
     def _learn(self, x: Features, forward: _Forward, y: Iterable[Label]) -> None:
         label_ids = self.label_index.ids(y)
         n = len(self.label_index)
-        self._grow(n)
+        if n > self._recent.shape[0] or n > self._stack.shape[0]:
+            self._grow(n)
         target = np.zeros(n, dtype=np.float32)
         target[label_ids] = 1.0
         n_old = forward.n_labels
@@ -432,10 +540,8 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             # Stacker, thresholds and drift detectors learn from the prediction made before this update.
             t = target[:n_old]
             if self.stack_learning_rate:
-                gradient = (t - forward.p)[:, None] * forward.inputs
-                self._stack_g2[:n_old] += gradient * gradient
-                self._stack[:n_old] += (
-                    self.stack_learning_rate * gradient / np.sqrt(1.0 + self._stack_g2[:n_old])
+                _learn_stack(
+                    t, forward.p, forward.inputs, self._stack, self._stack_g2, self.stack_learning_rate
                 )
             if self.thresholds is not None:
                 self.thresholds.update(forward.p, t)

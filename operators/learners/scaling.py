@@ -93,6 +93,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self.decisions = DecisionExperts(objective)
         self._predicted = CachedCandidates()
         self._n_learned = 0  # the cache's version: a prediction is reused only if nothing was learned since
+        self._sized_at = -1  # the label count _grow last checked the size at
 
     # ------------------------------------------------------------------ which learner
 
@@ -107,13 +108,17 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
 
     def _size(self) -> float:
         """How far the flat learner is towards its limits (1 = hand over)."""
-        n = len(self.model.labels)
+        n = self.n_labels
         heads = n * ((self._dim or 0) + 1) * 4
         return max(n / self.flat_max_labels, heads / self.flat_heads_budget)
 
     def _grow(self) -> None:
         if self.flat is None:
             return
+        n = len(self.flat.label_index)
+        if n == self._sized_at:  # the size only changes with the label count (the dimension is fixed)
+            return
+        self._sized_at = n
         if self.tree is None and self._size() >= _SHADOW_FRACTION:
             self.tree = LabelTreeClassifier(**self.tree_settings)
             # The tree knows every label from the start, grouped as the flat learner's clusterer grouped them.
@@ -131,7 +136,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
 
     @property
     def n_labels(self) -> int:
-        return len(self.model.labels)
+        return len(self.flat.label_index) if self.flat is not None else len(self.model.labels)
 
     @property
     def partition(self) -> PartitionInfo | None:
@@ -184,7 +189,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def __getattr__(self, name: str) -> Any:
         # Components of the learner in charge (heads, clusterer, thresholds, ...) for benchmarks and tests
         # that look inside it; only reached for names this class does not define.
-        if name in {"flat", "tree", "_dim", "decisions", "_predicted", "_n_learned"}:
+        if name in {"flat", "tree", "_dim", "decisions", "_predicted", "_n_learned", "_sized_at"}:
             raise AttributeError(name)
         return getattr(self.model, name)
 

@@ -6,6 +6,7 @@ from typing import overload
 
 import numpy as np
 
+from labelflow.operators.compiled import kernel
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.state import State, Stateful
 
@@ -16,6 +17,39 @@ def _log_odds(p: float) -> float: ...
 def _log_odds(p: np.ndarray) -> np.ndarray: ...
 def _log_odds(p: np.ndarray | float) -> np.ndarray | float:
     return np.log(p / (1.0 - p))
+
+
+@kernel
+def _count_scores(
+    scores: np.ndarray,
+    truth: np.ndarray,
+    lengths: np.ndarray,
+    weights: np.ndarray,
+    positive: np.ndarray,
+    negative: np.ndarray,
+) -> None:
+    """Add weighted counts of concatenated updates (``lengths[u]`` scores of weight ``weights[u]``) to the
+    ``(bins, labels)`` histograms: each update's weight in its score's bin, in the positive histogram
+    where ``truth > 0``. Summed per cell in update order from zero, then added, as ``np.bincount`` did."""
+    bins = positive.shape[0]
+    width = positive.shape[1]
+    scale = np.float32(bins)
+    added_positive = np.zeros((bins, width))
+    added_negative = np.zeros((bins, width))
+    start = 0
+    for u in range(lengths.shape[0]):
+        weight = weights[u]
+        for label in range(lengths[u]):
+            cell = min(int(np.float32(scores[start + label]) * scale), bins - 1)
+            if truth[start + label] > 0:
+                added_positive[cell, label] += weight
+            else:
+                added_negative[cell, label] += weight
+        start += lengths[u]
+    for b in range(bins):
+        for label in range(width):
+            positive[b, label] += added_positive[b, label]
+            negative[b, label] += added_negative[b, label]
 
 
 class AdaptiveThresholds(Stateful):
@@ -104,18 +138,13 @@ class AdaptiveThresholds(Stateful):
             return
         n_labels = max(scores.shape[0] for scores, _, _ in self._pending)
         self._ensure(n_labels)
-        width = self._positive.shape[1]
-        scores = np.concatenate([scores for scores, _, _ in self._pending])
-        positive = np.concatenate([truth for _, truth, _ in self._pending]) > 0
-        weights = np.concatenate([np.full(s.shape[0], w) for s, _, w in self._pending])
-        columns = np.concatenate([np.arange(s.shape[0]) for s, _, _ in self._pending])
-        cells = np.minimum((scores * self.bins).astype(np.int64), self.bins - 1) * width + columns
-        size = self.bins * width
-        self._positive += np.bincount(cells[positive], weights=weights[positive], minlength=size).reshape(
-            self.bins, width
-        )
-        self._negative += np.bincount(cells[~positive], weights=weights[~positive], minlength=size).reshape(
-            self.bins, width
+        _count_scores(
+            np.concatenate([scores for scores, _, _ in self._pending]),
+            np.concatenate([truth for _, truth, _ in self._pending]),
+            np.array([scores.shape[0] for scores, _, _ in self._pending], dtype=np.int64),
+            np.array([weight for _, _, weight in self._pending], dtype=np.float64),
+            self._positive,
+            self._negative,
         )
         self._pending = []
         if self._weight > 1e100:

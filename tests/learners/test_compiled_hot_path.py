@@ -1,0 +1,209 @@
+"""The default learner's compiled per-document kernels against the vectorized numpy forms they replace.
+
+Each reference below is the numpy code the kernel replaced; the kernels promise the same float32 (or
+float64) operations in the same order, so the results must be equal to the bit, not approximately.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from labelflow.operators.base import SparseVector
+from labelflow.operators.learners import feature_scaling, linear, partitioned, thresholds
+from labelflow.operators.learners.registry import make_learner
+
+RNG_SEEDS = (0, 1, 2)
+
+
+def test_standardize_and_welford_match_numpy():
+    for seed in RNG_SEEDS:
+        rng = np.random.default_rng(seed)
+        x = (rng.normal(size=37) * 4).astype(np.float32)
+        mean, m2 = rng.normal(size=37), rng.random(37) * 9
+        m2[3] = 0.0  # a constant feature standardises to 0
+        n, clip = 11, 5.0
+        std = np.sqrt(m2 / (n - 1))
+        z = np.where(std > 1e-12, (x - mean) / np.maximum(std, 1e-12), 0.0)
+        np.minimum(np.maximum(z, -clip, out=z), clip, out=z)
+        expected = (z / math.sqrt(x.shape[0])).astype(np.float32)
+        out = np.empty(37, dtype=np.float32)
+        feature_scaling._standardized(x, mean, m2, n, clip, out)
+        assert np.array_equal(out, expected)
+
+        ref_mean, ref_m2 = mean.copy(), m2.copy()
+        delta = x - ref_mean
+        ref_mean += delta / (n + 1)
+        ref_m2 += delta * (x - ref_mean)
+        feature_scaling._welford_step(x, mean, m2, n + 1)
+        assert np.array_equal(mean, ref_mean) and np.array_equal(m2, ref_m2)
+
+
+def _reference_adagrad(
+    w: np.ndarray,
+    g2: np.ndarray,
+    idx: np.ndarray,
+    values: np.ndarray,
+    gradient: np.ndarray,
+    restarted: list[tuple[np.ndarray, np.ndarray]],
+    lr: float,
+    offset: float,
+) -> None:
+    """LinearHeads.learn's numpy form (no l2)."""
+    n = gradient.shape[0]
+
+    def rates(accumulated: np.ndarray) -> np.ndarray:
+        return lr / np.sqrt(offset + accumulated)
+
+    g2[idx] += values * values
+    g2[-1] += 1.0
+    accumulated, bias_accumulated = g2[idx], g2[-1]
+    block = w[idx, :n]
+    subs = [(labels, block[:, labels], snapshot) for labels, snapshot in restarted]
+    block += np.outer(rates(accumulated) * values, gradient)
+    bias_rate = rates(bias_accumulated)
+    w[-1, :n] += bias_rate * gradient
+    for labels, sub, snapshot in subs:
+        sub += np.outer(rates(accumulated - snapshot[idx]) * values, gradient[labels])
+        block[:, labels] = sub
+        w[-1, labels] += (rates(bias_accumulated - snapshot[-1]) - bias_rate) * gradient[labels]
+    w[idx, :n] = block
+
+
+@pytest.mark.parametrize("restarts", [False, True])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_adagrad_step_matches_numpy(sparse: bool, restarts: bool):
+    rng = np.random.default_rng(3)
+    dim, n, capacity = 40, 9, 16
+    w = rng.normal(size=(dim + 1, capacity)).astype(np.float32)
+    g2 = (rng.random(dim + 1) * 50).astype(np.float32)
+    gradient = (rng.random(n) * 2 - 1).astype(np.float32)
+    restarted = (
+        [
+            (np.array([1, 4]), (g2 * rng.random(dim + 1)).astype(np.float32)),
+            (np.array([7]), (g2 * rng.random(dim + 1)).astype(np.float32)),
+        ]
+        if restarts
+        else []
+    )
+    if sparse:
+        idx = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
+        values = rng.normal(size=12).astype(np.float32)
+        rows, given = idx, values
+    else:
+        dense = rng.normal(size=dim).astype(np.float32)
+        dense[[2, 5]] = 0.0
+        idx = np.flatnonzero(dense)
+        values = dense[idx]
+        rows, given = np.zeros(0, dtype=np.int64), dense
+    ref_w, ref_g2 = w.copy(), g2.copy()
+    _reference_adagrad(ref_w, ref_g2, idx, values, gradient, restarted, 0.7, 1.0)
+    group = np.full(n, -1, dtype=np.int64)
+    for i, (labels, _) in enumerate(restarted):
+        group[labels] = i
+    snapshots = np.stack([s for _, s in restarted]) if restarted else np.zeros((0, 0), dtype=np.float32)
+    linear._adagrad_step(
+        w, g2, rows, given, gradient, 0.7, 1.0, group if restarts else np.zeros(0, dtype=np.int64), snapshots
+    )
+    assert np.array_equal(w, ref_w) and np.array_equal(g2, ref_g2)
+
+
+def test_count_scores_matches_bincount():
+    rng = np.random.default_rng(4)
+    bins, width = 40, 16
+    lengths = np.array([5, 5, 7, 9], dtype=np.int64)
+    scores = rng.random(lengths.sum()).astype(np.float32)
+    scores[0] = 1.0  # the top score falls in the last bin
+    truth = (rng.random(lengths.sum()) < 0.3).astype(np.float32)
+    weights = np.array([1.0, 1.001, 1.002, 1.003])
+    positive, negative = rng.random((bins, width)), rng.random((bins, width))
+    ref_pos, ref_neg = positive.copy(), negative.copy()
+    columns = np.concatenate([np.arange(n) for n in lengths])
+    cells = np.minimum((scores * bins).astype(np.int64), bins - 1) * width + columns
+    repeated = np.repeat(weights, lengths)
+    hit = truth > 0
+    ref_pos += np.bincount(cells[hit], weights=repeated[hit], minlength=bins * width).reshape(bins, width)
+    ref_neg += np.bincount(cells[~hit], weights=repeated[~hit], minlength=bins * width).reshape(bins, width)
+    thresholds._count_scores(scores, truth, lengths, weights, positive, negative)
+    assert np.array_equal(positive, ref_pos) and np.array_equal(negative, ref_neg)
+
+
+@pytest.mark.parametrize("with_votes", [False, True])
+def test_stacker_forward_and_update_match_numpy(with_votes: bool):
+    rng = np.random.default_rng(5)
+    n = 23
+    head_z = (rng.normal(size=n) * 12).astype(np.float32)
+    votes = rng.random(n).astype(np.float32)
+    votes[0], votes[1] = 0.0, 1.0  # clipped to [1e-4, 1 - 1e-4]
+    recent = (rng.random(n + 5) < 0.4).astype(np.float32)
+    stack = rng.normal(size=(n + 5, 4)).astype(np.float32)
+    threshold_log_odds = rng.normal(size=n).astype(np.float32)
+
+    inputs = np.empty((n, 4), dtype=np.float32)
+    inputs[:, 0] = partitioned._bounded(head_z)
+    inputs[:, 1] = partitioned._logit(votes) if with_votes else 0.0
+    inputs[:, 2] = recent[:n]
+    inputs[:, 3] = 1.0
+    z = np.einsum("...ij,ij->...i", inputs, stack[:n])
+    head_p, p = partitioned._sigmoid(np.stack([head_z, z]))
+    shifted = partitioned._bounded(z) - threshold_log_odds
+
+    block = np.empty((6, n), dtype=np.float32)
+    block[partitioned._HEAD_Z] = head_z
+    got_inputs = np.empty((n, 4), dtype=np.float32)
+    partitioned._stack_inputs(block, votes if with_votes else partitioned._NO_ARRAY, recent, got_inputs)
+    if with_votes:
+        np.log(block[partitioned._ODDS], out=block[partitioned._ODDS])
+    partitioned._stack_logits(block, got_inputs, stack, threshold_log_odds, with_votes)
+    np.exp(block[:2], out=block[:2])
+    partitioned._logistic(block[:2])
+    assert np.array_equal(got_inputs, inputs)
+    assert np.array_equal(block[partitioned._Z], z)
+    assert np.array_equal(block[partitioned._SHIFTED], shifted)
+    assert np.array_equal(block[partitioned._HEAD_P], head_p) and np.array_equal(block[partitioned._P], p)
+
+    target = (rng.random(n) < 0.3).astype(np.float32)
+    g2 = (rng.random((n + 5, 4)) * 3).astype(np.float32)
+    ref_stack, ref_g2 = stack.copy(), g2.copy()
+    gradient = (target - p)[:, None] * inputs
+    ref_g2[:n] += gradient * gradient
+    ref_stack[:n] += 0.5 * gradient / np.sqrt(1.0 + ref_g2[:n])
+    partitioned._learn_stack(target, p, inputs, stack, g2, 0.5)
+    assert np.array_equal(stack, ref_stack) and np.array_equal(g2, ref_g2)
+
+
+def _labelled_stream(n: int, sparse: bool):
+    rng = np.random.default_rng(6)
+    for i in range(n):
+        topic = int(rng.integers(3))
+        labels = [f"t{topic}"] + ([f"t{(topic + 1) % 3}"] if rng.random() < 0.3 else [])
+        if i > n // 2:
+            labels.append("late")  # a label first seen mid-stream
+        if sparse:
+            indices = np.sort(rng.choice(50, size=6, replace=False)).astype(np.int64)
+            indices[0] = topic
+            yield SparseVector(indices, rng.random(6).astype(np.float32) + 0.1, 50), labels
+        else:
+            yield (rng.normal(size=8) + 2.0 * topic).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_learn_many_gives_the_model_learning_one_by_one_gives(sparse: bool):
+    data = list(_labelled_stream(300, sparse))
+    one, many = make_learner("partitioned"), make_learner("partitioned")
+    for x, y in data:
+        one.predict_with_scores(x)
+        one.learn_one(x, y)
+    for start in range(0, len(data), 32):
+        chunk = data[start : start + 32]
+        many.predict_with_scores_many([x for x, _ in chunk])
+        many.learn_many([x for x, _ in chunk], [y for _, y in chunk])
+    a, b = one.state(), many.state()
+    assert a.meta == b.meta
+    assert a.arrays.keys() == b.arrays.keys()
+    for key, value in a.arrays.items():
+        assert np.array_equal(value, b.arrays[key], equal_nan=value.dtype.kind == "f"), key
+    probe = data[-1][0]
+    assert one.predict_with_scores(probe) == many.predict_with_scores(probe)
