@@ -33,6 +33,27 @@ def _welford_step(x: np.ndarray, mean: np.ndarray, m2: np.ndarray, n: int) -> No
         m2[i] += delta * (x[i] - mean[i])
 
 
+@kernel
+def _idf_ratios(indices: np.ndarray, df: np.ndarray, n: int, out: np.ndarray) -> None:
+    """``out`` = ``(1 + n) / (1 + df)`` of the features ``indices`` (float32, as numpy computes it)."""
+    seen = np.float32(1.0 + n)
+    for k in range(indices.shape[0]):
+        out[k] = seen / (np.float32(1.0) + df[indices[k]])
+
+
+@kernel
+def _idf_weighted(values: np.ndarray, log_ratios: np.ndarray) -> None:
+    """In place: ``log_ratios`` = ``values * (log_ratios + 1)``."""
+    for k in range(values.shape[0]):
+        log_ratios[k] = values[k] * (log_ratios[k] + np.float32(1.0))
+
+
+@kernel
+def _count_documents(indices: np.ndarray, df: np.ndarray) -> None:
+    for k in range(indices.shape[0]):
+        df[indices[k]] += np.float32(1.0)
+
+
 class FeatureScaler(Stateful):
     """Scales features online, with statistics learned from the stream itself.
 
@@ -89,7 +110,7 @@ class FeatureScaler(Stateful):
         if isinstance(x, SparseVector):
             df = self._document_frequency(x)
             self.n += 1
-            df[x.indices] += 1.0
+            _count_documents(x.indices, df)
         else:
             mean, m2 = self._moments(x)
             self.n += 1
@@ -99,7 +120,14 @@ class FeatureScaler(Stateful):
         if isinstance(x, SparseVector):
             df = self._document_frequency(x)
             values = x.values
-            if self.idf:
+            if self.idf and values.dtype == np.float32:
+                # compiled around numpy's log and dot, whose float32 results these values must keep
+                weighted = np.empty(values.shape[0], dtype=np.float32)
+                _idf_ratios(x.indices, df, self.n, weighted)
+                np.log(weighted, out=weighted)
+                _idf_weighted(values, weighted)
+                values = weighted
+            elif self.idf:
                 values = values * (np.log((1.0 + self.n) / (1.0 + df[x.indices])) + 1.0)
             norm = float(np.sqrt(np.dot(values, values)))
             if norm > 0:

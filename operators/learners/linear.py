@@ -129,14 +129,19 @@ class LinearHeads(Stateful):
 
     def logits(self, x: Features, n_labels: int) -> np.ndarray:
         """Raw scores ``w_l . x + b_l`` for the first ``n_labels`` labels."""
-        dim = x.dim if isinstance(x, SparseVector) else x.shape[0]
-        self._ensure(dim, n_labels)
-        w = self.weights
+        return self.products(x, n_labels) + self.weights[-1, :n_labels]
+
+    def products(self, x: Features, n_labels: int) -> np.ndarray:
+        """:meth:`logits` without the bias ``b_l`` (the last row of :attr:`weights`): ``w_l . x``."""
         if isinstance(x, SparseVector):
-            z = x.values @ w[x.indices, :n_labels] if x.nnz else np.zeros(n_labels, dtype=np.float32)
-        else:
-            z = x @ w[:-1, :n_labels]
-        return z + w[-1, :n_labels]
+            if x.dim != self.dim or n_labels > self.weights.shape[1]:
+                self._ensure(x.dim, n_labels)
+            if not x.nnz:
+                return np.zeros(n_labels, dtype=np.float32)
+            return x.values @ self.weights[x.indices, :n_labels]
+        if x.shape[0] != self.dim or n_labels > self.weights.shape[1]:
+            self._ensure(x.shape[0], n_labels)
+        return x @ self.weights[:-1, :n_labels]
 
     def logits_many(self, xs: list[Features], n_labels: int) -> np.ndarray:
         """:meth:`logits` of a batch, ``(len(xs), n_labels)``, in one matrix product."""
@@ -159,10 +164,14 @@ class LinearHeads(Stateful):
 
     def learn(self, x: Features, y: np.ndarray, p: np.ndarray) -> None:
         """One logistic-loss step given targets ``y`` and the probabilities ``p`` predicted for ``x``."""
-        n_labels = y.shape[0]
+        self.learn_gradient(x, (y - p).astype(np.float32, copy=False))
+
+    def learn_gradient(self, x: Features, gradient: np.ndarray) -> None:
+        """:meth:`learn` given the gradient ``y - p`` of the logistic loss in the logits (one per label)."""
+        n_labels = gradient.shape[0]
         dim = x.dim if isinstance(x, SparseVector) else x.shape[0]
-        self._ensure(dim, n_labels)
-        gradient = (y - p).astype(np.float32, copy=False)
+        if dim != self.dim or n_labels > self.weights.shape[1]:
+            self._ensure(dim, n_labels)
         w = self.weights
         values = x.values if isinstance(x, SparseVector) else x
         if not self.l2 and values.dtype == np.float32 and gradient.dtype == np.float32:

@@ -54,15 +54,19 @@ _F32_MAX_LOG_ODDS = np.float32(_MAX_LOG_ODDS)
 
 
 @kernel
-def _stack_inputs(block: np.ndarray, votes: np.ndarray, recent: np.ndarray, inputs: np.ndarray) -> None:
-    """Stacker inputs but the neighbours' log-odds (head log-odds, recent label set, bias), and the
-    neighbours' odds ``p / (1 - p)`` (``votes`` empty: no neighbours; ``recent`` empty: no context)."""
+def _stack_inputs(
+    block: np.ndarray, bias: np.ndarray, votes: np.ndarray, recent: np.ndarray, inputs: np.ndarray
+) -> None:
+    """The heads' log-odds (``block[_HEAD_Z]`` holds their products without ``bias``), stacker inputs but
+    the neighbours' log-odds (head log-odds, recent label set, bias), and the neighbours' odds
+    ``p / (1 - p)`` (``votes`` empty: no neighbours; ``recent`` empty: no context)."""
     n = block.shape[1]
     low = np.float32(1e-4)
     high = np.float32(1 - 1e-4)
     one = np.float32(1.0)
     for i in range(n):
-        z = block[_HEAD_Z, i]
+        z = block[_HEAD_Z, i] + bias[i]
+        block[_HEAD_Z, i] = z
         inputs[i, 0] = min(max(z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
         inputs[i, 2] = recent[i] if recent.shape[0] else np.float32(0.0)
         inputs[i, 3] = one
@@ -98,6 +102,32 @@ def _logistic(exp_of_minus: np.ndarray) -> None:
     for r in range(exp_of_minus.shape[0]):
         for i in range(exp_of_minus.shape[1]):
             exp_of_minus[r, i] = one / (one + exp_of_minus[r, i])
+
+
+@kernel
+def _learn_labels(
+    label_ids: np.ndarray,
+    p: np.ndarray,
+    inputs: np.ndarray,
+    head_p: np.ndarray,
+    stack: np.ndarray,
+    stack_g2: np.ndarray,
+    learning_rate: float,
+    recent: np.ndarray,
+    target: np.ndarray,
+    gradient: np.ndarray,
+) -> None:
+    """The per-label part of learning one instance with labels ``label_ids``: ``target`` (zeros in) the
+    0/1 truth, the stacker's step (``learning_rate`` 0: none) on the labels predicted (``p``), the recent
+    label set, and the heads' logistic gradient ``target - head_p`` (``head_p`` 0.5 for new labels)."""
+    for label in label_ids:
+        target[label] = np.float32(1.0)
+    if learning_rate != 0.0:
+        _learn_stack(target[: p.shape[0]], p, inputs, stack, stack_g2, learning_rate)
+    half = np.float32(0.5)
+    for i in range(target.shape[0]):
+        recent[i] = target[i]
+        gradient[i] = target[i] - (head_p[i] if i < head_p.shape[0] else half)
 
 
 @kernel
@@ -373,14 +403,17 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             self._grow(n)
         scaled = self.scaler.transform(x)
         block = np.empty((6, n), dtype=np.float32)
-        block[_HEAD_Z] = self.heads.logits(scaled, n)
+        heads = self.heads
+        block[_HEAD_Z] = heads.products(scaled, n)
         embedded = None
         votes = _NO_ARRAY
         if self.neighbours is not None:
             embedded = self.neighbours.embed(scaled)
             votes = self.neighbours.votes(scaled, n, embedded)
         inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
-        _stack_inputs(block, votes, self._recent if self.temporal_context else _NO_ARRAY, inputs)
+        _stack_inputs(
+            block, heads.weights[-1], votes, self._recent if self.temporal_context else _NO_ARRAY, inputs
+        )
         odds = block[_ODDS]
         if self.neighbours is not None:
             np.log(odds, out=odds)
@@ -534,26 +567,33 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         if n > self._recent.shape[0] or n > self._stack.shape[0]:
             self._grow(n)
         target = np.zeros(n, dtype=np.float32)
-        target[label_ids] = 1.0
+        gradient = np.empty(n, dtype=np.float32)
+        # Stacker, thresholds and drift detectors learn from the prediction made before this update.
+        _learn_labels(
+            np.array(label_ids, dtype=np.int64),
+            forward.p,
+            forward.inputs,
+            forward.head_p,
+            self._stack,
+            self._stack_g2,
+            float(self.stack_learning_rate),
+            self._recent,
+            target,
+            gradient,
+        )
         n_old = forward.n_labels
         if n_old:
-            # Stacker, thresholds and drift detectors learn from the prediction made before this update.
             t = target[:n_old]
-            if self.stack_learning_rate:
-                _learn_stack(
-                    t, forward.p, forward.inputs, self._stack, self._stack_g2, self.stack_learning_rate
-                )
             if self.thresholds is not None:
                 self.thresholds.update(forward.p, t)
             if self.drift.watches_instances:
                 self.drift.observe(
                     self, x, forward.scaled, self._decide(forward), target, self.label_index, self.n_learned
                 )
-        self.heads.learn(forward.scaled, target, _pad(forward.head_p, n, 0.5))
+        self.heads.learn_gradient(forward.scaled, gradient)
         if self.neighbours is not None:
             self.neighbours.learn(forward.scaled, target, forward.embedded)
         self.scaler.learn_one(x)
-        self._recent[:n] = target
         self.clusterer.learn_one(label_ids)
         partition = self.clusterer.partition
         if partition.version != self._partition_version:
@@ -594,9 +634,3 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         self._cached = None
 
     # ------------------------------------------------------------------ state
-
-
-def _pad(values: np.ndarray, n: int, fill: float) -> np.ndarray:
-    if values.shape[0] >= n:
-        return values
-    return np.concatenate([values, np.full(n - values.shape[0], fill, dtype=values.dtype)])

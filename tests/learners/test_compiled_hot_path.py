@@ -140,6 +140,9 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     recent = (rng.random(n + 5) < 0.4).astype(np.float32)
     stack = rng.normal(size=(n + 5, 4)).astype(np.float32)
     threshold_log_odds = rng.normal(size=n).astype(np.float32)
+    bias = rng.normal(size=n + 3).astype(np.float32)
+    products = head_z
+    head_z = products + bias[:n]  # the heads' logits: their products plus the bias
 
     inputs = np.empty((n, 4), dtype=np.float32)
     inputs[:, 0] = partitioned._bounded(head_z)
@@ -151,9 +154,9 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     shifted = partitioned._bounded(z) - threshold_log_odds
 
     block = np.empty((6, n), dtype=np.float32)
-    block[partitioned._HEAD_Z] = head_z
+    block[partitioned._HEAD_Z] = products
     got_inputs = np.empty((n, 4), dtype=np.float32)
-    partitioned._stack_inputs(block, votes if with_votes else partitioned._NO_ARRAY, recent, got_inputs)
+    partitioned._stack_inputs(block, bias, votes if with_votes else partitioned._NO_ARRAY, recent, got_inputs)
     if with_votes:
         np.log(block[partitioned._ODDS], out=block[partitioned._ODDS])
     partitioned._stack_logits(block, got_inputs, stack, threshold_log_odds, with_votes)
@@ -170,8 +173,37 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     gradient = (target - p)[:, None] * inputs
     ref_g2[:n] += gradient * gradient
     ref_stack[:n] += 0.5 * gradient / np.sqrt(1.0 + ref_g2[:n])
-    partitioned._learn_stack(target, p, inputs, stack, g2, 0.5)
+    label_ids = np.flatnonzero(target)
+    n_now = n + 2  # two labels first seen with this instance
+    label_ids = np.append(label_ids, n + 1)
+    got_target, gradient = np.zeros(n_now, dtype=np.float32), np.empty(n_now, dtype=np.float32)
+    got_recent = recent.copy()
+    partitioned._learn_labels(label_ids, p, inputs, head_p, stack, g2, 0.5, got_recent, got_target, gradient)
     assert np.array_equal(stack, ref_stack) and np.array_equal(g2, ref_g2)
+    assert np.array_equal(got_target, np.append(target, [0.0, 1.0]).astype(np.float32))
+    assert np.array_equal(got_recent[:n_now], got_target) and np.array_equal(
+        got_recent[n_now:], recent[n_now:]
+    )
+    padded = np.concatenate([head_p, np.full(2, 0.5, dtype=np.float32)])
+    assert np.array_equal(gradient, (got_target - padded).astype(np.float32))
+
+
+def test_sparse_idf_weighting_matches_numpy():
+    rng = np.random.default_rng(7)
+    indices = np.sort(rng.choice(300, size=40, replace=False)).astype(np.int64)
+    values = rng.random(40).astype(np.float32)
+    df = rng.integers(0, 90, size=300).astype(np.float32)
+    n = 97
+    expected = values * (np.log((1.0 + n) / (1.0 + df[indices])) + 1.0)
+    got = np.empty(40, dtype=np.float32)
+    feature_scaling._idf_ratios(indices, df, n, got)
+    np.log(got, out=got)
+    feature_scaling._idf_weighted(values, got)
+    assert np.array_equal(got, expected)
+    counted = df.copy()
+    feature_scaling._count_documents(indices, counted)
+    df[indices] += 1.0
+    assert np.array_equal(counted, df)
 
 
 def _labelled_stream(n: int, sparse: bool):
