@@ -7,8 +7,8 @@ import zlib
 import numpy as np
 
 from labelflow.operators.base import Features, SparseVector
+from labelflow.operators.learners import neighbour_kernels as kernels
 from labelflow.operators.learners.growth import grow_last_axis
-from labelflow.operators.learners.sparse_batch import compact_rows
 from labelflow.operators.state import State, Stateful
 
 #: An instance as the window stores it: a unit dense vector, or unit sparse ``(indices, values)``.
@@ -18,10 +18,11 @@ Embedded = np.ndarray | tuple[np.ndarray, np.ndarray]
 class RecentNeighbours(Stateful):
     """Label frequencies among the ``k`` most similar of the last ``window`` labelled instances.
 
-    Vectors are compared by cosine similarity. Dense inputs are kept as a ``(window, dim)`` matrix and a
-    query is one matrix-vector product. Sparse inputs are kept transposed, ``(width, window)``, so a query
-    reads only the rows of its non-zero features; inputs wider than ``sketch_dim`` are first compressed
-    with a signed feature-hashing sketch (inner products are preserved in expectation).
+    Vectors are compared by cosine similarity. Instances are kept as the columns of a ``(width, window)``
+    matrix, so a query reads only the rows of its non-zero features (one compiled call scores the window,
+    picks the ``k`` nearest and tallies their labels: see ``neighbour_kernels``); sparse inputs wider than
+    ``sketch_dim`` are first compressed with a signed feature-hashing sketch (inner products are preserved
+    in expectation). The state keeps dense instances as the rows of a ``(window, dim)`` matrix.
     Early in a stream, before linear models have converged, and on streams whose recent past resembles
     the present, these votes are informative; a learned stacker decides how much to trust them.
 
@@ -59,57 +60,58 @@ class RecentNeighbours(Stateful):
         self.cursor = 0
         self.n_seen = 0
         self._dim_in: int | None = None
+        #: The stored instances in the state's layout: (window, dim) when dense, (width, window) when sparse.
         self._vectors: np.ndarray | None = None
+        self._columns = np.zeros((0, window), dtype=np.float32)  # (width, window): one instance per column
         self._labels = np.zeros((window, 8), dtype=np.float32)
         self._label_totals = np.zeros(8, dtype=np.float64)
         self._sparse = False
         self._slot_indices: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * window
         self._bucket: np.ndarray | None = None
         self._sign: np.ndarray | None = None
+        # The kernels' scratch: similarities to the window, the nearest slots, one query's row bounds.
+        self._similarities = np.zeros(window, dtype=np.float32)
+        self._nearest = np.zeros(max(k, 1), dtype=np.int64)
+        self._one_row = np.zeros(2, dtype=np.int64)
 
     def _setup(self, x: Features) -> None:
         dim = x.dim if isinstance(x, SparseVector) else x.shape[0]
         if self._dim_in is None:
             self._dim_in = dim
             if isinstance(x, SparseVector):
-                self._vectors = np.zeros((min(dim, self.sketch_dim), self.window), dtype=np.float32)
                 self._sparse = True
                 if dim > self.sketch_dim:
                     self._make_sketch(dim)
-            else:
-                self._vectors = np.zeros((self.window, dim), dtype=np.float32)
+            self._use_columns(
+                np.zeros((min(dim, self.sketch_dim) if self._sparse else dim, self.window), np.float32)
+            )
         elif dim != self._dim_in:
             raise ValueError(f"feature dimension changed from {self._dim_in} to {dim}")
 
-    @property
-    def _stored(self) -> np.ndarray:
-        """The stored instances (set up by the first instance seen)."""
-        if self._vectors is None:
-            raise RuntimeError("RecentNeighbours has not seen an instance yet")
-        return self._vectors
+    def _use_columns(self, columns: np.ndarray) -> None:
+        """Store instances in ``columns`` (width, window), and in the state's layout as a view of it."""
+        self._columns = columns
+        self._vectors = columns if self._sparse else columns.T
 
     def _make_sketch(self, dim: int) -> None:
         # Deterministic (seeded by a constant) so a restored model sketches exactly as before.
         rng = np.random.default_rng(zlib.crc32(b"labelflow-knn-sketch"))
         self._bucket = rng.integers(0, self.sketch_dim, size=dim, dtype=np.int64)
         self._sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=dim)
+        self._bucket_sums = np.zeros(self.sketch_dim, dtype=np.float64)  # the sketch kernel's scratch
+        self._bucket_touched = np.zeros(self.sketch_dim, dtype=bool)
 
     def embed(self, x: Features) -> Embedded:
         """``x`` as this window stores it (unit norm, sketched when wide); pass it to :meth:`votes` and
         :meth:`learn` so an instance that is predicted and then learned is embedded once."""
         self._setup(x)
         if not isinstance(x, SparseVector):
-            dense = np.asarray(x, dtype=np.float32)
-            norm = float(np.sqrt(np.dot(dense, dense)))
-            return dense / norm if norm > 0 else dense
-        indices, values = x.indices, x.values
+            return kernels.unit(np.asarray(x, dtype=np.float32))
         if self._bucket is not None and self._sign is not None:
-            buckets = self._bucket[indices]
-            summed = np.bincount(buckets, weights=self._sign[indices] * values, minlength=self.sketch_dim)
-            indices = np.unique(buckets)
-            values = summed[indices].astype(np.float32)
-        norm = float(np.sqrt(np.dot(values, values)))
-        return indices, (values / norm if norm > 0 else values)
+            return kernels.sketch(
+                x.indices, x.values, self._bucket, self._sign, self._bucket_sums, self._bucket_touched
+            )
+        return x.indices, kernels.unit(np.asarray(x.values, dtype=np.float32))
 
     def _ensure_labels(self, n_labels: int) -> None:
         if n_labels <= self._labels.shape[1] and n_labels <= self._label_totals.shape[0]:
@@ -122,15 +124,16 @@ class RecentNeighbours(Stateful):
         if embedded is None:
             embedded = self.embed(x)
         self._ensure_labels(n_labels)
-        prior = (self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)
         if self.size == 0:
-            return prior.astype(np.float32)
+            return self._prior(n_labels)
+        out = np.empty((1, n_labels), dtype=np.float32)
         if isinstance(embedded, tuple):
             indices, values = embedded
-            similarities = values @ self._stored[indices, : self.size]
+            self._one_row[1] = indices.shape[0]
+            self._votes_sparse(indices, values, self._one_row, out)
         else:
-            similarities = self._stored[: self.size] @ embedded
-        return self._vote(similarities, prior)
+            self._votes_dense(embedded[None, :], out)
+        return out[0]
 
     def votes_many(
         self, xs: list[Features], n_labels: int, embedded: list[Embedded] | None = None
@@ -143,51 +146,58 @@ class RecentNeighbours(Stateful):
         if embedded is None:
             embedded = [self.embed(x) for x in xs]
         self._ensure_labels(n_labels)
-        prior = (self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)
         n = len(xs)
         if self.size == 0 or n == 0:
-            return np.tile(prior.astype(np.float32), (n, 1))
+            return np.tile(self._prior(n_labels), (n, 1))
+        out = np.empty((n, n_labels), dtype=np.float32)
         if self._sparse:
-            query, columns = compact_rows(_sparse_rows(embedded))
-            similarities = np.asarray(query @ self._stored[columns, : self.size])
+            rows = _sparse_rows(embedded)
+            indptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum([indices.shape[0] for indices, _ in rows], out=indptr[1:])
+            indices = np.concatenate([indices for indices, _ in rows]).astype(np.int64, copy=False)
+            values = np.concatenate([values for _, values in rows]).astype(np.float32, copy=False)
+            self._votes_sparse(indices, values, indptr, out)
         else:
-            similarities = np.stack(_dense_rows(embedded)) @ self._stored[: self.size].T
-        return self._vote(similarities, prior)
+            self._votes_dense(np.stack(_dense_rows(embedded)), out)
+        return out
 
-    def _vote(self, similarities: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """Smoothed label frequencies among the ``k`` most similar, from the similarities to the window of
-        one instance (1-d) or of a batch (2-d, a row each)."""
-        n_labels = prior.shape[0]
-        k = min(self.k, self.size)
-        if similarities.ndim == 1:  # the one-instance path is hot: methods, in-place steps, one product
-            nearest = (-similarities).argpartition(k - 1)[:k] if k < self.size else np.arange(self.size)
-            weights = similarities[nearest]  # a copy: squared in place
-            np.maximum(weights, 0.0, out=weights)
-            weights *= weights
-            tally = weights @ self._labels[nearest, :n_labels]
-            if self.prior_weight > 0.0:
-                return ((tally + self.prior_weight * prior) / (weights.sum() + self.prior_weight)).astype(
-                    np.float32
-                )
-            return self._unsmoothed(tally, weights.sum(keepdims=True), prior)
-        if k < self.size:
-            nearest = np.argpartition(-similarities, k - 1, axis=-1)[..., :k]
-        else:
-            nearest = np.broadcast_to(np.arange(self.size), similarities.shape)
-        weights = np.maximum(np.take_along_axis(similarities, nearest, axis=1), 0.0) ** 2
-        tally = np.zeros((similarities.shape[0], n_labels), dtype=np.float64)
-        for j in range(k):  # k gathers of (batch, labels): bounded memory whatever the label count
-            tally += weights[:, j, None] * self._labels[nearest[:, j], :n_labels]
-        denominator = weights.sum(axis=-1, keepdims=True) + self.prior_weight
-        if self.prior_weight > 0.0:  # weights are >= 0: the denominator is positive
-            return ((tally + self.prior_weight * prior) / denominator).astype(np.float32)
-        return self._unsmoothed(tally, denominator, prior)
+    def _prior(self, n_labels: int) -> np.ndarray:
+        """The smoothed label frequencies of every instance seen (the vote of an empty window)."""
+        return ((self._label_totals[:n_labels] + 0.5) / (self.n_seen + 1.0)).astype(np.float32)
 
-    @staticmethod
-    def _unsmoothed(tally: np.ndarray, denominator: np.ndarray, prior: np.ndarray) -> np.ndarray:
-        """Votes without prior mass: a query no neighbour resembles at all gets the prior."""
-        votes = tally / np.where(denominator > 0.0, denominator, 1.0)
-        return np.where(denominator > 0.0, votes, prior).astype(np.float32)
+    def _votes_sparse(
+        self, indices: np.ndarray, values: np.ndarray, indptr: np.ndarray, out: np.ndarray
+    ) -> None:
+        kernels.votes_sparse(
+            self._columns,
+            self.size,
+            self.k,
+            self._labels,
+            self._label_totals,
+            self.n_seen,
+            float(self.prior_weight),
+            indices,
+            values,
+            indptr,
+            self._similarities,
+            self._nearest,
+            out,
+        )
+
+    def _votes_dense(self, queries: np.ndarray, out: np.ndarray) -> None:
+        kernels.votes_dense(
+            self._columns,
+            self.size,
+            self.k,
+            self._labels,
+            self._label_totals,
+            self.n_seen,
+            float(self.prior_weight),
+            queries,
+            self._similarities,
+            self._nearest,
+            out,
+        )
 
     def forget_labels(self, labels: list[int]) -> None:
         """Stop the stored instances from voting for ``labels`` (after those labels' concept drifted)."""
@@ -197,25 +207,30 @@ class RecentNeighbours(Stateful):
     def learn(self, x: Features, y: np.ndarray, embedded: Embedded | None = None) -> None:
         if embedded is None:
             embedded = self.embed(x)
-        n_labels = y.shape[0]
-        self._ensure_labels(n_labels)
-        stored = self._stored
+        self._ensure_labels(y.shape[0])
         if isinstance(embedded, tuple):
             indices, values = embedded
-            # Clear only the entries the evicted instance wrote: zeroing a whole column is strided.
-            stored[self._slot_indices[self.cursor], self.cursor] = 0.0
-            stored[indices, self.cursor] = values
+            # Clears only the entries the evicted instance wrote: zeroing a whole column is strided.
+            kernels.store(
+                self._columns,
+                self.cursor,
+                self._slot_indices[self.cursor],
+                indices,
+                values,
+                self._labels,
+                self._label_totals,
+                y,
+            )
             self._slot_indices[self.cursor] = indices
         else:
-            stored[self.cursor] = embedded
-        self._labels[self.cursor] = 0.0
-        self._labels[self.cursor, :n_labels] = y
-        self._label_totals[:n_labels] += y
+            kernels.store_dense(self._columns, self.cursor, embedded, self._labels, self._label_totals, y)
         self.n_seen += 1
         self.cursor = (self.cursor + 1) % self.window
         self.size = min(self.size + 1, self.window)
 
     def _load_state(self, state: State) -> None:
+        if self._vectors is not None:
+            self._use_columns(np.ascontiguousarray(self._vectors if self._sparse else self._vectors.T))
         if self._sparse and self._vectors is not None:
             columns = self._vectors.T
             self._slot_indices = [np.flatnonzero(columns[i]) for i in range(self.window)]
