@@ -8,7 +8,7 @@ import logging
 from labelflow.stream.app import Application
 from labelflow.stream.checkpoint import CheckpointError
 from labelflow.stream.commands.common import SettingsError, add_settings_arguments, fail, settings_from_args
-from labelflow.stream.heap import freeze_startup_objects
+from labelflow.stream.heap import tune_garbage_collection
 from labelflow.stream.http_server import HttpServerError
 from labelflow.stream.kafka_io import BrokerUnavailable, CodecUnavailable
 from labelflow.stream.metrics import MetricsServerError
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     app = Application(settings)
     try:
         app.worker  # noqa: B018 - builds the model before the start-up heap is frozen
-        freeze_startup_objects()
+        tune_garbage_collection()
         app.run()
     except (
         HttpServerError,
