@@ -297,7 +297,9 @@ class ModelRuntime:
                 results.append(exc)
         return results
 
-    def _n_labels(self) -> int:
+    @property
+    def n_labels(self) -> int:
+        """Labels the model knows (without copying its label list where the model counts them)."""
         n = getattr(self.model, "n_labels", None)
         return int(n) if n is not None else len(self.model.labels)
 
@@ -319,7 +321,7 @@ class ModelRuntime:
             self._learn(x, list(labels))
 
     def _learn(self, x: Features, labels: list[str]) -> None:
-        n_before = self._n_labels()
+        n_before = self.n_labels
         if self.max_labels is not None:
             new = self._new_labels(labels)
             if new and n_before + new > self.max_labels:
@@ -332,9 +334,9 @@ class ModelRuntime:
         try:
             self.model.learn_one(x, labels)
         except Exception as exc:
-            if self._n_labels() != n_before:
+            if self.n_labels != n_before:
                 raise ModelInconsistentError(
-                    f"learning failed after registering {self._n_labels() - n_before} new labels "
+                    f"learning failed after registering {self.n_labels - n_before} new labels "
                     f"({type(exc).__name__}: {exc}); the model must be restored from its checkpoint"
                 ) from exc
             raise
@@ -353,7 +355,7 @@ class ModelRuntime:
     def n_clusters(self) -> int:
         """Clusters of the model's partition (every label its own cluster when it has none)."""
         partition = self.model.partition
-        return len(self.labels) if partition is None else partition.n_clusters
+        return self.n_labels if partition is None else partition.n_clusters
 
     @property
     def partition_version(self) -> int:

@@ -210,7 +210,7 @@ class LearnStage:
 
     def summary(self) -> ModelSummary:
         runtime = self.runtime
-        return ModelSummary(len(runtime.labels), runtime.n_clusters, runtime.partition_version)
+        return ModelSummary(runtime.n_labels, runtime.n_clusters, runtime.partition_version)
 
     def close(self) -> None:
         self.checkpoints.unlock()
