@@ -152,3 +152,24 @@ def test_state_keeps_the_open_block_and_warning_flag():
         detector.estimate,
         detector.in_warning,
     )
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"direction": "both"}, {"warning_delta": None}, {"delta": 1e-2, "warning_delta": 0.2}]
+)
+def test_compiled_quiet_window_filter_changes_no_event_nor_state(monkeypatch, params):
+    # The compiled pre-check only skips the numpy test where it would conclude nothing: with it bypassed
+    # (every window tested in numpy), the same events and the same state.
+    from labelflow.operators.drift import performance
+
+    rng = np.random.default_rng(3)
+    rates = np.concatenate([np.full(3000, 0.1), np.full(2000, 0.35), np.full(2000, 0.05), np.full(2000, 0.3)])
+    errors = (rng.random(rates.size) < rates).astype(float) * rng.choice([1.0, 0.5, 1 / 3], rates.size)
+    compiled = PerformanceDriftDetector(**params)
+    events = compiled.update_many(errors)
+    monkeypatch.setattr(performance, "_quiet_window", lambda *args: False)
+    numpy_only = PerformanceDriftDetector(**params)
+    assert [e.to_dict() for e in numpy_only.update_many(errors)] == [e.to_dict() for e in events]
+    assert len(events) >= 2
+    a, b = compiled.state(), numpy_only.state()
+    assert a.meta == b.meta and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
