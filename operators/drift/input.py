@@ -183,12 +183,28 @@ class InputDriftDetector(DriftDetector):
     def update_many(
         self, xs: Sequence[Features] | np.ndarray, *, positions: Sequence[int] | None = None
     ) -> list[DriftEvent]:
-        n = len(xs)
-        if positions is not None and len(positions) != n:
-            raise ValueError(f"got {n} inputs but {len(positions)} positions")
-        if n == 0:
+        if positions is not None and len(positions) != len(xs):
+            raise ValueError(f"got {len(xs)} inputs but {len(positions)} positions")
+        if len(xs) == 0:
             return []
-        projected = self._projection.project_many(xs, normalize=self.normalize).astype(np.float64)
+        return self._update_projected(
+            self._projection.project_many(xs, normalize=self.normalize).astype(np.float64), positions
+        )
+
+    def update_rows(self, rows: np.ndarray, *, positions: Sequence[int] | None = None) -> list[DriftEvent]:
+        """``update_many`` with dense float32 inputs as the rows of one array: the same events and state as
+        ``update_many`` with a list of those rows (a 2-D array given to ``update_many`` is normalised in
+        float64 instead), without stacking them."""
+        if positions is not None and len(positions) != rows.shape[0]:
+            raise ValueError(f"got {rows.shape[0]} inputs but {len(positions)} positions")
+        if rows.shape[0] == 0:
+            return []
+        return self._update_projected(
+            self._projection.project_rows(rows, normalize=self.normalize).astype(np.float64), positions
+        )
+
+    def _update_projected(self, projected: np.ndarray, positions: Sequence[int] | None) -> list[DriftEvent]:
+        n = projected.shape[0]
         first = self.n_seen
         self.n_seen += n
         where = list(range(first, first + n)) if positions is None else [int(p) for p in positions]

@@ -16,6 +16,9 @@ from labelflow.operators.base import Features, SparseVector, feature_dim
 
 # Dense inputs up to this dimension get their projection matrix materialised once (float32, dim columns).
 _MAX_CACHED_INPUT_DIM = 1 << 16
+# Input indices below this get their hash bytes computed once and kept (4 MB at 32 output dimensions for
+# the hashing featurizer's 2**18 columns; sparse inputs reuse the same few thousand indices all the time).
+_MAX_CACHED_HASH_INDEX = 1 << 20
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -61,6 +64,7 @@ class SignProjection:
         bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
         self._byte_signs = ((1.0 - 2.0 * bits) * self._scale).astype(np.float32)  # (256, 8)
         self._dense_matrix: np.ndarray | None = None
+        self._hash_cache = np.zeros((0, self._n_bytes), dtype=np.uint8)  # rows: input indices 0, 1, ...
 
     def signs(self, indices: np.ndarray) -> np.ndarray:
         """Rows of the projection matrix for the given input indices: shape (len(indices), dim), +-1/sqrt(dim)."""
@@ -69,6 +73,22 @@ class SignProjection:
         return self._byte_signs[hash_bytes].reshape(len(hash_bytes), -1)[:, : self.dim]
 
     def _hash_bytes(self, indices: np.ndarray) -> np.ndarray:
+        """The hash bytes of each input index (``n_bytes`` each): from the cache where the indices fit it."""
+        indices = np.asarray(indices)
+        if not indices.size:
+            return self._compute_hash_bytes(indices)
+        top = int(indices.max()) + 1
+        if top > _MAX_CACHED_HASH_INDEX or int(indices.min()) < 0:
+            return self._compute_hash_bytes(indices)
+        cached = self._hash_cache.shape[0]
+        if top > cached:
+            grown = max(top, min(2 * cached, _MAX_CACHED_HASH_INDEX))
+            self._hash_cache = np.concatenate(
+                [self._hash_cache, self._compute_hash_bytes(np.arange(cached, grown))]
+            )
+        return self._hash_cache[indices]
+
+    def _compute_hash_bytes(self, indices: np.ndarray) -> np.ndarray:
         keys: np.ndarray = np.asarray(indices, dtype=np.uint64)[:, None] * np.uint64(self._words)
         keys = keys + np.arange(self._words, dtype=np.uint64)
         hashed = _splitmix64(keys ^ self._seed_key)
@@ -132,10 +152,9 @@ class SignProjection:
             dims = {feature_dim(xs[i]) for i in dense_at}
             if len(dims) > 1:
                 raise ValueError(f"dense vectors of different dimensions in one batch: {sorted(dims)}")
-            dense = np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_at])
-            out[dense_at] = self._project_dense(dense)
-            if normalize:
-                norms[dense_at] = np.sqrt(np.einsum("ij,ij->i", dense, dense))
+            out[dense_at] = self.project_rows(
+                np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_at]), normalize=normalize
+            )
         if sparse_at:
             rows = [x for x in xs if isinstance(x, SparseVector)]
             lengths = np.array([r.nnz for r in rows])
@@ -148,7 +167,17 @@ class SignProjection:
                     norms[sparse_at] = np.sqrt(
                         np.bincount(row_of, weights=values * values, minlength=len(rows))
                     )
+        if normalize and sparse_at:
+            out /= np.where(norms > 0.0, norms, 1.0)[:, None]
+        return out
+
+    def project_rows(self, rows: np.ndarray, *, normalize: bool = False) -> np.ndarray:
+        """Project dense float32 rows (an (n, input dim) array) to an (n, dim) float32 array, exactly as
+        :meth:`project_many` projects a list of those rows (its 2-D array path takes norms in float64)."""
+        rows = np.asarray(rows, dtype=np.float32)
+        out = self._project_dense(rows)
         if normalize:
+            norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
             out /= np.where(norms > 0.0, norms, 1.0)[:, None]
         return out
 

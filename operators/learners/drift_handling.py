@@ -71,6 +71,10 @@ class _Observations:
         self.truth_len = np.zeros(rows, dtype=np.int64)
         self.positions = np.zeros(rows, dtype=np.int64)
         self.scaled: list[Features] = []
+        # The scaled inputs again as float32 rows while all of them are dense of one dimension (the input
+        # detector projects them without stacking a list).
+        self.dense: np.ndarray | None = None
+        self.all_dense = True
 
     def add(self, scaled: Features, predicted: np.ndarray, truth: np.ndarray, position: int) -> None:
         row, n_predicted, n_truth = self.n, predicted.shape[0], truth.shape[0]
@@ -82,7 +86,24 @@ class _Observations:
         self.truth_len[row] = n_truth
         self.positions[row] = position
         self.scaled.append(scaled)
+        if self.all_dense:
+            self._add_dense(row, scaled)
         self.n = row + 1
+
+    def _add_dense(self, row: int, scaled: Features) -> None:
+        if isinstance(scaled, SparseVector) or scaled.ndim != 1:
+            self.all_dense = False
+        elif self.dense is None or self.dense.shape[1] != scaled.shape[0]:
+            if row:
+                self.all_dense = False
+            else:
+                self.dense = np.zeros((self.predicted.shape[0], scaled.shape[0]), dtype=np.float32)
+        if self.all_dense and self.dense is not None:
+            self.dense[row] = scaled
+
+    def dense_rows(self) -> np.ndarray | None:
+        """The scaled inputs as one float32 array, or None where they are not all dense of one dimension."""
+        return self.dense[: self.n] if self.all_dense and self.dense is not None and self.n else None
 
     def _grow(self, rows: int, width: int) -> None:
         """Room for at least ``rows`` rows of ``width`` labels (doubling, so growth is rare)."""
@@ -97,12 +118,17 @@ class _Observations:
             column = np.zeros(rows, dtype=np.int64)
             column[:old_rows] = getattr(self, name)
             setattr(self, name, column)
+        if self.dense is not None and rows > self.dense.shape[0]:
+            dense = np.zeros((rows, self.dense.shape[1]), dtype=np.float32)
+            dense[:old_rows] = self.dense
+            self.dense = dense
 
     def clear(self) -> None:
         self.predicted[: self.n] = False
         self.truth[: self.n] = False
         self.n = 0
         self.scaled = []
+        self.all_dense = True
 
     def predicted_row(self, row: int) -> np.ndarray:
         return self.predicted[row, : self.predicted_len[row]].copy()
@@ -287,7 +313,12 @@ class DriftHandler(Stateful):
             for event in self.dependence.update_many(truth, positions=positions, label_names=label_names):
                 self._emit(event)
         if self.inputs is not None:
-            for event in self.inputs.update_many(pending.scaled, positions=positions):
+            dense = pending.dense_rows()
+            if dense is not None:
+                input_events = self.inputs.update_rows(dense, positions=positions)
+            else:
+                input_events = self.inputs.update_many(pending.scaled, positions=positions)
+            for event in input_events:
                 self._emit(event)
         pending.clear()
 

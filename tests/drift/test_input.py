@@ -88,3 +88,18 @@ def test_bad_parameters_are_refused():
         InputDriftDetector(window_size=1)
     with pytest.raises(ValueError, match="positions"):
         InputDriftDetector().update_many(np.zeros((3, 2)), positions=[1])
+
+
+def test_dense_rows_as_one_array_give_the_events_and_state_of_a_list_of_them():
+    rng = np.random.default_rng(4)
+    inputs = np.vstack([rng.normal(size=(1500, 12)), rng.normal(size=(1000, 12)) + 1.0]).astype(np.float32)
+    by_list, by_rows = InputDriftDetector(reference_size=256), InputDriftDetector(reference_size=256)
+    list_events, row_events = [], []
+    for start in range(0, len(inputs), 37):
+        block = inputs[start : start + 37]
+        positions = list(range(start, start + len(block)))
+        list_events += by_list.update_many(list(block), positions=positions)
+        row_events += by_rows.update_rows(block, positions=positions)
+    assert list_events and [e.to_dict() for e in row_events] == [e.to_dict() for e in list_events]
+    a, b = by_list.state(), by_rows.state()
+    assert a.meta == b.meta and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)

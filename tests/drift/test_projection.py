@@ -67,3 +67,21 @@ def test_normalize_divides_by_the_input_norm_and_mixed_batches_work():
         projection.project_many([dense, dense[:10]])
     with pytest.raises(ValueError, match="dim"):
         SignProjection(0)
+
+
+def test_rows_project_exactly_like_a_list_of_the_same_rows():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(9, 40)).astype(np.float32)
+    rows[3] = 0.0  # a zero row stays zero
+    projection = SignProjection(dim=16, seed=2)
+    for normalize in (False, True):
+        expected = projection.project_many(list(rows), normalize=normalize)
+        assert np.array_equal(projection.project_rows(rows, normalize=normalize), expected)
+
+
+def test_cached_hash_bytes_equal_the_computed_ones_in_any_order_of_growth():
+    projection = SignProjection(dim=40, seed=5)
+    for indices in ([7, 3], [200, 0, 7], [5000], [3, 2**21 + 1, 9]):  # the last one is past the cache
+        keys = np.array(indices, dtype=np.int64)
+        assert np.array_equal(projection._hash_bytes(keys), projection._compute_hash_bytes(keys))
+    assert projection._hash_cache.shape[0] >= 5001

@@ -66,3 +66,27 @@ def test_partition_changes_count_as_drift_after_three_lifetimes_of_the_clusterer
     assert PartitionedClassifier().drift.structure.formation_age == 3000  # default fading 0.999
     slow = PartitionedClassifier(clusterer=LabelClusterer(fading_factor=0.9998))
     assert slow.drift.structure.formation_age == 15000
+
+
+def test_waiting_observations_keep_rows_of_any_width_and_dense_inputs_as_one_array():
+    from labelflow.operators.base import SparseVector
+    from labelflow.operators.learners.drift_handling import _Observations
+
+    waiting = _Observations(2)
+    inputs = [np.arange(3, dtype=np.float32) + i for i in range(3)]
+    for i, x in enumerate(inputs):  # more rows than allocated, labels growing past the allocated width
+        waiting.add(
+            x, np.ones(10 + 5 * i, dtype=bool), np.eye(1, 20 * (i + 1), 19 * i, dtype=np.float32)[0], i
+        )
+    assert waiting.n == 3 and np.array_equal(waiting.dense_rows(), np.stack(inputs))
+    assert [waiting.predicted_row(i).size for i in range(3)] == [10, 15, 20]
+    assert [np.flatnonzero(waiting.truth_row(i)).tolist() for i in range(3)] == [[0], [19], [38]]
+    assert waiting.truth_row(2).dtype == np.float32
+    waiting.add(
+        SparseVector(np.array([1]), np.array([1.0], dtype=np.float32), 3), np.ones(2, bool), np.ones(2), 3
+    )
+    assert waiting.dense_rows() is None  # a sparse input: the detector gets the list
+    waiting.clear()
+    assert waiting.n == 0 and not waiting.predicted.any() and not waiting.truth.any()
+    waiting.add(inputs[0], np.ones(2, bool), np.ones(2), 4)
+    assert np.array_equal(waiting.dense_rows(), inputs[0][None, :])
