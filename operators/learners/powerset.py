@@ -144,7 +144,9 @@ class LabelSetDecoder(Stateful):
         self._choice = np.zeros((3, 0), dtype=np.int64)  # the decoding kernels' scratch (see _pack)
         self._work = np.zeros((2, 0), dtype=np.float64)
         none = np.zeros(0, dtype=np.int64)
-        self._tables: _Tables = (none, none, none, np.zeros(1, dtype=np.int64), np.zeros(0), none)
+        self._cluster_rows = np.zeros(1, dtype=np.int64)  # cluster c's rows: _cluster_rows[c] : [c + 1]
+        self._row_counts: list[np.ndarray] = []
+        self._tables: _Tables = (none, none, none, self._cluster_rows, np.zeros(0), none)
         self.max_label_sets = max_label_sets
         self._label_sets: dict[LabelSet, float] = {}
         self._total = 0.0
@@ -270,31 +272,23 @@ class LabelSetDecoder(Stateful):
         """
         if self._structure_changed:
             self._flatten()
-        n_clusters = len(self._clusters)
-        total = self._total
-        counts = (
-            np.concatenate([t.counts[: t.n_sets] for t in self._clusters])
-            if n_clusters
-            else np.zeros(0, dtype=np.float64)
+        n_rows = self._row_cluster.shape[0]
+        counts = np.concatenate(self._row_counts) if self._row_counts else np.zeros(0, dtype=np.float64)
+        ratios, marginal = kernels.dependence_ratios(
+            counts,
+            self._row_labels,
+            self._row_starts,
+            self._row_lengths,
+            self._cluster_rows,
+            self._total,
+            self._cluster_of.shape[0],
         )
-        sets = self._sets_per_cluster
-        denominator = total + sets + 1.0
-        entry_counts = np.repeat(counts, self._row_lengths)
-        marginal = np.bincount(self._row_labels, weights=entry_counts, minlength=self._cluster_of.shape[0])
-        marginal = np.clip(marginal / max(total, 1.0), 1e-3, 1 - 1e-3)
-        prior_logit = np.log(marginal) - np.log1p(-marginal)
-        if counts.shape[0]:
-            log_p = np.log(np.maximum(counts, 1e-12) / denominator[self._row_cluster])
-            self._row_dependence = log_p - np.add.reduceat(prior_logit[self._row_labels], self._row_starts)
-        else:
-            self._row_dependence = np.zeros(0, dtype=np.float64)
-        empty = np.maximum(total - np.bincount(self._row_cluster, weights=counts, minlength=n_clusters), 0.0)
-        self._empty_dependence = np.log(np.maximum(empty, 0.5) / denominator)
-        self._novel_log_p = np.log((sets + 1.0) / denominator)
-        self._prior_logit = prior_logit
+        scores = kernels.dependence_scores(
+            np.log(ratios), np.log(marginal), np.log1p(-marginal), self._row_labels, self._row_starts, n_rows
+        )
         self._compiled_at = self.n_learned
         self._compiled = True
-        self._pack()
+        self._pack(scores)
 
     def _flatten(self) -> None:
         pieces = [table.flat() for table in self._clusters]
@@ -306,8 +300,11 @@ class LabelSetDecoder(Stateful):
         self._row_lengths = lengths
         self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         self._row_cluster = np.repeat(np.arange(len(self._clusters), dtype=np.int64), sets)
-        self._clusters_with_rows, self._cluster_row_starts = np.unique(self._row_cluster, return_index=True)
-        self._sets_per_cluster = sets.astype(np.float64)
+        self._cluster_rows = np.concatenate([[0], np.cumsum(sets)]).astype(np.int64)  # each cluster's rows
+        self._clusters_with_rows = np.flatnonzero(sets)
+        self._cluster_row_starts = self._cluster_rows[self._clusters_with_rows]
+        # Views of the tables' counts: they change in place until a subset is first seen (a new layout).
+        self._row_counts = [table.counts[: table.n_sets] for table in self._clusters if table.n_sets]
         self._structure_changed = False
 
     def decode(self, shifted_logits: np.ndarray) -> np.ndarray:
@@ -365,23 +362,22 @@ class LabelSetDecoder(Stateful):
                 start = int(self._row_starts[row])
                 out[self._row_labels[start : start + int(self._row_lengths[row])]] = True
 
-    def _pack(self) -> None:
-        """The compiled scores as one array (as the kernels read them), and the kernels' scratch."""
-        n_clusters = self._empty_dependence.shape[0]
-        cluster_rows = np.concatenate(
-            [[0], np.cumsum(np.bincount(self._row_cluster, minlength=n_clusters))]
-        ).astype(np.int64)
-        scores = np.concatenate(
-            [self._row_dependence, self._empty_dependence, self._novel_log_p, self._prior_logit]
-        ).astype(np.float64)
+    def _pack(self, scores: np.ndarray) -> None:
+        """The compiled view as the kernels read it (``scores`` as :func:`kernels.decode_one` reads them),
+        with the named parts of the scores as views of it."""
+        n_rows, n_clusters = int(self._cluster_rows[-1]), self._cluster_rows.shape[0] - 1
         self._tables = (
             self._row_labels,
             self._row_starts,
             self._row_lengths,
-            cluster_rows,
+            self._cluster_rows,
             scores,
             self._cluster_of,
         )
+        self._row_dependence = scores[:n_rows]
+        self._empty_dependence = scores[n_rows : n_rows + n_clusters]
+        self._novel_log_p = scores[n_rows + n_clusters : n_rows + 2 * n_clusters]
+        self._prior_logit = scores[n_rows + 2 * n_clusters :]
         if self._choice.shape[1] != n_clusters:
             self._choice = np.zeros((3, n_clusters), dtype=np.int64)
             self._work = np.zeros((2, n_clusters), dtype=np.float64)
@@ -443,4 +439,10 @@ class LabelSetDecoder(Stateful):
             for name in _COMPILED:
                 setattr(self, f"_{name}", state.arrays[f"compiled/{name}"])
             self._compiled = True
-            self._pack()
+            rows_per_cluster = np.bincount(self._row_cluster, minlength=self._empty_dependence.shape[0])
+            self._cluster_rows = np.concatenate([[0], np.cumsum(rows_per_cluster)]).astype(np.int64)
+            self._pack(
+                np.concatenate(
+                    [self._row_dependence, self._empty_dependence, self._novel_log_p, self._prior_logit]
+                ).astype(np.float64)
+            )

@@ -61,14 +61,70 @@ def _pairwise_sum(values: np.ndarray, index: np.ndarray, start: int, n: int) -> 
 
 
 @kernel
-def segment_sums(values: np.ndarray, index: np.ndarray, starts: np.ndarray, out: np.ndarray) -> None:
-    """``out[r] = values[index[starts[r] : starts[r + 1]]].sum()`` (the last run ends at ``index``'s end),
-    summed exactly as ``np.add.reduceat(values[index], starts)`` sums (non-empty runs)."""
-    n_runs = starts.shape[0]
-    for r in range(n_runs):
-        start = starts[r]
-        end = starts[r + 1] if r + 1 < n_runs else index.shape[0]
-        out[r] = values[index[start]] + _pairwise_sum(values, index, start + 1, end - start - 1)
+def dependence_ratios(
+    counts: np.ndarray,
+    row_labels: np.ndarray,
+    row_starts: np.ndarray,
+    row_lengths: np.ndarray,
+    cluster_rows: np.ndarray,
+    total: float,
+    n_labels: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities the subset scores are the logarithms of, from each row's faded ``counts``.
+
+    Returns ``ratios``: each row's ``P(S)``, then each cluster's ``P(empty)`` and novelty probability,
+    all over ``total + k + 1`` (``k`` subsets seen in the cluster); and each label's marginal, clipped to
+    [1e-3, 1 - 1e-3]. Sums run in the order ``np.bincount`` sums (row by row).
+    """
+    n_clusters = cluster_rows.shape[0] - 1
+    n_rows = counts.shape[0]
+    ratios = np.empty(n_rows + 2 * n_clusters)
+    marginal = np.zeros(n_labels)
+    for c in range(n_clusters):
+        sets = np.float64(cluster_rows[c + 1] - cluster_rows[c])
+        denominator = total + sets + 1.0
+        taken = 0.0
+        for r in range(cluster_rows[c], cluster_rows[c + 1]):
+            count = counts[r]
+            start = row_starts[r]
+            for j in range(start, start + row_lengths[r]):
+                marginal[row_labels[j]] += count
+            taken += count
+            ratios[r] = max(count, 1e-12) / denominator
+        ratios[n_rows + c] = max(max(total - taken, 0.0), 0.5) / denominator
+        ratios[n_rows + n_clusters + c] = (sets + 1.0) / denominator
+    scale = max(total, 1.0)
+    for label in range(n_labels):
+        marginal[label] = min(max(marginal[label] / scale, 1e-3), 1 - 1e-3)
+    return ratios, marginal
+
+
+@kernel
+def dependence_scores(
+    log_ratios: np.ndarray,
+    log_marginal: np.ndarray,
+    log_complement: np.ndarray,
+    row_labels: np.ndarray,
+    row_starts: np.ndarray,
+    n_rows: int,
+) -> np.ndarray:
+    """The decoding kernels' ``scores`` from the logarithms of :func:`dependence_ratios`' results: each
+    row's ``log P(S) - sum_{l in S} logit P(l)``, each cluster's empty-subset and novelty log-probability,
+    each label's prior log-odds ``log P(l) - log(1 - P(l))``."""
+    n_labels = log_marginal.shape[0]
+    scores = np.empty(log_ratios.shape[0] + n_labels)
+    prior_at = log_ratios.shape[0]
+    for label in range(n_labels):
+        scores[prior_at + label] = log_marginal[label] - log_complement[label]
+    prior = scores[prior_at:]
+    for r in range(n_rows):
+        start = row_starts[r]
+        end = row_starts[r + 1] if r + 1 < n_rows else row_labels.shape[0]
+        logit_sum = prior[row_labels[start]] + _pairwise_sum(prior, row_labels, start + 1, end - start - 1)
+        scores[r] = log_ratios[r] - logit_sum
+    for i in range(n_rows, prior_at):
+        scores[i] = log_ratios[i]
+    return scores
 
 
 @kernel
