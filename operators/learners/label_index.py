@@ -43,11 +43,16 @@ class LabelIndex(Stateful):
         """
         if isinstance(names, (set, frozenset)):
             names = sorted(names, key=str)
+        known = self._ids.get
         out: list[int] = []
         seen: set[int] = set()
         for name in names:
-            label_id = self.add(name) if add else self._ids.get(name)
-            if label_id is not None and label_id not in seen:
+            label_id = known(name)
+            if label_id is None:
+                if not add:
+                    continue
+                label_id = self.add(name)
+            if label_id not in seen:
                 seen.add(label_id)
                 out.append(label_id)
         return out

@@ -52,6 +52,86 @@ def _count_scores(
             negative[b, label] += added_negative[b, label]
 
 
+@kernel
+def _block_sum(values: np.ndarray, start: int, n: int) -> float:
+    """numpy's sum of ``values[start:start + n]`` (n <= 128): eight running sums combined pairwise."""
+    if n < 8:
+        total = -0.0
+        for i in range(start, start + n):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    while i < n - n % 8:
+        r0 += values[start + i]
+        r1 += values[start + i + 1]
+        r2 += values[start + i + 2]
+        r3 += values[start + i + 3]
+        r4 += values[start + i + 4]
+        r5 += values[start + i + 5]
+        r6 += values[start + i + 6]
+        r7 += values[start + i + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@kernel
+def _numpy_sum(values: np.ndarray) -> float:
+    """The sum of a contiguous float64 array exactly as numpy computes it (pairwise: halves of 8-multiples
+    down to blocks of at most 128), so a compiled refresh picks the same cut as the numpy form."""
+    starts = np.empty(128, dtype=np.int64)
+    lengths = np.empty(128, dtype=np.int64)
+    combine = np.zeros(128, dtype=np.bool_)
+    partial = np.empty(128)
+    starts[0], lengths[0], top, done = 0, values.shape[0], 1, 0
+    while top > 0:  # a post-order walk of numpy's recursion, with explicit stacks
+        top -= 1
+        start, n = starts[top], lengths[top]
+        if n <= 128:
+            partial[done] = _block_sum(values, start, n)
+            done += 1
+        elif combine[top]:
+            partial[done - 2] = partial[done - 2] + partial[done - 1]
+            done -= 1
+        else:
+            half = n // 2
+            half -= half % 8
+            starts[top], lengths[top], combine[top] = start, n, True
+            starts[top + 1], lengths[top + 1], combine[top + 1] = start + half, n - half, False
+            starts[top + 2], lengths[top + 2], combine[top + 2] = start, half, False
+            top += 3
+    return partial[0] if done else 0.0
+
+
+@kernel
+def _pooled_cut(positive: np.ndarray, negative: np.ndarray, n_labels: int) -> int:
+    """The bin of the micro-F1-optimal cut shared by the first ``n_labels`` labels (first best), computed
+    as the numpy form does (cumulative counts from the top bin down, numpy's sums)."""
+    bins = positive.shape[0]
+    tp = np.empty((bins, n_labels))
+    fp = np.empty((bins, n_labels))
+    for label in range(n_labels):
+        tp[bins - 1, label] = positive[bins - 1, label]
+        fp[bins - 1, label] = negative[bins - 1, label]
+        for b in range(bins - 2, -1, -1):
+            tp[b, label] = tp[b + 1, label] + positive[b, label]
+            fp[b, label] = fp[b + 1, label] + negative[b, label]
+    total = _numpy_sum(tp[0])
+    best, best_f1 = 0, -1.0
+    for b in range(bins):
+        tp_all = _numpy_sum(tp[b])
+        fp_all = _numpy_sum(fp[b])
+        f1 = 2 * tp_all / max(2 * tp_all + fp_all + (total - tp_all), 1e-300)
+        if f1 > best_f1:
+            best, best_f1 = b, f1
+    return best
+
+
 class AdaptiveThresholds(Stateful):
     """F1-maximising decision thresholds learned online from (score, truth) pairs, one per label.
 
@@ -153,22 +233,25 @@ class AdaptiveThresholds(Stateful):
             self._weight = 1.0
 
     def _refresh(self, n_labels: int) -> None:
-        pos = self._positive[:, :n_labels]
-        neg = self._negative[:, :n_labels]
-        # Predicting positive from bin b upwards: true positives are the positive counts in bins >= b.
-        tp = np.cumsum(pos[::-1], axis=0)[::-1]
-        fp = np.cumsum(neg[::-1], axis=0)[::-1]
-        total_pos = tp[0]
-        fn = total_pos - tp
-        f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1e-300)
-        best = np.argmax(f1, axis=0)
-        own = best / self.bins
-        tp_all, fp_all = tp.sum(axis=1), fp.sum(axis=1)
-        f1_all = 2 * tp_all / np.maximum(2 * tp_all + fp_all + (total_pos.sum() - tp_all), 1e-300)
-        pooled = np.argmax(f1_all) / self.bins
-        evidence = total_pos / self._weight
-        trust = evidence / (evidence + self.shrinkage) if np.isfinite(self.shrinkage) else 0.0
-        thresholds = trust * own + (1 - trust) * pooled
+        if not np.isfinite(self.shrinkage):  # every label shares the pooled cut: its own cuts are not needed
+            pooled = _pooled_cut(self._positive, self._negative, n_labels) / self.bins
+            thresholds = np.full(n_labels, pooled)
+        else:
+            pos = self._positive[:, :n_labels]
+            neg = self._negative[:, :n_labels]
+            # Predicting positive from bin b upwards: true positives are the positive counts in bins >= b.
+            tp = np.cumsum(pos[::-1], axis=0)[::-1]
+            fp = np.cumsum(neg[::-1], axis=0)[::-1]
+            total_pos = tp[0]
+            tp_all, fp_all = tp.sum(axis=1), fp.sum(axis=1)
+            f1_all = 2 * tp_all / np.maximum(2 * tp_all + fp_all + (total_pos.sum() - tp_all), 1e-300)
+            pooled = np.argmax(f1_all) / self.bins
+            fn = total_pos - tp
+            f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1e-300)
+            own = np.argmax(f1, axis=0) / self.bins
+            evidence = total_pos / self._weight
+            trust = evidence / (evidence + self.shrinkage)
+            thresholds = trust * own + (1 - trust) * pooled
         self._thresholds[:n_labels] = np.clip(thresholds, 0.5 / self.bins, 1.0 - 0.5 / self.bins)
         self._log_odds[:n_labels] = _log_odds(self._thresholds[:n_labels])
 

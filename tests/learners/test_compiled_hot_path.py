@@ -239,3 +239,22 @@ def test_learn_many_gives_the_model_learning_one_by_one_gives(sparse: bool):
         assert np.array_equal(value, b.arrays[key], equal_nan=value.dtype.kind == "f"), key
     probe = data[-1][0]
     assert one.predict_with_scores(probe) == many.predict_with_scores(probe)
+
+
+def test_numpy_sum_and_pooled_cut_match_numpy():
+    rng = np.random.default_rng(8)
+    for n in [0, 1, 7, 8, 9, 15, 16, 17, 127, 128, 129, 159, 257, 300, 1000, 4097]:
+        values = rng.random(n) * 1e3
+        assert thresholds._numpy_sum(values) == values.sum()
+    for n in [1, 5, 14, 159, 300]:
+        bins = 40
+        positive = rng.random((bins, n + 3)) * (rng.random((bins, n + 3)) < 0.3)
+        negative = rng.random((bins, n + 3)) * 5
+        pos, neg = positive[:, :n], negative[:, :n]
+        tp = np.cumsum(pos[::-1], axis=0)[::-1]
+        fp = np.cumsum(neg[::-1], axis=0)[::-1]
+        tp_all, fp_all = tp.sum(axis=1), fp.sum(axis=1)
+        f1_all = 2 * tp_all / np.maximum(2 * tp_all + fp_all + (tp[0].sum() - tp_all), 1e-300)
+        assert thresholds._pooled_cut(positive, negative, n) == int(np.argmax(f1_all))
+    flat = np.zeros((40, 4))  # no evidence: every cut ties, the first wins as with argmax
+    assert thresholds._pooled_cut(flat, flat, 4) == 0
