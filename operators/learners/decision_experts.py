@@ -118,8 +118,11 @@ class DecisionExperts(Stateful):
         self._last: frozenset = frozenset()
         self._set_counts: dict[frozenset, int] = {}
         self._majority: frozenset = frozenset()
-        # Per expert: micro counts [tp, fp, fn]; per expert and label: the same for macro.
-        self._counts = [[0.0, 0.0, 0.0] for _ in range(n)]
+        # Micro counts: per expert its true positives and predicted labels, and the true labels (shared);
+        # 2 tp + fp + fn = predicted + true. Per expert and label: (tp, fp, fn) for macro.
+        self._n_hits = [0.0] * n
+        self._n_predicted = [0.0] * n
+        self._n_true = 0.0
         self._label_ids: dict[Label, int] = {}
         self._macro = np.zeros((n, 0, 3))
         self._update = {
@@ -140,11 +143,16 @@ class DecisionExperts(Stateful):
 
     @property
     def _micro(self) -> np.ndarray:
-        return np.array(self._counts, dtype=float).reshape(len(CANDIDATES), 3)
+        """Per expert: (true positives, false positives, false negatives)."""
+        hits, predicted = np.array(self._n_hits), np.array(self._n_predicted)
+        return np.stack([hits, predicted - hits, self._n_true - hits], axis=1)
 
     @_micro.setter
     def _micro(self, value: np.ndarray) -> None:
-        self._counts = np.asarray(value, dtype=float).reshape(-1, 3).tolist()
+        counts = np.asarray(value, dtype=float).reshape(-1, 3)
+        self._n_hits = counts[:, 0].tolist()
+        self._n_predicted = (counts[:, 0] + counts[:, 1]).tolist()
+        self._n_true = float(counts[0, 0] + counts[0, 2])
 
     # ------------------------------------------------------------------ deciding
 
@@ -195,15 +203,15 @@ class DecisionExperts(Stateful):
             losses[e] += 1.0 - _f1(len(truth & c), len(c) + n_true)
 
     def _update_micro_f1(self, candidates: tuple[frozenset | set, ...], truth: frozenset) -> None:
-        losses, n_true = self._losses, len(truth)
+        losses, hits, predicted = self._losses, self._n_hits, self._n_predicted
+        self._n_true += len(truth)
+        n_true = self._n_true
         for e, c in enumerate(candidates):
-            counts = self._counts[e]
-            tp = len(truth & c) if c else 0
-            counts[0] += tp
-            counts[1] += len(c) - tp
-            counts[2] += n_true - tp
-            denominator = 2 * counts[0] + counts[1] + counts[2]
-            losses[e] = 1.0 - (2 * counts[0] / denominator if denominator > 0 else 0.0)
+            if c:
+                hits[e] += len(truth.intersection(c))
+                predicted[e] += len(c)
+            denominator = predicted[e] + n_true  # = 2 tp + fp + fn
+            losses[e] = 1.0 - (2 * hits[e] / denominator if denominator > 0 else 0.0)
 
     def _update_macro_f1(self, candidates: tuple[frozenset | set, ...], truth: frozenset) -> None:
         for label in truth.union(*candidates):
