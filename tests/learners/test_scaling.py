@@ -16,15 +16,21 @@ from .conformance import check_state_round_trip, dense_stream
 def test_small_label_spaces_stay_flat_and_predict_as_the_flat_learner() -> None:
     scaling, flat = ScalingClassifier(), PartitionedClassifier()
     stream = list(dense_stream(200, seed=2))
-    # Scores are the flat learner's; the published set is the decision experts' choice given its decision.
+    # Scores are the flat learner's, calibrated; the published set is the decision experts' choice given
+    # the flat learner's decision and the calibrated scores.
+    calibrate = scaling.calibrator.calibrate
     for x, y in stream[:150]:
         decided, scores = flat.predict_with_scores(x)
-        assert scaling.predict_with_scores(x) == (scaling.decisions.decide(decided, scores), scores)
+        published = calibrate(scores)
+        assert scaling.predict_with_scores(x) == (scaling.decisions.decide(decided, published), published)
         scaling.learn_one(x, y)
         flat.learn_one(x, y)
     assert scaling.active == "flat" and scaling.tree is None
     xs = [x for x, _ in stream[150:]]
-    expected = [(scaling.decisions.decide(d, s), s) for d, s in flat.predict_with_scores_many(xs)]
+    expected = [
+        (scaling.decisions.decide(d, calibrate(s)), calibrate(s))
+        for d, s in flat.predict_with_scores_many(xs)
+    ]
     assert scaling.predict_with_scores_many(xs) == expected
 
 
