@@ -185,7 +185,7 @@ class DecisionExperts(Stateful):
         model = decided if isinstance(decided, set | frozenset) else set(decided)
         self._update((model, _half(scores), self._last, self._majority), truth)
         losses = self._losses
-        best = min(range(len(losses)), key=losses.__getitem__)  # the first of equals, as np.argmin
+        best = losses.index(min(losses))  # the first of equals, as np.argmin
         if losses[best] < losses[self._leader] - _TIE:
             self._leader = best
             self.switches += 1
@@ -241,8 +241,9 @@ class DecisionExperts(Stateful):
             if len(counts) >= MAJORITY_CAPACITY:  # Space-Saving: the new set inherits the evicted count
                 evicted = min(counts, key=counts.__getitem__)
                 count = counts.pop(evicted)
-        counts[truth] = count + 1
-        if counts[truth] > counts.get(self._majority, 0):
+        count += 1
+        counts[truth] = count
+        if count > counts.get(self._majority, 0):
             self._majority = truth
 
     # ------------------------------------------------------------------ state
