@@ -163,21 +163,19 @@ def unit(values: np.ndarray) -> np.ndarray:
 
 @kernel
 def sketch(
-    indices: np.ndarray,
-    values: np.ndarray,
-    bucket: np.ndarray,
-    sign: np.ndarray,
-    sums: np.ndarray,
-    touched: np.ndarray,
+    indices: np.ndarray, values: np.ndarray, code: np.ndarray, sums: np.ndarray, touched: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The signed feature-hashing sketch of a sparse vector, as sorted bucket ids and unit-norm float32
-    values; ``sums`` (float64) and ``touched`` (bool), one entry per bucket, are all zero / False before
-    and after."""
+    values. Feature ``i`` adds ``values`` into bucket ``abs(code[i]) - 1`` with the sign of ``code[i]``
+    (one small array, so that a wide input's look-ups stay in cache); ``sums`` (float64) and ``touched``
+    (bool), one entry per bucket, are all zero / False before and after."""
     n_touched = 0
     order = np.empty(indices.shape[0], dtype=np.int64)
     for t in range(indices.shape[0]):
-        b = bucket[indices[t]]
-        sums[b] += sign[indices[t]] * values[t]  # float32 products summed in float64, as np.bincount does
+        signed = np.int64(code[indices[t]])
+        b = abs(signed) - 1
+        value = values[t]
+        sums[b] += value if signed > 0 else -value  # float32 values summed in float64, as np.bincount does
         if not touched[b]:
             touched[b] = True
             order[n_touched] = b

@@ -98,6 +98,9 @@ class RecentNeighbours(Stateful):
         rng = np.random.default_rng(zlib.crc32(b"labelflow-knn-sketch"))
         self._bucket = rng.integers(0, self.sketch_dim, size=dim, dtype=np.int64)
         self._sign = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=dim)
+        # Bucket and sign in one small array for the sketch kernel: abs(code) - 1 is the bucket.
+        code_type = np.int16 if self.sketch_dim < 2**15 else np.int64
+        self._sketch_code = np.where(self._sign > 0, self._bucket + 1, -(self._bucket + 1)).astype(code_type)
         self._bucket_sums = np.zeros(self.sketch_dim, dtype=np.float64)  # the sketch kernel's scratch
         self._bucket_touched = np.zeros(self.sketch_dim, dtype=bool)
 
@@ -109,7 +112,7 @@ class RecentNeighbours(Stateful):
             return kernels.unit(np.asarray(x, dtype=np.float32))
         if self._bucket is not None and self._sign is not None:
             return kernels.sketch(
-                x.indices, x.values, self._bucket, self._sign, self._bucket_sums, self._bucket_touched
+                x.indices, x.values, self._sketch_code, self._bucket_sums, self._bucket_touched
             )
         return x.indices, kernels.unit(np.asarray(x.values, dtype=np.float32))
 
