@@ -153,6 +153,7 @@ class LabelSetDecoder(Stateful):
         self._weight = 1.0
         self._clusters: list[ClusterLabelSets] = []
         self._cluster_of = np.zeros(0, dtype=np.int64)
+        self._place: list[tuple[ClusterLabelSets, int] | None] = []
         self._order = np.zeros(0, dtype=np.int64)
         self._starts = np.zeros(0, dtype=np.int64)
         self._seen_labels: set[int] = set()
@@ -195,6 +196,11 @@ class LabelSetDecoder(Stateful):
         self._cluster_of = np.full(n_labels, -1, dtype=np.int64)
         for i, table in enumerate(fresh):
             self._cluster_of[table.labels] = i
+        # Each label's cluster table and place in it, as Python objects: learn reads a few per instance.
+        self._place = [
+            (fresh[c], fresh[c].local[label]) if c >= 0 else None
+            for label, c in enumerate(self._cluster_of.tolist())
+        ]
         self._order = np.concatenate([t.labels for t in fresh]) if fresh else np.zeros(0, dtype=np.int64)
         sizes = np.array([len(t.labels) for t in fresh], dtype=np.int64)
         self._starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -226,12 +232,15 @@ class LabelSetDecoder(Stateful):
         self.n_learned += 1
         if not key:
             self.n_empty += 1
-        parts: dict[int, list[int]] = {}
+        parts: dict[ClusterLabelSets, list[int]] = {}
+        place = self._place
         for label in key:
-            cluster = int(self._cluster_of[label])
-            parts.setdefault(cluster, []).append(self._clusters[cluster].local[label])
-        for cluster, local in parts.items():
-            if self._clusters[cluster].add(tuple(local), w):
+            found = place[label]
+            if found is None:
+                raise KeyError(f"label {label} is in no cluster of the partition")
+            parts.setdefault(found[0], []).append(found[1])
+        for table, local in parts.items():
+            if table.add(tuple(local), w):
                 self._structure_changed = True
         self._weight /= self.fading_factor
         if self._weight > 1e100:
