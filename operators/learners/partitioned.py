@@ -458,8 +458,8 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         if shifted.shape[0] == 0:
             return np.zeros(0, dtype=bool)
         decided = self.decoder.decode_one(shifted)
-        if self._force_one() and not decided.any():
-            decided[np.argmax(shifted)] = True
+        if self._force_one() and not np.count_nonzero(decided):  # count_nonzero: no Python-level wrapper
+            decided[shifted.argmax()] = True
         return decided
 
     def _decide_rows(self, z: np.ndarray) -> np.ndarray:
