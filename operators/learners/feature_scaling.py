@@ -34,18 +34,25 @@ def _welford_step(x: np.ndarray, mean: np.ndarray, m2: np.ndarray, n: int) -> No
 
 
 @kernel
-def _idf_ratios(indices: np.ndarray, df: np.ndarray, n: int, out: np.ndarray) -> None:
-    """``out`` = ``(1 + n) / (1 + df)`` of the features ``indices`` (float32, as numpy computes it)."""
+def _idf_unit(
+    indices: np.ndarray, values: np.ndarray, df: np.ndarray, n: int, idf: bool, out: np.ndarray
+) -> None:
+    """``out`` = the sparse ``values`` weighted by ``log((1 + n) / (1 + df)) + 1`` (when ``idf``) and
+    divided by their L2 norm (a zero vector stays zero), in float32 as the numpy form computes it
+    (LLVM's log and a sequential sum of squares where numpy used its own log and BLAS's dot)."""
     seen = np.float32(1.0 + n)
+    one = np.float32(1.0)
+    squares = np.float32(0.0)
     for k in range(indices.shape[0]):
-        out[k] = seen / (np.float32(1.0) + df[indices[k]])
-
-
-@kernel
-def _idf_weighted(values: np.ndarray, log_ratios: np.ndarray) -> None:
-    """In place: ``log_ratios`` = ``values * (log_ratios + 1)``."""
-    for k in range(values.shape[0]):
-        log_ratios[k] = values[k] * (log_ratios[k] + np.float32(1.0))
+        value = values[k]
+        if idf:
+            value = value * (np.log(seen / (one + df[indices[k]])) + one)
+        out[k] = value
+        squares += value * value
+    norm = np.sqrt(squares)
+    if norm > 0:
+        for k in range(indices.shape[0]):
+            out[k] = out[k] / norm
 
 
 @kernel
@@ -120,14 +127,11 @@ class FeatureScaler(Stateful):
         if isinstance(x, SparseVector):
             df = self._document_frequency(x)
             values = x.values
-            if self.idf and values.dtype == np.float32:
-                # compiled around numpy's log and dot, whose float32 results these values must keep
-                weighted = np.empty(values.shape[0], dtype=np.float32)
-                _idf_ratios(x.indices, df, self.n, weighted)
-                np.log(weighted, out=weighted)
-                _idf_weighted(values, weighted)
-                values = weighted
-            elif self.idf:
+            if values.dtype == np.float32:
+                scaled = np.empty(values.shape[0], dtype=np.float32)
+                _idf_unit(x.indices, values, df, self.n, self.idf, scaled)
+                return SparseVector(x.indices, scaled, x.dim)
+            if self.idf:
                 values = values * (np.log((1.0 + self.n) / (1.0 + df[x.indices])) + 1.0)
             norm = float(np.sqrt(np.dot(values, values)))
             if norm > 0:

@@ -68,6 +68,20 @@ def _adagrad_step(
             weights[bias, j] += (own_step - bias_step) * gradient[j]
 
 
+@kernel
+def _sparse_products(indices: np.ndarray, values: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[j]`` = ``sum_k values[k] * weights[indices[k], j]`` for the labels of ``out`` (summed over
+    the nonzeros in order, one weight row at a time)."""
+    n = out.shape[0]
+    for j in range(n):
+        out[j] = np.float32(0.0)
+    for k in range(indices.shape[0]):
+        value = values[k]
+        row = indices[k]
+        for j in range(n):
+            out[j] += value * weights[row, j]
+
+
 _NO_ROWS = np.zeros(0, dtype=np.int64)
 _NO_GROUPS = np.zeros((0, 0), dtype=np.float32)
 
@@ -136,9 +150,9 @@ class LinearHeads(Stateful):
         if isinstance(x, SparseVector):
             if x.dim != self.dim or n_labels > self.weights.shape[1]:
                 self._ensure(x.dim, n_labels)
-            if not x.nnz:
-                return np.zeros(n_labels, dtype=np.float32)
-            return x.values @ self.weights[x.indices, :n_labels]
+            out = np.empty(n_labels, dtype=np.float32)
+            _sparse_products(x.indices, x.values.astype(np.float32, copy=False), self.weights, out)
+            return out
         if x.shape[0] != self.dim or n_labels > self.weights.shape[1]:
             self._ensure(x.shape[0], n_labels)
         return x @ self.weights[:-1, :n_labels]

@@ -46,44 +46,44 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
 
 
-# The one-instance path in three compiled steps around numpy's log and exp (kept for their exact
-# float32 results, so predictions stay the same to the bit): every step reads and writes the per-label
-# rows of one (6, labels) float32 block. Each operation is the float32 one of the vectorized form.
-_HEAD_P, _P, _Z, _SHIFTED, _ODDS, _HEAD_Z = range(6)
+# The one-instance path is one compiled step over the per-label rows of one (5, labels) float32 block.
+# Its float32 log and exp are LLVM's, not numpy's SIMD ones: probabilities may differ from the vectorized
+# form (_stacked, _sigmoid: the batch path) in the last bits.
+_HEAD_P, _P, _Z, _SHIFTED, _HEAD_Z = range(5)
 _F32_MAX_LOG_ODDS = np.float32(_MAX_LOG_ODDS)
 
 
 @kernel
-def _stack_inputs(
-    block: np.ndarray, bias: np.ndarray, votes: np.ndarray, recent: np.ndarray, inputs: np.ndarray
+def _stack_forward(
+    block: np.ndarray,
+    bias: np.ndarray,
+    votes: np.ndarray,
+    recent: np.ndarray,
+    stack: np.ndarray,
+    threshold_log_odds: np.ndarray,
+    inputs: np.ndarray,
 ) -> None:
-    """The heads' log-odds (``block[_HEAD_Z]`` holds their products without ``bias``), stacker inputs but
-    the neighbours' log-odds (head log-odds, recent label set, bias), and the neighbours' odds
-    ``p / (1 - p)`` (``votes`` empty: no neighbours; ``recent`` empty: no context)."""
+    """From the heads' products without ``bias`` (``block[_HEAD_Z]``) and the neighbours' ``votes``
+    (empty: none): the heads' log-odds and probabilities, the stacker inputs (head log-odds, neighbour
+    log-odds, ``recent`` label set (empty: none), bias), the stacked log-odds and probabilities, and the
+    decision margins against ``threshold_log_odds`` (empty: none), as :func:`_stacked`, :func:`_sigmoid`
+    and :meth:`PartitionedClassifier._decide_one` compute them."""
     n = block.shape[1]
     low = np.float32(1e-4)
     high = np.float32(1 - 1e-4)
     one = np.float32(1.0)
+    limit = np.float32(30.0)
     for i in range(n):
-        z = block[_HEAD_Z, i] + bias[i]
-        block[_HEAD_Z, i] = z
-        inputs[i, 0] = min(max(z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
-        inputs[i, 2] = recent[i] if recent.shape[0] else np.float32(0.0)
-        inputs[i, 3] = one
+        head_z = block[_HEAD_Z, i] + bias[i]
+        block[_HEAD_Z, i] = head_z
+        inputs[i, 0] = min(max(head_z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
         if votes.shape[0]:
             p = min(max(votes[i], low), high)
-            block[_ODDS, i] = p / (one - p)
-
-
-@kernel
-def _stack_logits(
-    block: np.ndarray, inputs: np.ndarray, stack: np.ndarray, threshold_log_odds: np.ndarray, has_votes: bool
-) -> None:
-    """Stacked log-odds (``block[_ODDS]`` holds the neighbours' log-odds), the decision margins against
-    ``threshold_log_odds`` (empty: none), and ``-clip(z, 30)`` of the heads and the stack for exp."""
-    n = block.shape[1]
-    for i in range(n):
-        inputs[i, 1] = block[_ODDS, i] if has_votes else np.float32(0.0)
+            inputs[i, 1] = np.log(p / (one - p))
+        else:
+            inputs[i, 1] = np.float32(0.0)
+        inputs[i, 2] = recent[i] if recent.shape[0] else np.float32(0.0)
+        inputs[i, 3] = one
         # pairwise, as numpy's einsum sums four products
         z = (inputs[i, 0] * stack[i, 0] + inputs[i, 1] * stack[i, 1]) + (
             inputs[i, 2] * stack[i, 2] + inputs[i, 3] * stack[i, 3]
@@ -91,17 +91,8 @@ def _stack_logits(
         block[_Z, i] = z
         bounded = min(max(z, -_F32_MAX_LOG_ODDS), _F32_MAX_LOG_ODDS)
         block[_SHIFTED, i] = bounded - threshold_log_odds[i] if threshold_log_odds.shape[0] else bounded
-        block[_HEAD_P, i] = -min(max(block[_HEAD_Z, i], np.float32(-30.0)), np.float32(30.0))
-        block[_P, i] = -min(max(z, np.float32(-30.0)), np.float32(30.0))
-
-
-@kernel
-def _logistic(exp_of_minus: np.ndarray) -> None:
-    """In place: ``1 / (1 + e)`` from ``e = exp(-z)``."""
-    one = np.float32(1.0)
-    for r in range(exp_of_minus.shape[0]):
-        for i in range(exp_of_minus.shape[1]):
-            exp_of_minus[r, i] = one / (one + exp_of_minus[r, i])
+        block[_HEAD_P, i] = one / (one + np.exp(-min(max(head_z, -limit), limit)))
+        block[_P, i] = one / (one + np.exp(-min(max(z, -limit), limit)))
 
 
 @kernel
@@ -402,7 +393,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         if n > self._recent.shape[0] or n > self._stack.shape[0]:
             self._grow(n)
         scaled = self.scaler.transform(x)
-        block = np.empty((6, n), dtype=np.float32)
+        block = np.empty((5, n), dtype=np.float32)
         heads = self.heads
         block[_HEAD_Z] = heads.products(scaled, n)
         embedded = None
@@ -411,23 +402,16 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             embedded = self.neighbours.embed(scaled)
             votes = self.neighbours.votes(scaled, n, embedded)
         inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
-        _stack_inputs(
-            block, heads.weights[-1], votes, self._recent if self.temporal_context else _NO_ARRAY, inputs
-        )
-        odds = block[_ODDS]
-        if self.neighbours is not None:
-            np.log(odds, out=odds)
         thresholds = self.thresholds
-        _stack_logits(
+        _stack_forward(
             block,
-            inputs,
+            heads.weights[-1],
+            votes,
+            self._recent if self.temporal_context else _NO_ARRAY,
             self._stack,
             _NO_ARRAY if thresholds is None else thresholds.log_odds(n),
-            self.neighbours is not None,
+            inputs,
         )
-        probabilities = block[:2]
-        np.exp(probabilities, out=probabilities)
-        _logistic(probabilities)
         forward = _Forward(scaled, embedded, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
         self._cached = (x, forward)
         return forward
