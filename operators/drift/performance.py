@@ -33,6 +33,8 @@ from labelflow.operators.state import State, Stateful
 
 Direction = Literal["increase", "both"]
 
+# The cuts of a window: blocks before each cut, errors before and after it, 1/n_before + 1/n_after.
+_Cuts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 # Cuts at every block for this many blocks from the recent end, then at sizes growing geometrically.
 _DENSE_CUTS = 8
 _CUT_GROWTH = 1.25
@@ -182,6 +184,10 @@ class PerformanceDriftDetector(DriftDetector):
         self.drift_action = drift_action
         self.warning_action = warning_action
         self._max_blocks = self.max_window // self.block_size
+        # The cuts for each window length (they depend on the settings only): a window grows one block
+        # at a time for max_window errors, so one cached length would miss at every check until then.
+        # A monitor shares one table among its detectors (share_cuts).
+        self._cut_table: dict[int, _Cuts | None] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -196,7 +202,6 @@ class PerformanceDriftDetector(DriftDetector):
         self._block_sum = 0.0
         self._block_square = 0.0
         self._block_count = 0
-        self._cut_cache: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.in_warning = False
         self.n_silent_shrinks = 0
 
@@ -290,16 +295,16 @@ class PerformanceDriftDetector(DriftDetector):
         self._start += k
         self._n_blocks -= k
 
-    def _cuts(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    def _cuts(self, n: int) -> _Cuts | None:
         """The cuts tested on a window of ``n`` blocks: for each, the number of blocks before it
         (``blocks_before``), the errors before and after it, and ``1/n_before + 1/n_after``.
 
         Cuts sit at every block for the first ``_DENSE_CUTS`` blocks from the recent end, then at
         sizes growing by ``_CUT_GROWTH`` (as ADWIN's exponential histogram does): a recent change is
         located to the block, the test count stays logarithmic in the window, and so does the
-        Bonferroni correction. Cached for the last ``n`` (the window is usually full)."""
-        if self._cut_cache is not None and self._cut_cache[0] == n:
-            return self._cut_cache[1:]
+        Bonferroni correction. Cached per ``n``."""
+        if n in self._cut_table:
+            return self._cut_table[n]
         bs = self.block_size
         side = -(-self.min_window // bs)  # fewest blocks on each side of a cut
         if n < 2 * side:
@@ -313,8 +318,14 @@ class PerformanceDriftDetector(DriftDetector):
         left_n = blocks_before.astype(np.float64) * bs
         right_n = n * bs - left_n
         inv_m = 1.0 / left_n + 1.0 / right_n
-        self._cut_cache = (n, blocks_before, left_n, right_n, inv_m)
-        return blocks_before, left_n, right_n, inv_m
+        cuts = self._cut_table[n] = (blocks_before, left_n, right_n, inv_m)
+        return cuts
+
+    def share_cuts(self, other: PerformanceDriftDetector) -> None:
+        """Use the cut table of ``other``, a detector with the same block size and minimum window."""
+        if (other.block_size, other.min_window) != (self.block_size, self.min_window):
+            raise ValueError("detectors with other block sizes or minimum windows test other cuts")
+        self._cut_table = other._cut_table
 
     def _bound(self, delta: float, n_cuts: int, variance: float, inv_m: np.ndarray) -> np.ndarray:
         log_term = math.log(2.0 * n_cuts / delta)
@@ -492,12 +503,17 @@ class PerformanceDriftMonitor(Stateful):
                 raise ValueError(f"{key!r} is set per cluster by the monitor, not in detector_params")
         self.watch_global = watch_global
         self.detector_params = detector_params.copy()
-        PerformanceDriftDetector(**self.detector_params)  # validate now, not at the first new cluster
+        # Built now to validate the settings (not at the first new cluster); every detector of the monitor
+        # uses its table of cuts.
+        self._prototype = PerformanceDriftDetector(**self.detector_params)
         self.detectors: dict[str, PerformanceDriftDetector] = {}
         if watch_global:
-            self.detectors[GLOBAL_LEVEL] = PerformanceDriftDetector(
-                level=GLOBAL_LEVEL, **self.detector_params
-            )
+            self.detectors[GLOBAL_LEVEL] = self._new_detector(GLOBAL_LEVEL, ())
+
+    def _new_detector(self, level: str, labels: tuple[str, ...]) -> PerformanceDriftDetector:
+        detector = PerformanceDriftDetector(level=level, labels=labels, **self.detector_params)
+        detector.share_cuts(self._prototype)
+        return detector
 
     def set_clusters(self, clusters: Mapping[str | int, Iterable[str]]) -> None:
         """Make the watched clusters exactly ``clusters`` (cluster id -> its labels)."""
@@ -509,9 +525,7 @@ class PerformanceDriftMonitor(Stateful):
         for level, labels in wanted.items():
             current = self.detectors.get(level)
             if current is None or current.labels != labels:
-                self.detectors[level] = PerformanceDriftDetector(
-                    level=level, labels=labels, **self.detector_params
-                )
+                self.detectors[level] = self._new_detector(level, labels)
 
     def update(
         self,
@@ -598,4 +612,9 @@ class PerformanceDriftMonitor(Stateful):
             detector = detector_from_state(state.detach(f"d{i}"))
             if not isinstance(detector, PerformanceDriftDetector):
                 raise ValueError(f"monitor state holds a {type(detector).__name__} for level {level!r}")
+            if (detector.block_size, detector.min_window) == (
+                self._prototype.block_size,
+                self._prototype.min_window,
+            ):
+                detector.share_cuts(self._prototype)
             self.detectors[level] = detector

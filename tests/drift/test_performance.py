@@ -173,3 +173,17 @@ def test_compiled_quiet_window_filter_changes_no_event_nor_state(monkeypatch, pa
     assert len(events) >= 2
     a, b = compiled.state(), numpy_only.state()
     assert a.meta == b.meta and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_a_monitors_detectors_share_one_table_of_cuts_also_after_a_restore():
+    monitor = PerformanceDriftMonitor()
+    monitor.set_clusters({0: ["a"], 1: ["b"]})
+    for t in range(200):
+        monitor.update({0: t % 2, 1: 0.0}, global_error=0.5, position=t)
+    tables = {id(detector._cut_table) for detector in monitor.detectors.values()}
+    assert len(tables) == 1 and len(monitor.detectors["0"]._cut_table) >= 2  # one entry per window length
+    restored = PerformanceDriftMonitor.from_state(monitor.state())
+    assert len({id(detector._cut_table) for detector in restored.detectors.values()}) == 1
+    alone = PerformanceDriftDetector(block_size=16)
+    with pytest.raises(ValueError, match="other cuts"):
+        alone.share_cuts(monitor.detectors["0"])
