@@ -437,6 +437,8 @@ class LabelClusterer(Stateful):
 
     def drain_events(self) -> list[StructureChange]:
         """The structure changes since the last call, oldest first."""
+        if not self._events:  # the usual case, once per learned instance
+            return []
         events = list(self._events)
         self._events.clear()
         return events

@@ -67,9 +67,10 @@ class _Observations:
         self.n = 0
         self.predicted = np.zeros((rows, 16), dtype=bool)
         self.truth = np.zeros((rows, 16), dtype=bool)
-        self.predicted_len = np.zeros(rows, dtype=np.int64)
-        self.truth_len = np.zeros(rows, dtype=np.int64)
-        self.positions = np.zeros(rows, dtype=np.int64)
+        # Per row (Python lists: a numpy scalar write costs more than an append)
+        self.predicted_len: list[int] = []
+        self.truth_len: list[int] = []
+        self.positions: list[int] = []
         self.scaled: list[Features] = []
         # The scaled inputs again as float32 rows while all of them are dense of one dimension (the input
         # detector projects them without stacking a list).
@@ -82,9 +83,9 @@ class _Observations:
             self._grow(row + 1, max(n_predicted, n_truth))
         self.predicted[row, :n_predicted] = predicted
         self.truth[row, :n_truth] = truth  # 0/1 floats: non-zero is true
-        self.predicted_len[row] = n_predicted
-        self.truth_len[row] = n_truth
-        self.positions[row] = position
+        self.predicted_len.append(n_predicted)
+        self.truth_len.append(n_truth)
+        self.positions.append(position)
         self.scaled.append(scaled)
         if self.all_dense:
             self._add_dense(row, scaled)
@@ -114,10 +115,6 @@ class _Observations:
             matrix = np.zeros((rows, width), dtype=bool)
             matrix[:old_rows, :old_width] = getattr(self, name)
             setattr(self, name, matrix)
-        for name in ("predicted_len", "truth_len", "positions"):
-            column = np.zeros(rows, dtype=np.int64)
-            column[:old_rows] = getattr(self, name)
-            setattr(self, name, column)
         if self.dense is not None and rows > self.dense.shape[0]:
             dense = np.zeros((rows, self.dense.shape[1]), dtype=np.float32)
             dense[:old_rows] = self.dense
@@ -127,7 +124,7 @@ class _Observations:
         self.predicted[: self.n] = False
         self.truth[: self.n] = False
         self.n = 0
-        self.scaled = []
+        self.predicted_len, self.truth_len, self.positions, self.scaled = [], [], [], []
         self.all_dense = True
 
     def predicted_row(self, row: int) -> np.ndarray:
@@ -284,8 +281,8 @@ class DriftHandler(Stateful):
         n_rows = pending.n
         if not n_rows:
             return
-        positions = pending.positions[:n_rows].tolist()
-        width = int(pending.predicted_len[:n_rows].max())
+        positions = pending.positions
+        width = max(pending.predicted_len)
         predicted = pending.predicted[:n_rows, :width]
         events = (
             self._performance_events(predicted, pending.truth[:n_rows, :width], positions)
@@ -302,7 +299,7 @@ class DriftHandler(Stateful):
                     scaled = pending.scaled[row]
                     target = pending.truth_row(row)[local]
                     heads.learn(scaled, target, heads.probabilities(scaled, len(labels)))
-        truth = pending.truth[:n_rows, : int(pending.truth_len[:n_rows].max())]
+        truth = pending.truth[:n_rows, : max(pending.truth_len)]
         if self.label_priors is not None:
             names = self._label_strings
             for i in range(len(names), truth.shape[1]):
@@ -388,7 +385,7 @@ class DriftHandler(Stateful):
     def _save_state(self, state: State) -> None:
         state.meta["background"] = {level: list(labels) for level, (labels, _) in self.background.items()}
         pending = self._pending
-        state.meta["pending_positions"] = pending.positions[: pending.n].tolist()
+        state.meta["pending_positions"] = list(pending.positions)
         for i in range(pending.n):
             _pack_input(state.arrays, f"pending{i}", pending.scaled[i])
             state.arrays[f"pending{i}/predicted"] = pending.predicted_row(i)
