@@ -173,7 +173,11 @@ class InputDriftDetector(DriftDetector):
     # ------------------------------------------------------------------ observing
 
     def _fourier(self, projected: np.ndarray) -> np.ndarray:
-        return self._feature_scale * np.cos(projected @ self._scaled_frequencies + self._phases)
+        features = projected @ self._scaled_frequencies
+        features += self._phases
+        np.cos(features, out=features)
+        features *= self._feature_scale
+        return features
 
     def _observe(self, x: Features, position: int) -> DriftEvent | None:
         projected = self._projection.project_one(x, normalize=self.normalize).astype(np.float64)
