@@ -26,29 +26,13 @@ if TYPE_CHECKING:
 
 STATE_FORMAT = "labelflow.partitioned/1"
 _N_STACK_INPUTS = 4  # head log-odds, neighbour log-odds, label in the latest label set, bias
-_MIN_BATCH = 4  # smaller batches are faster one by one (building the sparse batch has a fixed cost)
 #: The drift detectors of :class:`DriftHandler` (all on by default; see ``drift_detectors``).
 DRIFT_DETECTORS = ("performance", "label_prior", "label_dependence", "input")
 _MAX_LOG_ODDS = float(np.log((1 - 1e-4) / 1e-4))  # probabilities are kept within [1e-4, 1 - 1e-4]
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.minimum(np.maximum(p, 1e-4), 1 - 1e-4)  # np.clip's wrapper costs more than the work here
-    return np.log(p / (1.0 - p))
-
-
-def _bounded(z: np.ndarray) -> np.ndarray:
-    """Log-odds limited as :func:`_logit` limits them (without a round trip through probabilities)."""
-    return np.minimum(np.maximum(z, -_MAX_LOG_ODDS), _MAX_LOG_ODDS)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
-
-
 # The one-instance path is one compiled step over the per-label rows of one (5, labels) float32 block.
-# Its float32 log and exp are LLVM's, not numpy's SIMD ones: probabilities may differ from the vectorized
-# form (_stacked, _sigmoid: the batch path) in the last bits.
+# Probabilities are kept within [1e-4, 1 - 1e-4]: log-odds within +-_MAX_LOG_ODDS.
 _HEAD_P, _P, _Z, _SHIFTED, _HEAD_Z = range(5)
 _F32_MAX_LOG_ODDS = np.float32(_MAX_LOG_ODDS)
 
@@ -66,8 +50,7 @@ def _stack_forward(
     """From the heads' products without ``bias`` (``block[_HEAD_Z]``) and the neighbours' ``votes``
     (empty: none): the heads' log-odds and probabilities, the stacker inputs (head log-odds, neighbour
     log-odds, ``recent`` label set (empty: none), bias), the stacked log-odds and probabilities, and the
-    decision margins against ``threshold_log_odds`` (empty: none), as :func:`_stacked`, :func:`_sigmoid`
-    and :meth:`PartitionedClassifier._decide_one` compute them."""
+    decision margins against ``threshold_log_odds`` (empty: none)."""
     n = block.shape[1]
     low = np.float32(1e-4)
     high = np.float32(1 - 1e-4)
@@ -158,7 +141,7 @@ class _Forward:
         z: np.ndarray,  # stacked log-odds
         p: np.ndarray,
         n_labels: int,
-        shifted: np.ndarray | None = None,  # bounded log-odds minus the thresholds' (when computed with them)
+        shifted: np.ndarray,  # bounded stacked log-odds minus the thresholds' (the decision margins)
     ) -> None:
         self.scaled = scaled
         self.embedded = embedded
@@ -374,17 +357,6 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
 
     # ------------------------------------------------------------------ prediction
 
-    def _stacked(self, head_z: np.ndarray, votes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Stacker inputs ``(..., labels, 4)`` and log-odds ``(..., labels)`` from the heads' log-odds and
-        the neighbours' votes of one instance (1-d) or a batch (2-d)."""
-        n = head_z.shape[-1]
-        inputs = np.empty(head_z.shape + (_N_STACK_INPUTS,), dtype=np.float32)
-        inputs[..., 0] = _bounded(head_z)
-        inputs[..., 1] = 0.0 if votes is None else _logit(votes)
-        inputs[..., 2] = self._recent[:n] if self.temporal_context else 0.0
-        inputs[..., 3] = 1.0
-        return inputs, np.einsum("...ij,ij->...i", inputs, self._stack[:n])
-
     def _forward(self, x: Features) -> _Forward:
         cached = self._cached
         if cached is not None and cached[0] is x:
@@ -419,23 +391,11 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
     def _decided(self, forward: _Forward) -> np.ndarray:
         """The decided label mask of ``forward`` (decided now if it was not yet)."""
         if forward.decided is None:
-            if forward.shifted is None:
-                forward.decided = self._decide_one(forward.z)
-            else:
-                forward.decided = self._decide_shifted(forward.shifted)
+            forward.decided = self._decide_shifted(forward.shifted)
         return forward.decided
 
     def _decide(self, forward: _Forward) -> np.ndarray:
         return self._decided(forward).copy()
-
-    def _decide_one(self, z: np.ndarray) -> np.ndarray:
-        """:meth:`_decide_rows` of one instance's stacked log-odds, with the decoder's one-row path."""
-        if z.shape[0] == 0:
-            return np.zeros(0, dtype=bool)
-        shifted = _bounded(z)
-        if self.thresholds is not None:
-            shifted = shifted - self.thresholds.log_odds(z.shape[0])
-        return self._decide_shifted(shifted)
 
     def _decide_shifted(self, shifted: np.ndarray) -> np.ndarray:
         """The decided label mask from the bounded stacked log-odds minus the thresholds' log-odds."""
@@ -444,20 +404,6 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         decided = self.decoder.decode_one(shifted)
         if self._force_one() and not np.count_nonzero(decided):  # count_nonzero: no Python-level wrapper
             decided[shifted.argmax()] = True
-        return decided
-
-    def _decide_rows(self, z: np.ndarray) -> np.ndarray:
-        """The decided label masks of a batch of stacked log-odds ``(instances, labels)``."""
-        n = z.shape[1]
-        if n == 0:
-            return np.zeros(z.shape, dtype=bool)
-        shifted = _bounded(z)
-        if self.thresholds is not None:
-            shifted = shifted - self.thresholds.log_odds(n)
-        decided = self.decoder.decode_many(shifted)
-        if self._force_one():
-            empty = np.flatnonzero(~decided.any(axis=1))
-            decided[empty, np.argmax(shifted[empty], axis=1)] = True
         return decided
 
     def _force_one(self) -> bool:
@@ -474,52 +420,21 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         forward = self._forward(x)
         return self._named(self._decide(forward), forward.p)
 
-    def _forward_many(self, xs: Sequence[Features]) -> list[_Forward]:
-        """:meth:`_forward` of a batch with one matrix product per component (small batches one by one)."""
-        if len(xs) < _MIN_BATCH:
-            forwards = [self._forward(x) for x in xs]
-            self._cached = None  # the single-instance cache holds only the last of them
-            return forwards
-        n = len(self.label_index)
-        self._grow(n)
-        scaled = [self.scaler.transform(x) for x in xs]
-        head_z = self.heads.logits_many(scaled, n)
-        embedded: list[Embedded | None] = [None] * len(xs)
-        votes = None
-        if self.neighbours is not None:
-            window = [self.neighbours.embed(v) for v in scaled]
-            votes = self.neighbours.votes_many(scaled, n, window)
-            embedded = list(window)
-        inputs, z = self._stacked(head_z, votes)
-        head_p, p = _sigmoid(head_z), _sigmoid(z)
-        return [
-            _Forward(
-                scaled=scaled[i],
-                embedded=embedded[i],
-                head_p=head_p[i],
-                inputs=inputs[i],
-                z=z[i],
-                p=p[i],
-                n_labels=n,
-            )
-            for i in range(len(xs))
-        ]
-
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
-        """:meth:`predict_with_scores` of a batch, vectorized: one matrix product per component.
+        """:meth:`predict_with_scores` of every instance of a batch by the model as it is (no learning in
+        between): the same predictions, to the bit, as one by one.
 
-        Every instance is predicted by the model as it is (no learning in between), as
-        ``predict_with_scores`` would one by one; probabilities may differ from it in the last float
-        digits (another summation order).
+        The one-instance path is compiled and costs about what a vectorized batch did per instance, and
+        a batch path of its own would give probabilities that differ in the last float digits, which the
+        decision experts and the calibrator would then learn from (so a model would depend on how its
+        predictions were batched).
         """
-        forwards = self._forward_many(xs)
-        pending = [f for f in forwards if f.decided is None]
-        if pending:
-            for forward, decided in zip(
-                pending, self._decide_rows(np.stack([f.z for f in pending])), strict=True
-            ):
-                forward.decided = decided
-        return [self._named(self._decided(forward), forward.p) for forward in forwards]
+        out = []
+        for x in xs:
+            forward = self._forward(x)
+            out.append(self._named(self._decided(forward), forward.p))
+        self._cached = None  # the single-instance cache holds only the last of them
+        return out
 
     def predict_many(self, xs: Sequence[Features]) -> list[set[Label]]:
         return [labels for labels, _ in self.predict_with_scores_many(xs)]

@@ -17,6 +17,20 @@ from labelflow.operators.learners import feature_scaling, linear, partitioned, t
 from labelflow.operators.learners.registry import make_learner
 
 RNG_SEEDS = (0, 1, 2)
+MAX_LOG_ODDS = float(np.log((1 - 1e-4) / 1e-4))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.minimum(np.maximum(p, 1e-4), 1 - 1e-4)
+    return np.log(p / (1.0 - p))
+
+
+def _bounded(z: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(z, -MAX_LOG_ODDS), MAX_LOG_ODDS)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(z, -30.0), 30.0)))
 
 
 def test_standardize_and_welford_match_numpy():
@@ -146,13 +160,13 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     head_z = products + bias[:n]  # the heads' logits: their products plus the bias
 
     inputs = np.empty((n, 4), dtype=np.float32)
-    inputs[:, 0] = partitioned._bounded(head_z)
-    inputs[:, 1] = partitioned._logit(votes) if with_votes else 0.0
+    inputs[:, 0] = _bounded(head_z)
+    inputs[:, 1] = _logit(votes) if with_votes else 0.0
     inputs[:, 2] = recent[:n]
     inputs[:, 3] = 1.0
     z = np.einsum("...ij,ij->...i", inputs, stack[:n])
-    head_p, p = partitioned._sigmoid(np.stack([head_z, z]))
-    shifted = partitioned._bounded(z) - threshold_log_odds
+    head_p, p = _sigmoid(np.stack([head_z, z]))
+    shifted = _bounded(z) - threshold_log_odds
 
     block = np.empty((5, n), dtype=np.float32)
     block[partitioned._HEAD_Z] = products
@@ -172,9 +186,7 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     unthresholded[partitioned._HEAD_Z] = products
     partitioned._stack_forward(unthresholded, bias, votes if with_votes else no, no, stack, no, got_inputs)
     assert np.array_equal(got_inputs[:, 2], np.zeros(n, dtype=np.float32))  # no temporal context
-    assert np.array_equal(
-        unthresholded[partitioned._SHIFTED], partitioned._bounded(unthresholded[partitioned._Z])
-    )
+    assert np.array_equal(unthresholded[partitioned._SHIFTED], _bounded(unthresholded[partitioned._Z]))
     p = block[partitioned._P]
     inputs = got_inputs
     inputs[:, 2] = recent[:n]
