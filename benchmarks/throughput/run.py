@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -57,6 +59,8 @@ from labelflow.stream.kafka_io import build_producer
 from labelflow.stream.testing import TopicCollector, WorkerProcess, create_topics, isolated_settings, wait_for
 
 HERE = Path(__file__).resolve().parent
+# Batches close this long after their first record (the paced run's latency floor).
+BATCH_MAX_WAIT_MS = 100
 MIXED = FeedPlan(labelled_fraction=0.5, feedback_fraction=0.3, feedback_delay=200, seed=1)
 UNLABELLED = FeedPlan(labelled_fraction=0.0, feedback_fraction=0.0, seed=1)
 
@@ -107,7 +111,7 @@ def run_once(
     overrides: dict[str, Any] = {
         "metrics__port": port,
         "checkpoint__interval_s": 60.0,
-        "batch__max_wait_ms": 100,
+        "batch__max_wait_ms": BATCH_MAX_WAIT_MS,
     }
     if learner is not None:
         overrides["model__learner"] = learner
@@ -211,6 +215,12 @@ def write_results(rows: list[dict[str, Any]], out: Path, meta: dict[str, str]) -
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}  ",
         f"Date: {meta['date']}  ",
+        *([f"Commit: {meta['commit']}  "] if meta.get("commit") else []),
+        *(
+            [f"Load average (1 min) at start and end: {meta['load']} (other processes shared the machine)  "]
+            if meta.get("load")
+            else []
+        ),
         f"Setup: embedded Tansu broker (in memory), one `labelflow run` worker process, learner `{s.model.learner}`, "
         f"embedder `{s.model.embedder}` (default settings), batch size {s.batch.size}, "
         f"{s.topics.partitions} partitions, synthetic stream (seed 11, 12 labels, 4 drifts).  ",
@@ -265,15 +275,29 @@ def reading(rows: list[dict[str, Any]]) -> list[str]:
         )
     if ceiling is not None:
         out.append(
-            f"With a near-free learner the same pipeline moves {ceiling['docs_per_s']:,.0f} documents/s end to end, "
-            "so the runtime is not the bottleneck; the end-to-end rate with the default learner is set by the "
-            "model's per-document cost."
+            f"With a near-free learner the same pipeline moves {ceiling['docs_per_s']:,.0f} documents/s end to end "
+            f"({1e6 / ceiling['docs_per_s']:,.0f} µs of wall time per document: the worker's own work, the broker "
+            "and the benchmark's producer and collectors, which share the machine's cores); with the default "
+            f"learner a document takes {1e6 / mixed['docs_per_s']:,.0f} µs."
         )
     out.append(
         "Saturated runs queue the whole stream behind the worker, so their latency is mostly waiting; the paced "
-        "run shows the latency of a worker that keeps up (batches close after at most batch.max_wait_ms = 200 ms)."
+        "run shows the latency of a worker that keeps up (batches close after at most batch.max_wait_ms = "
+        f"{BATCH_MAX_WAIT_MS} ms)."
     )
     return out
+
+
+def _commit() -> str:
+    """The checked-out commit, marked when the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=HERE, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,7 +324,13 @@ def main(argv: list[str] | None = None) -> int:
         print(args.out.read_text())
         return 0
     command = "python benchmarks/throughput/run.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = {"command": command.strip(), "machine": describe_machine(), "date": dt.date.today().isoformat()}
+    meta = {
+        "command": command.strip(),
+        "machine": describe_machine(),
+        "date": dt.date.today().isoformat(),
+        "commit": _commit(),
+        "load": f"{os.getloadavg()[0]:.1f}",
+    }
     results: list[RunResult] = []
 
     def record(result: tuple[RunResult, Path]) -> Path:
@@ -354,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                         learner=args.ceiling_learner,
                     )
                 )
+    meta["load"] += f" / {os.getloadavg()[0]:.1f}"
     raw.write_text("\n".join(json.dumps(x) for x in [meta, *(r.__dict__ for r in results)]) + "\n")
     write_results(summarize(results), args.out, meta)
     print(args.out.read_text())
