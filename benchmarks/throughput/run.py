@@ -53,9 +53,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStreamConfig
 from labelflow.operators.evaluation.machine import describe_machine
 from labelflow.stream.broker import EmbeddedBroker, free_port
-from labelflow.stream.config import Settings
+from labelflow.stream.config import Settings, load_settings
 from labelflow.stream.feed import FeedPlan, encode, feed
 from labelflow.stream.kafka_io import build_producer
+from labelflow.stream.messages import Document
+from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.testing import TopicCollector, WorkerProcess, create_topics, isolated_settings, wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -78,6 +80,23 @@ class RunResult:
 def messages(n: int, plan: FeedPlan) -> list[tuple[str, dict[str, Any]]]:
     documents = (d.to_dict() for d in SyntheticStream(SyntheticStreamConfig(seed=11, n_documents=n)))
     return list(feed(documents, plan))
+
+
+def warm_up(n: int = 600) -> None:
+    """Fill numba's disk cache of the default learner's compiled kernels before anything is timed:
+    each worker process then loads them on first use instead of compiling during its first batch."""
+    settings = load_settings(None, {"brokers": "127.0.0.1:9"})
+    runtime = ModelRuntime.from_settings(settings.model)
+    documents = [
+        Document.model_validate(d.to_dict())
+        for d in SyntheticStream(SyntheticStreamConfig(seed=3, n_documents=n))
+    ]
+    features = runtime.features([d.model_copy(update={"labels": None}) for d in documents])
+    for document, x in zip(documents, features, strict=True):
+        assert not isinstance(x, Exception)
+        runtime.predict([x])
+        runtime.learn(x, document.labels or [])
+    runtime.predict([x for x in features if not isinstance(x, Exception)][:64])
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -206,8 +225,6 @@ def summarize(results: list[RunResult]) -> list[dict[str, Any]]:
 
 
 def write_results(rows: list[dict[str, Any]], out: Path, meta: dict[str, str]) -> None:
-    from labelflow.stream.config import load_settings
-
     s = load_settings()
     lines = [
         "# Throughput: produce -> Kafka -> worker -> prediction",
@@ -331,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "commit": _commit(),
         "load": f"{os.getloadavg()[0]:.1f}",
     }
+    warm_up()
     results: list[RunResult] = []
 
     def record(result: tuple[RunResult, Path]) -> Path:
