@@ -82,7 +82,8 @@ class DecisionExperts(Stateful):
     """Chooses among candidate label sets online, by their loss under ``objective`` (see the module).
 
     A document costs a few set operations per candidate and no numpy call (at four candidates a numpy
-    call costs more than the arithmetic): a few microseconds, whatever the number of labels.
+    call costs more than the arithmetic), plus one pass over the scores for the labels scored >= 0.5:
+    3-5 µs at 14 labels, 6-8 µs at 159 (measured in place on a loaded 2-core machine).
 
     Parameters
     ----------
