@@ -103,3 +103,14 @@ def test_dense_rows_as_one_array_give_the_events_and_state_of_a_list_of_them():
     assert list_events and [e.to_dict() for e in row_events] == [e.to_dict() for e in list_events]
     a, b = by_list.state(), by_rows.state()
     assert a.meta == b.meta and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_the_reference_bandwidth_is_the_median_distance_over_the_whole_matrix_bit_for_bit():
+    rng = np.random.default_rng(5)
+    detector = InputDriftDetector(reference_size=64)
+    detector.update_many(rng.normal(size=(64, 10)))
+    reference = detector._reference
+    squared = np.sum(reference**2, axis=1)
+    distances = squared[:, None] + squared[None, :] - 2.0 * reference @ reference.T
+    median = np.median(distances[np.triu_indices(64, k=1)])
+    assert detector.monitoring and detector._fitted_bandwidth == float(np.sqrt(median))
