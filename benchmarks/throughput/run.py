@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import statistics
@@ -75,6 +76,9 @@ class RunResult:
     p50_ms: float
     p99_ms: float
     stage_us: dict[str, float]
+    # CPU time of the worker process per document, from its readiness to the stop request: what the
+    # worker itself spends, which other processes on the machine disturb far less than wall time.
+    worker_cpu_us: float = math.nan
 
 
 def messages(n: int, plan: FeedPlan) -> list[tuple[str, dict[str, Any]]]:
@@ -145,6 +149,7 @@ def run_once(
     worker.start()
     try:
         wait_for(lambda: _ready(port), 60, "the worker to join its group")
+        cpu_at_start = _cpu_seconds(worker.pid)
         with (
             TopicCollector(settings, settings.topics.predictions) as predictions,
             TopicCollector(settings, settings.topics.documents) as documents,
@@ -155,6 +160,7 @@ def run_once(
             sender.join()
             documents.wait_until(lambda r: len(r) >= n, 60, "every document record")
             stages = scrape(port)
+        worker_cpu_s = _cpu_seconds(worker.pid) - cpu_at_start
         assert worker.terminate() == 0, worker.log()[-2000:]
     finally:
         worker.ensure_stopped()
@@ -175,8 +181,18 @@ def run_once(
         float(np.percentile(latencies, 50)),
         float(np.percentile(latencies, 99)),
         stage_us,
+        worker_cpu_s / n * 1e6,
     )
     return result, settings.checkpoint.dir
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (NaN where /proc is not available)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _ready(port: int) -> bool:
@@ -219,6 +235,7 @@ def summarize(results: list[RunResult]) -> list[dict[str, Any]]:
                 "p50_ms": statistics.median(r.p50_ms for r in runs),
                 "p99_ms": statistics.median(r.p99_ms for r in runs),
                 "stage_us": {k: statistics.median(r.stage_us[k] for r in runs) for k in runs[0].stage_us},
+                "worker_cpu_us": statistics.median(r.worker_cpu_us for r in runs),
             }
         )
     return rows
@@ -241,15 +258,19 @@ def write_results(rows: list[dict[str, Any]], out: Path, meta: dict[str, str]) -
         f"Setup: embedded Tansu broker (in memory), one `labelflow run` worker process, learner `{s.model.learner}`, "
         f"embedder `{s.model.embedder}` (default settings), batch size {s.batch.size}, "
         f"{s.topics.partitions} partitions, synthetic stream (seed 11, 12 labels, 4 drifts).  ",
-        "Numbers are medians over the runs; latency is prediction record time minus document record time.",
+        "Numbers are medians over the runs; latency is prediction record time minus document record time; "
+        "worker CPU is the worker process's user + system time from its readiness to the stop request, per "
+        "document.",
         "",
-        "| scenario | documents | runs | docs/s (median) | docs/s (each run) | latency p50 ms | latency p99 ms |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| scenario | documents | runs | docs/s (median) | docs/s (each run) | latency p50 ms | latency p99 ms "
+        "| worker CPU µs/doc |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['scenario']} | {r['documents']:,} | {r['runs']} | {r['docs_per_s']:,.0f} | "
-            f"{', '.join(str(v) for v in r['all_docs_per_s'])} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} |"
+            f"{', '.join(str(v) for v in r['all_docs_per_s'])} | {r['p50_ms']:,.0f} | {r['p99_ms']:,.0f} | "
+            f"{r['worker_cpu_us']:,.0f} |"
         )
     lines += [
         "",
