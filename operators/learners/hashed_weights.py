@@ -101,6 +101,11 @@ class HashedNodeWeights(Stateful):
         )
 
     @property
+    def mask(self) -> int:
+        """``2 ** bits - 1``: a slot is ``(feature key + node key) & mask``."""
+        return int(self._mask)
+
+    @property
     def node_keys(self) -> np.ndarray:
         return self._node_keys[: self.n_nodes]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -14,8 +13,9 @@ from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.hashed_weights import HashedNodeWeights
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.label_tree import LabelTree
+from labelflow.operators.learners.node_kernels import beam_search, training_nodes
 from labelflow.operators.learners.pooled_cut import PooledCut
-from labelflow.operators.state import Stateful
+from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = "labelflow.label-tree/1"
 _GROWTH_CHECK = 1024  # learned instances between checks of the weight table's fill (a 1/61 sample)
@@ -168,6 +168,17 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         )
         self.weights.add_nodes(self.tree.n_nodes)
         self.tree.drain_new_nodes()
+        # The tree's structure as arrays for the compiled search (a copy of its lists, kept in step by
+        # _add_new_nodes): children per node, padded to the widest node; leaf labels.
+        width = max(cluster_size, fan_out)
+        self._child_table = np.zeros((0, width), dtype=np.int32)
+        self._child_count = np.zeros(0, dtype=np.int32)
+        self._leaf_label = np.zeros(0, dtype=np.int64)
+        self._parent = np.zeros(0, dtype=np.int64)
+        self._mark = np.zeros(0, dtype=np.uint8)  # scratch of the compiled training-set builder
+        self._label_leaf = np.zeros(0, dtype=np.int64)  # leaf node of each label id (a leaf never moves)
+        self._n_label_leaves = 0
+        self._copy_rows(range(self.tree.n_nodes))
         self.label_index = LabelIndex()
         self.scaler = FeatureScaler(idf=idf)
         self.cut = PooledCut()
@@ -223,45 +234,28 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         indices, values = self._sparse(x)
         weights, tree = self.weights, self.tree
         keys = weights.feature_keys(indices)
-        frontier = np.array([tree.root], dtype=np.int64)
-        p = weights.probabilities(keys, values, frontier)
-        evaluated, conditional = [frontier], [p]
-        routed: list[int] = []
-        children = tree.children
-        for level in range(tree.height, 0, -1):
-            counts = [len(children[node]) for node in frontier.tolist()]
-            total = sum(counts)
-            if total == 0:
-                frontier = frontier[:0]
-                p = p[:0]
-                break
-            kids = np.fromiter(
-                chain.from_iterable(children[node] for node in frontier.tolist()), np.int64, total
-            )
-            q = weights.probabilities(keys, values, kids)
-            evaluated.append(kids)
-            conditional.append(q)
-            p = np.repeat(p, counts) * q
-            width = self.beam if level > 1 else max(self.beam, self.top_k)
-            if total > width:
-                keep = np.argpartition(-p, width - 1)[:width]
-                kids, p = kids[keep], p[keep]
-            order = np.argsort(-p, kind="stable")
-            frontier, p = kids[order], p[order]
-            if level == 2:
-                routed = frontier.tolist()
-        leaf_label = self.tree.leaf_label
-        labels = np.array([leaf_label[node] for node in frontier.tolist()], dtype=np.int64)
-        if tree.height == 1:
-            routed = [tree.root]
+        frontier, p, evaluated, conditional, routed = beam_search(
+            weights.weights,
+            weights.bias,
+            weights.node_keys,
+            weights.mask,
+            keys,
+            values,
+            self._child_table,
+            self._child_count,
+            tree.root,
+            tree.height,
+            self.beam,
+            max(self.beam, self.top_k),
+        )
         search = _Search(
             keys=keys,
             values=values,
-            labels=labels,
+            labels=self._leaf_label[frontier],
             p=p,
-            routed=routed,
-            evaluated=np.concatenate(evaluated),
-            conditional=np.concatenate(conditional),
+            routed=routed.tolist(),
+            evaluated=evaluated,
+            conditional=conditional,
         )
         self._cached = (x, search)
         return search
@@ -326,7 +320,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
                 known.append(label)
         self._add_new_nodes()
         if n_before:
-            relevant = np.isin(search.labels, label_ids)
+            truth = set(label_ids)
+            relevant = np.array([label in truth for label in search.labels.tolist()], dtype=bool)
             # true labels the search did not reach (new ones included) are false negatives at any cut
             self.cut.update(search.p, relevant, missed=len(label_ids) - int(relevant.sum()))
         nodes, targets = self._training_nodes(label_ids)
@@ -372,12 +367,49 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self._scratch[search.evaluated] = np.nan
         return p
 
+    def _copy_rows(self, nodes: Iterable[int]) -> None:
+        """Copy these nodes' children and leaf labels from the tree into the search's arrays."""
+        tree = self.tree
+        if self._child_count.shape[0] < tree.n_nodes:
+            capacity = max(tree.n_nodes, 2 * self._child_count.shape[0], 64)
+            extra = capacity - self._child_count.shape[0]
+            self._child_table = np.concatenate(
+                [self._child_table, np.zeros((extra, self._child_table.shape[1]), dtype=np.int32)]
+            )
+            self._child_count = np.concatenate([self._child_count, np.zeros(extra, dtype=np.int32)])
+            self._leaf_label = np.concatenate([self._leaf_label, np.full(extra, -1, dtype=np.int64)])
+            self._parent = np.concatenate([self._parent, np.full(extra, -1, dtype=np.int64)])
+            self._mark = np.zeros(capacity, dtype=np.uint8)
+        children, leaf_label, parent = tree.children, tree.leaf_label, tree.parent
+        for node in nodes:
+            kids = children[node]
+            self._child_table[node, : len(kids)] = kids
+            self._child_count[node] = len(kids)
+            self._leaf_label[node] = leaf_label[node]
+            self._parent[node] = parent[node]
+            for child in kids:  # a new root level changes its children's parent
+                self._parent[child] = node
+        n_labels, known = len(tree.label_node), self._n_label_leaves
+        if n_labels > known:
+            if self._label_leaf.shape[0] < n_labels:
+                grown = np.zeros(max(n_labels, 2 * self._label_leaf.shape[0], 64), dtype=np.int64)
+                grown[:known] = self._label_leaf[:known]
+                self._label_leaf = grown
+            self._label_leaf[known:n_labels] = tree.label_node[known:]
+            self._n_label_leaves = n_labels
+
+    def _load_state(self, state: State) -> None:
+        self._copy_rows(range(self.tree.n_nodes))
+
     def _add_new_nodes(self) -> None:
         """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""
         new = self.tree.drain_new_nodes()
         if not new:
             return
         tree, weights = self.tree, self.weights
+        # Rows whose children changed: the new nodes', their parents' (a node is born under its parent)
+        # and the root's (a new root level moves its children to a new node).
+        self._copy_rows({*new, *(tree.parent[node] for node in new if tree.parent[node] >= 0), tree.root})
         origins = np.array([tree.origin[node] for node in new], dtype=np.int64)
         serials = np.array([tree.serial[node] for node in new], dtype=np.int64)
         keys = weights.hash_keys(origins + 1) + serials
@@ -388,21 +420,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
     def _training_nodes(self, label_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """PLT's training set of one instance: every node on a true label's path is positive, and every
         child of a positive node that is not positive is negative (the root alone, for no labels)."""
-        tree = self.tree
         if not label_ids:
-            return np.array([tree.root], dtype=np.int64), np.zeros(1, dtype=np.float32)
-        positive: set[int] = set()
-        parent, label_node = tree.parent, tree.label_node
-        for label in label_ids:
-            node = label_node[label]
-            while node >= 0 and node not in positive:
-                positive.add(node)
-                node = parent[node]
-        children = tree.children
-        negative = [c for node in positive for c in children[node] if c not in positive]
-        nodes = np.fromiter(chain(positive, negative), np.int64, len(positive) + len(negative))
-        targets = np.zeros(nodes.shape[0], dtype=np.float32)
-        targets[: len(positive)] = 1.0
-        return nodes, targets
+            return np.array([self.tree.root], dtype=np.int64), np.zeros(1, dtype=np.float64)
+        leaves = self._label_leaf[label_ids]
+        return training_nodes(leaves, self._parent, self._child_table, self._child_count, self._mark)
 
     # ------------------------------------------------------------------ state
