@@ -15,6 +15,7 @@ from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.label_tree import LabelTree
 from labelflow.operators.learners.node_kernels import beam_search, training_nodes
 from labelflow.operators.learners.pooled_cut import PooledCut
+from labelflow.operators.learners.recent_neighbours import RecentNeighbours
 from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = "labelflow.label-tree/1"
@@ -95,6 +96,12 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         Online inverse document frequency weighting of sparse features (see :class:`FeatureScaler`).
     at_least_one
         ``"auto"`` (when under 1% of learned label sets were empty), ``True`` or ``False``.
+    neighbours, neighbour_weight, neighbour_window
+        Off by default (0): the ``neighbours`` most similar of the last ``neighbour_window`` documents
+        vote for their labels (:class:`RecentNeighbours`), mixed into the candidates' scores with
+        ``neighbour_weight``. On EUR-Lex (16, 0.3, 2,048) it added 0.01 P@5 and 0.014 micro-F1 over
+        the first 3,000 documents but about nothing after 19,000 (P@5 0.499, micro-F1 0.583), for 25%
+        more CPU time.
 
     Examples
     --------
@@ -125,6 +132,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         "adagrad_offset",
         "idf",
         "at_least_one",
+        "neighbours",
+        "neighbour_weight",
+        "neighbour_window",
     )
     state_fields = ("n_learned", "n_empty")
     state_children = ("label_index", "tree", "weights", "scaler", "cut")
@@ -145,6 +155,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         adagrad_offset: float = 1.0,
         idf: bool = True,
         at_least_one: bool | str = "auto",
+        neighbours: int = 0,
+        neighbour_weight: float = 0.3,
+        neighbour_window: int = 2048,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
             raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
@@ -162,6 +175,14 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self.adagrad_offset = adagrad_offset
         self.idf = idf
         self.at_least_one = at_least_one
+        self.neighbours = neighbours
+        self.neighbour_weight = neighbour_weight
+        self.neighbour_window = neighbour_window
+        self.votes = (
+            RecentNeighbours(window=neighbour_window, k=neighbours)
+            if neighbours and neighbour_weight > 0
+            else None
+        )
         self.tree = LabelTree(cluster_size=cluster_size, fan_out=fan_out)
         self.weights = HashedNodeWeights(
             bits=bits, max_bits=max_bits, learning_rate=learning_rate, adagrad_offset=adagrad_offset
@@ -248,10 +269,16 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             self.beam,
             max(self.beam, self.top_k),
         )
+        labels = self._leaf_label[frontier]
+        if self.votes is not None:
+            # The tree's candidates and the recent neighbours' labels, scored by a mix of the tree's
+            # probability (0 below the beam) and the neighbours' vote.
+            width = max(self.beam, self.top_k)
+            labels, p = self.votes.mix(keys, values, labels, p, self.neighbour_weight, width)
         search = _Search(
             keys=keys,
             values=values,
-            labels=self._leaf_label[frontier],
+            labels=labels,
             p=p,
             routed=routed.tolist(),
             evaluated=evaluated,
@@ -336,6 +363,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         # weights by almost nothing: skipping it saves most of the update and keeps the table from
         # filling with near-zero weights.
         weights.learn(search.keys, search.values, nodes, p - targets, self.negative_floor)
+        if self.votes is not None:
+            self.votes.learn(search.keys, search.values, label_ids)
         self.scaler.learn_one(x)
         self.n_learned += 1
         if self.n_learned % _GROWTH_CHECK == 0:
@@ -398,8 +427,15 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             self._label_leaf[known:n_labels] = tree.label_node[known:]
             self._n_label_leaves = n_labels
 
+    def _save_state(self, state: State) -> None:
+        if self.votes is not None:
+            state.attach("neighbours", self.votes.state())
+
     def _load_state(self, state: State) -> None:
         self._copy_rows(range(self.tree.n_nodes))
+        if self.votes is not None and "neighbours" in state.meta.get("children", {}):
+            self.votes = RecentNeighbours.from_state(state.detach("neighbours"))
+        # (a state written before the neighbour vote existed starts with an empty window)
 
     def _add_new_nodes(self) -> None:
         """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""

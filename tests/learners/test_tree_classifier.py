@@ -107,3 +107,17 @@ def test_partition_reports_the_clusters() -> None:
     model.learn_one(x, ["a", "b", "c"])
     shape = model.partition
     assert shape.n_clusters == 2 and sorted(map(sorted, shape.clusters)) == [[0, 1], [2]]
+
+
+def test_neighbour_vote_adds_labels_of_similar_documents_and_round_trips(tmp_path) -> None:
+    stream = PowerLawLabelStream(PowerLawStreamConfig(n_labels=1000, seed=5))
+    model = LabelTreeClassifier(bits=16, neighbours=8, neighbour_window=64)
+    docs = stream.take(300)
+    for doc in docs:
+        model.learn_one(doc.features, doc.labels)
+    last = docs[-1]
+    # the last document is its own nearest neighbour: its labels are among the candidates
+    assert set(last.labels) <= set(model.predict_proba_one(last.features))
+    model.state().save(tmp_path / "s")
+    restored = LabelTreeClassifier.from_state(State.load(tmp_path / "s"))
+    assert restored.predict_with_scores(last.features) == model.predict_with_scores(last.features)
