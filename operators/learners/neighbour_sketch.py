@@ -89,7 +89,7 @@ def mixed_scores(
     return unique[ranked], summed[ranked]
 
 
-class RecentNeighbours(Stateful):
+class SketchedNeighbourVote(Stateful):
     """Scores labels by how much of the ``k`` most similar of the last ``window`` documents carry them.
 
     Each learned document is kept as a short sketch of its features (``dim`` floats, a signed hash of
@@ -97,7 +97,7 @@ class RecentNeighbours(Stateful):
     a dot product. A label's vote is the similarity-weighted share of the ``k`` nearest documents that
     carry it. Memory is ``window * (dim * 4 + max_row_labels * 8)`` bytes, whatever the number of labels.
 
-    >>> votes = RecentNeighbours(window=4, k=2, dim=32)
+    >>> votes = SketchedNeighbourVote(window=4, k=2, dim=32)
     >>> a, b = np.array([11, 12], dtype=np.int64), np.array([17, 19], dtype=np.int64)
     >>> ones = np.ones(2, dtype=np.float32)
     >>> votes.learn(a, ones, [0]); votes.learn(b, ones, [1, 2])
