@@ -152,3 +152,41 @@ def test_the_default_learner_publishes_the_majority_set_where_the_empty_set_domi
     assert restored.decisions.leader == model.decisions.leader
     xs = [x for x, _ in stream[:20]]
     assert restored.predict_many(xs) == model.predict_many(xs)
+
+
+def test_each_experts_loss_is_its_candidates_score_over_the_stream() -> None:
+    # The running counts must equal the metric recomputed from every candidate's label sets.
+    rng = np.random.default_rng(4)
+    labels = list("abcdef")
+    stream = []
+    for _ in range(300):
+        scores = {label: float(rng.random()) for label in labels}
+        decided = {label for label in labels if rng.random() < 0.3}
+        truth = [label for label in labels if rng.random() < 0.25]
+        stream.append((decided, scores, truth))
+    for objective in ("micro_f1", "subset_accuracy", "example_f1"):
+        experts = DecisionExperts(objective)
+        last, counts, majority = frozenset(), {}, frozenset()
+        sets: list[list[frozenset]] = []
+        for decided, scores, truth in stream:
+            sets.append(candidate_sets(decided, scores, last, majority))
+            experts.learn(decided, scores, truth)
+            last = frozenset(truth)
+            counts[last] = counts.get(last, 0) + 1
+            if counts[last] > counts.get(majority, 0):
+                majority = last
+        truths = [frozenset(y) for _, _, y in stream]
+        for e, name in enumerate(CANDIDATES):
+            predicted = [s[e] for s in sets]
+            if objective == "micro_f1":
+                tp = sum(len(p & t) for p, t in zip(predicted, truths, strict=True))
+                size = sum(len(p) + len(t) for p, t in zip(predicted, truths, strict=True))
+                expected = 1 - 2 * tp / size
+            elif objective == "subset_accuracy":
+                expected = sum(p != t for p, t in zip(predicted, truths, strict=True))
+            else:
+                expected = sum(
+                    1 - (2 * len(p & t) / (len(p) + len(t)) if p or t else 1.0)
+                    for p, t in zip(predicted, truths, strict=True)
+                )
+            assert experts.losses[name] == pytest.approx(expected, abs=1e-9), (objective, name)
