@@ -222,7 +222,7 @@ TIMED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ("_forward", "_decide_shifted", "_named", "_learn"),
     ),
     ("labelflow.operators.learners.feature_scaling", "FeatureScaler", ("transform", "learn_one")),
-    ("labelflow.operators.learners.linear", "LinearHeads", ("logits", "learn")),
+    ("labelflow.operators.learners.linear", "LinearHeads", ("products", "learn_gradient")),
     ("labelflow.operators.learners.neighbours", "RecentNeighbours", ("embed", "votes", "learn")),
     ("labelflow.operators.learners.powerset", "LabelSetDecoder", ("decode_one", "learn", "_compile")),
     ("labelflow.operators.learners.thresholds", "AdaptiveThresholds", ("update",)),
