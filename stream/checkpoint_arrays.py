@@ -21,6 +21,7 @@ array is rebuilt. Arrays are still plain arrays loaded with ``allow_pickle=False
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -159,14 +160,25 @@ def decode_arrays(stored: dict[str, np.ndarray], encodings: dict[str, Any]) -> d
     return arrays
 
 
+# Deflate level 1 instead of np.savez_compressed's 6: half the CPU of writing a checkpoint (0.24 s
+# instead of 0.50 s for the 14 MB of stored arrays of a default model after 5,000 synthetic documents)
+# for a file 7% larger (3.97 instead of 3.70 MB); the worker processes nothing while it writes one.
+_DEFLATE_LEVEL = 1
+
+
 def write_state(state: State, directory: Path) -> None:
     """``meta.json``, ``encodings.json`` and a compressed ``arrays.npz`` in ``directory`` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     stored, encodings = encode_arrays(state.arrays)
-    with open(directory / ARRAYS_FILE, "wb") as handle:
-        # numpy's stubs type savez's **kwargs as its allow_pickle flag; the arrays go in by name.
-        savez: Any = np.savez_compressed
-        savez(handle, **stored)
+    with (
+        open(directory / ARRAYS_FILE, "wb") as handle,
+        zipfile.ZipFile(
+            handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=_DEFLATE_LEVEL
+        ) as archive,
+    ):
+        for name, values in stored.items():  # what np.savez_compressed writes, at another level
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(values), allow_pickle=False)
     (directory / ENCODINGS_FILE).write_text(json.dumps(encodings, sort_keys=True))
     (directory / META_FILE).write_text(json.dumps(state.meta, sort_keys=True))
 
