@@ -3,7 +3,7 @@
 The learner's probabilities come from an online logistic stacker; measured prequentially they are
 close to calibrated overall but off by up to 0.1-0.17 in the middle of the range on some streams
 (Reuters and 20NG under-confident there, Enron and Bibtex over-confident near 1:
-benchmarks/calibration/RESULTS-uncalibrated.md), and the shape differs by stream. A fixed parametric
+benchmarks/calibration/uncalibrated/RESULTS.md), and the shape differs by stream. A fixed parametric
 map (Platt scaling of the log-odds) cannot follow such shapes; histogram binning can (Zadrozny and
 Elkan, "Obtaining calibrated probability estimates from decision trees and naive Bayesian
 classifiers", ICML 2001), learned here online and pooled over all labels so every bin fills quickly.

@@ -57,7 +57,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         decision, the trivial predictors and alternatives by their loss under it.
     calibration
         Publish calibrated probabilities (:class:`ScoreCalibrator`, learned online from the outcomes):
-        expected calibration error 30-80% lower on the benchmark streams, decisions unchanged but for
+        expected calibration error 25-80% lower on the benchmark streams, decisions unchanged but for
         the experts' "scored >= 0.5" candidate (benchmarks/calibration/RESULTS.md).
     **flat
         Settings of the :class:`PartitionedClassifier`.
