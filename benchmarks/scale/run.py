@@ -275,6 +275,8 @@ def _table(results: list[dict[str, Any]], command: str) -> str:
             note = (
                 f"micro-F1 from the threshold model ({r['threshold_model_docs_per_cpu_s']:,.0f} docs/CPU-s)"
             )
+        if "code" in r:  # rows of one table may come from runs of different commits (--table-from)
+            note = f"{note}; {r['code']}" if note else r["code"]
         lines.append(
             f"| {r['stream']} | {r['learner']} | {r['n']:,} | {r['n_labels']:,} | {r['docs_per_cpu_s']:,.0f} "
             f"| {r['peak_rss_mb']:,.0f} ({r['rss_before_mb']:,.0f}) | {r['checkpoint_mb']:,.1f} "
