@@ -69,7 +69,7 @@ class ClusterErrors:
     >>> truth = np.array([[1, 1, 0], [0, 0, 1]], dtype=bool)
     >>> block = ClusterErrors(predicted, truth, owner=np.array([0, 0, 1]), n_clusters=2)
     >>> block.global_error.tolist(), block.counts.tolist(), block.errors(1).tolist()
-    ([0.5, 0.0], [1, 2], [1.0, 1.0])
+    ([0.5, 1.0], [1, 2], [1.0, 1.0])
     >>> block.errors(0).tolist(), block.rows(1).tolist()
     ([0.33333333333333337], [0, 1])
     """
