@@ -128,7 +128,7 @@ def dependence_scores(
 
 
 @kernel
-def _decode_row(
+def decode_one(
     s: np.ndarray,
     beta: float,
     row_labels: np.ndarray,
@@ -141,7 +141,14 @@ def _decode_row(
     work: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """Decode one instance's shifted log-odds ``s`` into ``out`` (see :func:`decode_one`)."""
+    """The decided labels of one instance's threshold-shifted log-odds ``s`` (float64), written into ``out``.
+
+    ``scores`` holds, concatenated, each row's dependence term, each cluster's empty-subset dependence,
+    each cluster's novelty log-probability and each label's prior log-odds. ``choice`` (3, clusters) and
+    ``work`` (2, clusters) are scratch; afterwards ``choice[0]`` is each cluster's choice (a row, -1 for
+    the empty subset, -2 for the per-label decision) and ``choice[1]`` its best choice among the empty and
+    the seen subsets. Returns how many clusters chose the per-label decision.
+    """
     n_clusters = cluster_rows.shape[0] - 1
     n_rows = cluster_rows[n_clusters]  # not row_starts' length: it is [0] when no subset was seen
     # scores: row dependence (rows), then empty-subset dependence, novelty log-probability (clusters),
@@ -222,33 +229,6 @@ def _decode_row(
 
 
 @kernel
-def decode_one(
-    s: np.ndarray,
-    beta: float,
-    row_labels: np.ndarray,
-    row_starts: np.ndarray,
-    row_lengths: np.ndarray,
-    cluster_rows: np.ndarray,
-    scores: np.ndarray,
-    cluster_of: np.ndarray,
-    choice: np.ndarray,
-    work: np.ndarray,
-    out: np.ndarray,
-) -> int:
-    """The decided labels of one instance's threshold-shifted log-odds ``s`` (float64), written into ``out``.
-
-    ``scores`` holds, concatenated, each row's dependence term, each cluster's empty-subset dependence,
-    each cluster's novelty log-probability and each label's prior log-odds. ``choice`` (3, clusters) and
-    ``work`` (2, clusters) are scratch; afterwards ``choice[0]`` is each cluster's choice (a row, -1 for
-    the empty subset, -2 for the per-label decision) and ``choice[1]`` its best choice among the empty and
-    the seen subsets. Returns how many clusters chose the per-label decision.
-    """
-    return _decode_row(
-        s, beta, row_labels, row_starts, row_lengths, cluster_rows, scores, cluster_of, choice, work, out
-    )
-
-
-@kernel
 def decode_rows(
     s: np.ndarray,
     beta: float,
@@ -266,7 +246,7 @@ def decode_rows(
     (instances, 3, clusters). Returns how many (instance, cluster) pairs chose the per-label decision."""
     n_novel = 0
     for i in range(s.shape[0]):
-        n_novel += _decode_row(
+        n_novel += decode_one(
             s[i],
             beta,
             row_labels,
