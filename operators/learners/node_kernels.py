@@ -2,8 +2,7 @@
 
 In numpy a node evaluation is a ``(features, nodes)`` table of slots, a gather of that many weights and a
 matrix product: three temporaries of ``features x nodes`` elements per level of the beam search and per
-learning step. These loops read each weight where it lies instead (features outer, nodes inner: a
-feature's weights in sibling nodes are adjacent in the table), and sum in float64.
+learning step. These loops read each weight where it lies instead, one node at a time, and sum in float64.
 """
 
 from __future__ import annotations
@@ -32,11 +31,16 @@ def node_probabilities(
     for j in range(n):
         z[j] = bias[nodes[j]]
         keys[j] = node_keys[nodes[j]]
-    for f in range(feature_keys.shape[0]):
-        key = feature_keys[f]
-        value = values[f]
-        for j in range(n):
-            z[j] += value * weights[(key + keys[j]) & mask]
+    # Nodes outer, features inner: a node's sum stays in a register and its loads are independent, so
+    # the processor overlaps their cache misses. Features outer (a feature's slots in sibling nodes are
+    # adjacent) wrote every partial sum back to memory and ran 1.75x slower (128 nodes x 128 features,
+    # a 2**26 table: 140 against 80 µs a call). The sum's order is the same either way.
+    for j in range(n):
+        key = keys[j]
+        total = z[j]
+        for f in range(feature_keys.shape[0]):
+            total += values[f] * weights[(feature_keys[f] + key) & mask]
+        z[j] = total
     for j in range(n):
         z[j] = 1.0 / (1.0 + math.exp(-min(max(z[j], -30.0), 30.0)))
     return z
