@@ -39,6 +39,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
+from labelflow.operators.learners.space_saving import SpaceSaving
 from labelflow.operators.state import State, Stateful
 
 Label = Hashable
@@ -117,7 +118,7 @@ class DecisionExperts(Stateful):
         self._leader = 0  # the learner's own decision leads until another expert is strictly better
         self.switches = 0
         self._last: frozenset = frozenset()
-        self._set_counts: dict[frozenset, int] = {}
+        self._set_counts = SpaceSaving(MAJORITY_CAPACITY)
         self._majority: frozenset = frozenset()
         # Micro counts: per expert its true positives and predicted labels, and the true labels (shared);
         # 2 tp + fp + fn = predicted + true. Per expert and label: (tp, fp, fn) for macro.
@@ -236,14 +237,7 @@ class DecisionExperts(Stateful):
     def _remember(self, truth: frozenset) -> None:
         self._last = truth
         counts = self._set_counts
-        count = counts.get(truth)
-        if count is None:
-            count = 0
-            if len(counts) >= MAJORITY_CAPACITY:  # Space-Saving: the new set inherits the evicted count
-                evicted = min(counts, key=counts.__getitem__)
-                count = counts.pop(evicted)
-        count += 1
-        counts[truth] = count
+        count = counts.add(truth)
         if count > counts.get(self._majority, 0):
             self._majority = truth
 
@@ -261,7 +255,9 @@ class DecisionExperts(Stateful):
     def _load_state(self, state: State) -> None:
         meta = state.meta
         self._last, self._majority = frozenset(meta["last"]), frozenset(meta["majority"])
-        self._set_counts = {frozenset(s): int(c) for s, c in meta["set_counts"]}
+        self._set_counts = SpaceSaving(
+            MAJORITY_CAPACITY, ((frozenset(s), int(c)) for s, c in meta["set_counts"])
+        )
         self._label_ids = {label: i for i, label in enumerate(meta["labels"])}
         self._macro = np.array(state.arrays["macro"], dtype=float).reshape(len(CANDIDATES), -1, 3)
 
