@@ -261,8 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/accuracy/decision_study.py" + (
         "" if argv is None and sys.argv[1:] == [] else " " + " ".join(sys.argv[1:] if argv is None else argv)
     )
-    args.output.write_text(build_report(results, command))
+    args.output.write_text(build_report(results, command) + _later_sections(args.output))
     return 0
+
+
+def _later_sections(path: Path) -> str:
+    """The file's sections after the generated table (``## `` headings: follow-up studies), kept on a rerun."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
 
 
 if __name__ == "__main__":
