@@ -17,6 +17,8 @@ in the model calls against the default's in the same process:
   30 documents for the variance;
 * ``stacker from the heads``: the per-label stacker starts from the heads' log-odds alone (weights 1, 0, 0,
   0 instead of half head, half neighbours), so labels with little evidence keep the heads' scores;
+* ``heads alone at step 4, no decoding``: the default learner (decision experts, forced label, thresholds,
+  calibration) deciding on its heads' scores alone: stacker fixed at the heads' log-odds, no subset decoding;
 * ``stacker step 0.1``: the stacker's step size 0.1 instead of 0.5 (a slower per-label stacker);
 * ``bare heads at step 4``: the flat learner with every component but the heads switched off (no
   neighbours, temporal context, stacker learning, subset decoding, drift detectors, forced label): the rival
@@ -183,6 +185,9 @@ VARIANTS: dict[str, Callable[[], MultiLabelClassifier]] = {
     "heads raced, 16 vs 4": _raced,
     "stacker from the heads": _stacked_from_heads,
     "stacker from the heads, step 4": lambda: _stacked_from_heads(learning_rate=4.0),
+    "heads alone at step 4, no decoding": lambda: _stacked_from_heads(
+        learning_rate=4.0, stack_learning_rate=0.0, label_set_prior=0.0
+    ),
     "stacker step 0.1": lambda: make_learner("partitioned", stack_learning_rate=0.1),
     "bare heads at step 4": lambda: make_learner("flat", **_BARE),
     "bare heads at step 4 + decoding": lambda: make_learner("flat", **{**_BARE, "label_set_prior": 0.3}),
