@@ -118,7 +118,7 @@ class DecisionExperts(Stateful):
         self._leader = 0  # the learner's own decision leads until another expert is strictly better
         self.switches = 0
         self._last: frozenset = frozenset()
-        self._set_counts = SpaceSaving(MAJORITY_CAPACITY)
+        self._set_counts: SpaceSaving[frozenset] = SpaceSaving(MAJORITY_CAPACITY)
         self._majority: frozenset = frozenset()
         # Micro counts: per expert its true positives and predicted labels, and the true labels (shared);
         # 2 tp + fp + fn = predicted + true. Per expert and label: (tp, fp, fn) for macro.

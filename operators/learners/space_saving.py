@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Hashable, Iterable, Iterator
+from typing import Generic, TypeVar
+
+Key = TypeVar("Key", bound=Hashable)
 
 
-class SpaceSaving:
+class SpaceSaving(Generic[Key]):
     """Counts up to ``capacity`` distinct keys; a new key past that replaces the least counted one.
 
     Space-Saving (Metwally, Agrawal and El Abbadi, ICDT 2005): the new key inherits the evicted key's
@@ -29,13 +32,13 @@ class SpaceSaving:
     [('a', 2), ('c', 2)]
     """
 
-    def __init__(self, capacity: int, items: Iterable[tuple[Hashable, int]] = ()) -> None:
+    def __init__(self, capacity: int, items: Iterable[tuple[Key, int]] = ()) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
         self.capacity = capacity
-        self._counts: dict[Hashable, int] = {}
-        self._serial: dict[Hashable, int] = {}  # a key's insertion number
-        self._key_of: dict[int, Hashable] = {}
+        self._counts: dict[Key, int] = {}
+        self._serial: dict[Key, int] = {}  # a key's insertion number
+        self._key_of: dict[int, Key] = {}
         self._heap: list[tuple[int, int]] = []
         self._next_serial = 0
         for key, count in items:  # in their insertion order, as items() gives them
@@ -45,14 +48,14 @@ class SpaceSaving:
     def __len__(self) -> int:
         return len(self._counts)
 
-    def get(self, key: Hashable, default: int = 0) -> int:
+    def get(self, key: Key, default: int = 0) -> int:
         return self._counts.get(key, default)
 
-    def items(self) -> Iterator[tuple[Hashable, int]]:
+    def items(self) -> Iterator[tuple[Key, int]]:
         """``(key, count)`` in insertion order (a replaced key is inserted anew)."""
         return iter(self._counts.items())
 
-    def add(self, key: Hashable) -> int:
+    def add(self, key: Key) -> int:
         """Count one occurrence of ``key``; returns its (estimated) count."""
         count = self._counts.get(key)
         if count is None:
@@ -67,7 +70,7 @@ class SpaceSaving:
             self._rebuild()
         return count
 
-    def _insert(self, key: Hashable, count: int) -> None:
+    def _insert(self, key: Key, count: int) -> None:
         serial = self._next_serial
         self._next_serial += 1
         self._counts[key] = count
