@@ -28,7 +28,6 @@ Unreadable checkpoints are never pruned: they stay on disk for inspection.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -42,6 +41,7 @@ from typing import Any
 
 from labelflow.operators.state import State
 from labelflow.stream.checkpoint_arrays import read_state, write_state
+from labelflow.stream.directory_lock import DirectoryInUseError, DirectoryLock
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 _NAME = re.compile(r"^ckpt-(\d{12})$")
 _TMP_PREFIX = ".tmp-ckpt-"
-_LOCK_FILE = ".lock"
 
 Offsets = dict[str, dict[int, int]]
 
@@ -189,7 +188,7 @@ class CheckpointStore:
             raise ValueError(f"keep must be at least 1, got {keep}")
         self.directory = Path(directory)
         self.keep = keep
-        self._lock_handle: Any = None
+        self._lock = DirectoryLock(self.directory)
         # Checkpoints this store failed to read (path -> why): reported, and never pruned.
         self.unreadable: dict[Path, str] = {}
 
@@ -197,30 +196,17 @@ class CheckpointStore:
 
     def lock(self) -> None:
         """Claim the directory for this process (released when the process exits, even on kill -9)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle = open(self.directory / _LOCK_FILE, "a+")  # noqa: SIM115 - held for the process lifetime
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            handle.close()
+            self._lock.acquire()
+        except DirectoryInUseError as exc:
             raise CheckpointDirInUseError(
-                f"checkpoint directory {self.directory} is in use by {owner}; every worker needs its own "
+                f"checkpoint directory {exc}; every worker needs its own "
                 "checkpoint.dir (set LABELFLOW_CHECKPOINT__DIR or --checkpoint-dir)"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        self._lock_handle = handle
         self._remove_temporaries()
 
     def unlock(self) -> None:
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        self._lock.release()
 
     def _remove_temporaries(self) -> None:
         # Only the lock holder gets here, so these are leftovers of a writer that crashed mid-write.

@@ -9,6 +9,8 @@ offsets). The worker loop (``worker``) drives either without asking which one it
 from __future__ import annotations
 
 import logging
+import re
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from labelflow.stream.checkpoint import (
     NoReadableCheckpointError,
 )
 from labelflow.stream.config import Settings
+from labelflow.stream.directory_lock import DirectoryInUseError, DirectoryLock
 from labelflow.stream.embed_stage import EmbedProcessor
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
@@ -29,6 +32,8 @@ from labelflow.stream.processor import BatchOutcome, BatchProcessor, InputRecord
 from labelflow.stream.runtime_state import RuntimeState
 
 logger = logging.getLogger(__name__)
+# Characters a client id may hold that a directory name should not (path separators and the like).
+_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,13 +222,23 @@ class LearnStage:
 
 
 class EmbedStage:
-    """Embeds documents and re-publishes them with features (role ``embed``); keeps nothing."""
+    """Embeds documents and re-publishes them with features (role ``embed``); keeps no model state.
+
+    It keeps one thing across restarts: the poison guard's in-flight marker, so that a document that
+    crashes the embedder (native code, memory) is dead-lettered after ``poison_after_crashes`` restarts
+    instead of stopping the stage for good. The marker lives in
+    ``checkpoint.dir/embed-inflight/<client id or host name>``: a name that stays the same when the
+    process restarts (a pod's name, a container's host name) and a directory that survives the
+    restart (Kubernetes: an ``emptyDir``). Where it cannot be created (a read-only filesystem) or
+    another process holds it, the stage runs without the guard and says so in its log.
+    """
 
     def __init__(self, settings: Settings, runtime: ModelRuntime, worker_id: str) -> None:
         self.settings = settings
         self.worker_id = worker_id
         self._state = RuntimeState.new(settings)
         self._processor = EmbedProcessor(settings, runtime, self._state.counters, worker_id)
+        self._inflight_lock: DirectoryLock | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -234,7 +249,21 @@ class EmbedStage:
         return self._state
 
     def open(self) -> None:
+        if self.settings.poison_after_crashes > 0:
+            self._inflight_lock = self._claim_inflight_dir()
         return None
+
+    def _claim_inflight_dir(self) -> DirectoryLock | None:
+        owner = self.settings.client_id or socket.gethostname()
+        directory = Path(self.settings.checkpoint.dir) / "embed-inflight" / _UNSAFE_IN_NAMES.sub("_", owner)
+        lock = DirectoryLock(directory)
+        try:
+            lock.acquire()
+        except (OSError, DirectoryInUseError) as exc:
+            logger.warning("event=poison_guard_off role=embed reason=%r", str(exc))
+            return None
+        logger.info("event=poison_guard_on role=embed marker_dir=%s", directory)
+        return lock
 
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome:
         return self._processor.process(records)
@@ -244,7 +273,7 @@ class EmbedStage:
 
     @property
     def inflight_dir(self) -> Path | None:
-        return None  # stateless, and often on a read-only filesystem: no guard
+        return None if self._inflight_lock is None else self._inflight_lock.directory
 
     def checkpoint_due(self, since_last_s: float) -> bool:
         return False
@@ -259,7 +288,9 @@ class EmbedStage:
         return ModelSummary()
 
     def close(self) -> None:
-        return None
+        if self._inflight_lock is not None:
+            self._inflight_lock.release()
+            self._inflight_lock = None
 
 
 def reject_record(

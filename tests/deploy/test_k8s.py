@@ -316,6 +316,22 @@ def test_embed_requests_a_gpu_and_scales_on_lag(
     assert metric["pods"]["metric"]["selector"]["matchLabels"]["topic"] == settings.topics.documents
 
 
+def test_embed_keeps_its_poison_marker_on_a_volume_that_outlives_a_crashed_container(
+    rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    _, resources = rendered
+    (embed,) = find(resources, "Deployment", "labelflow-embed")
+    container = pod_spec(embed)["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    settings = settings_from_env(usable_environment(container, resources, embed, tmp_path))
+    marker_dir = Path(settings.checkpoint.dir)
+    mounts = {Path(m["mountPath"]): m["name"] for m in container["volumeMounts"]}
+    holding = [name for path, name in mounts.items() if marker_dir == path or path in marker_dir.parents]
+    assert holding, f"{marker_dir} is on the read-only root filesystem: the embed stage would run unguarded"
+    volume = {v["name"]: v for v in pod_spec(embed)["volumes"]}[holding[0]]
+    assert "emptyDir" in volume, "a pod-lifetime volume: it survives a container restart"
+
+
 def test_learner_has_a_standby_on_a_shared_checkpoint_volume(
     rendered: tuple[str, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
