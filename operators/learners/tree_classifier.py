@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier, SparseVector
+from labelflow.operators.learners.candidate_relevance import CandidateRelevance
 from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.hashed_weights import HashedNodeWeights
 from labelflow.operators.learners.label_index import LabelIndex
@@ -48,8 +49,10 @@ class _Search:
 
     keys: np.ndarray  # hashed feature keys
     values: np.ndarray
-    labels: np.ndarray  # candidate label ids, best first
+    labels: np.ndarray  # candidate label ids, best first (by the tree's probability)
     p: np.ndarray  # their probabilities
+    relevance: np.ndarray  # their probabilities of being relevant (CandidateRelevance), or p without it
+    order: np.ndarray  # candidate positions by relevance, best first (what is published and decided)
     routed: list[int]  # clusters the beam reached, best first
     evaluated: np.ndarray  # every node the search evaluated (the root and the children it expanded)
     conditional: np.ndarray  # their probabilities given their parent's (what learning needs)
@@ -67,9 +70,12 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
     the true labels (positives) and their siblings (negatives), as the PLT loss requires.
 
     All node models share one hashed weight table (:class:`HashedNodeWeights`): memory is bounded by
-    ``2 ** bits`` and resident memory grows with what was learned. Decisions use one online micro-F1
-    cut (:class:`PooledCut`) and, when the stream (almost) never has empty label sets, at least one
-    label.
+    ``2 ** bits`` and resident memory grows with what was learned. The search's candidates are then
+    re-scored by :class:`CandidateRelevance`, an online logistic model of "is this candidate relevant?"
+    (from its tree probability, rank, distance to the best candidate, how recently its label was
+    relevant, and a per-label bias); the published scores are those probabilities, best first, and the
+    decision is one online micro-F1 cut over them (:class:`PooledCut`) plus, when the stream (almost)
+    never has empty label sets, at least one label.
 
     Parameters
     ----------
@@ -102,6 +108,12 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         ``neighbour_weight``. On EUR-Lex (16, 0.3, 2,048) it added 0.01 P@5 and 0.014 micro-F1 over
         the first 3,000 documents but about nothing after 19,000 (P@5 0.499, micro-F1 0.583), for 25%
         more CPU time.
+    candidate_relevance
+        Re-score the candidates with :class:`CandidateRelevance` (else publish and cut the tree's own
+        probabilities). On EUR-Lex 57k (year order, whole stream, the default learner) it raised micro-F1
+        0.6897 -> 0.6966 and P@5 0.6321 -> 0.6363; in an offline replay of the same candidates, the
+        label recency features gave about +0.0045 micro-F1 of that, the per-label bias +0.002, rank and
+        the distance to the best candidate +0.0005.
 
     Examples
     --------
@@ -135,6 +147,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         "neighbours",
         "neighbour_weight",
         "neighbour_window",
+        "candidate_relevance",
     )
     state_fields = ("n_learned", "n_empty")
     state_children = ("label_index", "tree", "weights", "scaler", "cut")
@@ -158,6 +171,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         neighbours: int = 0,
         neighbour_weight: float = 0.3,
         neighbour_window: int = 2048,
+        candidate_relevance: bool = True,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
             raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
@@ -178,6 +192,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self.neighbours = neighbours
         self.neighbour_weight = neighbour_weight
         self.neighbour_window = neighbour_window
+        self.candidate_relevance = candidate_relevance
+        self.relevance = CandidateRelevance() if candidate_relevance else None
         self.votes = (
             SketchedNeighbourVote(window=neighbour_window, k=neighbours)
             if neighbours and neighbour_weight > 0
@@ -275,11 +291,14 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             # probability (0 below the beam) and the neighbours' vote.
             width = max(self.beam, self.top_k)
             labels, p = self.votes.mix(keys, values, labels, p, self.neighbour_weight, width)
+        relevance = p if self.relevance is None else self.relevance.relevance(p, labels)
         search = _Search(
             keys=keys,
             values=values,
             labels=labels,
             p=p,
+            relevance=relevance,
+            order=np.argsort(-relevance, kind="stable"),
             routed=routed.tolist(),
             evaluated=evaluated,
             conditional=conditional,
@@ -293,9 +312,12 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         return bool(self.at_least_one)
 
     def _decide(self, search: _Search) -> list[int]:
-        chosen = search.labels[search.p >= self.cut.cut].tolist()
+        """The candidates whose relevance passes the cut, best first (the best one alone when none does and
+        at least one label is due)."""
+        order = search.order
+        chosen = search.labels[order[search.relevance[order] >= self.cut.cut]].tolist()
         if not chosen and search.labels.size and self._force_one():
-            chosen = [int(search.labels[0])]
+            chosen = [int(search.labels[order[0]])]
         return chosen
 
     def predict_with_scores(self, x: Features) -> tuple[set[Label], dict[Label, float]]:
@@ -304,10 +326,10 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         search = self._search(x)
         name = self.label_index.name
         decided = self._decide(search)
-        shown = max(self.top_k, len(decided))  # candidates are best first: the decided ones lead
+        shown = search.order[: max(self.top_k, len(decided))]  # the decided ones lead
         scores = {
             name(label): float(p)
-            for label, p in zip(search.labels.tolist()[:shown], search.p.tolist(), strict=False)
+            for label, p in zip(search.labels[shown].tolist(), search.relevance[shown].tolist(), strict=True)
         }
         return {name(label) for label in decided}, scores
 
@@ -324,8 +346,10 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         """Up to ``k`` most probable labels (at most ``max(beam, top_k)``) with their probabilities."""
         search = self._search(x)
         name = self.label_index.name
+        best = search.order[:k]
         return [
-            (name(label), float(p)) for label, p in zip(search.labels.tolist()[:k], search.p, strict=False)
+            (name(label), float(p))
+            for label, p in zip(search.labels[best].tolist(), search.relevance[best].tolist(), strict=True)
         ]
 
     # ------------------------------------------------------------------ learning
@@ -350,7 +374,11 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             truth = set(label_ids)
             relevant = np.array([label in truth for label in search.labels.tolist()], dtype=bool)
             # true labels the search did not reach (new ones included) are false negatives at any cut
-            self.cut.update(search.p, relevant, missed=len(label_ids) - int(relevant.sum()))
+            self.cut.update(search.relevance, relevant, missed=len(label_ids) - int(relevant.sum()))
+            if self.relevance is not None:
+                self.relevance.learn(search.p, search.labels, relevant)
+        if self.relevance is not None:
+            self.relevance.observe(label_ids)
         nodes, targets = self._training_nodes(label_ids)
         weights = self.weights
         # The search already evaluated most training nodes (the children of the nodes it expanded) with
@@ -430,12 +458,19 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
     def _save_state(self, state: State) -> None:
         if self.votes is not None:
             state.attach("neighbours", self.votes.state())
+        if self.relevance is not None:
+            state.attach("relevance", self.relevance.state())
 
     def _load_state(self, state: State) -> None:
         self._copy_rows(range(self.tree.n_nodes))
-        if self.votes is not None and "neighbours" in state.meta.get("children", {}):
+        children = state.meta.get("children", {})
+        if self.votes is not None and "neighbours" in children:
             self.votes = SketchedNeighbourVote.from_state(state.detach("neighbours"))
         # (a state written before the neighbour vote existed starts with an empty window)
+        if self.relevance is not None and "relevance" in children:
+            self.relevance = CandidateRelevance.from_state(state.detach("relevance"))
+        # (a state written before the relevance model existed starts with a fresh one: the identity on the
+        # tree's probabilities, so it decides as that state's learner did until it learns)
 
     def _add_new_nodes(self) -> None:
         """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""
