@@ -172,6 +172,8 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             self.flat.learn_one(x, y)
         if self.tree is not None:
             self.tree.learn_one(x, y)
+            if self.flat is not None:
+                self.tree.drain_events()  # a shadow's drift is not the published model's: not reported
         self._grow()
 
     def _published(self, scores: dict[Label, float]) -> dict[Label, float]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from labelflow.operators.base import Features, Label, MultiLabelClassifier, SparseVector
+from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.candidate_relevance import CandidateRelevance
 from labelflow.operators.learners.feature_scaling import FeatureScaler
 from labelflow.operators.learners.hashed_weights import HashedNodeWeights
@@ -17,6 +17,7 @@ from labelflow.operators.learners.label_tree import LabelTree
 from labelflow.operators.learners.neighbour_sketch import SketchedNeighbourVote
 from labelflow.operators.learners.node_kernels import beam_search, training_nodes
 from labelflow.operators.learners.pooled_cut import PooledCut
+from labelflow.operators.learners.tree_drift import TreeDriftWatch
 from labelflow.operators.state import State, Stateful
 
 STATE_FORMAT = "labelflow.label-tree/1"
@@ -114,6 +115,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         0.6897 -> 0.6966 and P@5 0.6321 -> 0.6363; in an offline replay of the same candidates, the
         label recency features gave about +0.0045 micro-F1 of that, the per-label bias +0.002, rank and
         the distance to the best candidate +0.0005.
+    watch_drift
+        Test the tree's decisions for performance drift per label cluster and globally
+        (:class:`TreeDriftWatch`); the events (alerts) come out of :meth:`drain_events`.
 
     Examples
     --------
@@ -148,6 +152,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         "neighbour_weight",
         "neighbour_window",
         "candidate_relevance",
+        "watch_drift",
     )
     state_fields = ("n_learned", "n_empty")
     state_children = ("label_index", "tree", "weights", "scaler", "cut")
@@ -172,6 +177,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         neighbour_weight: float = 0.3,
         neighbour_window: int = 2048,
         candidate_relevance: bool = True,
+        watch_drift: bool = True,
     ) -> None:
         if at_least_one not in (True, False, "auto"):
             raise ValueError(f"at_least_one must be True, False or 'auto', not {at_least_one!r}")
@@ -194,6 +200,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self.neighbour_window = neighbour_window
         self.candidate_relevance = candidate_relevance
         self.relevance = CandidateRelevance() if candidate_relevance else None
+        self.watch_drift = watch_drift
+        self.drift = TreeDriftWatch() if watch_drift else None
+        self._events: list[DriftEvent] = []
         self.votes = (
             SketchedNeighbourVote(window=neighbour_window, k=neighbours)
             if neighbours and neighbour_weight > 0
@@ -240,8 +249,16 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             version=self.tree.n_nodes, n_clusters=self.tree.n_clusters if self.n_labels else 0, tree=self.tree
         )
 
-    def drain_events(self) -> list[Any]:
-        return []
+    def drain_events(self) -> list[DriftEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def _cluster_of(self, label: int) -> int:
+        return int(self._parent[self._label_leaf[label]])
+
+    def _cluster_names(self, cluster: int) -> list[str]:
+        name, leaf_label = self.label_index.name, self.tree.leaf_label
+        return [str(name(leaf_label[leaf])) for leaf in self.tree.children[cluster]]
 
     # ------------------------------------------------------------------ prediction
 
@@ -370,6 +387,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
                 self.tree.add_label(label, hints=known, routed=search.routed)
                 known.append(label)
         self._add_new_nodes()
+        if self.drift is not None:
+            self._watch_drift(search, label_ids, n_before)
         if n_before:
             truth = set(label_ids)
             relevant = np.array([label in truth for label in search.labels.tolist()], dtype=bool)
@@ -399,6 +418,18 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             weights.maybe_grow()
         self.n_empty += not label_ids
         self._cached = None
+
+    def _watch_drift(self, search: _Search, label_ids: list[int], n_before: int) -> None:
+        """Test the decision made for this instance (the search's, at the cut it was made with) against
+        its labels; labels new to the model count as missed, and their clusters' events name them."""
+        drift = self.drift
+        assert drift is not None
+        for cluster in {self._cluster_of(label) for label in label_ids if label >= n_before}:
+            drift.relabel(cluster, self._cluster_names(cluster))
+        decided = self._decide(search) if n_before else []
+        self._events += drift.observe(
+            decided, label_ids, self._cluster_of, self._cluster_names, position=self.n_learned
+        )
 
     def add_label_groups(self, groups: Iterable[Sequence[Label]]) -> None:
         """Add labels before any instance shows them, each group's labels together (e.g. the label clusters
@@ -460,6 +491,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             state.attach("neighbours", self.votes.state())
         if self.relevance is not None:
             state.attach("relevance", self.relevance.state())
+        if self.drift is not None:
+            state.attach("drift", self.drift.state())
 
     def _load_state(self, state: State) -> None:
         self._copy_rows(range(self.tree.n_nodes))
@@ -471,6 +504,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             self.relevance = CandidateRelevance.from_state(state.detach("relevance"))
         # (a state written before the relevance model existed starts with a fresh one: the identity on the
         # tree's probabilities, so it decides as that state's learner did until it learns)
+        if self.drift is not None and "drift" in children:
+            self.drift = TreeDriftWatch.from_state(state.detach("drift"))
+        # (one written before the drift watch existed starts with empty windows)
 
     def _add_new_nodes(self) -> None:
         """Give the tree's new nodes their models: siblings get consecutive table keys (cache locality)."""

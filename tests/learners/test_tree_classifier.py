@@ -121,3 +121,53 @@ def test_neighbour_vote_adds_labels_of_similar_documents_and_round_trips(tmp_pat
     model.state().save(tmp_path / "s")
     restored = LabelTreeClassifier.from_state(State.load(tmp_path / "s"))
     assert restored.predict_with_scores(last.features) == model.predict_with_scores(last.features)
+
+
+def _relabelled_stream(n_before: int, n_after: int):
+    """A 1,000-label power-law stream whose 40 most frequent labels swap meanings after ``n_before``
+    documents (label 2k now names what 2k+1 named, and back): a concept drift in their clusters."""
+    docs = PowerLawLabelStream(PowerLawStreamConfig(n_labels=1000, seed=5)).take(n_before + n_after)
+    counts: dict[str, int] = {}
+    for doc in docs[:n_before]:
+        for label in doc.labels:
+            counts[label] = counts.get(label, 0) + 1
+    top = sorted(counts, key=lambda label: -counts[label])[:40]
+    swap = {a: b for i in range(0, 40, 2) for a, b in ((top[i], top[i + 1]), (top[i + 1], top[i]))}
+    stream = [(doc.features, list(doc.labels)) for doc in docs[:n_before]]
+    stream += [(doc.features, [swap.get(label, label) for label in doc.labels]) for doc in docs[n_before:]]
+    return stream, set(top)
+
+
+def test_drift_of_a_cluster_is_reported_with_its_labels_and_a_stationary_stream_is_quiet(tmp_path) -> None:
+    stream, swapped = _relabelled_stream(4000, 3000)
+    model = LabelTreeClassifier(bits=18)
+    events = []
+    for position, (x, labels) in enumerate(stream):
+        model.predict_one(x)
+        model.learn_one(x, labels)
+        events += [(position, event) for event in model.drain_events()]
+        if position == 5000:  # the watch goes through a checkpoint mid-drift and keeps its windows
+            state = model.state()
+            state.save(tmp_path / "tree")
+            model = LabelTreeClassifier.from_state(State.load(tmp_path / "tree"))
+    assert not [e for p, e in events if p < 4000 and e.severity == "drift"], "false alarms before the change"
+    drifts = [e for p, e in events if p >= 4000 and e.severity == "drift"]
+    assert any(e.level == "global" for e in drifts)
+    clusters = [e for e in drifts if e.level != "global"]
+    assert clusters and all(e.kind == "performance" and e.action == "alert" for e in clusters)
+    assert all(set(e.labels) & swapped for e in clusters), "only clusters holding swapped labels drift"
+    assert len({e.level for e in clusters}) >= 3
+
+
+def test_drift_watch_can_be_switched_off_and_old_states_load_with_a_fresh_watch() -> None:
+    docs = PowerLawLabelStream(PowerLawStreamConfig(n_labels=100, seed=1)).take(50)
+    quiet = LabelTreeClassifier(bits=16, watch_drift=False)
+    watched = LabelTreeClassifier(bits=16)
+    for doc in docs:
+        quiet.learn_one(doc.features, doc.labels)
+        watched.learn_one(doc.features, doc.labels)
+    assert quiet.drift is None and quiet.drain_events() == []
+    state = watched.state()
+    del state.meta["children"]["drift"]  # as a checkpoint written before the watch existed
+    restored = LabelTreeClassifier.from_state(state)
+    assert restored.drift is not None and not restored.drift.detectors
