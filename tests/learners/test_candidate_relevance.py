@@ -47,7 +47,8 @@ def test_per_label_memory_is_capped() -> None:
     model = CandidateRelevance(max_label_slots=8)
     model.learn(np.array([0.9, 0.4]), np.array([3, 1_000_003]), np.array([True, False]))
     model.observe([5, 2_000_000])
-    assert model.bias.shape == model.bias_g2.shape == model.last_seen.shape == (8,)
+    assert model.bias.shape == model.bias_g2.shape == model.last_relevant.shape == (8,)
+    assert model.last_irrelevant.shape == (8,)
     with pytest.raises(ValueError, match="max_label_slots"):
         CandidateRelevance(max_label_slots=0)
 
@@ -110,3 +111,23 @@ def test_a_tree_state_from_before_the_relevance_model_restores_with_a_fresh_one(
     np.testing.assert_allclose(
         list(scores.values()), np.clip(search.p, 1e-4, 1 - 1e-4), rtol=1e-12
     )  # identity
+
+
+def test_labels_that_were_a_wrong_candidate_last_time_become_less_likely() -> None:
+    """A candidate is relevant half of the time, never when its label was a wrong candidate in the
+    previous document (200 labels: no label's own bias can tell)."""
+    model, rng = CandidateRelevance(), np.random.default_rng(0)
+    p, wrong = np.array([0.5, 0.5]), -1
+    for _ in range(3000):
+        labels = rng.choice(200, size=2, replace=False)
+        if wrong >= 0 and rng.random() < 0.5:
+            labels[0] = wrong
+            labels[1] = (wrong + 1 + labels[1] % 199) % 200
+        relevant = np.array([label != wrong and rng.random() < 0.5 for label in labels.tolist()])
+        model.learn(p, labels, relevant)
+        model.observe([int(label) for label in labels[relevant]])
+        wrong = int(labels[0]) if not relevant[0] else -1
+    model.learn(p, np.array([7, 8]), np.array([False, True]))
+    model.observe([8])
+    just_wrong, other = model.relevance(p, np.array([7, 9]))
+    assert just_wrong < 0.1 < 0.3 < other, (just_wrong, other)
