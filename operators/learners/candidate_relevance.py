@@ -49,6 +49,8 @@ def _recency(row: np.ndarray, at: int, last: int, n: int, n_gaps: int) -> int:
 @kernel
 def _fill_features(
     p: np.ndarray,
+    leaf_p: np.ndarray,
+    clusters: np.ndarray,
     j: int,
     last_relevant: int,
     last_irrelevant: int,
@@ -59,8 +61,9 @@ def _fill_features(
 ) -> None:
     """Candidate ``j``'s features into ``row`` (zeroed here): bias, its log-odds, its rank (one-hot), the
     best candidate's log-odds and its distance to them, how long ago its label was last relevant and last
-    an irrelevant candidate (see :func:`_recency`), and its log-odds again in the column of its
-    relevance gap's order of magnitude (a slope per recency)."""
+    an irrelevant candidate (see :func:`_recency`), its log-odds again in the column of its relevance
+    gap's order of magnitude (a slope per recency), the log-odds of its leaf given its cluster and the
+    rest of its path, and how many other candidates share its cluster and their summed probability."""
     row[:] = 0.0
     top = _log_odds(p[0])
     own = _log_odds(p[j])
@@ -76,11 +79,25 @@ def _fill_features(
     _recency(row, at, last_irrelevant, n, n_gaps)
     at += 2 + n_gaps
     row[at + bucket] = own
+    at += n_gaps
+    leaf = _log_odds(leaf_p[j]) if leaf_p[j] == leaf_p[j] else own  # NaN: the leaf was not evaluated
+    row[at] = leaf
+    row[at + 1] = own - leaf
+    same = 0
+    mass = 0.0
+    for i in range(p.shape[0]):
+        if clusters[i] == clusters[j]:
+            same += 1
+            mass += p[i]
+    row[at + 2] = math.log1p(same - 1)
+    row[at + 3] = _log_odds(mass)
 
 
 @kernel
 def _relevance(
     p: np.ndarray,
+    leaf_p: np.ndarray,
+    clusters: np.ndarray,
     labels: np.ndarray,
     weights: np.ndarray,
     bias: np.ndarray,
@@ -99,10 +116,12 @@ def _relevance(
         slot = labels[j] % max_slots
         z = 0.0
         if slot < n_slots:
-            _fill_features(p, j, last_relevant[slot], last_irrelevant[slot], n, n_ranks, n_gaps, row)
+            _fill_features(
+                p, leaf_p, clusters, j, last_relevant[slot], last_irrelevant[slot], n, n_ranks, n_gaps, row
+            )
             z = bias[slot]
         else:
-            _fill_features(p, j, _NEVER, _NEVER, n, n_ranks, n_gaps, row)
+            _fill_features(p, leaf_p, clusters, j, _NEVER, _NEVER, n, n_ranks, n_gaps, row)
         for f in range(row.shape[0]):
             z += row[f] * weights[f]
         out[j] = 1.0 / (1.0 + math.exp(-min(max(z, -30.0), 30.0)))
@@ -112,6 +131,8 @@ def _relevance(
 @kernel
 def _learn(
     p: np.ndarray,
+    leaf_p: np.ndarray,
+    clusters: np.ndarray,
     labels: np.ndarray,
     relevant: np.ndarray,
     weights: np.ndarray,
@@ -130,13 +151,28 @@ def _learn(
     """One AdaGrad step of the logistic loss over the candidates (the shared weights take the summed
     gradient, each candidate's label bias its own); then the irrelevant candidates' labels are marked as
     such at the next tick of the clock (``n + 1``, the tick :meth:`CandidateRelevance.observe` makes)."""
-    q = _relevance(p, labels, weights, bias, last_relevant, last_irrelevant, n, n_ranks, n_gaps, max_slots)
+    q = _relevance(
+        p,
+        leaf_p,
+        clusters,
+        labels,
+        weights,
+        bias,
+        last_relevant,
+        last_irrelevant,
+        n,
+        n_ranks,
+        n_gaps,
+        max_slots,
+    )
     row = np.empty(weights.shape[0])
     gradient = np.zeros(weights.shape[0])
     for j in range(p.shape[0]):
         slot = labels[j] % max_slots
         error = q[j] - relevant[j]
-        _fill_features(p, j, last_relevant[slot], last_irrelevant[slot], n, n_ranks, n_gaps, row)
+        _fill_features(
+            p, leaf_p, clusters, j, last_relevant[slot], last_irrelevant[slot], n, n_ranks, n_gaps, row
+        )
         for f in range(row.shape[0]):
             gradient[f] += error * row[f]
         bias_g2[slot] += error * error
@@ -156,7 +192,9 @@ class CandidateRelevance(Stateful):
     log-odds and the distance to them, how many documents ago its label was last relevant and how many
     ago it was last a candidate that was not relevant (each as a log, and a one-hot of its binary order
     of magnitude, or never), the log-odds once more per order of magnitude of the first gap (recently
-    relevant labels get their own slope), plus a bias per label. The shared weights start as the identity
+    relevant labels get their own slope), the log-odds of its leaf given its cluster (and of the rest of
+    its path), how many other candidates share its cluster and their summed probability (labels of a
+    cluster occur together), plus a bias per label. The shared weights start as the identity
     on the tree's log-odds (a fresh model returns the tree's probabilities) and every bias at 0, so a
     label with little history is judged by the pooled weights; AdaGrad steps (per weight, per label bias)
     learn from each learned document's candidates. Cost per document: two compiled calls of
@@ -216,7 +254,7 @@ class CandidateRelevance(Stateful):
         self.n_ranks = n_ranks
         self.n_gaps = n_gaps
         self.max_label_slots = max_label_slots
-        n_features = 2 + n_ranks + 2 + 2 * (2 + n_gaps) + n_gaps
+        n_features = 2 + n_ranks + 2 + 2 * (2 + n_gaps) + n_gaps + 4
         self.weights = np.zeros(n_features)
         self.weights[1] = 1.0  # the identity on the tree's log-odds: a fresh model changes nothing
         self.g2 = np.full(n_features, _G2_START)
@@ -239,11 +277,21 @@ class CandidateRelevance(Stateful):
             self.last_relevant = np.concatenate([self.last_relevant, never])
             self.last_irrelevant = np.concatenate([self.last_irrelevant, never])
 
-    def relevance(self, p: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def relevance(
+        self,
+        p: np.ndarray,
+        labels: np.ndarray,
+        leaf_p: np.ndarray | None = None,
+        clusters: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The probability that each candidate is relevant, from the tree's probabilities ``p`` (best first)
-        of the candidate label ids ``labels`` (int64)."""
+        of the candidate label ids ``labels`` (int64), their leaves' probabilities given their clusters
+        (``leaf_p``, NaN where unknown; default: unknown) and their clusters' ids (default: all different)."""
+        leaf_p, clusters = _path(p, leaf_p, clusters)
         return _relevance(
             p,
+            leaf_p,
+            clusters,
             labels,
             self.weights,
             self.bias,
@@ -255,13 +303,24 @@ class CandidateRelevance(Stateful):
             self.max_label_slots,
         )
 
-    def learn(self, p: np.ndarray, labels: np.ndarray, relevant: np.ndarray) -> None:
-        """Learn which candidates were relevant (before :meth:`observe` of the same document)."""
+    def learn(
+        self,
+        p: np.ndarray,
+        labels: np.ndarray,
+        relevant: np.ndarray,
+        leaf_p: np.ndarray | None = None,
+        clusters: np.ndarray | None = None,
+    ) -> None:
+        """Learn which candidates were relevant (before :meth:`observe` of the same document); the
+        arguments are those of :meth:`relevance` and the candidates' outcomes."""
         if not p.size:
             return
         self._reserve(int(labels.max()) + 1)
+        leaf_p, clusters = _path(p, leaf_p, clusters)
         _learn(
             p,
+            leaf_p,
+            clusters,
             labels,
             relevant.astype(np.float64),
             self.weights,
@@ -284,3 +343,14 @@ class CandidateRelevance(Stateful):
         if labels:
             self._reserve(max(labels) + 1)
             self.last_relevant[np.asarray(labels, dtype=np.int64) % self.max_label_slots] = self.n
+
+
+def _path(
+    p: np.ndarray, leaf_p: np.ndarray | None, clusters: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates' leaf probabilities and cluster ids, defaults filled in."""
+    if leaf_p is None:
+        leaf_p = np.full(p.shape[0], np.nan)
+    if clusters is None:
+        clusters = np.arange(p.shape[0], dtype=np.int64)
+    return leaf_p, clusters

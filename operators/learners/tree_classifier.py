@@ -57,6 +57,8 @@ class _Search:
     values: np.ndarray
     labels: np.ndarray  # candidate label ids, best first (by the tree's probability)
     p: np.ndarray  # their probabilities
+    leaf_p: np.ndarray  # their leaves' probabilities given their clusters (NaN: not evaluated)
+    clusters: np.ndarray  # their clusters (node ids)
     relevance: np.ndarray  # their probabilities of being relevant (CandidateRelevance), or p without it
     order: np.ndarray  # candidate positions by relevance, best first (what is published and decided)
     routed: list[int]  # clusters the beam reached, best first
@@ -137,12 +139,13 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         more CPU time.
     candidate_relevance
         Re-score the candidates with :class:`CandidateRelevance` (else publish and cut the tree's own
-        probabilities). On EUR-Lex 57k (year order, whole stream, the default learner, before the tree's
-        ranking settings of 2a47bbb) it raised micro-F1 0.6897 -> 0.6994 and P@5 0.6321 -> 0.6383 for ~4%
-        more CPU time; in an offline replay of the same candidates, the recency of the label's last
-        relevance gave about +0.0045 micro-F1 of that, the per-label bias +0.002, the recency of its last
-        irrelevant candidacy +0.0022, rank and the distance to the best candidate +0.0005. With those
-        ranking settings: 0.7049 / 0.6432 (of which the last irrelevant candidacy +0.0003 / +0.0005).
+        probabilities). On EUR-Lex 57k (year order, whole stream, the default learner) with the ranking
+        settings of 5e3c633: micro-F1 0.7093 and P@5 0.6482 (without the cluster and leaf features 0.7070
+        and 0.6447), for ~4% more CPU time than the tree's own probabilities. Before those ranking
+        settings it raised micro-F1 0.6897 -> 0.6994 and P@5 0.6321 -> 0.6383; an offline replay of
+        those candidates credited the recency of the label's last relevance with about +0.0045
+        micro-F1, the per-label bias +0.002, the recency of its last irrelevant candidacy +0.0022, rank
+        and the distance to the best candidate +0.0005.
     watch_drift
         Test the tree's decisions for performance drift per label cluster and globally
         (:class:`TreeDriftWatch`); the events (alerts) come out of :meth:`drain_events`.
@@ -336,12 +339,17 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             # probability (0 below the beam) and the neighbours' vote.
             width = max(self.beam, self.top_k)
             labels, p = self.votes.mix(keys, values, labels, p, self.neighbour_weight, width)
-        relevance = p if self.relevance is None else self.relevance.relevance(p, labels)
+        leaves = self._label_leaf[labels]
+        leaf_p = self._known(evaluated, conditional, leaves)
+        clusters = self._parent[leaves]
+        relevance = p if self.relevance is None else self.relevance.relevance(p, labels, leaf_p, clusters)
         search = _Search(
             keys=keys,
             values=values,
             labels=labels,
             p=p,
+            leaf_p=leaf_p,
+            clusters=clusters,
             relevance=relevance,
             order=np.argsort(-relevance, kind="stable"),
             routed=routed.tolist(),
@@ -423,14 +431,14 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             # true labels the search did not reach (new ones included) are false negatives at any cut
             self.cut.update(search.relevance, relevant, missed=len(label_ids) - int(relevant.sum()))
             if self.relevance is not None:
-                self.relevance.learn(search.p, search.labels, relevant)
+                self.relevance.learn(search.p, search.labels, relevant, search.leaf_p, search.clusters)
         if self.relevance is not None:
             self.relevance.observe(label_ids)
         nodes, targets = self._training_nodes(label_ids)
         weights = self.weights
         # The search already evaluated most training nodes (the children of the nodes it expanded) with
         # the same weights: only the others (positives it did not reach, new nodes) are evaluated here.
-        p = self._known(search, nodes)
+        p = self._known(search.evaluated, search.conditional, nodes)
         unknown = np.flatnonzero(np.isnan(p))
         if unknown.size:
             p[unknown] = weights.probabilities(search.keys, search.values, nodes[unknown])
@@ -473,14 +481,14 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         self._add_new_nodes()
         self._cached = None
 
-    def _known(self, search: _Search, nodes: np.ndarray) -> np.ndarray:
-        """The probabilities (given the parent's) that ``search`` computed for ``nodes``, NaN where it did
-        not evaluate a node."""
+    def _known(self, evaluated: np.ndarray, conditional: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+        """The probabilities (given the parent's) that a search computed for ``nodes`` (``conditional`` of
+        the ``evaluated`` nodes), NaN where it did not evaluate a node."""
         if self._scratch.shape[0] < self.weights.n_nodes:
             self._scratch = np.full(max(self.weights.n_nodes, 2 * self._scratch.shape[0]), np.nan)
-        self._scratch[search.evaluated] = search.conditional
+        self._scratch[evaluated] = conditional
         p = self._scratch[nodes]
-        self._scratch[search.evaluated] = np.nan
+        self._scratch[evaluated] = np.nan
         return p
 
     def _copy_rows(self, nodes: Iterable[int]) -> None:

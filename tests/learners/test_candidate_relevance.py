@@ -82,7 +82,7 @@ def test_the_tree_publishes_and_cuts_the_relevance() -> None:
     model, x = _learned_tree()
     decided, scores = model.predict_with_scores(x)
     search = model._search(x)
-    expected = model.relevance.relevance(search.p, search.labels)  # type: ignore[union-attr]
+    expected = model.relevance.relevance(search.p, search.labels, search.leaf_p, search.clusters)  # type: ignore[union-attr]
     names = model.label_index.name
     assert scores == {
         names(int(label)): float(q)
@@ -131,3 +131,17 @@ def test_labels_that_were_a_wrong_candidate_last_time_become_less_likely() -> No
     model.observe([8])
     just_wrong, other = model.relevance(p, np.array([7, 9]))
     assert just_wrong < 0.1 < 0.3 < other, (just_wrong, other)
+
+
+def test_candidates_sharing_a_cluster_with_others_can_become_more_likely() -> None:
+    """A candidate is relevant exactly when another candidate shares its cluster (500 labels)."""
+    model, rng = CandidateRelevance(), np.random.default_rng(0)
+    p = np.array([0.5, 0.5, 0.5])
+    for _ in range(2000):
+        labels = rng.choice(500, size=3, replace=False)
+        clusters = rng.integers(2, size=3)
+        relevant = np.array([int((clusters == c).sum()) > 1 for c in clusters])
+        model.learn(p, labels, relevant, None, clusters)
+        model.observe([])
+    together, alone = model.relevance(p, np.array([1, 2, 3]), None, np.array([5, 5, 6]))[[0, 2]]
+    assert together > 0.8 > 0.2 > alone, (together, alone)
