@@ -83,3 +83,50 @@ def test_a_record_that_kills_the_worker_is_dead_lettered_as_poison(
     finally:
         for worker in runs:
             worker.ensure_stopped()
+
+
+def test_a_record_that_kills_an_embed_worker_is_dead_lettered_as_poison(
+    broker: EmbeddedBroker, settings_for: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """The stateless embed stage keeps its marker under checkpoint.dir/embed-inflight/<client id>: the
+    restarted process (same client id, as a restarted pod keeps its name) finds it."""
+    settings = settings_for(
+        "poison-embed", role="embed", topics__partitions=1, poison_after_crashes=1, batch__size=50
+    )
+    create_topics(settings)
+    before, after = documents(0, 60), documents(100, 40)
+    poison = {"id": "killer", "text": f"an ordinary looking document {TRIGGER}"}
+    send_documents(settings, [*before, poison, *after])
+    marker = Path(settings.checkpoint.dir) / "embed-inflight" / "embed-worker" / MARKER_NAME
+    runs: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path, "embed-worker", extra_env={TEST_CRASH_ENV: TRIGGER})
+        runs.append(worker.start())
+        return worker
+
+    try:
+        for _ in range(2):  # dies in the batch, then on the record alone
+            worker = start()
+            assert worker.process is not None
+            assert worker.process.wait(timeout=120) != 0, worker.log()[-3000:]
+            assert marker.exists(), worker.log()[-3000:]
+        third = start()
+        with (
+            TopicCollector(settings, settings.topics.deadletter) as dead,
+            TopicCollector(settings, settings.topics.embedded) as embedded,
+        ):
+            dead.wait_until(lambda r: len(r) >= 1, 120, "the poison dead letter")
+            embedded.wait_until(
+                lambda r: {x.key.decode() for x in r} >= {d["id"] for d in [*before, *after]},
+                120,
+                "every other document embedded",
+            )
+            assert third.terminate() == 0, third.log()[-3000:]
+        assert json.loads(dead.records[0].value)["reason"] == "poison"
+        assert dead.records[0].key == b"killer"
+        assert "killer" not in {r.key.decode() for r in embedded.records}
+        assert not marker.exists()
+    finally:
+        for worker in runs:
+            worker.ensure_stopped()
