@@ -35,7 +35,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads slow the smal
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
-import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Hashable, Sequence  # noqa: E402
@@ -48,6 +47,10 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for the module below
+
+from benchmark_modules import load_benchmark  # noqa: E402
+
 DEFAULT_STREAMS = (
     "emotions",
     "yeast",
@@ -66,12 +69,7 @@ _TIE = 1e-12  # as DecisionExperts: a challenger must be better than the leader 
 
 def _ablation() -> ModuleType:
     """The ablation benchmark's stream loader (same streams, same featurization)."""
-    spec = importlib.util.spec_from_file_location("ablation_run", HERE.parent / "ablation" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("ablation")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import os
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,18 +25,12 @@ from labelflow.operators.learners.registry import make_learner
 from labelflow.operators.state import State
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for the module below
+
+from benchmark_modules import load_benchmark  # noqa: E402
+
 DATASETS = Path(os.environ.get("LABELFLOW_DATASETS", HERE.parent.parent.parent / "shared" / "datasets"))
-STREAMS = (
-    "emotions/emotions.arff",
-    "yeast/yeast.arff.gz",
-    "scene/Scene.arff.gz",
-    "medical/Medical.arff",
-    "slashdot/Slashdot.arff",
-    "enron/Enron.arff",
-    "tmc2007_500/tmc2007-500.arff.gz",
-    "20ng/20NG.arff.gz",
-    "bibtex/Bibtex.arff.gz",
-)
+STREAMS = tuple(f"{folder}/{file}" for folder, file, _ in load_benchmark("accuracy").ARFF_DATASETS.values())
 
 
 def stream_digest(path: Path, limit: int | None) -> tuple[int, bytes]:

@@ -38,20 +38,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for the module below
 
+from benchmark_modules import load_benchmark  # noqa: E402
 
-def _accuracy_benchmark() -> Any:
-    """The accuracy benchmark's module (its stream table and run description)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("accuracy_run", HERE.parent / "accuracy" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_ACCURACY = _accuracy_benchmark()
+_ACCURACY = load_benchmark("accuracy")
 ARFF_DATASETS: dict[str, tuple[str, str, str]] = _ACCURACY.ARFF_DATASETS
 TEXT_DATASETS: dict[str, tuple[str, str]] = _ACCURACY.TEXT_DATASETS
 git_commit = _ACCURACY.git_commit

@@ -20,6 +20,7 @@ import collections
 import hashlib
 import os
 import struct
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,17 +33,13 @@ from labelflow.operators.learners.registry import make_learner
 from labelflow.operators.state import State
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for the module below
+
+from benchmark_modules import load_benchmark  # noqa: E402
+
 DATASETS = Path(os.environ.get("LABELFLOW_DATASETS", HERE.parent.parent.parent / "shared" / "datasets"))
-ARFF_STREAMS = (
-    "emotions/emotions.arff",
-    "yeast/yeast.arff.gz",
-    "scene/Scene.arff.gz",
-    "medical/Medical.arff",
-    "slashdot/Slashdot.arff",
-    "enron/Enron.arff",
-    "tmc2007_500/tmc2007-500.arff.gz",
-    "20ng/20NG.arff.gz",
-    "bibtex/Bibtex.arff.gz",
+ARFF_STREAMS = tuple(
+    f"{folder}/{file}" for folder, file, _ in load_benchmark("accuracy").ARFF_DATASETS.values()
 )
 SYNTHETIC_KINDS = ("label_prior", "label_correlation", "new_label", "vocabulary", "label_swap")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import os
 import statistics
 import sys
@@ -31,11 +30,12 @@ from labelflow.operators.io.jsonl import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+sys.path.insert(0, str(HERE.parent))  # benchmarks/, for the module below
+
+from benchmark_modules import load_benchmark  # noqa: E402
 
 # The machine and git-commit lines are the accuracy benchmark's, so that both headers read the same.
-_spec = importlib.util.spec_from_file_location("accuracy_run", REPO / "benchmarks" / "accuracy" / "run.py")
-_accuracy = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_accuracy)
+_accuracy = load_benchmark("accuracy")
 machine_description, git_commit = _accuracy.machine_description, _accuracy.git_commit
 
 
