@@ -208,25 +208,34 @@ def _meets(row: dict[str, float], today: dict[str, float], rival: dict[str, floa
     return all(row[k] >= max(today[k] - TOLERANCE, rival[k]) for k in ("S", "F"))
 
 
-def build_report(results: dict[str, dict[str, dict[str, float]]], command: str) -> str:
+def report_header(title: str, command: str, description: str) -> list[str]:
+    """A study's title and its run description (command, machine, date, commit) as Markdown lines."""
     from labelflow.operators.evaluation.machine import describe_machine
 
     commit = subprocess.run(
         ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
     ).stdout.strip()
-    lines = [
-        "# Decision study: candidates beside the decision experts against the AdaGrad rival (issue 16)",
+    return [
+        title,
         "",
         f"- Command: `{command}`",
         f"- Machine: {describe_machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared machine)",
         f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- Git commit: {commit}",
+        description,
+        "",
+    ]
+
+
+def build_report(results: dict[str, dict[str, dict[str, float]]], command: str) -> str:
+    lines = report_header(
+        "# Decision study: candidates beside the decision experts against the AdaGrad rival (issue 16)",
+        command,
         "- Protocol: prequential, file order, every document predicted then learned; S = subset accuracy, "
         "μF1 = micro-F1. `ok` = S and μF1 both >= max(default - 0.005, adagrad-ovr) (the bar of issue 16). "
         "`experts +X`: the default's decision experts (follow the leader under micro-F1) replayed with "
         "candidate X added; sw = changes of leader. Cells: S / μF1.",
-        "",
-    ]
+    )
     streams = list(results)
     lines += ["| variant | " + " | ".join(streams) + " | streams ok |", "|---|" + "---|" * (len(streams) + 1)]
     for name in next(iter(results.values())):

@@ -36,9 +36,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # BLAS threads slow the small products down
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
 import math  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Hashable, Sequence  # noqa: E402
@@ -50,7 +48,7 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-from decision_study import DEFAULT_STREAMS, TOLERANCE, _ablation, scores  # noqa: E402
+from decision_study import DEFAULT_STREAMS, _ablation, _meets, report_header, scores  # noqa: E402
 
 from labelflow.operators.base import Features, MultiLabelClassifier  # noqa: E402
 from labelflow.operators.learners.linear import LinearHeads  # noqa: E402
@@ -224,27 +222,13 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> dict[str, dic
     return out
 
 
-def _meets(row: dict[str, Any], today: dict[str, Any], rival: dict[str, Any]) -> bool:
-    return all(row[k] >= max(today[k] - TOLERANCE, rival[k]) for k in ("S", "F"))
-
-
 def build_report(results: dict[str, dict[str, dict[str, Any]]], command: str) -> str:
-    from labelflow.operators.evaluation.machine import describe_machine
-
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    lines = [
+    lines = report_header(
         "## Heads study: step size per stream, and plainer uses of the heads (issue 16)",
-        "",
-        f"- Command: `{command}` (benchmarks/accuracy/heads_study.py; its docstring defines the variants)",
-        f"- Machine: {describe_machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared machine)",
-        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Git commit: {commit}",
-        "- Cells: S / μF1, and the variant's CPU time in the model calls over the default's in the same "
+        command,
+        "- Variants: the docstring of benchmarks/accuracy/heads_study.py. Cells: S / μF1, and the variant's CPU time in the model calls over the default's in the same "
         "process. `ok` = S and μF1 both >= max(default - 0.005, adagrad-ovr) (the bar of issue 16).",
-        "",
-    ]
+    )
     streams = list(results)
     lines += ["| variant | " + " | ".join(streams) + " | streams ok |", "|---|" + "---|" * (len(streams) + 1)]
     for name in VARIANTS:
