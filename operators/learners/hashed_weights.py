@@ -20,8 +20,11 @@ class HashedNodeWeights(Stateful):
     The weight of feature ``f`` in node ``n`` lives in slot ``(key(f) + key(n)) mod 2 ** bits`` (Vowpal
     Wabbit's trick): memory is fixed whatever the number of nodes and features, and two (feature, node)
     pairs collide with probability ``2 ** -bits``. The table is allocated lazily by the operating
-    system (``np.zeros`` maps untouched pages to nothing), so resident memory grows with what was
-    learned, up to ``8 * 2 ** bits`` bytes (weights and their AdaGrad accumulators).
+    system (``np.zeros`` maps a page at its first write), up to ``8 * 2 ** bits`` bytes (weights and
+    their AdaGrad accumulators). Where transparent huge pages are on (numpy asks for them for large
+    arrays; many Linux defaults grant them) a page is 2 MB, and the scattered writes of the first
+    documents make the whole table resident at once: on EUR-Lex the tree's first learning step added
+    504 MB. Resident memory is then the table's size, fixed, whatever the labels.
 
     The table starts at ``2 ** bits`` weights and doubles (up to ``2 ** max_bits``) when over half of it
     is in use (:meth:`maybe_grow`): the doubled table holds two copies of the old one, so every weight

@@ -78,7 +78,7 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
     the true labels (positives) and their siblings (negatives), as the PLT loss requires.
 
     All node models share one hashed weight table (:class:`HashedNodeWeights`): memory is bounded by
-    ``2 ** bits`` and resident memory grows with what was learned. The search's candidates are then
+    ``2 ** bits`` whatever the number of labels. The search's candidates are then
     re-scored by :class:`CandidateRelevance`, an online logistic model of "is this candidate relevant?"
     (from its tree probability, rank, distance to the best candidate, how recently its label was
     relevant and how recently it was a wrong candidate, and a per-label bias); the published scores are those probabilities, best first, and the
@@ -104,8 +104,8 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
         Labels scored per prediction.
     bits, max_bits
         Size of the hashed weight table, ``2 ** bits`` weights at first, doubling up to ``2 ** max_bits``
-        as it fills (8 bytes per weight with its step size: 512 MB at 26 bits, allocated lazily: resident
-        memory follows the slots in use). A doubled table starts as two copies of the smaller one, so the
+        as it fills (8 bytes per weight with its step size: 512 MB at 26 bits; see :class:`HashedNodeWeights`
+        on when it becomes resident). A doubled table starts as two copies of the smaller one, so the
         pairs that collided while it was small stay tied until they learn apart: starting small costs
         quality. Whole EUR-Lex stream (benchmarks/scale/run.py --runs eurlex:default), micro-F1 / P@5 /
         peak RSS: 0.7093 / 0.6482 / 938 MB starting at 20 bits (full within the first few hundred
