@@ -130,6 +130,7 @@ def _relevance(
 
 @kernel
 def _learn(
+    q: np.ndarray,
     p: np.ndarray,
     leaf_p: np.ndarray,
     clusters: np.ndarray,
@@ -148,23 +149,10 @@ def _learn(
     learning_rate: float,
     label_learning_rate: float,
 ) -> None:
-    """One AdaGrad step of the logistic loss over the candidates (the shared weights take the summed
+    """One AdaGrad step of the logistic loss over the candidates, whose relevance ``q`` was computed with
+    the current weights (the shared weights take the summed
     gradient, each candidate's label bias its own); then the irrelevant candidates' labels are marked as
     such at the next tick of the clock (``n + 1``, the tick :meth:`CandidateRelevance.observe` makes)."""
-    q = _relevance(
-        p,
-        leaf_p,
-        clusters,
-        labels,
-        weights,
-        bias,
-        last_relevant,
-        last_irrelevant,
-        n,
-        n_ranks,
-        n_gaps,
-        max_slots,
-    )
     row = np.empty(weights.shape[0])
     gradient = np.zeros(weights.shape[0])
     for j in range(p.shape[0]):
@@ -310,14 +298,19 @@ class CandidateRelevance(Stateful):
         relevant: np.ndarray,
         leaf_p: np.ndarray | None = None,
         clusters: np.ndarray | None = None,
+        predicted: np.ndarray | None = None,
     ) -> None:
         """Learn which candidates were relevant (before :meth:`observe` of the same document); the
-        arguments are those of :meth:`relevance` and the candidates' outcomes."""
+        arguments are those of :meth:`relevance`, the candidates' outcomes and, when the caller kept it,
+        what :meth:`relevance` returned for them (the model has not changed since: it is not computed
+        again)."""
         if not p.size:
             return
+        q = self.relevance(p, labels, leaf_p, clusters) if predicted is None else predicted
         self._reserve(int(labels.max()) + 1)
         leaf_p, clusters = _path(p, leaf_p, clusters)
         _learn(
+            q,
             p,
             leaf_p,
             clusters,

@@ -440,7 +440,9 @@ class LabelTreeClassifier(Stateful, MultiLabelClassifier):
             # true labels the search did not reach (new ones included) are false negatives at any cut
             self.cut.update(search.relevance, relevant, missed=len(label_ids) - int(relevant.sum()))
             if self.relevance is not None:
-                self.relevance.learn(search.p, search.labels, relevant, search.leaf_p, search.clusters)
+                self.relevance.learn(
+                    search.p, search.labels, relevant, search.leaf_p, search.clusters, search.relevance
+                )
         if self.relevance is not None:
             self.relevance.observe(label_ids)
         nodes, targets = self._training_nodes(label_ids)
