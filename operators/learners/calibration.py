@@ -140,6 +140,10 @@ class ScoreCalibrator(Stateful):
         Relevant labels without a score (the learner did not know them yet) teach nothing here."""
         p = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
         p_relevant = np.array([scores[label] for label in relevant if label in scores], dtype=np.float64)
+        self.learn_probabilities(p, p_relevant)
+
+    def learn_probabilities(self, p: np.ndarray, p_relevant: np.ndarray) -> None:
+        """:meth:`learn` from the float64 arrays of every score and of the relevant labels' scores."""
         _learn(p, p_relevant, self._count, self._error, self.fading)
         self.n_learned += 1
 

@@ -35,7 +35,7 @@ on the streams measured ``switches`` stays small.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import numpy as np
 
@@ -262,7 +262,10 @@ class DecisionExperts(Stateful):
         self._macro = np.array(state.arrays["macro"], dtype=float).reshape(len(CANDIDATES), -1, 3)
 
 
-class CachedCandidates:
+Prediction = TypeVar("Prediction")
+
+
+class CachedCandidates(Generic[Prediction]):
     """The learner's (decided, scores) for documents predicted but not yet learned, by object identity.
 
     Learning needs each candidate's decision on the document by the learner as it is *when it learns
@@ -275,16 +278,14 @@ class CachedCandidates:
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._items: dict[int, tuple[Any, int, tuple[set, Mapping | None]]] = {}
+        self._items: dict[int, tuple[Any, int, Prediction]] = {}
 
-    def put(self, x: Any, version: int, prediction: tuple[set, Mapping | None]) -> None:
+    def put(self, x: Any, version: int, prediction: Prediction) -> None:
         if len(self._items) >= self.capacity:
             self._items.pop(next(iter(self._items)))
         self._items[id(x)] = (x, version, prediction)
 
-    def take(
-        self, x: Any, version: int, compute: Callable[[], tuple[set, Mapping | None]]
-    ) -> tuple[set, Mapping | None]:
+    def take(self, x: Any, version: int, compute: Callable[[], Prediction]) -> Prediction:
         item = self._items.pop(id(x), None)
         if item is not None and item[0] is x and item[1] == version:
             return item[2]

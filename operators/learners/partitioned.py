@@ -420,6 +420,12 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         forward = self._forward(x)
         return self._named(self._decide(forward), forward.p)
 
+    def predict_arrays(self, x: Features) -> tuple[np.ndarray, np.ndarray]:
+        """The decided label mask and the probabilities (float32) by label id, without label names (read
+        them, never change them: they are the model's until it learns)."""
+        forward = self._forward(x)
+        return self._decided(forward), forward.p
+
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
         """:meth:`predict_with_scores` of every instance of a batch by the model as it is (no learning in
         between): the same predictions, to the bit, as one by one.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
+
+import numpy as np
 
 from labelflow.operators.base import (
     Features,
@@ -31,6 +33,28 @@ FLAT_MAX_LABELS = 512
 # The tree starts learning beside the flat learner at half those sizes, so it has seen part of the
 # stream when it takes over.
 _SHADOW_FRACTION = 0.5
+
+
+class _Prediction:
+    """A document's prediction as learning needs it again: the learner's decided set, its own scores
+    (``scores``, or the flat learner's probability array ``p``, float64, when it is the learner) and the
+    published (calibrated) scores, as a dict and, from the flat learner, as an array."""
+
+    __slots__ = ("decided", "scores", "p", "calibrated", "published")
+
+    def __init__(
+        self,
+        decided: set[Label],
+        scores: dict[Label, float] | None,
+        p: np.ndarray | None,
+        calibrated: np.ndarray | None,
+        published: dict[Label, float],
+    ) -> None:
+        self.decided = decided
+        self.scores = scores
+        self.p = p
+        self.calibrated = calibrated
+        self.published = published
 
 
 class ScalingClassifier(Stateful, MultiLabelClassifier):
@@ -99,8 +123,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self.decisions = DecisionExperts(objective)
         self.calibration = calibration
         self.calibrator = ScoreCalibrator() if calibration else None
-        self._last_published: tuple[dict[Label, float], dict[Label, float]] | None = None  # (raw, calibrated)
-        self._predicted = CachedCandidates()
+        self._predicted: CachedCandidates[_Prediction] = CachedCandidates()
         self._n_learned = 0  # the cache's version: a prediction is reused only if nothing was learned since
         self._sized_at = -1  # the label count _grow last checked the size at
 
@@ -159,12 +182,20 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def learn_one(self, x: Features, y: Iterable[Label]) -> None:
         y = list(y)
         # The decision experts score every candidate on this document before the learner learns it.
-        decided, cached = self._predicted.take(x, self._n_learned, lambda: self.model.predict_with_scores(x))
-        scores = cast(dict[Label, float], cached or {})  # what the learner's predict_with_scores returned
-        self.decisions.learn(decided, self._published(scores), y)
-        if self.calibrator is not None and scores:
-            self.calibrator.learn(scores, y)
-            self._last_published = None  # the map changed
+        prediction = self._predicted.take(x, self._n_learned, lambda: self._predict(x))
+        self.decisions.learn(prediction.decided, prediction.published, y)
+        calibrator = self.calibrator
+        if calibrator is not None:
+            p = prediction.p
+            if p is not None and self.flat is not None:
+                if p.shape[0]:  # nothing scored (no label known yet) teaches nothing, as an empty dict
+                    # The probabilities of y's labels known when it predicted, in y's order (as
+                    # ScoreCalibrator.learn takes them from the scores), straight from the array.
+                    known, n = self.flat.label_index.get, p.shape[0]
+                    relevant = [i for i in map(known, y) if i is not None and i < n]
+                    calibrator.learn_probabilities(p, p[relevant])
+            elif prediction.scores:
+                calibrator.learn(prediction.scores, y)
         self._n_learned += 1
         if self._dim is None:
             self._dim = feature_dim(x)
@@ -176,30 +207,38 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
                 self.tree.drain_events()  # a shadow's drift is not the published model's: not reported
         self._grow()
 
-    def _published(self, scores: dict[Label, float]) -> dict[Label, float]:
-        """The probabilities users see: the learner's, calibrated when calibration is on."""
-        if self.calibrator is None:
-            return scores
-        last = self._last_published
-        if last is not None and last[0] is scores:  # learning the document just predicted: no second pass
-            return last[1]
-        published = self.calibrator.calibrate(scores)
-        self._last_published = (scores, published)
-        return published
+    def _predict(self, x: Features) -> _Prediction:
+        """The learner's prediction of ``x`` and the published scores, put aside for learning ``x``."""
+        flat, calibrator = self.flat, self.calibrator
+        if flat is not None and calibrator is not None:
+            # The flat learner's arrays go to the calibrator as they are: no dict of its own scores.
+            mask, p32 = flat.predict_arrays(x)
+            names = flat.label_index.names_view
+            p = p32.astype(np.float64)
+            calibrated = calibrator.calibrate_array(p)
+            published = dict(zip(names, calibrated.tolist(), strict=False))
+            prediction = _Prediction(
+                {names[i] for i in mask.nonzero()[0].tolist()}, None, p, calibrated, published
+            )
+        else:
+            decided, scores = self.model.predict_with_scores(x)
+            published = scores if calibrator is None else calibrator.calibrate(scores)
+            prediction = _Prediction(decided, scores, None, None, published)
+        self._predicted.put(x, self._n_learned, prediction)
+        return prediction
 
     def predict_with_scores(self, x: Features) -> ScoredLabels:
-        decided, scores = self.model.predict_with_scores(x)
-        self._predicted.put(
-            x, self._n_learned, (decided, scores)
-        )  # uncalibrated: the calibrator learns from them
-        published = self._published(scores)
-        return self.decisions.decide(decided, published), published
+        prediction = self._predict(x)
+        return self.decisions.decide(prediction.decided, prediction.published), prediction.published
 
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
+        # The flat learner predicts one document at a time anyway (its batch path is a loop).
+        if self.flat is not None:
+            return [self.predict_with_scores(x) for x in xs]
         out = []
         for x, (decided, scores) in zip(xs, self.model.predict_with_scores_many(xs), strict=True):
-            self._predicted.put(x, self._n_learned, (decided, scores))
-            published = self._published(scores)
+            published = scores if self.calibrator is None else self.calibrator.calibrate(scores)
+            self._predicted.put(x, self._n_learned, _Prediction(decided, scores, None, None, published))
             out.append((self.decisions.decide(decided, published), published))
         return out
 
@@ -235,7 +274,6 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             "_n_learned",
             "_sized_at",
             "calibrator",
-            "_last_published",
         }:
             raise AttributeError(name)
         return getattr(self.model, name)
