@@ -5,14 +5,22 @@ a small model, and small document streams.
 The embedded broker keeps everything in memory: after ``broker.stop(); broker.start()`` it listens on
 the same port with no topics, records or committed offsets. A Kafka cluster keeps its logs through an
 outage; the tests model that by recreating the topics and producing the same input records again, so
-every record has the offset it had before (``replay_log``). What a worker must do then is what it
-must do on Kafka: continue from its own position, deliver what it could not, and report honestly.
+every record has the offset it had before (``restart_with_log``). What a worker must do then is what
+it must do on Kafka: continue from its own position, deliver what it could not, and report honestly.
+
+Kafka's log comes back whole; the replayed one fills up record by record, so the worker is frozen
+(SIGSTOP) until the replay is done. A worker that reached the broker meanwhile would see what Kafka never
+shows after an outage: a log shorter than its position, which is what a log that lost its data looks
+like. It then reads the partition again from the beginning (``event=log_reset``: every document read and
+counted twice), as it must on a real reset; or, reaching the broker before the topics are created
+again, it finds them auto-created with the broker's default partition count (4 partitions, not 1).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import sys
 import urllib.request
 from collections.abc import Iterator
@@ -25,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from labelflow.stream.broker import EmbeddedBroker
 from labelflow.stream.config import Settings
-from labelflow.stream.testing import create_topics, send
+from labelflow.stream.testing import WorkerProcess, create_topics, send
 
 HEALTHCHECK_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "docker" / "healthcheck.py"
 
@@ -69,10 +77,19 @@ def send_documents(settings: Settings, docs: list[dict[str, Any]]) -> None:
     send(settings, ((settings.topics.documents, d["id"].encode(), json.dumps(d).encode()) for d in docs))
 
 
-def replay_log(settings: Settings, docs: list[dict[str, Any]]) -> None:
-    """After a restart of the memory-only broker: the topics and the input records they held, again."""
-    create_topics(settings)
-    send_documents(settings, docs)
+def restart_with_log(
+    broker: EmbeddedBroker, settings: Settings, docs: list[dict[str, Any]], worker: WorkerProcess
+) -> None:
+    """Start the stopped broker again with the topics and input records it held, the worker frozen
+    meanwhile so that it sees the log only once it is whole (see the module docstring)."""
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGSTOP)
+    try:
+        broker.start()
+        create_topics(settings)
+        send_documents(settings, docs)
+    finally:
+        worker.process.send_signal(signal.SIGCONT)
 
 
 def scrape(port: int) -> dict[str, float]:
