@@ -88,7 +88,11 @@ class _Observations:
         self.positions.append(position)
         self.scaled.append(scaled)
         if self.all_dense:
-            self._add_dense(row, scaled)
+            dense = self.dense
+            if dense is not None and row and type(scaled) is np.ndarray and scaled.shape == dense.shape[1:]:
+                dense[row] = scaled  # the common case, without a call
+            else:
+                self._add_dense(row, scaled)
         self.n = row + 1
 
     def _add_dense(self, row: int, scaled: Features) -> None:

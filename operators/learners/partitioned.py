@@ -492,8 +492,9 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             if self.thresholds is not None:
                 self.thresholds.update(forward.p, t)
             if self.drift.watches_instances:
+                # The decided mask as it is: observe copies it into its block.
                 self.drift.observe(
-                    self, x, forward.scaled, self._decide(forward), target, self.label_index, self.n_learned
+                    self, x, forward.scaled, self._decided(forward), target, self.label_index, self.n_learned
                 )
         self.heads.learn_gradient(forward.scaled, gradient)
         if self.neighbours is not None:

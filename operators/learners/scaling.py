@@ -147,7 +147,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def _grow(self) -> None:
         if self.flat is None:
             return
-        n = len(self.flat.label_index)
+        n = len(self.flat.label_index.names_view)
         if n == self._sized_at:  # the size only changes with the label count (the dimension is fixed)
             return
         self._sized_at = n
