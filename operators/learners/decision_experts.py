@@ -10,7 +10,10 @@ until then, so a fresh (or restored older) learner decides exactly as before.
 
 The candidates (:data:`CANDIDATES`): the learner's decision; the labels scored at least 0.5 (the mode of
 the joint distribution when labels are independent given the document, so the Bayes-optimal decision
-for subset accuracy under that assumption; it may be the empty set); no-change; majority. (The single
+for subset accuracy under that assumption; it may be the empty set); no-change; majority; and a label-set
+model's decision where the learner has one (the pruned-sets decision of
+:mod:`~labelflow.operators.learners.pruned_sets`, under objective ``subset_accuracy``; elsewhere this
+expert repeats the learner's decision, so it never leads). (The single
 top-scored label was a candidate too, and was dropped: early in a stream it led on micro-F1 while the
 learner was still weak and cost 0.03 micro-F1 on Bibtex's top-5-label stream, robustness suite.)
 
@@ -52,7 +55,7 @@ OBJECTIVES: tuple[str, ...] = get_args(Objective)
 #: the bound) but drop micro-F1 below the trivial predictors on 20/70 runs (e.g. 0.03 instead of 0.38 on
 #: Emotions with half of the label sets emptied) (benchmarks/robustness/).
 DEFAULT_OBJECTIVE: Objective = "micro_f1"
-CANDIDATES = ("model", "half", "no-change", "majority")
+CANDIDATES = ("model", "half", "no-change", "majority", "pruned-sets")
 STATE_FORMAT = "labelflow.decision-experts/1"
 #: Distinct label sets counted for "majority" (Space-Saving beyond that: the most frequent set is still
 #: exact whenever its count exceeds n / capacity, and memory stays bounded on an endless stream).
@@ -69,14 +72,19 @@ def _half(scores: Mapping[Label, float] | None) -> frozenset:
 
 
 def candidate_sets(
-    decided: Iterable[Label], scores: Mapping[Label, float] | None, last: frozenset, majority: frozenset
+    decided: Iterable[Label],
+    scores: Mapping[Label, float] | None,
+    last: frozenset,
+    majority: frozenset,
+    label_sets: Iterable[Label] | None = None,
 ) -> list[frozenset]:
-    """The candidates of :data:`CANDIDATES`, in that order.
+    """The candidates of :data:`CANDIDATES`, in that order (``label_sets`` None: the learner's decision).
 
     >>> [sorted(c) for c in candidate_sets({"a", "b"}, {"a": 0.9, "b": 0.4}, frozenset(), frozenset({"b"}))]
-    [['a', 'b'], ['a'], [], ['b']]
+    [['a', 'b'], ['a'], [], ['b'], ['a', 'b']]
     """
-    return [frozenset(decided), _half(scores), last, majority]
+    model = frozenset(decided)
+    return [model, _half(scores), last, majority, model if label_sets is None else frozenset(label_sets)]
 
 
 class DecisionExperts(Stateful):
@@ -141,7 +149,7 @@ class DecisionExperts(Stateful):
 
     @_loss.setter
     def _loss(self, value: np.ndarray) -> None:
-        self._losses = [float(v) for v in np.asarray(value, dtype=float).ravel()]
+        self._losses = _with_new_experts([float(v) for v in np.asarray(value, dtype=float).ravel()])
 
     @property
     def _micro(self) -> np.ndarray:
@@ -152,8 +160,8 @@ class DecisionExperts(Stateful):
     @_micro.setter
     def _micro(self, value: np.ndarray) -> None:
         counts = np.asarray(value, dtype=float).reshape(-1, 3)
-        self._n_hits = counts[:, 0].tolist()
-        self._n_predicted = (counts[:, 0] + counts[:, 1]).tolist()
+        self._n_hits = _with_new_experts(counts[:, 0].tolist())
+        self._n_predicted = _with_new_experts((counts[:, 0] + counts[:, 1]).tolist())
         self._n_true = float(counts[0, 0] + counts[0, 2])
 
     # ------------------------------------------------------------------ deciding
@@ -168,24 +176,38 @@ class DecisionExperts(Stateful):
         """The expert whose candidate is published."""
         return CANDIDATES[self._leader]
 
-    def decide(self, decided: Iterable[Label], scores: Mapping[Label, float] | None) -> set[Label]:
-        """The label set to publish: the leader's candidate."""
+    def decide(
+        self,
+        decided: Iterable[Label],
+        scores: Mapping[Label, float] | None,
+        label_sets: Iterable[Label] | None = None,
+    ) -> set[Label]:
+        """The label set to publish: the leader's candidate (``label_sets``: the label-set model's
+        decision, None where there is none)."""
         leader = self._leader
-        if leader == 0:
+        if leader == 0 or (leader == 4 and label_sets is None):
             return set(decided)
         if leader == 1:
             return set(_half(scores))
+        if leader == 4:
+            return set(label_sets)  # type: ignore[arg-type]
         return set(self._last if leader == 2 else self._majority)
 
     # ------------------------------------------------------------------ learning
 
     def learn(
-        self, decided: Iterable[Label], scores: Mapping[Label, float] | None, y: Iterable[Label]
+        self,
+        decided: Iterable[Label],
+        scores: Mapping[Label, float] | None,
+        y: Iterable[Label],
+        label_sets: Iterable[Label] | None = None,
     ) -> None:
-        """Score every candidate for this document against its true labels ``y``, then update."""
+        """Score every candidate for this document against its true labels ``y``, then update
+        (``label_sets`` as in :meth:`decide`)."""
         truth = y if isinstance(y, frozenset) else frozenset(y)
         model = decided if isinstance(decided, set | frozenset) else set(decided)
-        self._update((model, _half(scores), self._last, self._majority), truth)
+        sets = model if label_sets is None else frozenset(label_sets)
+        self._update((model, _half(scores), self._last, self._majority, sets), truth)
         losses = self._losses
         best = losses.index(min(losses))  # the first of equals, as np.argmin
         if losses[best] < losses[self._leader] - _TIE:
@@ -259,7 +281,11 @@ class DecisionExperts(Stateful):
             MAJORITY_CAPACITY, ((frozenset(s), int(c)) for s, c in meta["set_counts"])
         )
         self._label_ids = {label: i for i, label in enumerate(meta["labels"])}
-        self._macro = np.array(state.arrays["macro"], dtype=float).reshape(len(CANDIDATES), -1, 3)
+        n_labels = len(self._label_ids)
+        saved = np.array(state.arrays["macro"], dtype=float)
+        macro = saved.reshape(-1, n_labels, 3) if n_labels else np.zeros((1, 0, 3))
+        # States of fewer experts: the new ones start with the learner's record (as for the losses).
+        self._macro = np.concatenate([macro, np.repeat(macro[:1], len(CANDIDATES) - macro.shape[0], axis=0)])
 
 
 Prediction = TypeVar("Prediction")
@@ -290,6 +316,12 @@ class CachedCandidates(Generic[Prediction]):
         if item is not None and item[0] is x and item[1] == version:
             return item[2]
         return compute()
+
+
+def _with_new_experts(values: list[float]) -> list[float]:
+    """Per-expert values of a state written with fewer experts, the new ones given the learner's (the
+    first expert's) value: a new expert then leads only once it is strictly better from here on."""
+    return values + values[:1] * (len(CANDIDATES) - len(values))
 
 
 def _f1(tp: float, denominator: float) -> float:

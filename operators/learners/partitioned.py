@@ -454,6 +454,12 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
     def predict_one(self, x: Features) -> set[Label]:
         return self.predict_with_scores(x)[0]
 
+    def evidence(self, x: Features) -> tuple[Features, np.ndarray]:
+        """The scaled features and every known label's stacked log-odds (indexed by label id) for ``x``,
+        as its prediction computes them (computed once per instance)."""
+        forward = self._forward(x)
+        return forward.scaled, forward.z
+
     def predict_top(self, x: Features, k: int) -> list[tuple[Label, float]]:
         """The ``k`` most probable labels with their probabilities, best first."""
         p = self._forward(x).p

@@ -19,6 +19,7 @@ from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.calibration import ScoreCalibrator
 from labelflow.operators.learners.decision_experts import DEFAULT_OBJECTIVE, CachedCandidates, DecisionExperts
 from labelflow.operators.learners.partitioned import PartitionedClassifier
+from labelflow.operators.learners.pruned_sets import PrunedSetsClassifier
 from labelflow.operators.learners.tree_classifier import LabelTreeClassifier
 from labelflow.operators.state import State, Stateful
 
@@ -38,9 +39,10 @@ _SHADOW_FRACTION = 0.5
 class _Prediction:
     """A document's prediction as learning needs it again: the learner's decided set, its own scores
     (``scores``, or the flat learner's probability array ``p``, float64, when it is the learner) and the
-    published (calibrated) scores, as a dict and, from the flat learner, as an array."""
+    published (calibrated) scores, as a dict and, from the flat learner, as an array; and the pruned-sets
+    decision (``label_sets``, None where there is none)."""
 
-    __slots__ = ("decided", "scores", "p", "calibrated", "published")
+    __slots__ = ("decided", "scores", "p", "calibrated", "published", "label_sets")
 
     def __init__(
         self,
@@ -49,12 +51,14 @@ class _Prediction:
         p: np.ndarray | None,
         calibrated: np.ndarray | None,
         published: dict[Label, float],
+        label_sets: frozenset | None = None,
     ) -> None:
         self.decided = decided
         self.scores = scores
         self.p = p
         self.calibrated = calibrated
         self.published = published
+        self.label_sets = label_sets
 
 
 class ScalingClassifier(Stateful, MultiLabelClassifier):
@@ -78,7 +82,11 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     objective
         The metric the published label sets should maximize (``micro_f1``, ``macro_f1``,
         ``subset_accuracy``, ``example_f1``): :class:`DecisionExperts` chooses among the learner's
-        decision, the trivial predictors and alternatives by their loss under it.
+        decision, the trivial predictors and alternatives by their loss under it. Under
+        ``subset_accuracy`` the flat learner also learns a :class:`PrunedSetsClassifier` (a softmax
+        over the frequent label sets, pooled with its per-label log-odds) whose decision is one more
+        candidate: subset accuracy 0.15 -> 0.22 on Yeast, 0.53 -> 0.57 on Medical
+        (benchmarks/robustness/full-file-subset_accuracy); the other objectives do not pay for it.
     calibration
         Publish calibrated probabilities (:class:`ScoreCalibrator`, learned online from the outcomes):
         expected calibration error 25-80% lower on the benchmark streams, decisions unchanged but for
@@ -121,6 +129,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self.tree: LabelTreeClassifier | None = None
         self._dim: int | None = None
         self.decisions = DecisionExperts(objective)
+        self.label_sets = PrunedSetsClassifier() if objective == "subset_accuracy" else None
         self.calibration = calibration
         self.calibrator = ScoreCalibrator() if calibration else None
         self._predicted: CachedCandidates[_Prediction] = CachedCandidates()
@@ -159,6 +168,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             self.tree.add_label_groups([*clusters, names])  # the last group: labels no cluster holds yet
         if self.tree is not None and self._size() >= 1.0:
             self.flat = None  # the tree predicts from now on; the flat heads' memory is released
+            self.label_sets = None  # it learned on the flat learner's features and log-odds
             if self.calibrator is not None:
                 self.calibrator = ScoreCalibrator()  # the tree's scores (its top k) are another source
 
@@ -183,7 +193,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         y = list(y)
         # The decision experts score every candidate on this document before the learner learns it.
         prediction = self._predicted.take(x, self._n_learned, lambda: self._predict(x))
-        self.decisions.learn(prediction.decided, prediction.published, y)
+        self.decisions.learn(prediction.decided, prediction.published, y, prediction.label_sets)
         calibrator = self.calibrator
         if calibrator is not None:
             p = prediction.p
@@ -200,7 +210,11 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         if self._dim is None:
             self._dim = feature_dim(x)
         if self.flat is not None:
+            label_sets = self.label_sets
+            scaled = self.flat.evidence(x)[0] if label_sets is not None else None
             self.flat.learn_one(x, y)
+            if label_sets is not None and scaled is not None:
+                label_sets.learn(scaled, self.flat.label_index.ids(y))
         if self.tree is not None:
             self.tree.learn_one(x, y)
             if self.flat is not None:
@@ -218,18 +232,36 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             calibrated = calibrator.calibrate_array(p)
             published = dict(zip(names, calibrated.tolist(), strict=False))
             prediction = _Prediction(
-                {names[i] for i in mask.nonzero()[0].tolist()}, None, p, calibrated, published
+                {names[i] for i in mask.nonzero()[0].tolist()},
+                None,
+                p,
+                calibrated,
+                published,
+                self._label_set_decision(flat, x),
             )
         else:
             decided, scores = self.model.predict_with_scores(x)
             published = scores if calibrator is None else calibrator.calibrate(scores)
-            prediction = _Prediction(decided, scores, None, None, published)
+            label_sets = self._label_set_decision(flat, x) if flat is not None else None
+            prediction = _Prediction(decided, scores, None, None, published, label_sets)
         self._predicted.put(x, self._n_learned, prediction)
         return prediction
 
+    def _label_set_decision(self, flat: PartitionedClassifier, x: Features) -> frozenset | None:
+        """The pruned-sets decision for ``x`` (which ``flat`` has just predicted), named; None without one."""
+        if self.label_sets is None:
+            return None
+        scaled, log_odds = flat.evidence(x)
+        chosen = self.label_sets.decide(scaled, log_odds)
+        if chosen is None:
+            return None
+        names = flat.label_index.names_view
+        return frozenset([names[i] for i in chosen])
+
     def predict_with_scores(self, x: Features) -> ScoredLabels:
         prediction = self._predict(x)
-        return self.decisions.decide(prediction.decided, prediction.published), prediction.published
+        published = prediction.published
+        return self.decisions.decide(prediction.decided, published, prediction.label_sets), published
 
     def predict_with_scores_many(self, xs: Sequence[Features]) -> list[ScoredLabels]:
         # The flat learner predicts one document at a time anyway (its batch path is a loop).
@@ -274,6 +306,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             "_n_learned",
             "_sized_at",
             "calibrator",
+            "label_sets",
         }:
             raise AttributeError(name)
         return getattr(self.model, name)
@@ -309,6 +342,8 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         state.attach("decisions", self.decisions.state())
         if self.calibrator is not None:
             state.attach("calibrator", self.calibrator.state())
+        if self.label_sets is not None:
+            state.attach("label_sets", self.label_sets.state())
 
     def _load_state(self, state: State) -> None:
         self.flat = PartitionedClassifier.from_state(state.detach("flat")) if state.meta["has_flat"] else None
@@ -319,3 +354,9 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         # States written before the calibrator existed restore with a fresh one (it learns from here on).
         if self.calibrator is not None and "calibrator" in state.meta.get("children", {}):
             self.calibrator = ScoreCalibrator.from_state(state.detach("calibrator"))
+        # The objective is the decision experts' setting; states written before the pruned-sets
+        # classifier existed restore with a fresh one (it learns from here on, and leads only once better).
+        if "label_sets" in state.meta.get("children", {}):
+            self.label_sets = PrunedSetsClassifier.from_state(state.detach("label_sets"))
+        elif self.decisions.objective == "subset_accuracy" and self.flat is not None:
+            self.label_sets = PrunedSetsClassifier()

@@ -92,7 +92,9 @@ def test_candidates_include_the_empty_set_and_the_trivial_predictors() -> None:
         "half": frozenset(),
         "no-change": {"c"},
         "majority": frozenset(),
+        "pruned-sets": {"a"},  # no label-set model: the learner's decision
     }
+    assert candidate_sets({"a"}, None, frozenset(), frozenset(), {"b", "c"})[-1] == {"b", "c"}
 
 
 def test_state_round_trip_continues_identically(tmp_path) -> None:
