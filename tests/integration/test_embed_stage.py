@@ -13,7 +13,13 @@ import pytest
 from labelflow.operators.datasets.synthetic import SyntheticStream, SyntheticStreamConfig
 from labelflow.stream.config import Settings
 from labelflow.stream.feed import FeedPlan
-from labelflow.stream.testing import TopicCollector, WorkerThread, create_topics, with_overrides
+from labelflow.stream.testing import (
+    TopicCollector,
+    WorkerThread,
+    create_topics,
+    wait_for,
+    with_overrides,
+)
 
 from .test_pipeline import send_stream
 
@@ -39,7 +45,6 @@ def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable
 
     embed = settings_for("split", role="embed")
     create_topics(embed)
-    send_stream(embed, documents, plan)
     learn = with_overrides(
         embed,
         role="learn",
@@ -51,8 +56,18 @@ def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable
         WorkerThread(with_overrides(embed, client_id="embed-2")) as second,
         TopicCollector(embed, embed.topics.embedded) as embedded,
     ):
+        # The stream goes out once both workers hold partitions of one group generation: a worker that
+        # joined late (its start slowed by load) would find the other holding every partition, and this
+        # embedder gets through the whole stream (three batches of ~0.05 s) before the group rebalances.
+        wait_for(
+            lambda: share_the_documents(embed, first, second), 60, "both embed workers to hold partitions"
+        )
+        send_stream(embed, documents, plan)
         embedded.wait_until(lambda records: embedded.keys() >= ids, 180, "every document embedded")
-        shares = [first.worker.progress().documents_in, second.worker.progress().documents_in]
+    # Read once both have stopped: a worker publishes its counters after committing the batch whose
+    # outputs are already on the topic, so while running, a worker whose share is one batch (482
+    # records of partition 2 here, batch size 500) can still say 0 when the last key arrives.
+    shares = [first.progress().documents_in, second.progress().documents_in]
     with WorkerThread(learn) as learner, TopicCollector(learn, learn.topics.predictions) as predictions_split:
         predictions_split.wait_until(
             lambda records: predictions_split.keys() >= ids, 180, "the learner's predictions"
@@ -60,10 +75,20 @@ def test_two_embed_workers_and_a_learner_match_one_worker(settings_for: Callable
         split = learner.wait_for(lambda p: p.learned >= len(documents), 60, "the learner's learning")
 
     assert predictions.keys() == predictions_split.keys() == ids
-    # Completeness is the embedded topic's keys (above); the counters may lag it by a batch.
-    assert min(shares) > 0, f"the embed workers did not share the stream: {shares}"
+    assert min(shares) > 0 and sum(shares) >= len(documents), (
+        f"the embed workers did not share the stream: {shares}"
+    )
     assert split.learned == reference.learned == len(documents)
     assert abs(split.micro_f1_cumulative - reference.micro_f1_cumulative) <= 0.01, (
         split.micro_f1_cumulative,
         reference.micro_f1_cumulative,
     )
+
+
+def share_the_documents(settings: Settings, *workers: WorkerThread) -> bool:
+    """Whether every worker holds documents partitions, none twice, all of them between them."""
+    held = [
+        {p for topic, p in w.worker.ledger.assigned if topic == settings.topics.documents} for w in workers
+    ]
+    every = set(range(settings.topics.partitions))
+    return all(held) and sum(map(len, held)) == len(every) and set().union(*held) == every
