@@ -29,10 +29,25 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from labelflow.operators.base import Features
+from labelflow.operators.compiled import kernel
 from labelflow.operators.drift.base import DriftDetector
 from labelflow.operators.drift.events import GLOBAL_LEVEL, DriftEvent
 from labelflow.operators.drift.projection import SignProjection
 from labelflow.operators.state import State
+
+
+@kernel
+def _upper_squared_distances(squared: np.ndarray, twice_gram: np.ndarray) -> np.ndarray:
+    """``squared[i] + squared[j] - twice_gram[i, j]`` for every pair ``i < j`` in row-major order: the
+    squared distances above the diagonal, with the same operations on each pair as the whole matrix."""
+    n = squared.shape[0]
+    out = np.empty(n * (n - 1) // 2)
+    k = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            out[k] = squared[i] + squared[j] - twice_gram[i, j]
+            k += 1
+    return out
 
 
 class InputDriftDetector(DriftDetector):
@@ -140,7 +155,6 @@ class InputDriftDetector(DriftDetector):
         self.seed = int(seed)
         self.action = action
         self._projection = SignProjection(self.projection_dim, seed=self.seed)
-        self._reference_pairs: tuple[np.ndarray, np.ndarray] | None = None
         rng = np.random.default_rng([self.seed, 0x1D])
         self._frequencies = rng.standard_normal((self.n_fourier_features, self.projection_dim))
         self._phases = rng.uniform(0.0, 2.0 * np.pi, self.n_fourier_features)
@@ -265,9 +279,7 @@ class InputDriftDetector(DriftDetector):
             self._fitted_bandwidth = self.bandwidth
         else:
             squared = np.sum(reference**2, axis=1)
-            # The pairs above the diagonal only: the same operations on each pair as over the whole matrix.
-            first, second = self._pairs_of_reference()
-            upper = squared[first] + squared[second] - (2.0 * reference @ reference.T)[first, second]
+            upper = _upper_squared_distances(squared, 2.0 * reference @ reference.T)
             median = float(np.sqrt(max(np.median(upper), 0.0)))
             self._fitted_bandwidth = median if median > 1e-12 else 1.0
         self._scaled_frequencies = (self._frequencies / self._fitted_bandwidth).T.copy()
@@ -288,12 +300,6 @@ class InputDriftDetector(DriftDetector):
         self._window_next = 0
         self._since_check = 0
         self.n_references += 1
-
-    def _pairs_of_reference(self) -> tuple[np.ndarray, np.ndarray]:
-        """Row and column of each pair of reference inputs (above the diagonal), computed once."""
-        if self._reference_pairs is None:
-            self._reference_pairs = np.triu_indices(self.reference_size, k=1)
-        return self._reference_pairs
 
     def _test(self, position: int) -> DriftEvent | None:
         if self._window_count < self.window_size:

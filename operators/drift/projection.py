@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from labelflow.operators.base import Features, SparseVector, feature_dim
+from labelflow.operators.compiled import kernel
 
 # Dense inputs up to this dimension get their projection matrix materialised once (float32, dim columns).
 _MAX_CACHED_INPUT_DIM = 1 << 16
@@ -31,6 +32,22 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     x = (x ^ (x >> np.uint64(30))) * _MIX_1
     x = (x ^ (x >> np.uint64(27))) * _MIX_2
     return x ^ (x >> np.uint64(31))
+
+
+@kernel
+def _byte_sums(
+    rows: np.ndarray, hash_bytes: np.ndarray, weights: np.ndarray, sums: np.ndarray, squares: np.ndarray
+) -> None:
+    """Per hash byte ``k``, the weighted counts ``sums[k, row * 256 + byte]`` of the nonzeros (row ``rows[t]``,
+    byte ``hash_bytes[t, k]``, weight ``weights[t]``), and per row the sum of its squared weights, each
+    summed from zero in nonzero order: what ``np.bincount`` gives, byte by byte, in one pass."""
+    for t in range(weights.shape[0]):
+        row = rows[t]
+        base = row * 256
+        weight = weights[t]
+        for k in range(hash_bytes.shape[1]):
+            sums[k, base + hash_bytes[t, k]] += weight
+        squares[row] += weight * weight
 
 
 class SignProjection:
@@ -96,21 +113,22 @@ class SignProjection:
 
     def _project_sparse(
         self, indices: np.ndarray, values: np.ndarray, rows: np.ndarray, n_rows: int
-    ) -> np.ndarray:
-        """Project nonzeros (``rows[i]``, ``indices[i]``, ``values[i]``) of ``n_rows`` vectors.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Project nonzeros (``rows[i]``, ``indices[i]``, ``values[i]``, float64) of ``n_rows`` vectors; also
+        each vector's squared norm.
 
         Signs come in groups of 8 selected by one hash byte, so each output group is
-        sum_b (sum of the values whose byte is b) * table[b]: a weighted bincount and a small matmul
-        per byte, never the (nnz, dim) matrix of signs.
+        sum_b (sum of the values whose byte is b) * table[b]: weighted counts per byte (one compiled pass
+        over the nonzeros) and a small matmul per byte, never the (nnz, dim) matrix of signs.
         """
         hash_bytes = self._hash_bytes(indices)
+        sums = np.zeros((self._n_bytes, n_rows * 256))
+        squares = np.zeros(n_rows)
+        _byte_sums(rows, np.ascontiguousarray(hash_bytes), values, sums, squares)
         out = np.empty((n_rows, 8 * self._n_bytes))
-        base = rows.astype(np.int64) * 256
-        weights = values.astype(np.float64, copy=False)
         for k in range(self._n_bytes):
-            per_byte = np.bincount(base + hash_bytes[:, k], weights=weights, minlength=n_rows * 256)
-            out[:, 8 * k : 8 * k + 8] = per_byte.reshape(n_rows, 256) @ self._byte_signs
-        return out[:, : self.dim].astype(np.float32)
+            out[:, 8 * k : 8 * k + 8] = sums[k].reshape(n_rows, 256) @ self._byte_signs
+        return out[:, : self.dim].astype(np.float32), squares
 
     def _matrix(self, input_dim: int) -> np.ndarray:
         if self._dense_matrix is None or self._dense_matrix.shape[0] < input_dim:
@@ -162,11 +180,9 @@ class SignProjection:
                 indices = np.concatenate([r.indices for r in rows])
                 values = np.concatenate([r.values for r in rows]).astype(np.float64)
                 row_of = np.repeat(np.arange(len(rows)), lengths)
-                out[sparse_at] = self._project_sparse(indices, values, row_of, len(rows))
+                out[sparse_at], squares = self._project_sparse(indices, values, row_of, len(rows))
                 if normalize:
-                    norms[sparse_at] = np.sqrt(
-                        np.bincount(row_of, weights=values * values, minlength=len(rows))
-                    )
+                    norms[sparse_at] = np.sqrt(squares)
         if normalize and sparse_at:
             out /= np.where(norms > 0.0, norms, 1.0)[:, None]
         return out
