@@ -136,9 +136,12 @@ def _learn_step(
     rate: float,
     offset: float,
     work: np.ndarray,
+    scored: bool,
 ) -> None:
-    """One AdaGrad step of the softmax's cross-entropy toward ``targets[:n_targets]`` (equal weights)."""
-    _logits(indices, values, weights, bias, n, work)
+    """One AdaGrad step of the softmax's cross-entropy toward ``targets[:n_targets]`` (equal weights);
+    ``work[:n]`` holds the instance's logits already when ``scored``."""
+    if not scored:
+        _logits(indices, values, weights, bias, n, work)
     top = -np.inf
     for c in range(n):
         top = max(top, work[c])
@@ -229,6 +232,9 @@ class PrunedSetsClassifier(Stateful):
         self._work = np.zeros(0, dtype=np.float64)
         self._targets = np.zeros(0, dtype=np.int64)
         self._dense_indices = np.zeros(0, dtype=np.int64)
+        # The features, learned count and class count of the logits decide left in _work: learn reuses
+        # them for the same features object while nothing was learned since and no class was added.
+        self._scored: tuple[Features, int, int] | None = None
 
     # ------------------------------------------------------------------ classes
 
@@ -273,6 +279,7 @@ class PrunedSetsClassifier(Stateful):
             return None
         indices, values = self._sparse(x)
         _logits(indices, values, self._weights, self._bias, n, self._work)
+        self._scored = (x, self.n_learned, n)
         best = _pooled_choice(
             self._work, n, self._set_labels, self._set_starts, self._set_lengths, log_odds, _MAX_LOG_ODDS
         )
@@ -289,6 +296,8 @@ class PrunedSetsClassifier(Stateful):
             self._g2 = np.zeros((dim, 0), dtype=np.float32)
         elif dim != self.dim:
             raise ValueError(f"feature dimension changed from {self.dim} to {dim}")
+        scored, self._scored = self._scored, None
+        fresh = scored is not None and scored[0] is x and scored[1] == self.n_learned
         self.n_learned += 1
         count = self._counts.add(key)
         c = self._classes.get(key)
@@ -324,6 +333,7 @@ class PrunedSetsClassifier(Stateful):
             float(self.learning_rate),
             float(self.adagrad_offset),
             self._work,
+            fresh and scored is not None and scored[2] == n,
         )
 
     # ------------------------------------------------------------------ state
@@ -352,6 +362,7 @@ class PrunedSetsClassifier(Stateful):
             ((tuple(int(v) for v in key), int(count)) for key, count in state.meta["set_counts"]),
         )
         capacity = self._weights.shape[1]
+        self._scored = None
         self._work = np.zeros(capacity, dtype=np.float64)
         self._targets = np.zeros(capacity, dtype=np.int64)
 

@@ -159,3 +159,14 @@ def test_subset_accuracy_states_do_not_depend_on_batch_boundaries() -> None:
             assert mine.meta == first.meta
             for name, value in first.arrays.items():
                 np.testing.assert_array_equal(mine.arrays[name], value, err_msg=name)
+
+
+def test_learning_a_decided_instance_reuses_its_logits_and_learns_the_same_model() -> None:
+    deciding, learning_only = PrunedSetsClassifier(), PrunedSetsClassifier()
+    for x, y in sparse_stream(200, seed=3):
+        ids = [int(y[0][1])] if y[0] != "t2" else [0, 1]
+        deciding.decide(x, np.zeros(2))
+        deciding.learn(x, ids)
+        learning_only.learn(x, ids)
+    np.testing.assert_array_equal(deciding._weights, learning_only._weights)
+    np.testing.assert_array_equal(deciding._bias, learning_only._bias)
