@@ -249,7 +249,7 @@ class PrunedSetsClassifier(Stateful):
     def _add_class(self, key: tuple[int, ...]) -> None:
         c = self.n_classes
         if c == self._weights.shape[1]:
-            capacity = max(16, 2 * c)
+            capacity = min(max(16, 2 * c), self._max_classes())  # never past the budget
             self._weights = _grown_columns(self._weights, capacity)
             self._g2 = _grown_columns(self._g2, capacity)
             self._bias = np.concatenate([self._bias, np.zeros(capacity - c)])

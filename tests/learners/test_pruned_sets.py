@@ -170,3 +170,11 @@ def test_learning_a_decided_instance_reuses_its_logits_and_learns_the_same_model
         learning_only.learn(x, ids)
     np.testing.assert_array_equal(deciding._weights, learning_only._weights)
     np.testing.assert_array_equal(deciding._bias, learning_only._bias)
+
+
+def test_the_weights_never_grow_past_the_memory_budget() -> None:
+    model = PrunedSetsClassifier(min_count=1, memory_budget=8 * 16 * 20)  # 16 features: 20 classes
+    x = np.ones(16, dtype=np.float32)
+    for label in range(40):
+        model.learn(x, [label])
+    assert model.n_classes == 20 and model._weights.shape == (16, 20)
