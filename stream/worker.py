@@ -52,7 +52,7 @@ from labelflow.stream.kafka_io import (
 from labelflow.stream.messages import MessageError, Reason
 from labelflow.stream.metrics import WorkerMetrics
 from labelflow.stream.model_runtime import ModelRuntime
-from labelflow.stream.offset_ledger import OffsetLedger, SeekReason, TopicPart
+from labelflow.stream.offset_ledger import OffsetLedger, TopicPart
 from labelflow.stream.ordered_batches import OrderedBatcher
 from labelflow.stream.outputs import OutputMessage
 from labelflow.stream.poison import PoisonGuard, Step, StepKind, crash_trigger_from_env
@@ -547,13 +547,15 @@ class Worker:
         assert consumer is not None
         for seek in self.ledger.assign(assigned):
             consumer.seek(TopicPartition(*seek.partition), seek.offset)
-            if seek.reason is SeekReason.CHECKPOINT:
-                logger.info(
-                    "event=seek_to_checkpoint topic=%s partition=%d offset=%d",
-                    seek.partition[0],
-                    seek.partition[1],
-                    seek.offset,
-                )
+            # Where a partition resumes: a restored checkpoint's offset, or (revoked and assigned straight
+            # back) where this worker's model left it; kafka-python does not log either at INFO.
+            logger.info(
+                "event=seek_to_%s topic=%s partition=%d offset=%d",
+                seek.reason.value,
+                seek.partition[0],
+                seek.partition[1],
+                seek.offset,
+            )
         self.metrics.rebalances.inc()
         self.metrics.assigned_partitions.set(len(self.ledger.assigned))
         logger.info("event=partitions_assigned partitions=%s", _tps(assigned))
