@@ -201,13 +201,17 @@ class DecisionExperts(Stateful):
         scores: Mapping[Label, float] | None,
         y: Iterable[Label],
         label_sets: Iterable[Label] | None = None,
+        half: frozenset | None = None,
     ) -> None:
         """Score every candidate for this document against its true labels ``y``, then update
-        (``label_sets`` as in :meth:`decide`)."""
+        (``label_sets`` as in :meth:`decide`; ``half``: the labels ``scores`` has at 0.5 or more, where the
+        caller has them already, e.g. from an array of the scores)."""
         truth = y if isinstance(y, frozenset) else frozenset(y)
         model = decided if isinstance(decided, set | frozenset) else set(decided)
         sets = model if label_sets is None else frozenset(label_sets)
-        self._update((model, _half(scores), self._last, self._majority, sets), truth)
+        self._update(
+            (model, _half(scores) if half is None else half, self._last, self._majority, sets), truth
+        )
         losses = self._losses
         best = losses.index(min(losses))  # the first of equals, as np.argmin
         if losses[best] < losses[self._leader] - _TIE:

@@ -193,7 +193,12 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         y = list(y)
         # The decision experts score every candidate on this document before the learner learns it.
         prediction = self._predicted.take(x, self._n_learned, lambda: self._predict(x))
-        self.decisions.learn(prediction.decided, prediction.published, y, prediction.label_sets)
+        calibrated = prediction.calibrated
+        half = None
+        if calibrated is not None and self.flat is not None:  # the labels published at 0.5 or more
+            names = self.flat.label_index.names_view
+            half = frozenset([names[i] for i in (calibrated >= 0.5).nonzero()[0].tolist()])
+        self.decisions.learn(prediction.decided, prediction.published, y, prediction.label_sets, half)
         calibrator = self.calibrator
         if calibrator is not None:
             p = prediction.p
