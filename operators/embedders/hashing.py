@@ -32,6 +32,13 @@ from labelflow.operators.embedders.base import Embedder
 
 _TOKEN = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
+# A batch's texts are tokenized as one string, joined by this character between spaces: a token of its
+# own, which the translation keeps (one character for one, so str.translate stays on its fast path) and
+# no real token contains (it is not a word character). A batch whose texts hold it is tokenized text by
+# text.
+_JOINER = "\x00"
+_JOINED_NON_WORD = str.maketrans({**_ASCII_NON_WORD, ord(_JOINER): _JOINER})
+_JOINER_HASH = 1 << 32  # the joiner's entry among the token hashes: above every CRC-32
 _POLY = np.uint64(0x100000001B3)  # the 64-bit FNV prime: an odd multiplier that spreads bits
 _LENGTH_SALT = 0x9E3779B97F4A7C15  # the golden-ratio constant; n * salt tells n-gram lengths apart
 _SHIFT = np.uint64(33)
@@ -116,7 +123,7 @@ class HashingFeaturizer(Embedder):
         self.alternate_sign = alternate_sign
         self.dim = n_features
         self._mask = n_features - 1 if n_features & (n_features - 1) == 0 else None
-        self._cache: dict[str, int] = {}
+        self._cache = _TokenHashes(seed)
         self.identity = (
             f"hashing(n_features={n_features},ngram_range={low}-{high},sublinear_tf={sublinear_tf},"
             f"lowercase={lowercase},norm={norm},seed={seed},alternate_sign={alternate_sign},"
@@ -146,17 +153,39 @@ class HashingFeaturizer(Embedder):
 
     def _token_hashes(self, tokens: list[str]) -> np.ndarray:
         """CRC-32 of each token (memoised: a corpus repeats its vocabulary), as uint64."""
-        cache = self._cache
-        try:
-            return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
-        except KeyError:
-            if len(cache) > _CACHE_LIMIT:
-                cache.clear()
-            seed = self.seed
-            for token in tokens:
-                if token not in cache:
-                    cache[token] = zlib.crc32(token.encode("utf-8"), seed)
-            return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+        return np.fromiter(map(self._cache.__getitem__, tokens), dtype=np.uint64, count=len(tokens))
+
+    def _batch_tokens(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The token hashes of all ``texts`` in order, and each text's token count.
+
+        The texts are lower-cased, joined and split as one string (a few C calls for the batch instead
+        of a few per text); a text that is not ASCII is tokenized by the regex on its own and stands in
+        the joined string as its tokens separated by spaces. The same tokens as ``_tokens`` per text.
+        """
+        if self.lowercase:
+            texts = [text.lower() for text in texts]
+        joiner = f" {_JOINER} "
+        joined = joiner.join(texts)
+        if not joined.isascii():
+            if any(_JOINER in text for text in texts):
+                return self._tokens_one_by_one(texts)
+            joined = joiner.join(text if text.isascii() else " ".join(_TOKEN.findall(text)) for text in texts)
+        elif joined.count(_JOINER) != len(texts) - 1:
+            return self._tokens_one_by_one(texts)
+        hashes = self._token_hashes(joined.translate(_JOINED_NON_WORD).split())
+        is_joiner = hashes == np.uint64(_JOINER_HASH)
+        ends = np.append(np.flatnonzero(is_joiner), hashes.shape[0])
+        lengths = np.diff(ends, prepend=-1) - 1
+        return hashes[~is_joiner], lengths
+
+    def _tokens_one_by_one(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``_batch_tokens`` for texts that hold the joiner (already lower-cased where asked)."""
+        token_lists = [
+            text.translate(_ASCII_NON_WORD).split() if text.isascii() else _TOKEN.findall(text)
+            for text in texts
+        ]
+        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=len(texts))
+        return self._token_hashes([token for tokens in token_lists for token in tokens]), lengths
 
     def transform_one(self, text: str) -> SparseVector:
         """The hashed feature vector of one text (an empty text gives an empty vector)."""
@@ -177,9 +206,8 @@ class HashingFeaturizer(Embedder):
 
     def _transform_batch(self, texts: list[str]) -> list[SparseVector]:
         n_docs = len(texts)
-        token_lists = [self._tokens(text) for text in texts]
-        lengths = np.fromiter(map(len, token_lists), dtype=np.int64, count=n_docs)
-        hashes, docs = self._gram_hashes(token_lists, lengths)
+        base, lengths = self._batch_tokens(texts)
+        hashes, docs = self._gram_hashes(base, lengths)
 
         # One sort groups everything. Each n-gram occurrence becomes the 64-bit key
         #   [ document * n_features + column | top bits of the term hash ]
@@ -229,12 +257,9 @@ class HashingFeaturizer(Embedder):
             for i in range(n_docs)
         ]
 
-    def _gram_hashes(
-        self, token_lists: list[list[str]], lengths: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """One 64-bit hash per n-gram occurrence, with the index of the document it is in."""
-        tokens = [token for tokens in token_lists for token in tokens]
-        base = self._token_hashes(tokens)
+    def _gram_hashes(self, base: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One 64-bit hash per n-gram occurrence, with the index of the document it is in, from the
+        token hashes ``base`` of all documents and each document's token count."""
         doc_of_token = np.repeat(np.arange(lengths.shape[0]), lengths)
         # How many tokens follow each token inside its own document (n-grams never cross documents).
         room = np.repeat(np.cumsum(lengths), lengths) - np.arange(base.shape[0]) - 1
@@ -263,3 +288,21 @@ class HashingFeaturizer(Embedder):
 
     def embed_many(self, texts: Sequence[str]) -> list[Features]:  # the Embedder role
         return list(self.transform_many(texts))
+
+
+class _TokenHashes(dict[str, int]):
+    """Token -> CRC-32 (seeded), computed on first sight; cleared when it outgrows ``_CACHE_LIMIT``.
+
+    The batch joiner maps to ``_JOINER_HASH``, which no CRC-32 equals.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__({_JOINER: _JOINER_HASH})
+        self.seed = seed
+
+    def __missing__(self, token: str) -> int:
+        if len(self) > _CACHE_LIMIT:
+            self.clear()
+            self[_JOINER] = _JOINER_HASH
+        value = self[token] = zlib.crc32(token.encode("utf-8"), self.seed)
+        return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -51,6 +52,61 @@ def test_batches_equal_one_at_a_time(reuters_1200: list[str]) -> None:
         assert np.array_equal(many[i].indices, one.indices)
         assert np.allclose(many[i].values, one.values)
     assert featurizer.embed_many(reuters_1200[:3])[2].nnz == many[2].nnz
+
+
+# Texts that take the batch tokenizer off its joined-ASCII path: empty, blank, non-ASCII (lower-casing
+# that changes length or leaves ASCII: U+0130, the Kelvin sign U+212A, a final sigma) and the joiner.
+ODD_TEXTS = [
+    "",
+    "  ",
+    "Größe café 東京 2024",
+    "a\x00b c\x00",
+    "İstanbul \u212a ΣΑΣ ok",
+    "naïve café_1 ok-go",
+    "x",
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "digest"),
+    [
+        ({}, "70d5e8b6dbd112f056d900d00f545ff28a9fab7c8fdf66484215a3a33d77c7ef"),
+        (
+            {"ngram_range": (1, 3), "n_features": 1000, "seed": 7, "lowercase": False},
+            "938df3d91a2a43da686a4ebe0d3d080b8a61b4e4bbb0625710c75659c784bdd8",
+        ),
+    ],
+)
+def test_vectors_are_the_same_bit_for_bit(
+    reuters_1200: list[str], kwargs: dict[str, object], digest: str
+) -> None:
+    # Digests of the vectors the per-text tokenizer gave (before the batch tokenizer, at 1cadfbd): a
+    # model learned on hashing features is only valid with exactly these features.
+    featurizer = HashingFeaturizer(**kwargs)  # type: ignore[arg-type]
+    h = hashlib.sha256()
+    for v in featurizer.transform_many(reuters_1200[:600] + ODD_TEXTS + reuters_1200[600:]):
+        h.update(v.indices.tobytes())
+        h.update(v.values.tobytes())
+        h.update(b"|")
+    assert h.hexdigest() == digest
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("aB1_ \x00.-\tÉéßİ\u212aΣ東"), max_size=30)
+        | st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+        min_size=1,
+        max_size=6,
+    ),
+    st.booleans(),
+)
+def test_batch_tokenizer_equals_one_text_at_a_time(texts: list[str], lowercase: bool) -> None:
+    featurizer = HashingFeaturizer(lowercase=lowercase)
+    hashes, lengths = featurizer._batch_tokens(texts)
+    per_text = [featurizer._tokens(text) for text in texts]
+    assert lengths.tolist() == [len(tokens) for tokens in per_text]
+    assert hashes.tolist() == featurizer._token_hashes([t for tokens in per_text for t in tokens]).tolist()
 
 
 def test_weights_are_sublinear_tf_and_signs_come_from_the_hash() -> None:
