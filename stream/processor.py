@@ -34,7 +34,6 @@ from labelflow.stream.messages import (
     Document,
     LabelFeedback,
     MessageError,
-    Prediction,
     Reason,
     decode_document,
     decode_feedback,
@@ -47,7 +46,7 @@ from labelflow.stream.outputs import (
     dead_letter_key,
     dead_letter_prefix_bytes,
     fitted_alert,
-    serialize,
+    prediction_bytes,
 )
 from labelflow.stream.quality import QualityTracker
 from labelflow.stream.routing import LabelRouter
@@ -382,7 +381,7 @@ class BatchProcessor:
         limit = self.settings.max_output_bytes
         try:
             key = doc_id.encode("utf-8")
-            prediction = Prediction(
+            value = prediction_bytes(
                 id=doc_id,
                 labels=labels,
                 scores=result.scores,
@@ -391,9 +390,7 @@ class BatchProcessor:
                 latency_ms=round(latency_ms, 3),
                 produced_at=produced_at,
             )
-            message = checked(
-                OutputMessage(self.settings.topics.predictions, key, serialize(prediction)), limit
-            )
+            message = checked(OutputMessage(self.settings.topics.predictions, key, value), limit)
             routed: list[OutputMessage] = []
             if self.router:
                 header = ((HEADER_LABELS, json.dumps(labels).encode("utf-8")),)

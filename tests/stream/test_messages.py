@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from labelflow.stream import messages
 from labelflow.stream.messages import (
+    DEFAULT_LIMITS,
+    EXTRA_FIELDS_POLICIES,
     DeadLetter,
+    DecodeLimits,
     Document,
     DriftAlert,
     LabelFeedback,
@@ -256,3 +262,104 @@ def test_the_fast_json_parser_leaves_what_json_refuses_or_keeps_differently_to_j
 def test_valid_documents_decode_as_json_reads_them(raw: bytes) -> None:
     document = decode_document(raw, LIMIT)
     assert document == Document.model_validate(json.loads(raw))
+
+
+# -- validation straight from the bytes ---------------------------------------------------------
+
+
+def _outcome(decode: Callable[..., Any], raw: bytes, policy: str, limits: DecodeLimits) -> object:
+    try:
+        return decode(raw, LIMIT, policy, limits=limits)
+    except MessageError as exc:
+        return exc.reason, exc.field
+
+
+def _general_outcome(
+    monkeypatch: pytest.MonkeyPatch, decode: Callable[..., Any], raw: bytes, policy: str, limits: DecodeLimits
+) -> object:
+    with monkeypatch.context() as patch:
+        patch.setattr(messages, "_validate_plain", lambda *args: None)
+        return _outcome(decode, raw, policy, limits)
+
+
+_ODD_MESSAGES = [
+    b'{"id": "a", "text": "x", "labels": ["b", "b", "c"]}',
+    b'{"id": "a", "text": "x", "id": "b", "labels": ["c"]}',
+    b'{"id": "a", "text": "x", "meta": {"v": NaN}}',
+    b'{"id": "a", "text": "x", "meta": {"v": 1e400, "w": [[[[1]]]]}}',
+    b'{"id": "a", "text": "x", "meta": {"a": 1, "a": 2}}',
+    b'{"id": "a", "features": {"3": 1, "1": 2.5}, "labels": ["y"]}',
+    b'{"id": "a", "features": {"01": 1}}',
+    b'{"id": "a", "features": [1, 2.5, 1e400]}',
+    b'{"id": "a", "features": {"3": true}}',
+    b'{"id": "a", "text": "x", "timestamp": 1700000000}',
+    b'{"id": "a", "text": "x", "timestamp": "2024-01-01"}',
+    b'{"id": "a", "text": "x\\ud800", "labels": ["y"]}',
+    b'{"id": "a", "text": "\\ud83d\\ude00", "labels": ["\\udfff"]}',
+    b'{"id": "a", "text": "caf\xe9"}',
+    b'\xef\xbb\xbf{"id": "a", "text": "x"}',
+    b'{"id": "a", "text": "x"}garbage',
+    b' {"id": "a", "labels": ["x"]} ',
+    b'{"id": "a", "labels": ["x"], "text": "t", "split": "train"}',
+    b'{"id": "a", "labels": ["x"], "label": ["y"]}',
+    b'{"id": "a", "labels": ["x"], "timestamp": "2024-01-01T00:00:00Z", "note": 1}',
+    b'{"id": "a", "labels": ' + json.dumps([f"l{i}" for i in range(30)]).encode() + b"}",
+    b'{"id": "a", "labels": ["' + b"x" * 40 + b'"], "text": "y"}',
+]
+
+
+@pytest.mark.parametrize("raw", _ODD_MESSAGES)
+@pytest.mark.parametrize("policy", EXTRA_FIELDS_POLICIES)
+@pytest.mark.parametrize(
+    "limits", [DEFAULT_LIMITS, DecodeLimits(max_depth=1, max_label_chars=20, max_labels=10)]
+)
+def test_validation_straight_from_the_bytes_decodes_as_the_general_path(
+    monkeypatch: pytest.MonkeyPatch, raw: bytes, policy: str, limits: DecodeLimits
+) -> None:
+    for decode in (decode_document, decode_feedback):
+        assert _outcome(decode, raw, policy, limits) == _general_outcome(
+            monkeypatch, decode, raw, policy, limits
+        )
+
+
+_FIELD_VALUES: dict[str, st.SearchStrategy[Any]] = {
+    "id": st.text(max_size=6) | st.integers(),
+    "text": st.text(max_size=12) | st.none(),
+    "labels": st.lists(st.text(max_size=4), max_size=4) | st.none() | st.text(max_size=3),
+    "features": st.lists(st.floats(allow_nan=False) | st.integers(), max_size=3)
+    | st.dictionaries(st.sampled_from(["0", "7", "-1", "x"]), st.floats(allow_nan=False), max_size=3),
+    "timestamp": st.sampled_from(["2024-01-01T00:00:00Z", "2024-13-01", 0, None]),
+    "meta": st.dictionaries(st.text(max_size=3), st.integers() | st.text(max_size=3), max_size=2) | st.none(),
+    "split": st.text(max_size=3),
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    message=st.fixed_dictionaries({}, optional=_FIELD_VALUES),
+    policy=st.sampled_from(EXTRA_FIELDS_POLICIES),
+    ascii_only=st.booleans(),
+)
+def test_any_message_decodes_straight_from_the_bytes_as_the_general_path_decodes_it(
+    message: dict[str, Any], policy: str, ascii_only: bool
+) -> None:
+    try:
+        raw = json.dumps(message, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in the text has no UTF-8 form
+        return
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for decode in (decode_document, decode_feedback):
+            expected = _general_outcome(monkeypatch, decode, raw, policy, DEFAULT_LIMITS)
+            assert _outcome(decode, raw, policy, DEFAULT_LIMITS) == expected
+
+
+def test_plain_messages_are_validated_straight_from_the_bytes() -> None:
+    # The comparisons above hold trivially if nothing takes this path.
+    raw = b'{"id": "d1", "text": "goal", "labels": ["sport"], "timestamp": "2024-01-01T00:00:00Z"}'
+    assert messages._validate_plain(Document, raw, LIMIT, DEFAULT_LIMITS) == decode_document(raw, LIMIT)
+    feedback = b'{"id": "d1", "labels": ["sport"]}'
+    assert messages._validate_plain(LabelFeedback, feedback, LIMIT, DEFAULT_LIMITS) == decode_feedback(
+        feedback, LIMIT
+    )
+    with_meta = b'{"id": "d1", "text": "goal", "meta": {"a": 1}}'
+    assert messages._validate_plain(Document, with_meta, LIMIT, DEFAULT_LIMITS) is None
