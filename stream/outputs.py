@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic_core import to_json
 
@@ -80,7 +81,7 @@ def prediction_bytes(
     >>> prediction_bytes(**fields) == Prediction(**fields).to_bytes()
     True
     """
-    fields = {
+    fields: dict[str, Any] = {
         "id": id,
         "labels": labels,
         "scores": scores,
