@@ -33,6 +33,7 @@ from kafka.errors import (
 
 from labelflow.stream.health import BrokerHealth
 from labelflow.stream.kafka_io import BrokerUnavailable
+from labelflow.stream.key_partitions import key_partitions
 from labelflow.stream.outputs import OutputMessage
 
 logger = logging.getLogger(__name__)
@@ -130,17 +131,45 @@ class OutputDelivery:
     ) -> tuple[list[tuple[OutputMessage, Any]], list[OutputMessage], bool]:
         """Hand messages to the producer: (sent with futures, not sent, whether the producer is broken)."""
         sent: list[tuple[OutputMessage, Any]] = []
+        try:
+            partitions = self._partitions(messages)
+        except _PERMANENT_ERRORS as exc:
+            raise ProduceError(f"output messages cannot be produced: {exc!r}") from exc
+        except KafkaError as exc:  # no metadata within max_block_ms: as a send() that found none
+            return sent, messages, not _retriable(exc)
         for index, m in enumerate(messages):
             try:
-                future = self.producer.send(
-                    m.topic, key=m.key, value=m.value, headers=list(m.headers) or None
-                )
+                future = self._send_one(m, partitions[index])
             except _PERMANENT_ERRORS as exc:
                 raise ProduceError(f"output message for {m.topic} cannot be produced: {exc!r}") from exc
             except KafkaError as exc:  # no metadata within max_block_ms (broker away), a broken producer
                 return sent, messages[index:], not _retriable(exc)
             sent.append((m, future))
         return sent, [], False
+
+    def _send_one(self, m: OutputMessage, partition: int | None) -> Any:
+        headers = list(m.headers) or None
+        try:
+            return self.producer.send(m.topic, key=m.key, value=m.value, headers=headers, partition=partition)
+        except ValueError:  # the topic's partitions changed since they were looked up: the producer picks
+            if partition is None:
+                raise
+            return self.producer.send(m.topic, key=m.key, value=m.value, headers=headers)
+
+    def _partitions(self, messages: list[OutputMessage]) -> list[int | None]:
+        """Each keyed message's partition as the producer's default partitioner would pick it, for the
+        whole batch in one compiled call (``key_partitions``); None: no key, the producer picks."""
+        keyed: dict[str, list[int]] = {}
+        for index, m in enumerate(messages):
+            if m.key is not None:
+                keyed.setdefault(m.topic, []).append(index)
+        partitions: list[int | None] = [None] * len(messages)
+        for topic, indices in keyed.items():
+            ids = self.producer.partitions_for(topic)  # the producer's metadata; waits when it has none
+            keys = [messages[index].key or b"" for index in indices]
+            for index, partition in zip(indices, key_partitions(keys, sorted(ids)), strict=True):
+                partitions[index] = partition
+        return partitions
 
     def _flush(self, sent: list[tuple[OutputMessage, Any]]) -> None:
         """Wait until every sent message is acknowledged or failed, or a stop is requested."""

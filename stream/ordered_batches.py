@@ -14,6 +14,7 @@ guarantees*, says what then holds).
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections import deque
@@ -87,14 +88,20 @@ class OrderedBatcher:
     def _emit(self, size: int, force: bool) -> None:
         if not force and self._blocked():
             return
-        while len(self._batch) < size:
-            heads = [(b[0].timestamp, tp.topic, tp.partition, tp) for tp, b in self._buffers.items() if b]
-            if not heads:
-                return
-            tp = min(heads)[3]
-            buffer = self._buffers[tp]
-            self._batch.append(buffer.popleft())
-            if not buffer and not force and not self._caught_up(tp):
+        # The buffers' heads in a heap: one push and one pop per record instead of a look at every
+        # partition's head (the same order: timestamp, then topic and partition).
+        heads = [(b[0].timestamp, tp.topic, tp.partition, tp) for tp, b in self._buffers.items() if b]
+        heapq.heapify(heads)
+        batch = self._batch
+        while heads and len(batch) < size:
+            tp = heapq.heappop(heads)[3]
+            buffer = self._buffers.get(tp)
+            if not buffer:  # dropped by a rebalance meanwhile
+                continue
+            batch.append(buffer.popleft())
+            if buffer:
+                heapq.heappush(heads, (buffer[0].timestamp, tp.topic, tp.partition, tp))
+            elif not force and not self._caught_up(tp):
                 return  # this partition ran dry and may have earlier records than the others' heads
 
     def next_batch(
