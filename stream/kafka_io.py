@@ -120,6 +120,7 @@ def build_consumer(settings: Settings, *, client_id: str | None = None, **overri
         "session_timeout_ms": settings.consumer.session_timeout_ms,
         "heartbeat_interval_ms": settings.consumer.heartbeat_interval_ms,
         "max_poll_interval_ms": settings.consumer.max_poll_interval_ms,
+        "fetch_max_wait_ms": settings.consumer.fetch_max_wait_ms,
         "max_poll_records": settings.batch.size,
         "max_partition_fetch_bytes": fetch_bytes,
         "fetch_max_bytes": max(fetch_bytes, 52_428_800),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from labelflow.stream.config import Settings, SettingsError, load_settings, nest, parse_override
+from labelflow.stream.kafka_io import build_consumer
 
 
 def test_defaults_are_valid_and_name_the_standard_topics() -> None:
@@ -163,3 +165,15 @@ def test_the_objective_setting_is_validated_and_given_to_the_learner() -> None:
     assert Settings().model.learner_arguments() == {}  # the learner's own default
     with pytest.raises(ValueError, match="objective"):
         Settings(model={"objective": "accuracy"})
+
+
+def test_consumers_hold_an_empty_fetch_for_fetch_max_wait_ms(settings_for: Callable[..., Settings]) -> None:
+    # Kafka's 500 ms default held the worker's end-offset probe (queued behind the fetch on the same
+    # connection) for up to 430 ms once a second on a backlog; the setting bounds it.
+    s = settings_for("fetchwait")
+    assert s.consumer.fetch_max_wait_ms == 100
+    consumer = build_consumer(s)
+    try:
+        assert consumer.config["fetch_max_wait_ms"] == 100
+    finally:
+        consumer.close()
