@@ -146,8 +146,11 @@ def load_stream(name: str, datasets_dir: Path, limit: int | None) -> list[tuple[
 
 #: Documents a throwaway model learns before any timed run: it loads the compiled kernels (numba sets
 #: itself up on the first compiled call of a process, about a second, and compiles a kernel missing from
-#: its disk cache) for the stream's kind of input, a cost of the process, not of the documents.
-WARM_UP = 50
+#: its disk cache) for the stream's kind of input, a cost of the process, not of the documents. Some
+#: kernels are first called late (the threshold pooling at document 50, the performance detector's quiet
+#: window near 130, the input detector's reference fit after 512 inputs), each load 5-10 ms: 600
+#: documents reach them all (a stream shorter than that is warmed up on all of it).
+WARM_UP = 600
 
 
 def warm_up(variant: Variant, instances: Sequence[tuple[Any, list[Hashable]]]) -> None:

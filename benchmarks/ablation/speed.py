@@ -105,6 +105,14 @@ def _ratio(repeats: list[dict[str, Any]], stream: str) -> float:
     )
 
 
+def _warm_up() -> int:
+    """The documents of the untimed warm-up (this folder's ``run.WARM_UP``)."""
+    sys.path.insert(0, str(HERE))
+    import run as ablation
+
+    return int(ablation.WARM_UP)
+
+
 def report(runs: dict[str, list[dict[str, Any]]], command: str, describe: str, commit: str) -> str:
     trees = list(runs)
     streams = list(runs[trees[-1]][0])
@@ -117,7 +125,7 @@ def report(runs: dict[str, list[dict[str, Any]]], command: str, describe: str, c
         f"- Git commit: {commit}",
         "- Protocol: prequential, one document at a time (predict_with_scores, then learn_one), file order, "
         "whole streams; documents per CPU-second inside the model's calls (`time.process_time`), after a "
-        f"50-document warm-up of each learner; median of {len(runs[trees[-1]])} repeats. 'ratio' is the "
+        f"{_warm_up()}-document warm-up of each learner; median of {len(runs[trees[-1]])} repeats. 'ratio' is the "
         "default's speed over the rival's in the same process (the median of the per-repeat ratios): the "
         "figure that survives the load of the shared machine.",
         "",
