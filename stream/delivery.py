@@ -158,7 +158,7 @@ class OutputDelivery:
 
     def _partitions(self, messages: list[OutputMessage]) -> list[int | None]:
         """Each keyed message's partition as the producer's default partitioner would pick it, for the
-        whole batch in one compiled call (``key_partitions``); None: no key, the producer picks."""
+        whole batch in a few vectorized steps (``key_partitions``); None: no key, the producer picks."""
         keyed: dict[str, list[int]] = {}
         for index, m in enumerate(messages):
             if m.key is not None:
