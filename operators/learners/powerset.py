@@ -36,7 +36,8 @@ class ClusterLabelSets:
 
     def __init__(self, labels: Sequence[int]) -> None:
         self.labels = np.asarray(sorted(labels), dtype=np.int64)
-        self.local = {int(label): i for i, label in enumerate(self.labels)}
+        self.label_ids: list[int] = self.labels.tolist()
+        self.local = {label: i for i, label in enumerate(self.label_ids)}
         self.rows: dict[LabelSet, int] = {}
         self.matrix = np.zeros((8, len(self.labels)), dtype=np.float32)
         self.counts = np.zeros(8, dtype=np.float64)
@@ -141,6 +142,10 @@ class LabelSetDecoder(Stateful):
         self._compiled = False
         self._compiled_at = 0
         self._structure_changed = True  # a subset was seen for the first time, or the partition changed
+        # The flat layout needs a rebuild (the partition changed, counts were cleared); else the subsets
+        # first seen since the last layout, as (cluster, local subset), are inserted into it.
+        self._layout_stale = True
+        self._appended: list[tuple[int, LabelSet]] = []
         self._choice = np.zeros((3, 0), dtype=np.int64)  # the decoding kernels' scratch (see _pack)
         self._work = np.zeros((2, 0), dtype=np.float64)
         none = np.zeros(0, dtype=np.int64)
@@ -154,6 +159,7 @@ class LabelSetDecoder(Stateful):
         self._clusters: list[ClusterLabelSets] = []
         self._cluster_of = np.zeros(0, dtype=np.int64)
         self._place: list[tuple[ClusterLabelSets, int] | None] = []
+        self._index_of: dict[ClusterLabelSets, int] = {}
         self._order = np.zeros(0, dtype=np.int64)
         self._starts = np.zeros(0, dtype=np.int64)
         self._seen_labels: set[int] = set()
@@ -192,6 +198,7 @@ class LabelSetDecoder(Stateful):
                     from_store.append(table)
             fresh.append(table)
         self._clusters = fresh
+        self._index_of = {table: i for i, table in enumerate(fresh)}
         n_labels = max((int(max(c)) + 1 for c in clusters if len(c)), default=0)
         self._cluster_of = np.full(n_labels, -1, dtype=np.int64)
         for i, table in enumerate(fresh):
@@ -207,6 +214,8 @@ class LabelSetDecoder(Stateful):
         if from_store:
             self._project(from_store)
         self._structure_changed = True
+        self._layout_stale = True
+        self._appended = []
         self._compiled = False
 
     def _project(self, tables: list[ClusterLabelSets]) -> None:
@@ -240,8 +249,11 @@ class LabelSetDecoder(Stateful):
                 raise KeyError(f"label {label} is in no cluster of the partition")
             parts.setdefault(found[0], []).append(found[1])
         for table, local in parts.items():
-            if table.add(tuple(local), w):
+            local_set = tuple(local)
+            if table.add(local_set, w):
                 self._structure_changed = True
+                if not self._layout_stale:
+                    self._appended.append((self._index_of[table], local_set))
         self._weight /= self.fading_factor
         if self._weight > 1e100:
             self._rescale()
@@ -255,6 +267,8 @@ class LabelSetDecoder(Stateful):
             if wanted.intersection(table.local):
                 table.clear()
         self._structure_changed = True
+        self._layout_stale = True
+        self._appended = []
         self._compiled = False
 
     def _rescale(self) -> None:
@@ -300,6 +314,15 @@ class LabelSetDecoder(Stateful):
         self._pack(scores)
 
     def _flatten(self) -> None:
+        if self._layout_stale:
+            self._flatten_all()
+        else:
+            self._insert_appended()
+        self._appended = []
+        self._layout_stale = False
+        self._structure_changed = False
+
+    def _flatten_all(self) -> None:
         pieces = [table.flat() for table in self._clusters]
         sets = np.array([table.n_sets for table in self._clusters], dtype=np.int64)
         lengths = np.concatenate([length for _, length in pieces]) if pieces else np.zeros(0, dtype=np.int64)
@@ -309,12 +332,48 @@ class LabelSetDecoder(Stateful):
         self._row_lengths = lengths
         self._row_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         self._row_cluster = np.repeat(np.arange(len(self._clusters), dtype=np.int64), sets)
+        self._set_cluster_rows(sets)
+        # Views of the tables' counts, one per cluster: they change in place until a subset is first seen
+        # in the cluster (a longer view, and a new array where the table grew).
+        self._row_counts = [table.counts[: table.n_sets] for table in self._clusters]
+
+    def _set_cluster_rows(self, sets: np.ndarray) -> None:
         self._cluster_rows = np.concatenate([[0], np.cumsum(sets)]).astype(np.int64)  # each cluster's rows
         self._clusters_with_rows = np.flatnonzero(sets)
         self._cluster_row_starts = self._cluster_rows[self._clusters_with_rows]
-        # Views of the tables' counts: they change in place until a subset is first seen (a new layout).
-        self._row_counts = [table.counts[: table.n_sets] for table in self._clusters if table.n_sets]
-        self._structure_changed = False
+
+    def _insert_appended(self) -> None:
+        """The layout :meth:`_flatten_all` would build, from the current one and the subsets first seen
+        since: each is its cluster's last row (tables only append), so one compiled pass puts it after
+        its cluster's rows instead of a concatenation over every cluster."""
+        if not self._appended:
+            return
+        # By cluster, first seen order within one (sorted is stable).
+        appended = sorted(self._appended, key=lambda cluster_and_set: cluster_and_set[0])
+        clusters = [cluster for cluster, _ in appended]
+        labels: list[int] = []
+        for cluster, local_set in appended:
+            ids = self._clusters[cluster].label_ids
+            labels += [ids[i] for i in local_set]
+        (
+            self._row_labels,
+            self._row_starts,
+            self._row_lengths,
+            self._row_cluster,
+            self._cluster_rows,
+            self._clusters_with_rows,
+            self._cluster_row_starts,
+        ) = kernels.insert_rows(
+            self._row_labels,
+            self._row_lengths,
+            self._cluster_rows,
+            np.array(clusters, dtype=np.int64),
+            np.array([len(local_set) for _, local_set in appended], dtype=np.int64),
+            np.array(labels, dtype=np.int64),
+        )
+        for cluster in set(clusters):
+            table = self._clusters[cluster]
+            self._row_counts[cluster] = table.counts[: table.n_sets]
 
     def decode(self, shifted_logits: np.ndarray) -> np.ndarray:
         """The decided labels (boolean mask) for threshold-shifted log-odds of every label."""

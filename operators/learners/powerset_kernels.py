@@ -260,3 +260,62 @@ def decode_rows(
             out[i],
         )
     return n_novel
+
+
+@kernel
+def insert_rows(
+    row_labels: np.ndarray,
+    row_lengths: np.ndarray,
+    cluster_rows: np.ndarray,
+    new_cluster: np.ndarray,
+    new_lengths: np.ndarray,
+    new_labels: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The flat layout with new rows (ordered by cluster, ``new_labels`` their labels concatenated), each
+    put after its cluster's rows. Returns row labels, row starts, row lengths, each row's cluster, each
+    cluster's first row (and the end), the clusters with rows and their first rows: what the decoder
+    builds from its tables (row starts ``[0]`` when there are no rows)."""
+    n_clusters = cluster_rows.shape[0] - 1
+    n_rows = row_lengths.shape[0] + new_lengths.shape[0]
+    labels = np.empty(row_labels.shape[0] + new_labels.shape[0], dtype=np.int64)
+    lengths = np.empty(n_rows, dtype=np.int64)
+    clusters = np.empty(n_rows, dtype=np.int64)
+    rows = np.empty(n_clusters + 1, dtype=np.int64)
+    rows[0] = 0
+    r = at = old_at = new_at = k = 0
+    n_with_rows = 0
+    for c in range(n_clusters):
+        for old in range(cluster_rows[c], cluster_rows[c + 1]):
+            length = row_lengths[old]
+            lengths[r] = length
+            clusters[r] = c
+            for j in range(length):
+                labels[at + j] = row_labels[old_at + j]
+            at += length
+            old_at += length
+            r += 1
+        while k < new_cluster.shape[0] and new_cluster[k] == c:
+            length = new_lengths[k]
+            lengths[r] = length
+            clusters[r] = c
+            for j in range(length):
+                labels[at + j] = new_labels[new_at + j]
+            at += length
+            new_at += length
+            r += 1
+            k += 1
+        rows[c + 1] = r
+        if r > rows[c]:
+            n_with_rows += 1
+    starts = np.zeros(max(n_rows, 1), dtype=np.int64)
+    for i in range(1, n_rows):
+        starts[i] = starts[i - 1] + lengths[i - 1]
+    with_rows = np.empty(n_with_rows, dtype=np.int64)
+    first_rows = np.empty(n_with_rows, dtype=np.int64)
+    i = 0
+    for c in range(n_clusters):
+        if rows[c + 1] > rows[c]:
+            with_rows[i] = c
+            first_rows[i] = rows[c]
+            i += 1
+    return labels, starts, lengths, clusters, rows, with_rows, first_rows

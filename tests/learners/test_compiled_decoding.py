@@ -87,3 +87,33 @@ def test_equally_good_subsets_go_to_the_first_seen():
     s = np.array([0.5, 0.5, -5.0])  # {0} and {1} score the same; {0, 1} was never seen
     assert decoder.decode_one(s).tolist() == reference_decode(decoder, s).tolist() == [False, True, False]
     assert decoder._row_dependence[0] == decoder._row_dependence[1]
+
+
+def test_the_layout_updated_in_place_equals_a_rebuilt_one():
+    """Subsets first seen are inserted into the flat layout; it must equal the layout rebuilt from every
+    table, also where several clusters (some without subsets yet) get a first subset at once."""
+    rng = np.random.default_rng(3)
+    inserted = 0
+    for trial in range(8):
+        n = int(rng.integers(6, 30))
+        decoder = LabelSetDecoder(prior_weight=1.0, refresh_every=int(rng.integers(1, 12)))
+        decoder.set_partition(random_partition(rng, n))
+        for step in range(150):
+            if step == 75:
+                decoder.reset_labels([int(rng.integers(n))])  # a stale layout again: rebuilt next time
+            decoder.learn(sorted(rng.choice(n, size=int(rng.integers(0, 5)), replace=False).tolist()))
+            incremental = not decoder._layout_stale and bool(decoder._appended)
+            decoder.decode_one(rng.normal(size=n))
+            if incremental and decoder._compiled_at == decoder.n_learned:
+                inserted += 1
+                kept = [
+                    (name, getattr(decoder, f"_{name}").copy())
+                    for name in ("row_labels", "row_starts", "row_lengths", "row_cluster", "cluster_rows")
+                ] + [("clusters_with_rows", decoder._clusters_with_rows.copy())]
+                counts = np.concatenate(decoder._row_counts)
+                decoder._flatten_all()
+                for name, value in kept:
+                    assert np.array_equal(value, getattr(decoder, f"_{name}")), (trial, step, name)
+                    assert value.dtype == getattr(decoder, f"_{name}").dtype, (trial, step, name)
+                assert np.array_equal(counts, np.concatenate(decoder._row_counts)), (trial, step)
+    assert inserted > 100
