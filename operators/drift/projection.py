@@ -9,6 +9,7 @@ sense (Achlioptas, "Database-friendly random projections", PODS 2001).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 
@@ -80,6 +81,11 @@ class SignProjection:
         self._n_bytes = -(-self.dim // 8)
         bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little")
         self._byte_signs = ((1.0 - 2.0 * bits) * self._scale).astype(np.float32)  # (256, 8)
+        # The same signs in float64 (exactly), as the byte sums are multiplied by them: no cast per product.
+        self._byte_signs_64 = self._byte_signs.astype(np.float64)
+        # A cached row of hash bytes read as one unsigned integer, where its width is one's (a gather of
+        # one element per index instead of a row of bytes).
+        self._hash_word = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}.get(self._n_bytes)
         self._dense_matrix: np.ndarray | None = None
         self._hash_cache = np.zeros((0, self._n_bytes), dtype=np.uint8)  # rows: input indices 0, 1, ...
 
@@ -103,6 +109,9 @@ class SignProjection:
             self._hash_cache = np.concatenate(
                 [self._hash_cache, self._compute_hash_bytes(np.arange(cached, grown))]
             )
+        if self._hash_word is not None:
+            words = self._hash_cache.view(self._hash_word).reshape(-1)
+            return words[indices].view(np.uint8).reshape(-1, self._n_bytes)
         return self._hash_cache[indices]
 
     def _compute_hash_bytes(self, indices: np.ndarray) -> np.ndarray:
@@ -125,9 +134,9 @@ class SignProjection:
         sums = np.zeros((self._n_bytes, n_rows * 256))
         squares = np.zeros(n_rows)
         _byte_sums(rows, np.ascontiguousarray(hash_bytes), values, sums, squares)
-        out = np.empty((n_rows, 8 * self._n_bytes))
-        for k in range(self._n_bytes):
-            out[:, 8 * k : 8 * k + 8] = sums[k].reshape(n_rows, 256) @ self._byte_signs
+        # One stacked product, byte by byte the same (n_rows, 256) @ (256, 8) products as one per byte.
+        products = sums.reshape(self._n_bytes, n_rows, 256) @ self._byte_signs_64
+        out = products.transpose(1, 0, 2).reshape(n_rows, 8 * self._n_bytes)
         return out[:, : self.dim].astype(np.float32), squares
 
     def _matrix(self, input_dim: int) -> np.ndarray:
@@ -174,13 +183,17 @@ class SignProjection:
                 np.stack([np.asarray(xs[i], dtype=np.float32) for i in dense_at]), normalize=normalize
             )
         if sparse_at:
-            rows = [x for x in xs if isinstance(x, SparseVector)]
+            rows = cast("Sequence[SparseVector]", [xs[i] for i in sparse_at] if dense_at else xs)
             lengths = np.array([r.nnz for r in rows])
             if lengths.sum():
                 indices = np.concatenate([r.indices for r in rows])
                 values = np.concatenate([r.values for r in rows]).astype(np.float64)
                 row_of = np.repeat(np.arange(len(rows)), lengths)
-                out[sparse_at], squares = self._project_sparse(indices, values, row_of, len(rows))
+                projected, squares = self._project_sparse(indices, values, row_of, len(rows))
+                if dense_at:
+                    out[sparse_at] = projected
+                else:  # all sparse (the common case): the rows as they are, in order
+                    out = projected
                 if normalize:
                     norms[sparse_at] = np.sqrt(squares)
         if normalize and sparse_at:

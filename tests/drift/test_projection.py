@@ -79,8 +79,9 @@ def test_rows_project_exactly_like_a_list_of_the_same_rows():
         assert np.array_equal(projection.project_rows(rows, normalize=normalize), expected)
 
 
-def test_cached_hash_bytes_equal_the_computed_ones_in_any_order_of_growth():
-    projection = SignProjection(dim=40, seed=5)
+@pytest.mark.parametrize("dim", [8, 16, 32, 40, 64])  # 1, 2, 4, 5, 8 hash bytes (read as one word but 5)
+def test_cached_hash_bytes_equal_the_computed_ones_in_any_order_of_growth(dim):
+    projection = SignProjection(dim=dim, seed=5)
     for indices in ([7, 3], [200, 0, 7], [5000], [3, 2**21 + 1, 9]):  # the last one is past the cache
         keys = np.array(indices, dtype=np.int64)
         assert np.array_equal(projection._hash_bytes(keys), projection._compute_hash_bytes(keys))
