@@ -87,10 +87,13 @@ def _project_table(source: ClusterLabelSets, target: ClusterLabelSets) -> None:
         return
     source_cols = np.array([s for s, _ in shared])
     target_cols = [t for _, t in shared]
+    # Every row's shared labels at once, as Python lists: a numpy call per row costs more.
+    present = (source.matrix[: source.n_sets, source_cols] > 0).tolist()
+    counts = source.counts.tolist()
     for row in source.rows.values():
-        present = np.flatnonzero(source.matrix[row, source_cols] > 0)
-        if present.size:
-            target.add(tuple(sorted(target_cols[i] for i in present)), float(source.counts[row]))
+        local = [t for t, here in zip(target_cols, present[row], strict=True) if here]
+        if local:
+            target.add(tuple(sorted(local)), counts[row])
 
 
 class LabelSetDecoder(Stateful):
@@ -179,7 +182,7 @@ class LabelSetDecoder(Stateful):
         """
         old_tables = self._clusters
         old_cluster_of = self._cluster_of
-        kept = {tuple(int(label) for label in c.labels): c for c in old_tables}
+        kept = {tuple(c.label_ids): c for c in old_tables}
         fresh: list[ClusterLabelSets] = []
         from_store: list[ClusterLabelSets] = []
         for labels in clusters:
