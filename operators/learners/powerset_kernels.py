@@ -289,8 +289,7 @@ def insert_rows(
             length = row_lengths[old]
             lengths[r] = length
             clusters[r] = c
-            for j in range(length):
-                labels[at + j] = row_labels[old_at + j]
+            labels[at : at + length] = row_labels[old_at : old_at + length]
             at += length
             old_at += length
             r += 1
@@ -298,8 +297,7 @@ def insert_rows(
             length = new_lengths[k]
             lengths[r] = length
             clusters[r] = c
-            for j in range(length):
-                labels[at + j] = new_labels[new_at + j]
+            labels[at : at + length] = new_labels[new_at : new_at + length]
             at += length
             new_at += length
             r += 1
