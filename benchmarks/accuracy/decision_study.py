@@ -19,8 +19,21 @@ each also "S-guarded": the leader changes only to an expert with at least the le
 And ``at step 4, +average``: the default at step 4 with its experts and the average of its stack with
 its own heads (which are then the rival's: no second set of heads needed).
 
-Every candidate needs a second set of heads at step 4 inside the learner (the rival's cost, about 40 µs per
-document today). The table marks each stream against the issue's bar (``ok`` when S and μF1 are both at
+Those candidates need a second set of heads at step 4 inside the learner (the rival's cost). The
+candidates below are computed inside the default learner, from its scaled features and its own arrays
+(``*`` in their names: the learner's forced label added when the cut leaves none, as the learner forces one):
+
+* ``+heads' cut*``: the default's own heads (step 16) alone, their probabilities cut at a pooled micro-F1
+  threshold (``AdaptiveThresholds``, the rival's cut): no second set of heads, the cut's update only;
+* ``+step-4 heads' cut*``: a second head set at step 4 learning beside the default's on the same scaled
+  features (AdaGrad's accumulators count squared feature values, so it could share them), cut the same
+  way: the rival inside the learner;
+* ``+average with step-4 heads*``: the default's stacked probabilities and that head set's averaged in
+  log-odds, cut the same way.
+
+For these the table says the CPU time of the candidate's extra work over the default's own model calls in
+the same process (``cost``: (default + extra) / default; the extra step-4 heads are timed with their
+products, sigmoid, cut and step, as they would run inside the learner). The table marks each stream against the issue's bar (``ok`` when S and μF1 are both at
 least max(today - 0.005, rival)).
 
     .venv/bin/python benchmarks/accuracy/decision_study.py                 # 9 ARFF streams + Reuters
@@ -37,6 +50,7 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Hashable, Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -79,6 +93,7 @@ class Record:
     truth: list[frozenset] = field(default_factory=list)
     sets: dict[str, list[frozenset]] = field(default_factory=dict)
     experts: dict[str, list[list[frozenset]]] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)  # CPU ratio per inner candidate
 
     def add(self, name: str, labels: frozenset) -> None:
         self.sets.setdefault(name, []).append(labels)
@@ -95,6 +110,7 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> Record:
     from labelflow.operators.learners.thresholds import AdaptiveThresholds
 
     default = make_learner("partitioned")
+    inner = InnerCandidates()
     step4 = make_learner("partitioned", learning_rate=4.0)
     rival = make_learner("adagrad-ovr")
     average_cut, average_cut4 = AdaptiveThresholds(), AdaptiveThresholds()
@@ -104,11 +120,19 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> Record:
     counts: dict[frozenset, int] = {}
     base: list[list[frozenset]] = []
     base4: list[list[frozenset]] = []
-    extra: dict[str, list[frozenset]] = {"+rival": [], "+average": [], "+intersection": []}
+    extra: dict[str, list[frozenset]] = {
+        "+rival": [],
+        "+average": [],
+        "+intersection": [],
+        **{name: [] for name in INNER_CANDIDATES},
+    }
     extra4: list[frozenset] = []
     for x, labels in instances:
         truth = frozenset(labels)
+        start = time.process_time()
         published, scores = default.predict_with_scores(x)  # type: ignore[attr-defined]
+        inner.default_cpu += time.process_time() - start
+        inner.predict(default, extra)
         own, _ = default.model.predict_with_scores(x)  # type: ignore[attr-defined]  # the learner's decision
         published4, scores4 = step4.predict_with_scores(x)  # type: ignore[attr-defined]
         own4, _ = step4.model.predict_with_scores(x)  # type: ignore[attr-defined]
@@ -140,7 +164,11 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> Record:
             truth_mask = np.array([name in truth for name in names], dtype=np.float32)
             average_cut.update(mixed, truth_mask)
             average_cut4.update(mixed4, truth_mask)
-        for model in (default, step4, rival):
+        start = time.process_time()
+        default.learn_one(x, labels)
+        inner.default_cpu += time.process_time() - start
+        inner.learn(default, truth)
+        for model in (step4, rival):
             model.learn_one(x, labels)
         last = truth
         counts[truth] = counts.get(truth, 0) + 1
@@ -149,7 +177,84 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> Record:
     for name, candidate in extra.items():
         record.experts[name] = [[*b, c] for b, c in zip(base, candidate, strict=True)]
     record.experts["at step 4, +average"] = [[*b, c] for b, c in zip(base4, extra4, strict=True)]
+    record.cost = inner.costs()
     return record
+
+
+#: Candidates computed inside the default learner (see the module), and their cut's source.
+INNER_CANDIDATES = ("+heads' cut*", "+step-4 heads' cut*", "+average with step-4 heads*")
+
+
+class InnerCandidates:
+    """The candidates of :data:`INNER_CANDIDATES` for the default learner's current document, and the CPU
+    time of their extra work beside the default's own model calls (``default_cpu``, summed by the caller)."""
+
+    def __init__(self) -> None:
+        from labelflow.operators.learners.linear import LinearHeads
+        from labelflow.operators.learners.thresholds import AdaptiveThresholds
+
+        self.heads4 = LinearHeads(learning_rate=4.0)  # adagrad_offset 1, as the default's and the rival's
+        self.cuts = {name: AdaptiveThresholds() for name in INNER_CANDIDATES}
+        self.default_cpu = 0.0
+        self.cpu = dict.fromkeys(INNER_CANDIDATES, 0.0)
+        self._seen: tuple[Any, int, dict[str, np.ndarray]] | None = None
+
+    def predict(self, default: Any, out: dict[str, list[frozenset]]) -> None:
+        """Append each candidate's label set for the document ``default`` has just predicted."""
+        flat = default.flat
+        forward = flat._cached[1]  # what the flat learner computed for this document
+        n, names = forward.n_labels, flat.label_index.names_view
+        force = bool(n) and flat._force_one()
+        start = time.process_time()
+        sources = {INNER_CANDIDATES[0]: forward.head_p}
+        mid = time.process_time()
+        heads = self.heads4
+        q = (
+            1.0 / (1.0 + np.exp(-np.clip(heads.products(forward.scaled, n) + heads.weights[-1, :n], -30, 30)))
+            if n and heads.dim is not None
+            else np.full(n, 0.5, dtype=np.float32)
+        ).astype(np.float32)
+        sources[INNER_CANDIDATES[1]] = q
+        end = time.process_time()
+        sources[INNER_CANDIDATES[2]] = (
+            1.0 / (1.0 + np.exp(-(_log_odds(forward.p) + _log_odds(q)) / 2))
+        ).astype(np.float32)
+        spent = {INNER_CANDIDATES[0]: mid - start, INNER_CANDIDATES[1]: end - mid}
+        spent[INNER_CANDIDATES[2]] = spent[INNER_CANDIDATES[1]] + time.process_time() - end
+        for name, p in sources.items():
+            start = time.process_time()
+            cut = self.cuts[name].values(n)
+            chosen = np.flatnonzero(p > cut).tolist()
+            if force and not chosen:
+                chosen = [int(np.argmax(_log_odds(p) - _log_odds(cut)))]
+            out[name].append(frozenset([names[i] for i in chosen]))
+            self.cpu[name] += spent[name] + time.process_time() - start
+        self._seen = (forward.scaled, n, sources)
+
+    def learn(self, default: Any, truth: frozenset) -> None:
+        """Learn the document last predicted, with true labels ``truth`` (after ``default`` learned it)."""
+        assert self._seen is not None
+        scaled, n, sources = self._seen
+        flat = default.flat
+        ids = [i for i in map(flat.label_index.get, truth) if i is not None]
+        start = time.process_time()
+        target = np.zeros(len(flat.label_index), dtype=np.float32)
+        target[ids] = 1.0
+        q = sources[INNER_CANDIDATES[1]]
+        gradient = target - np.concatenate([q, np.full(target.shape[0] - n, 0.5, dtype=np.float32)])
+        self.heads4.learn_gradient(scaled, gradient)
+        heads_cpu = time.process_time() - start
+        self.cpu[INNER_CANDIDATES[1]] += heads_cpu
+        self.cpu[INNER_CANDIDATES[2]] += heads_cpu
+        if n:
+            for name, p in sources.items():
+                start = time.process_time()
+                self.cuts[name].update(p, target[:n])
+                self.cpu[name] += time.process_time() - start
+
+    def costs(self) -> dict[str, float]:
+        """Per candidate, (default + its extra work) / default, in CPU time."""
+        return {name: 1.0 + cpu / self.default_cpu for name, cpu in self.cpu.items()}
 
 
 def follow_the_leader(
@@ -201,6 +306,8 @@ def evaluate(record: Record) -> dict[str, dict[str, float]]:
             s, f = scores(published, record.truth)
             key = f"experts {name}" + (", S-guarded" if guarded else "")
             out[key] = {"S": s, "F": f, "switches": switches}
+            if name in record.cost:
+                out[key]["cost"] = record.cost[name]
     return out
 
 
@@ -246,6 +353,8 @@ def build_report(results: dict[str, dict[str, dict[str, float]]], command: str) 
             ok = name != "adagrad-ovr" and _meets(row, rows["default"], rows["adagrad-ovr"])
             passes += ok
             switches = f" ({int(row['switches'])} sw)" if "switches" in row else ""
+            if "cost" in row:
+                switches += f", {row['cost']:.2f}x"
             cells.append(f"{row['S']:.4f} / {row['F']:.4f}{switches}{' **ok**' if ok else ''}")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {passes}/{len(streams)} |")
     return "\n".join(lines) + "\n"
