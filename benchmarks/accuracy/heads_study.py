@@ -20,6 +20,9 @@ in the model calls against the default's in the same process:
 * ``heads alone at step 4, no decoding``: the default learner (decision experts, forced label, thresholds,
   calibration) deciding on its heads' scores alone: stacker fixed at the heads' log-odds, no subset decoding;
 * ``stacker step 0.1``: the stacker's step size 0.1 instead of 0.5 (a slower per-label stacker);
+* ``stackers raced, 0.5 vs 0.1``: two stackers learn side by side on the same inputs (steps 0.5 and 0.1;
+  a stacker is 4 weights per label), the one with the lower summed log-loss so far (over the labels known
+  at each prediction) is used, follow the leader with no bound (both keep learning, so nothing is dropped);
 * ``bare heads at step 4``: the flat learner with every component but the heads switched off (no
   neighbours, temporal context, stacker learning, subset decoding, drift detectors, forced label): the rival
   inside our learner; ``+ decoding`` and ``+ stacker`` add one component back each;
@@ -52,7 +55,11 @@ from decision_study import DEFAULT_STREAMS, _ablation, _meets, report_header, sc
 
 from labelflow.operators.base import Features, MultiLabelClassifier  # noqa: E402
 from labelflow.operators.learners.linear import LinearHeads  # noqa: E402
-from labelflow.operators.learners.partitioned import PartitionedClassifier  # noqa: E402
+from labelflow.operators.learners.partitioned import (  # noqa: E402
+    PartitionedClassifier,
+    _Forward,
+    _learn_stack,
+)
 from labelflow.operators.learners.registry import make_learner  # noqa: E402
 from labelflow.operators.learners.scaling import ScalingClassifier  # noqa: E402
 
@@ -142,6 +149,7 @@ class StackFromHeads(PartitionedClassifier):
     """The default flat learner whose stacker rows start from the heads' log-odds alone."""
 
     _START = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    _HALF = np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32)  # the default's start
 
     def _grow(self, n_labels: int) -> None:
         before = self._stack.shape[0]
@@ -158,6 +166,69 @@ def _stacked_from_heads(**flat: Any) -> MultiLabelClassifier:
     assert model.flat is not None
     model.flat.__class__ = StackFromHeads
     model.flat._stack[:] = StackFromHeads._START
+    return model
+
+
+class RacedStackers(PartitionedClassifier):
+    """The default flat learner with a second stacker at another step; the one with the lower log-loss leads."""
+
+    def race(self, rate: float) -> None:
+        self._other = self._stack.copy()
+        self._other_g2 = np.zeros_like(self._stack)
+        self._other_rate = rate
+        self._losses = [0.0, 0.0]  # the leader's, the other's
+        self._other_p: tuple[_Forward, np.ndarray] | None = None
+        self.swaps = 0
+
+    def _grow(self, n_labels: int) -> None:
+        before = self._other.shape[0]
+        super()._grow(n_labels)
+        if before < self._stack.shape[0]:
+            grown = np.tile(StackFromHeads._HALF, (self._stack.shape[0], 1))
+            grown[:before] = self._other
+            self._other = grown
+            g2 = np.zeros_like(grown)
+            g2[:before] = self._other_g2
+            self._other_g2 = g2
+
+    def _forward(self, x: Features) -> _Forward:
+        forward = super()._forward(x)
+        if self._other_p is None or self._other_p[0] is not forward:
+            z = (forward.inputs * self._other[: forward.n_labels]).sum(axis=1)
+            self._other_p = (forward, _sigmoid(z).astype(np.float32))
+        return forward
+
+    def _learn(self, x: Features, forward: _Forward, y: Any) -> None:
+        y = list(y)
+        n = forward.n_labels
+        if n and self._other_p is not None and self._other_p[0] is forward:
+            other_p = self._other_p[1]
+            target = np.zeros(n, dtype=np.float32)
+            target[[i for i in map(self.label_index.get, y) if i is not None and i < n]] = 1.0
+            for k, p in enumerate((forward.p, other_p)):
+                q = np.clip(p.astype(np.float64), 1e-6, 1 - 1e-6)
+                self._losses[k] -= float(np.sum(target * np.log(q) + (1 - target) * np.log(1 - q)))
+            _learn_stack(target, other_p, forward.inputs, self._other, self._other_g2, self._other_rate)
+        super()._learn(x, forward, y)
+        self._other_p = None
+        if self._losses[1] < self._losses[0]:
+            self._stack, self._other = self._other, self._stack
+            self._stack_g2, self._other_g2 = self._other_g2, self._stack_g2
+            self.stack_learning_rate, self._other_rate = self._other_rate, self.stack_learning_rate
+            self._losses.reverse()
+            self.swaps += 1
+
+    def reset_cluster_context(self, labels: Sequence[int]) -> None:
+        super().reset_cluster_context(labels)
+        self._other[list(labels)] = StackFromHeads._HALF
+        self._other_g2[list(labels)] = 0.0
+
+
+def _raced_stackers(**flat: Any) -> MultiLabelClassifier:
+    model = ScalingClassifier(**flat)
+    assert model.flat is not None
+    model.flat.__class__ = RacedStackers
+    model.flat.race(0.1)  # type: ignore[attr-defined]
     return model
 
 
@@ -187,6 +258,7 @@ VARIANTS: dict[str, Callable[[], MultiLabelClassifier]] = {
         learning_rate=4.0, stack_learning_rate=0.0, label_set_prior=0.0
     ),
     "stacker step 0.1": lambda: make_learner("partitioned", stack_learning_rate=0.1),
+    "stackers raced, 0.5 vs 0.1": _raced_stackers,
     "bare heads at step 4": lambda: make_learner("flat", **_BARE),
     "bare heads at step 4 + decoding": lambda: make_learner("flat", **{**_BARE, "label_set_prior": 0.3}),
     "bare heads at step 4 + stacker": lambda: make_learner("flat", **{**_BARE, "stack_learning_rate": 0.5}),
@@ -214,6 +286,8 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> dict[str, dic
         s, f = scores(predicted, truth)
         row: dict[str, Any] = {"S": s, "F": f, "cpu": cpu}
         flat = getattr(model, "flat", None)
+        if isinstance(flat, RacedStackers):
+            row["stackers"] = (flat.stack_learning_rate, flat.swaps)
         if isinstance(getattr(flat, "heads", None), RacingHeads):
             heads = flat.heads  # type: ignore[union-attr]
             row["race"] = (heads.decided_at, heads.sets[heads.lead].learning_rate, len(heads.sets))
@@ -250,6 +324,10 @@ def build_report(results: dict[str, dict[str, dict[str, Any]]], command: str) ->
         decided, rate, left = results[stream]["heads raced, 16 vs 4"]["race"]
         where = f"decided after {decided} documents" if decided else "never decided (both sets kept)"
         lines.append(f"- {stream}: {where}, step {rate:g} {'leads' if left > 1 else 'kept'}")
+    lines += ["", "The stackers' race per stream (the step leading at the end; changes of leader):", ""]
+    for stream in streams:
+        rate, swaps = results[stream]["stackers raced, 0.5 vs 0.1"]["stackers"]
+        lines.append(f"- {stream}: step {rate:g} leads, {swaps} changes")
     return "\n".join(lines) + "\n"
 
 
