@@ -7,14 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from labelflow.operators.base import Features, Label, MultiLabelClassifier, ScoredLabels
+from labelflow.operators.base import Features, Label, MultiLabelClassifier, ScoredLabels, SparseVector
 from labelflow.operators.compiled import kernel
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.drift_handling import Adaptation, DriftHandler
-from labelflow.operators.learners.feature_scaling import FeatureScaler
+from labelflow.operators.learners.feature_scaling import FeatureScaler, _idf_unit
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
-from labelflow.operators.learners.linear import LinearHeads
+from labelflow.operators.learners.linear import LinearHeads, _sparse_products
+from labelflow.operators.learners.neighbour_kernels import sketch, unit, votes_sparse
 from labelflow.operators.learners.neighbours import Embedded, RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
@@ -124,7 +125,71 @@ def _learn_stack(
             stack[i, k] += rate * gradient / np.sqrt(one + stack_g2[i, k])
 
 
+@kernel
+def _forward_sparse(
+    indices: np.ndarray,
+    values: np.ndarray,
+    df: np.ndarray,
+    n_documents: int,
+    idf: bool,
+    scaled: np.ndarray,
+    weights: np.ndarray,
+    columns: np.ndarray,
+    size: int,
+    k: int,
+    labels: np.ndarray,
+    label_totals: np.ndarray,
+    n_seen: int,
+    prior_weight: float,
+    sketch_code: np.ndarray,
+    bucket_sums: np.ndarray,
+    bucket_touched: np.ndarray,
+    one_row: np.ndarray,
+    similarities: np.ndarray,
+    nearest: np.ndarray,
+    votes: np.ndarray,
+    recent: np.ndarray,
+    stack: np.ndarray,
+    threshold_log_odds: np.ndarray,
+    block: np.ndarray,
+    inputs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The forward pass of a sparse float32 instance in one call, each step the compiled step its
+    component runs (the same operations in the same order, so the same bits): the scaler's idf-weighted
+    unit ``scaled`` values, the heads' products into ``block[_HEAD_Z]``, the instance as the neighbour
+    window stores it (sketched where ``sketch_code`` is not empty; returned), the neighbours' ``votes``
+    (one row) and :func:`_stack_forward`. The window must hold at least one instance."""
+    _idf_unit(indices, values, df, n_documents, idf, scaled)
+    _sparse_products(indices, scaled, weights, block[_HEAD_Z])
+    if sketch_code.shape[0]:
+        stored_indices, stored_values = sketch(indices, scaled, sketch_code, bucket_sums, bucket_touched)
+    else:
+        stored_indices, stored_values = indices, unit(scaled)
+    one_row[1] = stored_indices.shape[0]
+    votes_sparse(
+        columns,
+        size,
+        k,
+        labels,
+        label_totals,
+        n_seen,
+        prior_weight,
+        stored_indices,
+        stored_values,
+        one_row,
+        similarities,
+        nearest,
+        votes,
+    )
+    _stack_forward(block, weights[weights.shape[0] - 1], votes[0], recent, stack, threshold_log_odds, inputs)
+    return stored_indices, stored_values
+
+
 _NO_ARRAY = np.zeros(0, dtype=np.float32)
+# The neighbours' sketch arrays where they sketch nothing (inputs no wider than their sketch).
+_NO_CODES: np.ndarray = np.zeros(0, dtype=np.int16)
+_NO_SUMS: np.ndarray = np.zeros(0, dtype=np.float64)
+_NO_FLAGS: np.ndarray = np.zeros(0, dtype=bool)
 
 
 class _Forward:
@@ -364,6 +429,14 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         n = len(self.label_index)
         if n > self._recent.shape[0] or n > self._stack.shape[0]:
             self._grow(n)
+        forward = self._forward_sparse(x, n) if type(x) is SparseVector else None
+        if forward is None:
+            forward = self._forward_components(x, n)
+        self._cached = (x, forward)
+        return forward
+
+    def _forward_components(self, x: Features, n: int) -> _Forward:
+        """:meth:`_forward` component by component (any input, any component set up or not)."""
         scaled = self.scaler.transform(x)
         block = np.empty((5, n), dtype=np.float32)
         heads = self.heads
@@ -384,9 +457,73 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             _NO_ARRAY if thresholds is None else thresholds.log_odds(n),
             inputs,
         )
-        forward = _Forward(scaled, embedded, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
-        self._cached = (x, forward)
-        return forward
+        return _Forward(scaled, embedded, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
+
+    def _forward_sparse(self, x: SparseVector, n: int) -> _Forward | None:
+        """:meth:`_forward` of a sparse float32 instance in one compiled call (:func:`_forward_sparse`);
+        None where a component is not set up for it yet (the general path sets it up)."""
+        scaler, heads, neighbours, thresholds = self.scaler, self.heads, self.neighbours, self.thresholds
+        df, values, dim = scaler._df, x.values, x.dim
+        if (
+            neighbours is None
+            or neighbours.size == 0
+            or df is None
+            or df.shape[0] != dim
+            or values.dtype != np.float32
+            or heads.dim != dim
+            or n > heads.weights.shape[1]
+            or neighbours._dim_in != dim
+            or n > neighbours._labels.shape[1]
+            or n > neighbours._label_totals.shape[0]
+        ):
+            return None
+        threshold_log_odds = _NO_ARRAY if thresholds is None else thresholds.log_odds(n)
+        if neighbours._bucket is None:
+            code, sums, touched = _NO_CODES, _NO_SUMS, _NO_FLAGS
+        else:
+            code, sums, touched = neighbours._sketch_code, neighbours._bucket_sums, neighbours._bucket_touched
+        scaled = np.empty(values.shape[0], dtype=np.float32)
+        block = np.empty((5, n), dtype=np.float32)
+        inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
+        votes = np.empty((1, n), dtype=np.float32)
+        embedded = _forward_sparse(
+            x.indices,
+            values,
+            df,
+            scaler.n,
+            scaler.idf,
+            scaled,
+            heads.weights,
+            neighbours._columns,
+            neighbours.size,
+            neighbours.k,
+            neighbours._labels,
+            neighbours._label_totals,
+            neighbours.n_seen,
+            float(neighbours.prior_weight),
+            code,
+            sums,
+            touched,
+            neighbours._one_row,
+            neighbours._similarities,
+            neighbours._nearest,
+            votes,
+            self._recent if self.temporal_context else _NO_ARRAY,
+            self._stack,
+            threshold_log_odds,
+            block,
+            inputs,
+        )
+        return _Forward(
+            SparseVector(x.indices, scaled, dim),
+            embedded,
+            block[_HEAD_P],
+            inputs,
+            block[_Z],
+            block[_P],
+            n,
+            block[_SHIFTED],
+        )
 
     def _decided(self, forward: _Forward) -> np.ndarray:
         """The decided label mask of ``forward`` (decided now if it was not yet)."""

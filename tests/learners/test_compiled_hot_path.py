@@ -289,3 +289,32 @@ def test_numpy_sum_and_pooled_cut_match_numpy():
         assert thresholds._pooled_cut(positive, negative, n) == int(np.argmax(f1_all))
     flat = np.zeros((40, 4))  # no evidence: every cut ties, the first wins as with argmax
     assert thresholds._pooled_cut(flat, flat, 4) == 0
+
+
+def _forward_arrays(forward: partitioned._Forward) -> list[np.ndarray]:
+    embedded = forward.embedded
+    assert isinstance(embedded, tuple) and isinstance(forward.scaled, SparseVector)
+    return [forward.scaled.indices, forward.scaled.values, *embedded, forward.inputs, forward.z, forward.p]
+
+
+@pytest.mark.parametrize("dim", [50, 5000])  # 5000 > the neighbours' sketch width: sketched
+def test_fused_sparse_forward_equals_the_components_forward(dim: int):
+    rng = np.random.default_rng(8)
+    model = partitioned.PartitionedClassifier()
+    fused = 0
+    for i in range(150):
+        indices = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
+        x = SparseVector(indices, rng.random(12).astype(np.float32) + 0.1, dim)
+        n = len(model.label_index)
+        if n:
+            model._grow(n)
+            general = model._forward_components(x, n)
+            one_call = model._forward_sparse(x, n)
+            if one_call is not None:
+                fused += 1
+                for a, b in zip(_forward_arrays(general), _forward_arrays(one_call), strict=True):
+                    assert np.array_equal(a, b), i
+        labels = [f"t{int(indices[0]) % 4}"] + (["late"] if i > 100 else [])
+        model.predict_with_scores(x)
+        model.learn_one(x, labels)
+    assert fused > 140  # all but the first instances (nothing learned) and the first of a new label
