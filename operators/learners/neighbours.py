@@ -224,9 +224,16 @@ class RecentNeighbours(Stateful):
                 self._label_totals,
                 y,
             )
-            self._slot_indices[self.cursor] = indices
+            self.stored(indices)
         else:
             kernels.store_dense(self._columns, self.cursor, embedded, self._labels, self._label_totals, y)
+            self.stored(None)
+
+    def stored(self, indices: np.ndarray | None) -> None:
+        """Move on to the next slot once an instance is stored at the cursor (``indices``: the stored
+        sparse instance's, which the slot's next occupant clears; None for a dense one)."""
+        if indices is not None:
+            self._slot_indices[self.cursor] = indices
         self.n_seen += 1
         self.cursor = (self.cursor + 1) % self.window
         self.size = min(self.size + 1, self.window)

@@ -11,11 +11,11 @@ from labelflow.operators.base import Features, Label, MultiLabelClassifier, Scor
 from labelflow.operators.compiled import kernel
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.drift_handling import Adaptation, DriftHandler
-from labelflow.operators.learners.feature_scaling import FeatureScaler, _idf_unit
+from labelflow.operators.learners.feature_scaling import FeatureScaler, _count_documents, _idf_unit
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
-from labelflow.operators.learners.linear import LinearHeads, _sparse_products
-from labelflow.operators.learners.neighbour_kernels import sketch, unit, votes_sparse
+from labelflow.operators.learners.linear import LinearHeads, _adagrad_step, _sparse_products
+from labelflow.operators.learners.neighbour_kernels import sketch, store, unit, votes_sparse
 from labelflow.operators.learners.neighbours import Embedded, RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
@@ -183,6 +183,35 @@ def _forward_sparse(
     )
     _stack_forward(block, weights[weights.shape[0] - 1], votes[0], recent, stack, threshold_log_odds, inputs)
     return stored_indices, stored_values
+
+
+@kernel
+def _learn_sparse(
+    indices: np.ndarray,
+    scaled: np.ndarray,
+    gradient: np.ndarray,
+    weights: np.ndarray,
+    g2: np.ndarray,
+    learning_rate: float,
+    adagrad_offset: float,
+    group: np.ndarray,
+    snapshots: np.ndarray,
+    columns: np.ndarray,
+    slot: int,
+    old_indices: np.ndarray,
+    stored_indices: np.ndarray,
+    stored_values: np.ndarray,
+    labels: np.ndarray,
+    label_totals: np.ndarray,
+    target: np.ndarray,
+    df: np.ndarray,
+) -> None:
+    """The learning of a sparse instance after its drift bookkeeping, in one call, each step the compiled
+    step its component runs: the heads' AdaGrad step, the neighbour window's store into ``slot`` and
+    the scaler's document counts."""
+    _adagrad_step(weights, g2, indices, scaled, gradient, learning_rate, adagrad_offset, group, snapshots)
+    store(columns, slot, old_indices, stored_indices, stored_values, labels, label_totals, target)
+    _count_documents(indices, df)
 
 
 _NO_ARRAY = np.zeros(0, dtype=np.float32)
@@ -639,10 +668,11 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
                 self.drift.observe(
                     self, x, forward.scaled, self._decided(forward), target, self.label_index, self.n_learned
                 )
-        self.heads.learn_gradient(forward.scaled, gradient)
-        if self.neighbours is not None:
-            self.neighbours.learn(forward.scaled, target, forward.embedded)
-        self.scaler.learn_one(x)
+        if not (type(x) is SparseVector and self._learn_sparse(x, forward, gradient, target)):
+            self.heads.learn_gradient(forward.scaled, gradient)
+            if self.neighbours is not None:
+                self.neighbours.learn(forward.scaled, target, forward.embedded)
+            self.scaler.learn_one(x)
         self.clusterer.learn_one(label_ids)
         partition = self.clusterer.partition
         if partition.version != self._partition_version:
@@ -657,6 +687,56 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         self.decoder.learn(label_ids)
         self._cached = None
         self.n_learned += 1
+
+    def _learn_sparse(
+        self, x: SparseVector, forward: _Forward, gradient: np.ndarray, target: np.ndarray
+    ) -> bool:
+        """The heads', neighbours' and scaler's learning of a sparse instance in one compiled call
+        (:func:`_learn_sparse`); False (nothing learned) where a component is not set up for it."""
+        heads, neighbours, df = self.heads, self.neighbours, self.scaler._df
+        scaled, embedded, n = forward.scaled, forward.embedded, gradient.shape[0]
+        if (
+            neighbours is None
+            or type(scaled) is not SparseVector
+            or type(embedded) is not tuple
+            or df is None
+            or df.shape[0] != x.dim
+            or heads.l2
+            or heads.dim != x.dim
+            or n > heads.weights.shape[1]
+            or scaled.values.dtype != np.float32
+            or n > neighbours._labels.shape[1]
+            or n > neighbours._label_totals.shape[0]
+        ):
+            return False
+        group, snapshots = heads._restart_groups(n)
+        slot = neighbours.cursor
+        stored_indices, stored_values = embedded
+        _learn_sparse(
+            x.indices,
+            scaled.values,
+            gradient,
+            heads.weights,
+            heads._g2,
+            heads.learning_rate,
+            heads.adagrad_offset,
+            group,
+            snapshots,
+            neighbours._columns,
+            slot,
+            neighbours._slot_indices[slot],
+            stored_indices,
+            stored_values,
+            neighbours._labels,
+            neighbours._label_totals,
+            target,
+            df,
+        )
+        if heads._restarted:
+            heads._merge_restarted()
+        neighbours.stored(stored_indices)
+        self.scaler.n += 1
+        return True
 
     # ------------------------------------------------------------------ adaptation (called by DriftHandler)
 

@@ -318,3 +318,37 @@ def test_fused_sparse_forward_equals_the_components_forward(dim: int):
         model.predict_with_scores(x)
         model.learn_one(x, labels)
     assert fused > 140  # all but the first instances (nothing learned) and the first of a new label
+
+
+@pytest.mark.parametrize("dim", [50, 5000])
+def test_fused_sparse_learning_gives_the_model_the_components_give(dim: int, monkeypatch: pytest.MonkeyPatch):
+    rng = np.random.default_rng(9)
+    data = []
+    for i in range(200):
+        indices = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
+        labels = [f"t{int(indices[0]) % 4}"] + (["late"] if i > 120 else [])
+        data.append((SparseVector(indices, rng.random(12).astype(np.float32) + 0.1, dim), labels))
+    fused = partitioned.PartitionedClassifier()
+    learned = []
+    original = partitioned.PartitionedClassifier._learn_sparse
+
+    def counted(*args: object) -> bool:
+        learned.append(original(*args))  # type: ignore[arg-type]
+        return learned[-1]
+
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_sparse", counted)
+    for x, y in data:
+        fused.predict_with_scores(x)
+        fused.learn_one(x, y)
+    assert sum(learned) > 190
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_sparse", lambda *args: False)
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_forward_sparse", lambda *args: None)
+    components = partitioned.PartitionedClassifier()
+    for x, y in data:
+        components.predict_with_scores(x)
+        components.learn_one(x, y)
+    a, b = fused.state(), components.state()
+    assert a.meta == b.meta
+    assert a.arrays.keys() == b.arrays.keys()
+    for key, value in a.arrays.items():
+        assert np.array_equal(value, b.arrays[key], equal_nan=value.dtype.kind == "f"), key
