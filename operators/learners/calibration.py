@@ -55,6 +55,29 @@ def _calibrate(p: np.ndarray, count: np.ndarray, error: np.ndarray, prior: float
 
 
 @kernel
+def _calibrate_float32(
+    p32: np.ndarray,
+    count: np.ndarray,
+    error: np.ndarray,
+    prior: float,
+    p: np.ndarray,
+    out: np.ndarray,
+    half: np.ndarray,
+) -> int:
+    """:func:`_calibrate` of the float32 probabilities ``p32`` (widened into ``p``); the ids of the
+    calibrated probabilities at 0.5 or more go to the front of ``half``, their number is returned."""
+    for i in range(p32.shape[0]):
+        p[i] = np.float64(p32[i])
+    _calibrate(p, count, error, prior, out)
+    n_half = 0
+    for i in range(out.shape[0]):
+        if out[i] >= 0.5:
+            half[n_half] = i
+            n_half += 1
+    return n_half
+
+
+@kernel
 def _learn(
     p: np.ndarray, p_relevant: np.ndarray, count: np.ndarray, error: np.ndarray, fading: float
 ) -> None:
@@ -126,6 +149,14 @@ class ScoreCalibrator(Stateful):
         out = np.empty_like(p)
         _calibrate(p, self._count, self._error, self.prior, out)
         return out
+
+    def calibrate_float32(self, p32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The float32 probabilities ``p32`` as float64, calibrated (as :meth:`calibrate_array` of the
+        float64 ones), and the ids of the calibrated ones at 0.5 or more, in one compiled call."""
+        n = p32.shape[0]
+        p, out, half = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+        n_half = _calibrate_float32(p32, self._count, self._error, self.prior, p, out, half)
+        return p, out, half[:n_half]
 
     def calibrate(self, scores: Mapping[Label, float]) -> dict[Label, float]:
         """``scores`` with every probability calibrated (same labels, same order)."""

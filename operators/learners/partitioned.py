@@ -11,11 +11,24 @@ from labelflow.operators.base import Features, Label, MultiLabelClassifier, Scor
 from labelflow.operators.compiled import kernel
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.learners.drift_handling import Adaptation, DriftHandler
-from labelflow.operators.learners.feature_scaling import FeatureScaler, _count_documents, _idf_unit
+from labelflow.operators.learners.feature_scaling import (
+    FeatureScaler,
+    _count_documents,
+    _idf_unit,
+    _standardized,
+    _welford_step,
+)
 from labelflow.operators.learners.growth import grow_last_axis
 from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads, _adagrad_step, _sparse_products
-from labelflow.operators.learners.neighbour_kernels import sketch, store, unit, votes_sparse
+from labelflow.operators.learners.neighbour_kernels import (
+    sketch,
+    store,
+    store_dense,
+    unit,
+    votes_dense,
+    votes_sparse,
+)
 from labelflow.operators.learners.neighbours import Embedded, RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
@@ -214,7 +227,80 @@ def _learn_sparse(
     _count_documents(indices, df)
 
 
+@kernel
+def _forward_dense(
+    scaled: np.ndarray,
+    products: np.ndarray,
+    bias: np.ndarray,
+    columns: np.ndarray,
+    size: int,
+    k: int,
+    labels: np.ndarray,
+    label_totals: np.ndarray,
+    n_seen: int,
+    prior_weight: float,
+    similarities: np.ndarray,
+    nearest: np.ndarray,
+    votes: np.ndarray,
+    recent: np.ndarray,
+    stack: np.ndarray,
+    threshold_log_odds: np.ndarray,
+    block: np.ndarray,
+    inputs: np.ndarray,
+) -> np.ndarray:
+    """:func:`_forward_sparse` of a dense instance from its ``scaled`` values and the heads' ``products``
+    (BLAS's): the instance as the neighbour window stores it (returned), the neighbours' ``votes`` and
+    :func:`_stack_forward`. The window must hold at least one instance."""
+    for i in range(products.shape[0]):
+        block[_HEAD_Z, i] = products[i]
+    stored = unit(scaled)
+    votes_dense(
+        columns,
+        size,
+        k,
+        labels,
+        label_totals,
+        n_seen,
+        prior_weight,
+        stored.reshape((1, stored.shape[0])),
+        similarities,
+        nearest,
+        votes,
+    )
+    _stack_forward(block, bias, votes[0], recent, stack, threshold_log_odds, inputs)
+    return stored
+
+
+@kernel
+def _learn_dense(
+    x: np.ndarray,
+    scaled: np.ndarray,
+    gradient: np.ndarray,
+    weights: np.ndarray,
+    g2: np.ndarray,
+    learning_rate: float,
+    adagrad_offset: float,
+    group: np.ndarray,
+    snapshots: np.ndarray,
+    columns: np.ndarray,
+    slot: int,
+    stored: np.ndarray,
+    labels: np.ndarray,
+    label_totals: np.ndarray,
+    target: np.ndarray,
+    mean: np.ndarray,
+    m2: np.ndarray,
+    n_documents: int,
+) -> None:
+    """:func:`_learn_sparse` of a dense instance ``x``: the heads' step, the window's store and the
+    scaler's Welford step (``n_documents``: the count with ``x``)."""
+    _adagrad_step(weights, g2, _NO_ROWS, scaled, gradient, learning_rate, adagrad_offset, group, snapshots)
+    store_dense(columns, slot, stored, labels, label_totals, target)
+    _welford_step(x, mean, m2, n_documents)
+
+
 _NO_ARRAY = np.zeros(0, dtype=np.float32)
+_NO_ROWS = np.zeros(0, dtype=np.int64)  # the heads' step: every feature row of a dense instance
 # The neighbours' sketch arrays where they sketch nothing (inputs no wider than their sketch).
 _NO_CODES: np.ndarray = np.zeros(0, dtype=np.int16)
 _NO_SUMS: np.ndarray = np.zeros(0, dtype=np.float64)
@@ -458,7 +544,11 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         n = len(self.label_index)
         if n > self._recent.shape[0] or n > self._stack.shape[0]:
             self._grow(n)
-        forward = self._forward_sparse(x, n) if type(x) is SparseVector else None
+        forward = None
+        if type(x) is SparseVector:
+            forward = self._forward_sparse(x, n)
+        elif type(x) is np.ndarray:
+            forward = self._forward_dense(x, n)
         if forward is None:
             forward = self._forward_components(x, n)
         self._cached = (x, forward)
@@ -553,6 +643,54 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             n,
             block[_SHIFTED],
         )
+
+    def _forward_dense(self, x: np.ndarray, n: int) -> _Forward | None:
+        """:meth:`_forward` of a dense instance with one compiled call after the scaler's and the heads'
+        (:func:`_forward_dense`); None where a component is not set up for it yet."""
+        scaler, heads, neighbours, thresholds = self.scaler, self.heads, self.neighbours, self.thresholds
+        mean, m2 = scaler._mean, scaler._m2
+        dim = x.shape[0] if x.ndim == 1 else -1
+        if (
+            neighbours is None
+            or neighbours.size == 0
+            or mean is None
+            or m2 is None
+            or mean.shape[0] != dim
+            or scaler.n < 2
+            or heads.dim != dim
+            or n > heads.weights.shape[1]
+            or neighbours._dim_in != dim
+            or n > neighbours._labels.shape[1]
+            or n > neighbours._label_totals.shape[0]
+        ):
+            return None
+        scaled = np.empty(dim, dtype=np.float32)
+        _standardized(x, mean, m2, scaler.n, float(scaler.clip), scaled)
+        weights = heads.weights
+        block = np.empty((5, n), dtype=np.float32)
+        inputs = np.empty((n, _N_STACK_INPUTS), dtype=np.float32)
+        votes = np.empty((1, n), dtype=np.float32)
+        stored = _forward_dense(
+            scaled,
+            scaled @ weights[:-1, :n],
+            weights[-1],
+            neighbours._columns,
+            neighbours.size,
+            neighbours.k,
+            neighbours._labels,
+            neighbours._label_totals,
+            neighbours.n_seen,
+            float(neighbours.prior_weight),
+            neighbours._similarities,
+            neighbours._nearest,
+            votes,
+            self._recent if self.temporal_context else _NO_ARRAY,
+            self._stack,
+            _NO_ARRAY if thresholds is None else thresholds.log_odds(n),
+            block,
+            inputs,
+        )
+        return _Forward(scaled, stored, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
 
     def _decided(self, forward: _Forward) -> np.ndarray:
         """The decided label mask of ``forward`` (decided now if it was not yet)."""
@@ -668,7 +806,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
                 self.drift.observe(
                     self, x, forward.scaled, self._decided(forward), target, self.label_index, self.n_learned
                 )
-        if not (type(x) is SparseVector and self._learn_sparse(x, forward, gradient, target)):
+        if not self._learn_fused(x, forward, gradient, target):
             self.heads.learn_gradient(forward.scaled, gradient)
             if self.neighbours is not None:
                 self.neighbours.learn(forward.scaled, target, forward.embedded)
@@ -688,54 +826,96 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         self._cached = None
         self.n_learned += 1
 
-    def _learn_sparse(
-        self, x: SparseVector, forward: _Forward, gradient: np.ndarray, target: np.ndarray
-    ) -> bool:
-        """The heads', neighbours' and scaler's learning of a sparse instance in one compiled call
-        (:func:`_learn_sparse`); False (nothing learned) where a component is not set up for it."""
-        heads, neighbours, df = self.heads, self.neighbours, self.scaler._df
+    def _learn_fused(self, x: Features, forward: _Forward, gradient: np.ndarray, target: np.ndarray) -> bool:
+        """The heads', neighbours' and scaler's learning of an instance in one compiled call
+        (:func:`_learn_sparse`, :func:`_learn_dense`); False (nothing learned) where a component is not
+        set up for it (the components then learn one by one)."""
+        heads, neighbours, scaler = self.heads, self.neighbours, self.scaler
         scaled, embedded, n = forward.scaled, forward.embedded, gradient.shape[0]
         if (
             neighbours is None
-            or type(scaled) is not SparseVector
-            or type(embedded) is not tuple
-            or df is None
-            or df.shape[0] != x.dim
+            or embedded is None
             or heads.l2
-            or heads.dim != x.dim
+            or heads.weights.shape[0] - 1 != neighbours._dim_in
             or n > heads.weights.shape[1]
-            or scaled.values.dtype != np.float32
             or n > neighbours._labels.shape[1]
             or n > neighbours._label_totals.shape[0]
         ):
             return False
-        group, snapshots = heads._restart_groups(n)
         slot = neighbours.cursor
-        stored_indices, stored_values = embedded
-        _learn_sparse(
-            x.indices,
-            scaled.values,
-            gradient,
-            heads.weights,
-            heads._g2,
-            heads.learning_rate,
-            heads.adagrad_offset,
-            group,
-            snapshots,
-            neighbours._columns,
-            slot,
-            neighbours._slot_indices[slot],
-            stored_indices,
-            stored_values,
-            neighbours._labels,
-            neighbours._label_totals,
-            target,
-            df,
-        )
+        if type(x) is SparseVector:
+            df = scaler._df
+            if (
+                df is None
+                or df.shape[0] != x.dim
+                or heads.dim != x.dim
+                or type(scaled) is not SparseVector
+                or scaled.values.dtype != np.float32
+                or type(embedded) is not tuple
+            ):
+                return False
+            group, snapshots = heads._restart_groups(n)
+            stored_indices, stored_values = embedded
+            _learn_sparse(
+                x.indices,
+                scaled.values,
+                gradient,
+                heads.weights,
+                heads._g2,
+                heads.learning_rate,
+                heads.adagrad_offset,
+                group,
+                snapshots,
+                neighbours._columns,
+                slot,
+                neighbours._slot_indices[slot],
+                stored_indices,
+                stored_values,
+                neighbours._labels,
+                neighbours._label_totals,
+                target,
+                df,
+            )
+            neighbours.stored(stored_indices)
+        else:
+            mean, m2 = scaler._mean, scaler._m2
+            if (
+                mean is None
+                or m2 is None
+                or type(x) is not np.ndarray
+                or x.ndim != 1
+                or mean.shape[0] != x.shape[0]
+                or heads.dim != x.shape[0]
+                or type(scaled) is not np.ndarray
+                or scaled.dtype != np.float32
+                or type(embedded) is not np.ndarray
+            ):
+                return False
+            group, snapshots = heads._restart_groups(n)
+            _learn_dense(
+                x,
+                scaled,
+                gradient,
+                heads.weights,
+                heads._g2,
+                heads.learning_rate,
+                heads.adagrad_offset,
+                group,
+                snapshots,
+                neighbours._columns,
+                slot,
+                embedded,
+                neighbours._labels,
+                neighbours._label_totals,
+                target,
+                mean,
+                m2,
+                scaler.n + 1,
+            )
+            neighbours.stored(None)
         if heads._restarted:
             heads._merge_restarted()
-        neighbours.stored(stored_indices)
-        self.scaler.n += 1
+        scaler.n += 1
         return True
 
     # ------------------------------------------------------------------ adaptation (called by DriftHandler)

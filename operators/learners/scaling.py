@@ -39,24 +39,24 @@ _SHADOW_FRACTION = 0.5
 class _Prediction:
     """A document's prediction as learning needs it again: the learner's decided set, its own scores
     (``scores``, or the flat learner's probability array ``p``, float64, when it is the learner) and the
-    published (calibrated) scores, as a dict and, from the flat learner, as an array; and the pruned-sets
-    decision (``label_sets``, None where there is none)."""
+    published (calibrated) scores as a dict and, from the flat learner, the ids of those at 0.5 or more
+    (``half``); and the pruned-sets decision (``label_sets``, None where there is none)."""
 
-    __slots__ = ("decided", "scores", "p", "calibrated", "published", "label_sets")
+    __slots__ = ("decided", "scores", "p", "half", "published", "label_sets")
 
     def __init__(
         self,
         decided: set[Label],
         scores: dict[Label, float] | None,
         p: np.ndarray | None,
-        calibrated: np.ndarray | None,
+        half: np.ndarray | None,
         published: dict[Label, float],
         label_sets: frozenset | None = None,
     ) -> None:
         self.decided = decided
         self.scores = scores
         self.p = p
-        self.calibrated = calibrated
+        self.half = half
         self.published = published
         self.label_sets = label_sets
 
@@ -193,11 +193,11 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         y = list(y)
         # The decision experts score every candidate on this document before the learner learns it.
         prediction = self._predicted.take(x, self._n_learned, lambda: self._predict(x))
-        calibrated = prediction.calibrated
+        half_ids = prediction.half
         half = None
-        if calibrated is not None and self.flat is not None:  # the labels published at 0.5 or more
+        if half_ids is not None and self.flat is not None:  # the labels published at 0.5 or more
             names = self.flat.label_index.names_view
-            half = frozenset([names[i] for i in (calibrated >= 0.5).nonzero()[0].tolist()])
+            half = frozenset([names[i] for i in half_ids.tolist()])
         self.decisions.learn(prediction.decided, prediction.published, y, prediction.label_sets, half)
         calibrator = self.calibrator
         if calibrator is not None:
@@ -233,14 +233,13 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             # The flat learner's arrays go to the calibrator as they are: no dict of its own scores.
             mask, p32 = flat.predict_arrays(x)
             names = flat.label_index.names_view
-            p = p32.astype(np.float64)
-            calibrated = calibrator.calibrate_array(p)
+            p, calibrated, half = calibrator.calibrate_float32(p32)
             published = dict(zip(names, calibrated.tolist(), strict=False))
             prediction = _Prediction(
                 {names[i] for i in mask.nonzero()[0].tolist()},
                 None,
                 p,
-                calibrated,
+                half,
                 published,
                 self._label_set_decision(flat, x),
             )

@@ -117,3 +117,17 @@ def test_a_checkpoint_keeps_the_calibrator_and_an_older_one_restores_with_a_fres
     state.arrays = {k: v for k, v in state.arrays.items() if not k.startswith("calibrator/")}
     older = ScalingClassifier.from_state(state)
     assert older.calibrator is not None and older.calibrator.n_learned == 0
+
+
+def test_float32_probabilities_calibrate_as_their_float64_widening() -> None:
+    rng = np.random.default_rng(4)
+    calibrator = ScoreCalibrator()
+    for _ in range(300):
+        p = rng.random(14)
+        calibrator.learn_probabilities(p, p[rng.random(14) < p])
+    p32 = np.concatenate([rng.random(40), [0.0, 1.0, 0.5, 1e-6]]).astype(np.float32)
+    p, calibrated, half = calibrator.calibrate_float32(p32)
+    assert p.dtype == np.float64 and np.array_equal(p, p32.astype(np.float64))
+    expected = calibrator.calibrate_array(p32.astype(np.float64))
+    assert np.array_equal(calibrated, expected)
+    assert half.tolist() == np.flatnonzero(expected >= 0.5).tolist() and 0 < half.shape[0] < 44

@@ -292,57 +292,70 @@ def test_numpy_sum_and_pooled_cut_match_numpy():
 
 
 def _forward_arrays(forward: partitioned._Forward) -> list[np.ndarray]:
-    embedded = forward.embedded
-    assert isinstance(embedded, tuple) and isinstance(forward.scaled, SparseVector)
-    return [forward.scaled.indices, forward.scaled.values, *embedded, forward.inputs, forward.z, forward.p]
+    embedded, scaled = forward.embedded, forward.scaled
+    parts = [*embedded] if isinstance(embedded, tuple) else [embedded]
+    parts += [scaled.indices, scaled.values] if isinstance(scaled, SparseVector) else [scaled]
+    return [*parts, forward.inputs, forward.z, forward.p, forward.head_p, forward.shifted]
 
 
-@pytest.mark.parametrize("dim", [50, 5000])  # 5000 > the neighbours' sketch width: sketched
-def test_fused_sparse_forward_equals_the_components_forward(dim: int):
-    rng = np.random.default_rng(8)
+def _instances(dim: int, n: int, seed: int) -> list[tuple[np.ndarray | SparseVector, list[str]]]:
+    """Sparse instances of ``dim`` features (0: dense ones of 8), 4 topics, a label first seen late."""
+    rng = np.random.default_rng(seed)
+    data: list[tuple[np.ndarray | SparseVector, list[str]]] = []
+    for i in range(n):
+        late = ["late"] if i > n * 2 // 3 else []
+        if dim:
+            indices = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
+            x = SparseVector(indices, rng.random(12).astype(np.float32) + 0.1, dim)
+            data.append((x, [f"t{int(indices[0]) % 4}", *late]))
+        else:
+            topic = int(rng.integers(4))
+            data.append(((rng.normal(size=8) + 2.0 * topic).astype(np.float32), [f"t{topic}", *late]))
+    return data
+
+
+# 0: dense; 5000 is wider than the neighbours' sketch: sketched
+@pytest.mark.parametrize("dim", [0, 50, 5000])
+def test_fused_forward_equals_the_components_forward(dim: int):
     model = partitioned.PartitionedClassifier()
     fused = 0
-    for i in range(150):
-        indices = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
-        x = SparseVector(indices, rng.random(12).astype(np.float32) + 0.1, dim)
+    for i, (x, labels) in enumerate(_instances(dim, 150, 8)):
         n = len(model.label_index)
         if n:
             model._grow(n)
             general = model._forward_components(x, n)
-            one_call = model._forward_sparse(x, n)
+            if isinstance(x, SparseVector):
+                one_call = model._forward_sparse(x, n)
+            else:
+                one_call = model._forward_dense(x, n)
             if one_call is not None:
                 fused += 1
                 for a, b in zip(_forward_arrays(general), _forward_arrays(one_call), strict=True):
                     assert np.array_equal(a, b), i
-        labels = [f"t{int(indices[0]) % 4}"] + (["late"] if i > 100 else [])
         model.predict_with_scores(x)
         model.learn_one(x, labels)
-    assert fused > 140  # all but the first instances (nothing learned) and the first of a new label
+    assert fused > 140  # all but the first instances (nothing learned yet) and the first of a new label
 
 
-@pytest.mark.parametrize("dim", [50, 5000])
-def test_fused_sparse_learning_gives_the_model_the_components_give(dim: int, monkeypatch: pytest.MonkeyPatch):
-    rng = np.random.default_rng(9)
-    data = []
-    for i in range(200):
-        indices = np.sort(rng.choice(dim, size=12, replace=False)).astype(np.int64)
-        labels = [f"t{int(indices[0]) % 4}"] + (["late"] if i > 120 else [])
-        data.append((SparseVector(indices, rng.random(12).astype(np.float32) + 0.1, dim), labels))
+@pytest.mark.parametrize("dim", [0, 50, 5000])
+def test_fused_learning_gives_the_model_the_components_give(dim: int, monkeypatch: pytest.MonkeyPatch):
+    data = _instances(dim, 200, 9)
     fused = partitioned.PartitionedClassifier()
     learned = []
-    original = partitioned.PartitionedClassifier._learn_sparse
+    original = partitioned.PartitionedClassifier._learn_fused
 
     def counted(*args: object) -> bool:
         learned.append(original(*args))  # type: ignore[arg-type]
         return learned[-1]
 
-    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_sparse", counted)
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_fused", counted)
     for x, y in data:
         fused.predict_with_scores(x)
         fused.learn_one(x, y)
     assert sum(learned) > 190
-    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_sparse", lambda *args: False)
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_learn_fused", lambda *args: False)
     monkeypatch.setattr(partitioned.PartitionedClassifier, "_forward_sparse", lambda *args: None)
+    monkeypatch.setattr(partitioned.PartitionedClassifier, "_forward_dense", lambda *args: None)
     components = partitioned.PartitionedClassifier()
     for x, y in data:
         components.predict_with_scores(x)
