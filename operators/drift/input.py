@@ -50,6 +50,22 @@ def _upper_squared_distances(squared: np.ndarray, twice_gram: np.ndarray) -> np.
     return out
 
 
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D float64 array, the same value to the bit (the same order statistics, the two
+    middle ones of an even count averaged as its mean does), from one partition instead of two: a
+    quarter of its time on the 130,816 distances of a reference window of 512."""
+    n = values.shape[0]
+    if n == 0:
+        return float(np.median(values))  # nan, with numpy's warning
+    k = n // 2
+    part = np.partition(values, k)
+    if np.isnan(part[k:]).any():  # numpy's median of anything with a nan
+        return math.nan
+    if n % 2:
+        return float(part[k])
+    return float((part[:k].max() + part[k]) / 2.0)
+
+
 class InputDriftDetector(DriftDetector):
     """Detects a change of the input distribution with a random-feature MMD test.
 
@@ -280,7 +296,7 @@ class InputDriftDetector(DriftDetector):
         else:
             squared = np.sum(reference**2, axis=1)
             upper = _upper_squared_distances(squared, 2.0 * reference @ reference.T)
-            median = float(np.sqrt(max(np.median(upper), 0.0)))
+            median = float(np.sqrt(max(_median(upper), 0.0)))
             self._fitted_bandwidth = median if median > 1e-12 else 1.0
         self._scaled_frequencies = (self._frequencies / self._fitted_bandwidth).T.copy()
         features = self._fourier(reference)

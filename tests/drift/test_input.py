@@ -114,3 +114,18 @@ def test_the_reference_bandwidth_is_the_median_distance_over_the_whole_matrix_bi
     distances = squared[:, None] + squared[None, :] - 2.0 * reference @ reference.T
     median = np.median(distances[np.triu_indices(64, k=1)])
     assert detector.monitoring and detector._fitted_bandwidth == float(np.sqrt(median))
+
+
+def test_the_bandwidth_median_is_numpys_median_to_the_bit():
+    from labelflow.operators.drift.input import _median
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 4, 101, 7776, 130816):  # 130,816: the distances of a reference window of 512
+        for scale in (1e-3, 1.0, 1e3):
+            values = rng.random(n) * scale
+            assert _median(values) == np.median(values)
+            rounded = np.round(values, 1)  # ties across the middle
+            assert _median(rounded) == np.median(rounded)
+    with_nan = rng.random(50)
+    with_nan[7] = np.nan
+    assert math.isnan(_median(with_nan)) and math.isnan(np.median(with_nan))
