@@ -202,7 +202,11 @@ def test_stacker_forward_and_update_match_numpy(with_votes: bool):
     label_ids = np.append(label_ids, n + 1)
     got_target, gradient = np.zeros(n_now, dtype=np.float32), np.empty(n_now, dtype=np.float32)
     got_recent = recent.copy()
-    partitioned._learn_labels(label_ids, p, inputs, head_p, stack, g2, 0.5, got_recent, got_target, gradient)
+    race = np.array([0.0, 0.0, 0.5, 0.0])  # one stacker (the second is tests/learners/test_stacker_race.py's)
+    no_second = np.zeros((0, 4), dtype=np.float32)
+    assert not partitioned._learn_labels(
+        label_ids, p, inputs, head_p, stack, g2, got_recent, got_target, gradient, no_second, no_second, race
+    )
     assert np.array_equal(stack, ref_stack) and np.array_equal(g2, ref_g2)
     assert np.array_equal(got_target, np.append(target, [0.0, 1.0]).astype(np.float32))
     assert np.array_equal(got_recent[:n_now], got_target) and np.array_equal(

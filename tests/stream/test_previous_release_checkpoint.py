@@ -57,6 +57,10 @@ ADDED_ARRAYS = {
     "table_counts",
     "prefix",
     "prefix_squares",
+    # the flat learner's second stacker and their race (issue 16): padded from the leading stacker
+    "second_stack",
+    "second_stack_g2",
+    "stack_race",
 }
 
 
@@ -99,6 +103,24 @@ def test_the_restored_model_writes_the_state_it_was_restored_from(checkpoint: Ch
     restored = make_learner("partitioned").from_state(checkpoint.model)
     assert restored.flat is not None  # the previous release's default learner is the flat part
     _assert_same_state(restored.flat.state(), checkpoint.model)
+
+
+def test_the_restored_model_races_a_second_stacker_from_its_own(
+    runtime: ModelRuntime, checkpoint: Checkpoint, expected: dict
+) -> None:
+    """The previous release had one stacker: the second starts as its copy, with no loss, and both learn on."""
+    restored = make_learner("partitioned").from_state(checkpoint.model)
+    flat = restored.flat
+    assert flat is not None
+    np.testing.assert_array_equal(flat._second_stack, flat._stack)
+    np.testing.assert_array_equal(flat._second_stack_g2, np.zeros_like(flat._stack))
+    np.testing.assert_array_equal(flat._stack_race, [0.0, 0.0, 0.5, 0.2])
+    assert runtime.embedder is not None
+    leader = flat._stack.copy()
+    for item in expected["predictions"][:5]:
+        restored.learn_one(runtime.embedder.embed_one(item["text"]), item["labels"])
+    assert flat._stack_race[0] > 0 and flat._stack_race[1] > 0  # both stackers scored every document
+    assert not np.array_equal(flat._second_stack, leader)  # and the second learned
 
 
 def test_the_runtime_state_restores(checkpoint: Checkpoint) -> None:
