@@ -207,6 +207,11 @@ class ModelSettings(_Section):
     max_labels: int | None = Field(default=1_000_000, ge=1)
     # Dimension of sparse `features` maps sent in documents; None uses the embedder's dimension.
     feature_dim: int | None = Field(default=None, ge=1)
+    # Before reading, a throwaway model of the configured learner predicts and learns this many
+    # synthetic documents, so the learner's compiled kernels are loaded (about 0.2-0.5 s at startup
+    # for the default learner) before the worker says it is ready, not during its first batch; the
+    # last kernel is first called after 512 documents. 0 skips it.
+    warm_up_documents: int = Field(default=600, ge=0, le=100_000)
 
     def learner_arguments(self) -> dict[str, Any]:
         """The learner's keyword arguments: ``learner_kwargs`` plus the objective when one is set."""

@@ -62,6 +62,10 @@ class Stage(Protocol):
         """Claim and restore what the stage keeps; the checkpoint restored (None: nothing restored)."""
         ...
 
+    def warm_up(self) -> None:
+        """Load what the first batch would otherwise load (compiled code) before reading anything."""
+        ...
+
     def process(self, records: Sequence[InputRecord]) -> BatchOutcome: ...
 
     def reject(self, record: InputRecord, error: Exception) -> BatchOutcome:
@@ -154,6 +158,9 @@ class LearnStage:
             checkpoint.offsets,
         )
         return checkpoint
+
+    def warm_up(self) -> None:
+        self.runtime.warm_up(self.settings.model.warm_up_documents)
 
     def _no_readable_checkpoint(self) -> None:
         """Every checkpoint is damaged: refuse to start, or (when told to) start a new model."""
@@ -252,6 +259,9 @@ class EmbedStage:
         if self.settings.poison_after_crashes > 0:
             self._inflight_lock = self._claim_inflight_dir()
         return None
+
+    def warm_up(self) -> None:
+        return None  # no learner: nothing compiled to load
 
     def _claim_inflight_dir(self) -> DirectoryLock | None:
         owner = self.settings.client_id or socket.gethostname()

@@ -244,6 +244,7 @@ class Worker:
             restored = self._stage.open()
             if restored is not None:
                 self._restored(restored)
+            self._stage.warm_up()
             self._guard = PoisonGuard(self._stage.inflight_dir, s.poison_after_crashes)
             self._guard.recover()
             if s.create_topics:
