@@ -62,10 +62,11 @@ def _vote(
     n_labels = out.shape[0]
     # The k best so far, most similar first; a slot replaces the last one only when strictly more similar.
     found = 0
+    last = np.float32(0.0)  # the similarity of the k-th best once there are k (read once per change)
     for j in range(size):
         value = similarities[j]
         if found == k:
-            if not value > similarities[nearest[k - 1]]:
+            if not value > last:
                 continue
             at = k - 1
         else:
@@ -75,6 +76,8 @@ def _vote(
             nearest[at] = nearest[at - 1]
             at -= 1
         nearest[at] = j
+        if found == k:
+            last = similarities[nearest[k - 1]]
     weight_sum = 0.0
     tally = np.zeros(n_labels)
     for i in range(found):
