@@ -33,16 +33,24 @@ _MAX_LOG_ODDS = math.log((1.0 - _P_MIN) / _P_MIN)
 
 
 @kernel
-def _calibrate(p: np.ndarray, count: np.ndarray, error: np.ndarray, prior: float, out: np.ndarray) -> None:
+def _calibrate(
+    p: np.ndarray, count: np.ndarray, error: np.ndarray, prior: float, out: np.ndarray, bins: np.ndarray
+) -> None:
+    """``out``: the calibrated ``p``; where ``bins`` is as long as ``p``, also the bin each probability
+    is learned in (what :func:`_learn` computes from it, so learning need not compute it again)."""
     n_bins = count.shape[0]
     scale = n_bins / (2.0 * _MAX_LOG_ODDS)
     shift = np.empty(n_bins)
     for b in range(n_bins):
         shift[b] = error[b] / (count[b] + prior)
+    with_bins = bins.shape[0] == p.shape[0]
     for i in range(p.shape[0]):
         q = min(max(p[i], _P_MIN), 1.0 - _P_MIN)
+        position = (math.log(q / (1.0 - q)) + _MAX_LOG_ODDS) * scale
+        if with_bins:
+            bins[i] = min(int(position), n_bins - 1)
         # Position between bin centres: bin b's centre sits at b + 0.5 in units of bins.
-        t = (math.log(q / (1.0 - q)) + _MAX_LOG_ODDS) * scale - 0.5
+        t = position - 0.5
         if t <= 0.0:
             q += shift[0]
         elif t >= n_bins - 1:
@@ -63,12 +71,14 @@ def _calibrate_float32(
     p: np.ndarray,
     out: np.ndarray,
     half: np.ndarray,
+    bins: np.ndarray,
 ) -> int:
-    """:func:`_calibrate` of the float32 probabilities ``p32`` (widened into ``p``); the ids of the
-    calibrated probabilities at 0.5 or more go to the front of ``half``, their number is returned."""
+    """:func:`_calibrate` of the float32 probabilities ``p32`` (widened into ``p``), with their ``bins``;
+    the ids of the calibrated probabilities at 0.5 or more go to the front of ``half``, their number is
+    returned."""
     for i in range(p32.shape[0]):
         p[i] = np.float64(p32[i])
-    _calibrate(p, count, error, prior, out)
+    _calibrate(p, count, error, prior, out, bins)
     n_half = 0
     for i in range(out.shape[0]):
         if out[i] >= 0.5:
@@ -96,6 +106,28 @@ def _learn(
         q = min(max(p_relevant[i], _P_MIN), 1.0 - _P_MIN)
         b = min(int((math.log(q / (1.0 - q)) + _MAX_LOG_ODDS) * scale), n_bins - 1)
         error[b] += 1.0
+
+
+@kernel
+def _learn_bins(
+    p: np.ndarray, bins: np.ndarray, relevant: np.ndarray, count: np.ndarray, error: np.ndarray, fading: float
+) -> None:
+    """:func:`_learn` given each probability's bin (``bins``, from :func:`_calibrate`) and the ids of the
+    relevant ones (``relevant``, in the order :func:`_learn` takes their probabilities)."""
+    n_bins = count.shape[0]
+    if fading < 1.0:
+        for b in range(n_bins):
+            count[b] *= fading
+            error[b] *= fading
+    for i in range(p.shape[0]):
+        b = bins[i]
+        count[b] += 1.0
+        error[b] -= p[i]
+    for i in range(relevant.shape[0]):
+        error[bins[relevant[i]]] += 1.0
+
+
+_NO_BINS = np.zeros(0, dtype=np.int64)
 
 
 class ScoreCalibrator(Stateful):
@@ -147,16 +179,22 @@ class ScoreCalibrator(Stateful):
     def calibrate_array(self, p: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of the float64 array ``p`` (a new array)."""
         out = np.empty_like(p)
-        _calibrate(p, self._count, self._error, self.prior, out)
+        _calibrate(p, self._count, self._error, self.prior, out, _NO_BINS)
         return out
 
-    def calibrate_float32(self, p32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def calibrate_float32(self, p32: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The float32 probabilities ``p32`` as float64, calibrated (as :meth:`calibrate_array` of the
-        float64 ones), and the ids of the calibrated ones at 0.5 or more, in one compiled call."""
+        float64 ones), the ids of the calibrated ones at 0.5 or more, and the bins :meth:`learn_bins`
+        takes, in one compiled call."""
         n = p32.shape[0]
-        p, out, half = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        n_half = _calibrate_float32(p32, self._count, self._error, self.prior, p, out, half)
-        return p, out, half[:n_half]
+        p, out, half, bins = (
+            np.empty(n),
+            np.empty(n),
+            np.empty(n, dtype=np.int64),
+            np.empty(n, dtype=np.int64),
+        )
+        n_half = _calibrate_float32(p32, self._count, self._error, self.prior, p, out, half, bins)
+        return p, out, half[:n_half], bins
 
     def calibrate(self, scores: Mapping[Label, float]) -> dict[Label, float]:
         """``scores`` with every probability calibrated (same labels, same order)."""
@@ -176,6 +214,13 @@ class ScoreCalibrator(Stateful):
     def learn_probabilities(self, p: np.ndarray, p_relevant: np.ndarray) -> None:
         """:meth:`learn` from the float64 arrays of every score and of the relevant labels' scores."""
         _learn(p, p_relevant, self._count, self._error, self.fading)
+        self.n_learned += 1
+
+    def learn_bins(self, p: np.ndarray, bins: np.ndarray, relevant: np.ndarray) -> None:
+        """:meth:`learn_probabilities` of ``p`` with the ``bins`` of :meth:`calibrate_float32`, the relevant
+        labels given by their ids into ``p`` (``relevant``, int64): the same counts, without computing a
+        bin again."""
+        _learn_bins(p, bins, relevant, self._count, self._error, self.fading)
         self.n_learned += 1
 
     def bin_errors(self) -> np.ndarray:

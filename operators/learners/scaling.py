@@ -40,9 +40,10 @@ class _Prediction:
     """A document's prediction as learning needs it again: the learner's decided set, its own scores
     (``scores``, or the flat learner's probability array ``p``, float64, when it is the learner) and the
     published (calibrated) scores as a dict and, from the flat learner, the ids of those at 0.5 or more
-    (``half``); and the pruned-sets decision (``label_sets``, None where there is none)."""
+    (``half``) and the calibrator's bins of ``p`` (``bins``); and the pruned-sets decision
+    (``label_sets``, None where there is none)."""
 
-    __slots__ = ("decided", "scores", "p", "half", "published", "label_sets")
+    __slots__ = ("decided", "scores", "p", "half", "bins", "published", "label_sets")
 
     def __init__(
         self,
@@ -52,11 +53,13 @@ class _Prediction:
         half: np.ndarray | None,
         published: dict[Label, float],
         label_sets: frozenset | None = None,
+        bins: np.ndarray | None = None,
     ) -> None:
         self.decided = decided
         self.scores = scores
         self.p = p
         self.half = half
+        self.bins = bins
         self.published = published
         self.label_sets = label_sets
 
@@ -201,14 +204,14 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         self.decisions.learn(prediction.decided, prediction.published, y, prediction.label_sets, half)
         calibrator = self.calibrator
         if calibrator is not None:
-            p = prediction.p
-            if p is not None and self.flat is not None:
+            p, bins = prediction.p, prediction.bins
+            if p is not None and bins is not None and self.flat is not None:
                 if p.shape[0]:  # nothing scored (no label known yet) teaches nothing, as an empty dict
-                    # The probabilities of y's labels known when it predicted, in y's order (as
-                    # ScoreCalibrator.learn takes them from the scores), straight from the array.
+                    # The ids of y's labels known when it predicted, in y's order (as
+                    # ScoreCalibrator.learn takes their probabilities from the scores).
                     known, n = self.flat.label_index.get, p.shape[0]
                     relevant = [i for i in map(known, y) if i is not None and i < n]
-                    calibrator.learn_probabilities(p, p[relevant])
+                    calibrator.learn_bins(p, bins, np.array(relevant, dtype=np.int64))
             elif prediction.scores:
                 calibrator.learn(prediction.scores, y)
         self._n_learned += 1
@@ -233,7 +236,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             # The flat learner's arrays go to the calibrator as they are: no dict of its own scores.
             mask, p32 = flat.predict_arrays(x)
             names = flat.label_index.names_view
-            p, calibrated, half = calibrator.calibrate_float32(p32)
+            p, calibrated, half, bins = calibrator.calibrate_float32(p32)
             published = dict(zip(names, calibrated.tolist(), strict=False))
             prediction = _Prediction(
                 {names[i] for i in mask.nonzero()[0].tolist()},
@@ -242,6 +245,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
                 half,
                 published,
                 self._label_set_decision(flat, x),
+                bins,
             )
         else:
             decided, scores = self.model.predict_with_scores(x)

@@ -126,8 +126,15 @@ def test_float32_probabilities_calibrate_as_their_float64_widening() -> None:
         p = rng.random(14)
         calibrator.learn_probabilities(p, p[rng.random(14) < p])
     p32 = np.concatenate([rng.random(40), [0.0, 1.0, 0.5, 1e-6]]).astype(np.float32)
-    p, calibrated, half = calibrator.calibrate_float32(p32)
+    p, calibrated, half, bins = calibrator.calibrate_float32(p32)
     assert p.dtype == np.float64 and np.array_equal(p, p32.astype(np.float64))
     expected = calibrator.calibrate_array(p32.astype(np.float64))
     assert np.array_equal(calibrated, expected)
     assert half.tolist() == np.flatnonzero(expected >= 0.5).tolist() and 0 < half.shape[0] < 44
+    # Learning from the bins is learning from the probabilities (relevant ids in any order, repeated).
+    relevant = np.array([40, 3, 3, 17, 0], dtype=np.int64)
+    by_bins = ScoreCalibrator.from_state(calibrator.state())
+    by_bins.learn_bins(p, bins, relevant)
+    calibrator.learn_probabilities(p, p[relevant])
+    assert np.array_equal(by_bins.bin_errors(), calibrator.bin_errors())
+    assert np.array_equal(by_bins._count, calibrator._count) and by_bins.n_learned == calibrator.n_learned
