@@ -187,12 +187,8 @@ class ScoreCalibrator(Stateful):
         float64 ones), the ids of the calibrated ones at 0.5 or more, and the bins :meth:`learn_bins`
         takes, in one compiled call."""
         n = p32.shape[0]
-        p, out, half, bins = (
-            np.empty(n),
-            np.empty(n),
-            np.empty(n, dtype=np.int64),
-            np.empty(n, dtype=np.int64),
-        )
+        floats, ints = np.empty((2, n)), np.empty((2, n), dtype=np.int64)  # two allocations, not four
+        p, out, half, bins = floats[0], floats[1], ints[0], ints[1]
         n_half = _calibrate_float32(p32, self._count, self._error, self.prior, p, out, half, bins)
         return p, out, half[:n_half], bins
 

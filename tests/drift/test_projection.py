@@ -86,3 +86,17 @@ def test_cached_hash_bytes_equal_the_computed_ones_in_any_order_of_growth(dim):
         keys = np.array(indices, dtype=np.int64)
         assert np.array_equal(projection._hash_bytes(keys), projection._compute_hash_bytes(keys))
     assert projection._hash_cache.shape[0] >= 5001
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_a_batch_of_sparse_vectors_projects_as_its_rows_in_a_mixed_batch(normalize):
+    rng = np.random.default_rng(11)
+    projection = SignProjection(32, seed=2)
+    empty = SparseVector(np.zeros(0, np.int64), np.zeros(0, np.float32), 500)
+    rows = [random_sparse(rng, 500, int(rng.integers(1, 30))) for _ in range(9)] + [empty]
+    dense = rng.normal(size=500).astype(np.float32)
+    sparse_only = projection.project_many(rows, normalize=normalize)
+    mixed = projection.project_many([*rows, dense], normalize=normalize)  # rows sorted by kind first
+    assert sparse_only.dtype == np.float32
+    assert np.array_equal(sparse_only, mixed[:-1])
+    assert not projection.project_many([empty, empty], normalize=normalize).any()
