@@ -8,9 +8,10 @@ label values here come from small fixed sets (stage, reason, outcome, kind, leve
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from wsgiref.simple_server import WSGIServer
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from labelflow.stream.health import BrokerHealth
@@ -80,6 +81,34 @@ _RESTORED = " Restored from the checkpoint: counts since the model's first docum
 _STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for each value, as one increment per bucket and one of the sum.
+
+    prometheus-client's ``observe`` costs about 2 µs a value (a lock and a scan of the buckets), once per
+    document of every batch; this counts a batch's values per bucket in one ``searchsorted`` (a value
+    goes to the first bucket whose upper bound is at or above it, as ``observe`` puts it) and adds them
+    with one increment each. The exposed counts are the same; the sum is the same up to float rounding
+    (added once instead of value by value). A histogram without the attributes this relies on (another
+    prometheus-client) gets its values one by one.
+    """
+    if not values:
+        return
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values:
+            histogram.observe(value)
+        return
+    array = np.asarray(values, dtype=np.float64)
+    index = np.searchsorted(np.asarray(bounds, dtype=np.float64), array, side="left")
+    counts = np.bincount(index, minlength=len(bounds) + 1)
+    for bucket, count in zip(buckets, counts[: len(bounds)].tolist(), strict=True):
+        if count:
+            bucket.inc(count)
+    total.inc(float(sum(values)))
 
 
 class MetricsServerError(RuntimeError):
@@ -310,6 +339,10 @@ class WorkerMetrics:
         if delta > 0:
             counter.inc(delta)
             self._synced[key] = target
+
+    def observe_latencies(self, seconds: Sequence[float]) -> None:
+        """Each document's end-to-end latency into its histogram (a batch's worth at once)."""
+        observe_many(self.end_to_end, seconds)
 
     def observe_stages(self, seconds: Mapping[str, float]) -> None:
         for stage, value in seconds.items():

@@ -568,8 +568,7 @@ class Worker:
         counters = self.state.counters
         m.batch_size.observe(size)
         m.observe_stages(outcome.stage_seconds)
-        for latency in outcome.latencies_s:
-            m.end_to_end.observe(latency)
+        m.observe_latencies(outcome.latencies_s)
         m.sync(counters.as_dict())
         m.last_batch.set(time.time())
         self.stage.publish(m)

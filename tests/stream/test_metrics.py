@@ -143,3 +143,29 @@ def test_restored_counters_continue_and_per_process_counters_start_at_zero() -> 
     assert "replays after a restore included" in families[metrics.PREDICTIONS_OUT].documentation
     for name in (metrics.DOCUMENTS_IN, metrics.LEARNED, metrics.DEAD_LETTERS, metrics.EVICTIONS):
         assert "Restored from the checkpoint" in families[name].documentation, name
+
+
+def histogram_samples(m: WorkerMetrics) -> dict[str, float]:
+    text = generate_latest(m.registry).decode()
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == metrics.END_TO_END_SECONDS
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_a_batch_of_latencies_is_counted_as_observing_them_one_by_one() -> None:
+    bounds = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]
+    values = [*bounds, 0.0, -1.0, 1e-9, 0.0050001, 59.999, 61.0, 1e12, 0.3, 0.3, 0.3]
+    values += [(i * 0.7919) % 70 for i in range(500)]
+    one_by_one, at_once = WorkerMetrics(), WorkerMetrics()
+    for batch in (values[:7], values[7:], []):
+        for value in batch:
+            one_by_one.end_to_end.observe(value)
+        at_once.observe_latencies(batch)
+    expected, got = histogram_samples(one_by_one), histogram_samples(at_once)
+    assert expected.keys() == got.keys() and len(expected) == len(bounds) + 3  # +Inf, _count, _sum
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
