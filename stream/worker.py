@@ -398,7 +398,7 @@ class Worker:
             self._checkpoint("interval")
         elif self.ledger.needs_checkpoint():
             self._checkpoint("new_partition")
-        self._commit()
+        self._commit(wait=False)
         self._batches += 1
         self._after_batch(len(records), total)
 
@@ -468,7 +468,18 @@ class Worker:
             return default_s
         return max(0.0, min(default_s, self._stop_deadline - time.monotonic()))
 
-    def _commit(self) -> None:
+    def _commit(self, wait: bool = True) -> None:
+        """Commit the processed offsets of the assigned partitions.
+
+        After a batch the commit is sent without waiting for its answer (``wait=False``): the next
+        batch is processed meanwhile, instead of the loop standing still for a round trip to the group
+        coordinator after every batch (1-6 ms, 7 us per document of the throughput benchmark). Its
+        outputs were delivered before it was sent, so output stays at least once, and commits travel
+        in order on the coordinator's connection, ahead of any later rebalance request. The answer is
+        looked at on a later poll or commit (kafka-python runs the callback there): a failure counts
+        and logs as a failed synchronous commit does, and the next batch's commit covers it. At
+        shutdown the commit waits (``wait=True``), bounded by what is left of the shutdown timeout.
+        """
         consumer = self._consumer
         if consumer is None:
             return
@@ -481,20 +492,33 @@ class Worker:
             return
         started = time.perf_counter()
         try:
-            consumer.commit(offsets, timeout_ms=timeout_ms)
-            self.health.contact()
+            if wait:
+                consumer.commit(offsets, timeout_ms=timeout_ms)
+                self.health.contact()
+            else:
+                consumer.commit_async(offsets, callback=self._committed)
         except (
             KafkaError
         ) as exc:  # CommitFailedError, RebalanceInProgressError, timeouts: at least once holds
-            self.metrics.commit_failures.inc()
-            if isinstance(exc, KafkaTimeoutError):
-                self.health.failed()
-            logger.warning(
-                "event=commit_failed error=%r (records after the last commit will be re-delivered; a "
-                "checkpoint's offsets win over the commit when the worker restarts)",
-                exc,
-            )
+            self._commit_failed(exc)
         self.metrics.stage_seconds.labels(stage="commit").observe(time.perf_counter() - started)
+
+    def _committed(self, offsets: Any, response: Any) -> None:
+        """The answer to an asynchronous commit (called by kafka-python on this thread)."""
+        if isinstance(response, BaseException):
+            self._commit_failed(response)
+        else:
+            self.health.contact()
+
+    def _commit_failed(self, exc: BaseException) -> None:
+        self.metrics.commit_failures.inc()
+        if isinstance(exc, KafkaTimeoutError):
+            self.health.failed()
+        logger.warning(
+            "event=commit_failed error=%r (records after the last commit will be re-delivered; a "
+            "checkpoint's offsets win over the commit when the worker restarts)",
+            exc,
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------------
 
