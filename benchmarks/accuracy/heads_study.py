@@ -77,6 +77,11 @@ class RacingHeads:
     Stands in for :class:`LinearHeads` inside :class:`PartitionedClassifier` (the methods it calls).
     """
 
+    # The learner's fused forward and learning steps apply to one LinearHeads; a dimension they cannot
+    # match (and no l2) sends them to the component path, which calls products() and learn_gradient() here.
+    dim = None
+    l2 = 0.0
+
     def __init__(self, rates: Sequence[float], adagrad_offset: float) -> None:
         self.sets = [LinearHeads(learning_rate=r, adagrad_offset=adagrad_offset) for r in rates]
         self.lead = 0
@@ -214,7 +219,8 @@ class RacedStackers(PartitionedClassifier):
         if self._losses[1] < self._losses[0]:
             self._stack, self._other = self._other, self._stack
             self._stack_g2, self._other_g2 = self._other_g2, self._stack_g2
-            self.stack_learning_rate, self._other_rate = self._other_rate, self.stack_learning_rate
+            # the learner steps its leading stacker at _stack_race[2] (its own race is off here)
+            self._stack_race[2], self._other_rate = self._other_rate, float(self._stack_race[2])
             self._losses.reverse()
             self.swaps += 1
 
@@ -288,7 +294,7 @@ def run_stream(instances: Sequence[tuple[Any, list[Hashable]]]) -> dict[str, dic
         row: dict[str, Any] = {"S": s, "F": f, "cpu": cpu}
         flat = getattr(model, "flat", None)
         if isinstance(flat, RacedStackers):
-            row["stackers"] = (flat.stack_learning_rate, flat.swaps)
+            row["stackers"] = (float(flat._stack_race[2]), flat.swaps)
         if isinstance(getattr(flat, "heads", None), RacingHeads):
             heads = flat.heads  # type: ignore[union-attr]
             row["race"] = (heads.decided_at, heads.sets[heads.lead].learning_rate, len(heads.sets))
