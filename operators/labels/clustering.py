@@ -480,7 +480,11 @@ class LabelClusterer(Stateful):
 
     def learn_one(self, positive_label_ids: Iterable[int]) -> None:
         """Learn one instance's positive label ids (may be empty; new ids join the partition)."""
-        labels = _clean_label_ids(positive_label_ids)
+        self.learn_sorted(_clean_label_ids(positive_label_ids))
+
+    def learn_sorted(self, labels: list[int]) -> None:
+        """:meth:`learn_one` of label ids already sorted, distinct and non-negative ints (a learner's own
+        ids: the per-instance hot path skips checking them again)."""
         self._position += 1
         if labels and labels[-1] >= len(self._leaf_of):
             self._admit(labels)

@@ -887,7 +887,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             if self.neighbours is not None:
                 self.neighbours.learn(forward.scaled, target, forward.embedded)
             self.scaler.learn_one(x)
-        self.clusterer.learn_one(label_ids)
+        self.clusterer.learn_sorted(sorted(label_ids))  # LabelIndex ids: distinct non-negative ints
         partition = self.clusterer.partition
         if partition.version != self._partition_version:
             names = self.label_index.names
