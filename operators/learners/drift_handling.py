@@ -302,7 +302,7 @@ class DriftHandler(Stateful):
                 if positions[row] >= started:
                     scaled = pending.scaled[row]
                     target = pending.truth_row(row)[local]
-                    heads.learn(scaled, target, heads.probabilities(scaled, len(labels)))
+                    heads.learn_logistic(scaled, target)
         truth = pending.truth[:n_rows, : max(pending.truth_len)]
         if self.label_priors is not None:
             names = self._label_strings

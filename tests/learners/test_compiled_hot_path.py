@@ -369,3 +369,34 @@ def test_fused_learning_gives_the_model_the_components_give(dim: int, monkeypatc
     assert a.arrays.keys() == b.arrays.keys()
     for key, value in a.arrays.items():
         assert np.array_equal(value, b.arrays[key], equal_nan=value.dtype.kind == "f"), key
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_learning_from_the_heads_own_probabilities_in_one_call_is_learn(sparse: bool):
+    rng = np.random.default_rng(12)
+    one_call, reference = linear.LinearHeads(learning_rate=16.0), linear.LinearHeads(learning_rate=16.0)
+    for step in range(120):
+        if sparse:
+            indices = np.sort(rng.choice(400, size=15, replace=False)).astype(np.int64)
+            x: np.ndarray | SparseVector = SparseVector(indices, rng.random(15).astype(np.float32), 400)
+        else:
+            scale = 300.0 if step % 5 == 0 else 8.0  # some logits far past the +-30 bound
+            x = (rng.normal(size=9) * scale).astype(np.float32)
+        y = (rng.random(5 + step // 40) < 0.4).astype(np.float32)  # labels join on the way
+        one_call.learn_logistic(x, y)
+        reference.learn(x, y, reference.probabilities(x, y.shape[0]))
+        if step == 60:
+            for heads in (one_call, reference):
+                heads.reset([1, 3])  # restarted step sizes
+    assert np.array_equal(one_call.weights, reference.weights)
+    assert np.array_equal(one_call._g2, reference._g2)
+    assert np.abs(reference.weights).max() > 1.0
+    # The per-label arithmetic alone, across the bound: the numpy form's gradient to the bit.
+    products = np.linspace(-80, 80, 161).astype(np.float32)
+    bias = rng.normal(size=161).astype(np.float32)
+    y = (rng.random(161) < 0.5).astype(np.float32)
+    p = 1.0 / (1.0 + np.exp(-np.minimum(np.maximum(products + bias, -30.0), 30.0)))
+    z, gradient = products.copy(), np.empty(161, dtype=np.float32)
+    linear._negated_bounded_logits(z, bias)
+    linear._logistic_gradient(y, np.exp(z), gradient)
+    assert np.array_equal(gradient, (y - p).astype(np.float32))
