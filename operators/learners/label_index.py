@@ -41,6 +41,14 @@ class LabelIndex(Stateful):
         A set has no stable order (it depends on the hash seed), so new names from a set are added in
         sorted order: the same stream then gives the same ids in every run.
         """
+        if type(names) is list:  # the common case: every name known, none twice (no set, no loop)
+            try:
+                found = [self._ids[name] for name in names]
+            except (KeyError, TypeError):  # a new or unhashable name: the loop below adds or raises
+                pass
+            else:
+                if len(found) < 2 or len(set(found)) == len(found):
+                    return found
         if isinstance(names, (set, frozenset)):
             names = sorted(names, key=str)
         known = self._ids.get

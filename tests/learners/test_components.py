@@ -144,3 +144,20 @@ def test_decoder_carries_counts_across_splits_and_restores_exactly(tmp_path):
     restored = round_trip(decoder, tmp_path)
     assert np.array_equal(restored.decode(s), decoder.decode(s))
     assert decoder.decode(s).tolist() == [True, True, False, False]
+
+
+def test_label_ids_of_lists_are_first_seen_distinct_ids_whatever_the_path():
+    rng = np.random.default_rng(5)
+    index, names = LabelIndex(), [f"l{i}" for i in range(12)]
+    expected: dict[str, int] = {}
+    for _ in range(400):
+        y = [names[int(i)] for i in rng.integers(0, 12, size=int(rng.integers(0, 5)))]  # repeats too
+        add = bool(rng.random() < 0.8)
+        want: list[int] = []
+        for name in y:
+            if name not in expected and add:
+                expected[name] = len(expected)
+            if name in expected and expected[name] not in want:
+                want.append(expected[name])
+        assert index.ids(y, add=add) == want
+    assert index.names == sorted(expected, key=expected.__getitem__)
