@@ -4,8 +4,7 @@ Bad input is normally caught where it is decoded and dead-lettered. A record tha
 check and still kills the process (an exception nothing catches, a crash in native code, memory
 exhaustion) would otherwise be read again after every restart: the partition is stuck. So before a
 batch is processed the worker writes an *in-flight marker* (a small JSON file in the checkpoint
-directory) naming the batch's records, and removes it once the batch is processed (its outputs are
-delivered while the next batch is processed; a crash then is not the records' doing). A marker
+directory) naming the batch's records, and removes it once the batch's outputs are delivered. A marker
 found at start means the previous process died with those records in flight:
 
 1. the records it names are processed one at a time when they come again (the restart restores the
@@ -196,7 +195,7 @@ class PoisonGuard:
         self._written = True
 
     def done(self, step: Step) -> None:
-        """``step`` is processed: none of its records is being processed any more."""
+        """``step``'s outputs are delivered: nothing is in flight any more."""
         for record in step.records:
             rid = record_id(record)
             self._suspects.pop(rid, None)

@@ -1,13 +1,10 @@
 """The long-running worker (``labelflow run``): Kafka in, predictions out, learning in between.
 
 Loop: poll a micro-batch (bounded by size and time) from the documents and labels topics → process it
-(decode, embed, predict, learn, join feedback; see ``processor``) → hand its outputs to a delivery
-thread (produce and flush) and go on with the next batch → once that batch is processed, settle the
-previous one (its outputs acknowledged, ``on_outputs``, commit its offsets) → checkpoint when due,
-after settling. Predictions are acknowledged before their offsets are committed (output at least once),
-and a checkpoint is only written with nothing in flight; it holds the model together with the next
-offsets of both input topics, and a restarted worker seeks there, so each labelled document changes
-the model once.
+(decode, embed, predict, learn, join feedback; see ``processor``) → produce every output and flush →
+checkpoint when due → commit the consumed offsets. Predictions are flushed before offsets are committed
+(output at least once); the checkpoint holds the model together with the next offsets of both input
+topics, and a restarted worker seeks there, so each labelled document changes the model once.
 
 Batches are assembled in record-timestamp order across partitions and topics (``ordered_batches``),
 within a bounded wait for lagging partitions; on one partition per topic a replay after a restore learns
@@ -145,7 +142,7 @@ class Worker:
         Called with a ``WorkerProgress`` after every batch (the demo's live display).
     on_outputs
         Called with a batch's output messages once they are delivered (flushed), before its offsets
-        are committed (with the next batch processed meanwhile): the hook of ``Application``'s callbacks. An exception in it is logged and the
+        are committed: the hook of ``Application``'s callbacks. An exception in it is logged and the
         worker goes on (a replay after a crash may call it again for the same outputs).
 
     Examples
@@ -180,7 +177,6 @@ class Worker:
         self._consumer: KafkaConsumer | None = None
         self._batcher: OrderedBatcher | None = None
         self._delivery: OutputDelivery | None = None
-        self._inflight: _InFlight | None = None  # the processed step whose outputs are being delivered
         self.health = BrokerHealth(settings.health.unready_after_s, settings.health.down_after_s)
         self.metrics.bind_health(self.health)
         self._stop_deadline: float | None = None
@@ -362,11 +358,10 @@ class Worker:
             if self._checkpoint_requested:
                 # After a rebalance: the checkpoint no longer claims the partitions we gave away.
                 self._checkpoint_requested = False
-                if self._settle(BatchOutcome()):
-                    self._checkpoint("rebalance")
+                self._checkpoint("rebalance")
             if records:
                 self._handle(records)
-            elif self._settle(BatchOutcome()) and self._checkpoint_due():
+            elif self._checkpoint_due():
                 self._checkpoint("interval")
             self._probe_broker()
 
@@ -386,47 +381,29 @@ class Worker:
             logger.exception("event=output_callback_failed messages=%d", len(outcome.messages))
 
     def _handle(self, records: list[Any]) -> None:
-        """Process a batch step by step; each step's outputs are delivered while the next is processed.
-
-        A step's outputs go to a delivery thread (``_InFlight``) and the loop goes on with the next
-        step or batch; the step is settled (delivered, handed to ``on_outputs``, its offsets
-        committed) once the following step is processed, or before anything that must see it
-        delivered: a checkpoint (the model it writes has learned every processed step, so all their
-        outputs must be delivered first), an idle poll, the shutdown. Commits and checkpoints thus
-        still claim only delivered outputs. The ledger takes a step's offsets when its delivery starts,
-        so that a partition revoked and assigned straight back resumes after the records the model
-        has learned.
-        """
         inputs = [InputRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for r in records]
         total = BatchOutcome()
         for step in self._guard.plan(inputs):
-            outcome = self._run_step(step)
-            _accumulate(total, outcome)
-            if not self._settle(total):
-                # Stopping while the broker does not take the outputs: this step's outputs are kept
-                # with the undelivered ones for the shutdown checkpoint, which claims its records;
-                # the records after it were not processed and are read again next time.
-                self._keep_undelivered(outcome.messages)
-                self._processed(step)
+            undelivered = self._run_step(step, total)
+            if undelivered:
+                # Stopping while the broker does not take the outputs: the shutdown checkpoint carries
+                # them; the records after this step were not processed and are read again next time.
+                self.state.outbox.extend(undelivered)
+                logger.warning(
+                    "event=outputs_undelivered messages=%d (kept for the checkpoint)", len(undelivered)
+                )
                 self._after_batch(len(records), total)
                 return
-            self._processed(step)
-            assert self._delivery is not None
-            self._inflight = _InFlight(self._delivery, outcome.messages, outcome)
-        checkpoint = "interval" if self._checkpoint_due() else None
-        if checkpoint is None and self.ledger.needs_checkpoint():
-            checkpoint = "new_partition"
-        if checkpoint is not None:
-            if not self._settle(total):
-                self._after_batch(len(records), total)
-                return
-            self._checkpoint(checkpoint)
-            self._commit(wait=False)
+        if self._checkpoint_due():
+            self._checkpoint("interval")
+        elif self.ledger.needs_checkpoint():
+            self._checkpoint("new_partition")
+        self._commit(wait=False)
         self._batches += 1
         self._after_batch(len(records), total)
 
-    def _run_step(self, step: Step) -> BatchOutcome:
-        """Process (or dead-letter) one step of a batch under the in-flight marker."""
+    def _run_step(self, step: Step, total: BatchOutcome) -> list[OutputMessage]:
+        """Process (or dead-letter) one step of a batch under the in-flight marker; what is undelivered."""
         self._guard.begin(step)
         if step.kind is StepKind.POISON:
             (record,) = step.records
@@ -445,31 +422,14 @@ class Worker:
         else:
             self._crash_if_triggered(step)
             outcome = self.stage.process(step.records)
+        undelivered = self._produce(outcome)
+        if not undelivered:
+            self._deliver_outputs(outcome)
         self._guard.done(step)
-        self._dirty = True
-        return outcome
-
-    def _processed(self, step: Step) -> None:
         self.ledger.processed({(r.topic, r.partition): r.offset + 1 for r in step.records})
-
-    def _settle(self, total: BatchOutcome) -> bool:
-        """Wait until the step in flight is delivered, then hand its outputs on and commit; False when
-        stopping left outputs undelivered (kept in the outbox for the checkpoint)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return True
-        undelivered = inflight.wait()
-        total.stage_seconds["produce"] += inflight.seconds
-        if undelivered:
-            self._keep_undelivered(undelivered)
-            return False
-        self._deliver_outputs(inflight.outcome)
-        self._commit(wait=False)
-        return True
-
-    def _keep_undelivered(self, messages: Sequence[OutputMessage]) -> None:
-        self.state.outbox.extend(messages)
-        logger.warning("event=outputs_undelivered messages=%d (kept for the checkpoint)", len(messages))
+        self._dirty = True
+        _accumulate(total, outcome)
+        return undelivered
 
     def _crash_if_triggered(self, step: Step) -> None:
         """The fault-injection hook of tests (``LABELFLOW_TESTING_CRASH_ON_BYTES``): die like a crash."""
@@ -479,17 +439,13 @@ class Worker:
             logging.shutdown()
             os._exit(70)
 
-    def _abandon_inflight(self) -> None:
-        """After a failure: let the step in flight end (its outputs are read again after the restart,
-        from the last checkpoint, as nothing claimed them)."""
-        inflight, self._inflight = self._inflight, None
-        if inflight is None:
-            return
-        self._stop.set()  # an ongoing delivery returns instead of waiting out an outage
-        try:
-            inflight.wait(self._time_left_s(5.0))
-        except Exception as exc:  # noqa: BLE001 - failing already; the outputs come again
-            logger.warning("event=inflight_outputs_abandoned error=%r", exc)
+    def _produce(self, outcome: BatchOutcome) -> list[OutputMessage]:
+        """Deliver a batch's outputs (waiting out an outage); what is undelivered when told to stop."""
+        assert self._delivery is not None
+        started = time.perf_counter()
+        undelivered = self._delivery.deliver(outcome.messages)
+        outcome.stage_seconds["produce"] += time.perf_counter() - started
+        return undelivered
 
     def _deliver_outbox(self) -> None:
         """Deliver the outputs a checkpoint carried (a stop during an outage) before reading anything."""
@@ -777,9 +733,7 @@ class Worker:
         try:
             if ok:
                 # The loop only stops between batches: everything consumed has been processed, and its
-                # outputs delivered (the step in flight is settled here) or kept in the outbox. The
-                # checkpoint needs no broker: written first.
-                self._settle(BatchOutcome())
+                # outputs delivered or kept in the outbox. The checkpoint needs no broker: written first.
                 checkpointed = self._checkpoint_count > 0 and not self._dirty
                 if self._dirty or (self._checkpoint_count == 0 and self.ledger.has_positions):
                     checkpointed = self._checkpoint("shutdown")
@@ -787,10 +741,9 @@ class Worker:
                 # commit nothing, so the batch is read again.
                 if checkpointed or not self.state.outbox:
                     self._commit()
-        except (KafkaError, OSError, ProduceError) as exc:
+        except (KafkaError, OSError) as exc:
             logger.error("event=shutdown_incomplete error=%r", exc)
         finally:
-            self._abandon_inflight()
             if self._consumer is not None:
                 try:
                     # Leaves the group: partitions move at once (when the broker answers in time).
@@ -812,50 +765,6 @@ class Worker:
                 counters.get("predictions_out", 0),
                 sum((counters.get("learned") or {}).values()),
             )
-
-
-class _InFlight:
-    """A processed step's outputs, delivered (``OutputDelivery.deliver``) on a thread of their own.
-
-    The worker's thread processes the next step meanwhile: the wait for the broker's acknowledgements
-    (3 ms a batch of 500 predictions on the embedded broker) and part of the producer's own work
-    (building, compressing and sending its batches) no longer stop the loop. kafka-python's producer
-    is thread-safe; the consumer is only used by the worker's thread.
-    """
-
-    def __init__(
-        self, delivery: OutputDelivery, messages: Sequence[OutputMessage], outcome: BatchOutcome
-    ) -> None:
-        self.outcome = outcome
-        self.seconds = 0.0
-        self._undelivered: list[OutputMessage] = []
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if messages:
-            self._thread = threading.Thread(
-                target=self._deliver, args=(delivery, messages), name="labelflow-delivery", daemon=True
-            )
-            self._thread.start()
-
-    def _deliver(self, delivery: OutputDelivery, messages: Sequence[OutputMessage]) -> None:
-        started = time.perf_counter()
-        try:
-            self._undelivered = delivery.deliver(messages)
-        except BaseException as exc:  # noqa: BLE001 - raised on the worker's thread by wait()
-            self._error = exc
-        finally:
-            self.seconds = time.perf_counter() - started
-
-    def wait(self, timeout_s: float | None = None) -> list[OutputMessage]:
-        """The undelivered outputs ([] when all were delivered); re-raises what delivering raised."""
-        if self._thread is None:
-            return []
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            raise TimeoutError("the outputs' delivery did not end in time")
-        if self._error is not None:
-            raise self._error
-        return self._undelivered
 
 
 def _highwater(consumer: KafkaConsumer, tp: TopicPartition) -> int | None:
