@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -345,6 +345,17 @@ def _learn_dense(
 _NO_ARRAY = np.zeros(0, dtype=np.float32)
 
 
+#: A fresh stacker row (per label): half the head's log-odds, half the neighbours', no other input.
+_STACK_START = np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32)
+
+
+def _grown_rows(rows: np.ndarray, n_rows: int, start: np.ndarray) -> np.ndarray:
+    """``rows`` (2-D) with ``n_rows`` rows, the new ones copies of ``start``."""
+    grown = np.tile(start, (n_rows, 1))
+    grown[: rows.shape[0]] = rows
+    return grown
+
+
 def _race_start(rate: float, second_rate: float) -> np.ndarray:
     """The stackers' race before any instance: no loss yet, the leader's and the second's step (no second
     where the stacker does not learn)."""
@@ -562,7 +573,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             watch_label_dependence="label_dependence" in self.drift_detectors,
             watch_inputs="input" in self.drift_detectors,
         )
-        self._stack = np.tile(np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (8, 1))
+        self._stack = np.tile(_STACK_START, (8, 1))
         self._stack_g2 = np.zeros_like(self._stack)
         # The second stacker (its rows and accumulators) and the race: the leader's and the second's
         # summed log-loss and step sizes. The leading stacker's arrays are always _stack and _stack_g2.
@@ -592,20 +603,12 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         if n_labels <= self._recent.shape[0] and n_labels <= self._stack.shape[0]:
             return
         if self._stack.shape[0] < n_labels:
-            grown = np.tile(
-                np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32), (max(n_labels, 2 * self._stack.shape[0]), 1)
-            )
-            grown[: self._stack.shape[0]] = self._stack
-            self._stack = grown
-            g2 = np.zeros_like(grown)
-            g2[: self._stack_g2.shape[0]] = self._stack_g2
-            self._stack_g2 = g2
-            second = grown.copy()
-            second[: self._second_stack.shape[0]] = self._second_stack
-            self._second_stack = second
-            g2 = np.zeros_like(grown)
-            g2[: self._second_stack_g2.shape[0]] = self._second_stack_g2
-            self._second_stack_g2 = g2
+            rows = max(n_labels, 2 * self._stack.shape[0])
+            no_steps = np.zeros_like(_STACK_START)
+            self._stack = _grown_rows(self._stack, rows, _STACK_START)
+            self._stack_g2 = _grown_rows(self._stack_g2, rows, no_steps)
+            self._second_stack = _grown_rows(self._second_stack, rows, _STACK_START)
+            self._second_stack_g2 = _grown_rows(self._second_stack_g2, rows, no_steps)
         self._recent = grow_last_axis(self._recent, n_labels)
 
     # ------------------------------------------------------------------ prediction
@@ -651,22 +654,32 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         )
         return _Forward(scaled, embedded, block[_HEAD_P], inputs, block[_Z], block[_P], n, block[_SHIFTED])
 
+    def _fused_fits(self, n: int, dim: int) -> bool:
+        """Whether the heads and the neighbour window are set up for ``n`` labels and ``dim``-wide inputs:
+        what the compiled paths (:meth:`_forward_sparse`, :meth:`_forward_dense`, :meth:`_learn_fused`)
+        need; otherwise the components run one by one (and set themselves up)."""
+        heads, neighbours = self.heads, self.neighbours
+        return (
+            neighbours is not None
+            and heads.dim == dim
+            and neighbours._dim_in == dim
+            and n <= heads.weights.shape[1]
+            and n <= neighbours._labels.shape[1]
+            and n <= neighbours._label_totals.shape[0]
+        )
+
     def _forward_sparse(self, x: SparseVector, n: int) -> _Forward | None:
         """:meth:`_forward` of a sparse float32 instance in one compiled call (:func:`_forward_sparse`);
         None where a component is not set up for it yet (the general path sets it up)."""
         scaler, heads, neighbours, thresholds = self.scaler, self.heads, self.neighbours, self.thresholds
         df, values, dim = scaler._df, x.values, x.dim
         if (
-            neighbours is None
+            not self._fused_fits(n, dim)
+            or neighbours is None  # (known from _fused_fits; said again for the type checker)
             or neighbours.size == 0
             or df is None
             or df.shape[0] != dim
             or values.dtype != np.float32
-            or heads.dim != dim
-            or n > heads.weights.shape[1]
-            or neighbours._dim_in != dim
-            or n > neighbours._labels.shape[1]
-            or n > neighbours._label_totals.shape[0]
         ):
             return None
         threshold_log_odds = _NO_ARRAY if thresholds is None else thresholds.log_odds(n)
@@ -724,17 +737,13 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         mean, m2 = scaler._mean, scaler._m2
         dim = x.shape[0] if x.ndim == 1 else -1
         if (
-            neighbours is None
+            not self._fused_fits(n, dim)
+            or neighbours is None  # (known from _fused_fits; said again for the type checker)
             or neighbours.size == 0
             or mean is None
             or m2 is None
             or mean.shape[0] != dim
             or scaler.n < 2
-            or heads.dim != dim
-            or n > heads.weights.shape[1]
-            or neighbours._dim_in != dim
-            or n > neighbours._labels.shape[1]
-            or n > neighbours._label_totals.shape[0]
         ):
             return None
         scaled = np.empty(dim, dtype=np.float32)
@@ -908,14 +917,17 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         set up for it (the components then learn one by one)."""
         heads, neighbours, scaler = self.heads, self.neighbours, self.scaler
         scaled, embedded, n = forward.scaled, forward.embedded, gradient.shape[0]
+        if type(x) is SparseVector:
+            dim = x.dim
+        elif type(x) is np.ndarray and x.ndim == 1:
+            dim = x.shape[0]
+        else:
+            return False
         if (
-            neighbours is None
-            or embedded is None
+            embedded is None
             or heads.l2
-            or heads.weights.shape[0] - 1 != neighbours._dim_in
-            or n > heads.weights.shape[1]
-            or n > neighbours._labels.shape[1]
-            or n > neighbours._label_totals.shape[0]
+            or not self._fused_fits(n, dim)
+            or neighbours is None  # (known from _fused_fits; said again for the type checker)
         ):
             return False
         slot = neighbours.cursor
@@ -923,8 +935,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             df = scaler._df
             if (
                 df is None
-                or df.shape[0] != x.dim
-                or heads.dim != x.dim
+                or df.shape[0] != dim
                 or type(scaled) is not SparseVector
                 or scaled.values.dtype != np.float32
                 or type(embedded) is not tuple
@@ -958,10 +969,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
             if (
                 mean is None
                 or m2 is None
-                or type(x) is not np.ndarray
-                or x.ndim != 1
-                or mean.shape[0] != x.shape[0]
-                or heads.dim != x.shape[0]
+                or mean.shape[0] != dim
                 or type(scaled) is not np.ndarray
                 or scaled.dtype != np.float32
                 or type(embedded) is not np.ndarray
@@ -969,7 +977,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
                 return False
             group, snapshots = heads._restart_groups(n)
             _learn_dense(
-                x,
+                cast("np.ndarray", x),  # a 1-D array: the only other kind that has a dim above
                 scaled,
                 gradient,
                 heads.weights,
@@ -1019,7 +1027,7 @@ class PartitionedClassifier(Stateful, MultiLabelClassifier):
         """Forget what depended on the old concept: stacker rows, subset counts, neighbour votes."""
         labels = list(labels)
         for stack, g2 in ((self._stack, self._stack_g2), (self._second_stack, self._second_stack_g2)):
-            stack[labels] = np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32)
+            stack[labels] = _STACK_START
             g2[labels] = 0.0
         self.decoder.reset_labels(labels)
         if self.neighbours is not None:

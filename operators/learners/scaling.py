@@ -227,9 +227,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             self.tree.learn_one(x, y)
             if self.flat is not None:
                 self.tree.drain_events()  # a shadow's drift is not the published model's: not reported
-        flat = self.flat
-        if flat is not None and len(flat.label_index.names_view) != self._sized_at:
-            self._grow()  # the size only changes with the label count
+        self._grow()
 
     def _predict(self, x: Features) -> _Prediction:
         """The learner's prediction of ``x`` and the published scores, put aside for learning ``x``."""
