@@ -56,6 +56,7 @@ from decision_study import DEFAULT_STREAMS, _ablation, _meets, report_header, sc
 from labelflow.operators.base import Features, MultiLabelClassifier  # noqa: E402
 from labelflow.operators.learners.linear import LinearHeads  # noqa: E402
 from labelflow.operators.learners.partitioned import (  # noqa: E402
+    _STACK_START,
     PartitionedClassifier,
     _Forward,
     _learn_stack,
@@ -154,7 +155,6 @@ class StackFromHeads(PartitionedClassifier):
     """The default flat learner whose stacker rows start from the heads' log-odds alone."""
 
     _START = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
-    _HALF = np.array([0.5, 0.5, 0.0, 0.0], dtype=np.float32)  # the default's start
 
     def _grow(self, n_labels: int) -> None:
         before = self._stack.shape[0]
@@ -189,7 +189,7 @@ class RacedStackers(PartitionedClassifier):
         before = self._other.shape[0]
         super()._grow(n_labels)
         if before < self._stack.shape[0]:
-            grown = np.tile(StackFromHeads._HALF, (self._stack.shape[0], 1))
+            grown = np.tile(_STACK_START, (self._stack.shape[0], 1))
             grown[:before] = self._other
             self._other = grown
             g2 = np.zeros_like(grown)
@@ -226,7 +226,7 @@ class RacedStackers(PartitionedClassifier):
 
     def reset_cluster_context(self, labels: Sequence[int]) -> None:
         super().reset_cluster_context(labels)
-        self._other[list(labels)] = StackFromHeads._HALF
+        self._other[list(labels)] = _STACK_START
         self._other_g2[list(labels)] = 0.0
 
 
