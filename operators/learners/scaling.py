@@ -328,7 +328,8 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             model = cls()
             model.flat = PartitionedClassifier.from_state(state)
             model._dim = model.flat.heads.dim
-            return model  # its decision experts start fresh: the learner's own decisions lead
+            model.decisions = DecisionExperts(model.decisions.objective, model_leads=True)  # it has learned
+            return model
         return super().from_state(state)
 
     @classmethod
@@ -356,9 +357,12 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
     def _load_state(self, state: State) -> None:
         self.flat = PartitionedClassifier.from_state(state.detach("flat")) if state.meta["has_flat"] else None
         self.tree = LabelTreeClassifier.from_state(state.detach("tree")) if state.meta["has_tree"] else None
-        # States written before the decision experts existed restore with fresh ones (the learner leads).
+        # States written before the decision experts existed restore with fresh ones, the learner (which
+        # has learned) leading.
         if "decisions" in state.meta.get("children", {}):
             self.decisions = DecisionExperts.from_state(state.detach("decisions"))
+        else:
+            self.decisions = DecisionExperts(self.decisions.objective, model_leads=True)
         # States written before the calibrator existed restore with a fresh one (it learns from here on).
         if self.calibrator is not None and "calibrator" in state.meta.get("children", {}):
             self.calibrator = ScoreCalibrator.from_state(state.detach("calibrator"))
