@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as run.py: BLAS threads sl
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -76,7 +77,10 @@ def measure(streams: list[str], datasets: Path, limit: int | None) -> dict[str, 
                 "subset_accuracy": run["subset_accuracy"],
                 "micro_f1": run["micro_f1"],
             }
-        out[name] = {"n": len(instances), **result}
+        # The process's peak so far (both learners, this stream and the ones before it): the last
+        # stream's is the peak of the whole repeat.
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        out[name] = {"n": len(instances), **result, "peak_rss_mb": peak_rss_mb}
         progress = ", ".join(f"{k} {v['docs_per_cpu_second']:,.0f}" for k, v in result.items())
         print(f"  {name}: {progress}", file=sys.stderr, flush=True)
     return out
@@ -174,6 +178,17 @@ def report(runs: dict[str, list[dict[str, Any]]], command: str, describe: str, c
     if len(trees) == 2:
         summary += f" {statistics.median(_ratio(runs[trees[1]], s) / _ratio(runs[trees[0]], s) for s in streams):.2f}x |  |"
     lines.append(summary)
+    peaks = []
+    for tree in trees:
+        last = [r[streams[-1]].get("peak_rss_mb") for r in runs[tree]]
+        if None not in last:
+            peaks.append(f"{tree} {statistics.median(last):,.0f} MB")
+    if peaks:
+        lines += [
+            "",
+            "Peak RSS of a measuring process (one per repeat and tree: both learners over every stream above, "
+            "one stream loaded at a time), median over the repeats: " + ", ".join(peaks) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
