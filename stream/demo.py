@@ -221,9 +221,11 @@ class _Display:
             return
         self._last_print = now
         total = f"/{self.total:,}" if self.total else ""
+        # Before the first labelled document the window's F1 is the empty convention's 1.0: not a score.
+        quality = f"{p.micro_f1_window:.3f}" if p.learned else "-"
         line = (
             f"documents {p.predictions_out:,}{total} | {self.rate:,.0f} docs/s | micro-F1 (window) "
-            f"{p.micro_f1_window:.3f} | labels {p.labels} | clusters {p.clusters} | drift events {p.drift_events} "
+            f"{quality} | labels {p.labels} | clusters {p.clusters} | drift events {p.drift_events} "
             f"| learned {p.learned:,} | dead letters {p.dead_letters}"
         )
         if self.tty:
