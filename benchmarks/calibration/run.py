@@ -11,7 +11,8 @@ emitted probabilities, and over the bins above the first one: the region where l
 Brier score and log loss, the reliability table (bins: mean predicted, observed frequency, count), and
 subset accuracy / micro-F1 of the run. ``--learner-kwargs`` passes settings to the learner (e.g.
 ``'{"calibration": "none"}'`` for the learner without its calibrator), so one invocation per setting
-gives the before / after tables.
+gives the before / after tables. The ``adagrad-ovr`` rival of issue 16 (its raw heads' probabilities)
+runs on every stream too and gets its own summary table (``--no-rival``: not).
 
 Writes ``RESULTS.md`` and ``results.json`` into ``--output-dir`` (default: beside this script), and
 ``reliability.png`` when matplotlib (the ``plots`` extra) is installed.
@@ -48,6 +49,8 @@ TEXT_DATASETS: dict[str, tuple[str, str]] = _ACCURACY.TEXT_DATASETS
 git_commit = _ACCURACY.git_commit
 machine_description = _ACCURACY.machine_description
 STREAMS = (*ARFF_DATASETS, "reuters")
+DEFAULT = "partitioned"
+RIVAL = "adagrad-ovr"  # the simplest strong rival (issue 16), reported beside the default
 
 
 def datasets_dir() -> Path:
@@ -115,7 +118,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         folder, file_name = TEXT_DATASETS[name]
         featurizer = make_text_embedder("hashing")
     stream = open_stream(datasets_dir() / folder / file_name)
-    recorder = _recording(make_learner("partitioned", **spec["learner_kwargs"]), spec["bins"])
+    learner = spec.get("learner", DEFAULT)
+    kwargs = spec["learner_kwargs"] if learner == DEFAULT else {}
+    recorder = _recording(make_learner(learner, **kwargs), spec["bins"])
     started = time.process_time()
     result = evaluate_prequential(
         stream,
@@ -130,7 +135,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     bins = recorder.bins
     return {
         "dataset": name,
-        "learner_kwargs": spec["learner_kwargs"],
+        "learner": learner,
+        "learner_kwargs": kwargs,
         "n": result.n_instances,
         "cpu_seconds": time.process_time() - started,
         "subset_accuracy": result.metrics["subset_accuracy"],
@@ -153,22 +159,39 @@ def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
         for future in concurrent.futures.as_completed(futures):
             r = future.result()
             print(
-                f"done {r['dataset']:<12} n={r['n']:<6} ECE={r['ece']:.4f} ECE>1/{len(r['bins'])}="
+                f"done {r['dataset']:<12} {r['learner']:<12} n={r['n']:<6} ECE={r['ece']:.4f} ECE>1/{len(r['bins'])}="
                 f"{r['ece_upper']:.4f} S={r['subset_accuracy']:.4f} μF1={r['micro_f1']:.4f} "
                 f"cpu={r['cpu_seconds']:.0f}s",
                 file=sys.stderr,
             )
             results.append(r)
-    order = {spec["dataset"]: i for i, spec in enumerate(specs)}
-    return sorted(results, key=lambda r: order[r["dataset"]])
+    order = {(spec.get("learner", DEFAULT), spec["dataset"]): i for i, spec in enumerate(specs)}
+    return sorted(results, key=lambda r: order[r["learner"], r["dataset"]])
 
 
 def _f(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def render(results: list[dict[str, Any]], header: dict[str, Any]) -> str:
+def _summary(results: list[dict[str, Any]], n_bins: int) -> list[str]:
+    lines = [
+        f"| stream | documents | probabilities | ECE | ECE above 1/{n_bins} | Brier | log loss | unscored positives"
+        " | S | μF1 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['dataset']} | {r['n']:,} | {r['n_probabilities']:,} | {_f(r['ece'])} | {_f(r['ece_upper'])} | "
+            f"{_f(r['brier'])} | {_f(r['log_loss'])} | {r['unscored_positives']:,} | {_f(r['subset_accuracy'])} | "
+            f"{_f(r['micro_f1'])} |"
+        )
+    return lines
+
+
+def render(all_results: list[dict[str, Any]], header: dict[str, Any]) -> str:
     n_bins = header["bins"]
+    results = [r for r in all_results if r.get("learner", DEFAULT) == DEFAULT]
+    rival = [r for r in all_results if r.get("learner") == RIVAL]
     lines = [
         "# Calibration of the default learner's probabilities",
         "",
@@ -183,17 +206,19 @@ def render(results: list[dict[str, Any]], header: dict[str, Any]) -> str:
         " are decided; most probabilities are tiny). Unscored positives: relevant labels the learner had never"
         " seen (no probability to judge).",
         "",
-        f"| stream | documents | probabilities | ECE | ECE above 1/{n_bins} | Brier | log loss | unscored positives"
-        " | S | μF1 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *_summary(results, n_bins),
     ]
-    for r in results:
-        lines.append(
-            f"| {r['dataset']} | {r['n']:,} | {r['n_probabilities']:,} | {_f(r['ece'])} | {_f(r['ece_upper'])} | "
-            f"{_f(r['brier'])} | {_f(r['log_loss'])} | {r['unscored_positives']:,} | {_f(r['subset_accuracy'])} | "
-            f"{_f(r['micro_f1'])} |"
-        )
-    lines += ["", "## Reliability tables", ""]
+    if rival:
+        lines += [
+            "",
+            f"## The `{RIVAL}` rival",
+            "",
+            "The simplest strong rival of issue 16 (AdaGrad one-vs-rest heads, one pooled threshold): its raw"
+            " heads' probabilities, same protocol, no calibrator.",
+            "",
+            *_summary(rival, n_bins),
+        ]
+    lines += ["", "## Reliability tables (the default learner)", ""]
     for r in results:
         lines += [
             f"### {r['dataset']}",
@@ -250,11 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--learner-kwargs", default="{}", help="JSON settings for make_learner('partitioned')"
     )
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--no-rival", action="store_true", help=f"do not run the {RIVAL} rival")
     parser.add_argument("--output-dir", type=Path, default=HERE)
     args = parser.parse_args(argv)
     learner_kwargs = json.loads(args.learner_kwargs)
+    learners = [DEFAULT] if args.no_rival else [DEFAULT, RIVAL]
     specs = [
-        {"dataset": name, "limit": args.limit, "bins": args.bins, "learner_kwargs": learner_kwargs}
+        {
+            "dataset": name,
+            "learner": learner,
+            "limit": args.limit,
+            "bins": args.bins,
+            "learner_kwargs": learner_kwargs,
+        }
+        for learner in learners
         for name in args.datasets
     ]
     results = run_all(specs, args.jobs)
@@ -272,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps({"header": header, "results": results}, indent=1)
     )
     (args.output_dir / "RESULTS.md").write_text(render(results, header) + "\n")
-    plot(results, args.output_dir / "reliability.png")
+    plot([r for r in results if r["learner"] == DEFAULT], args.output_dir / "reliability.png")
     print(f"wrote {args.output_dir / 'RESULTS.md'}", file=sys.stderr)
     return 0
 
