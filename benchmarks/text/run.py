@@ -13,8 +13,9 @@ representation:
   (``ConcatEmbedder``).
 
 Each (representation, stream) runs in its own process. Reported: micro-F1, subset accuracy, macro-F1,
-CPU seconds spent featurizing and inside the learner, peak RSS. Writes ``RESULTS.md`` and
-``results.json`` into ``--output-dir`` (default: beside this script).
+CPU seconds spent featurizing and inside the learner, peak RSS, and the micro-F1 and subset accuracy of the
+``adagrad-ovr`` rival of issue 16 on the same representation and stream (``--no-rival``: not run). Writes
+``RESULTS.md`` and ``results.json`` into ``--output-dir`` (default: beside this script).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ HASHING_VARIANTS: dict[str, dict[str, Any]] = {
 }
 REPRESENTATIONS = (*HASHING_VARIANTS, "static", "static+hashing")
 STREAMS = ("reuters", "eurlex", "synthetic")
+RIVAL = "adagrad-ovr"  # the simplest strong rival (issue 16), reported beside the default
 
 
 def datasets_dir() -> Path:
@@ -110,16 +112,22 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     from labelflow.operators.learners.registry import make_learner
 
     featurizer = _TimedFeaturizer(build_representation(spec["representation"]))
-    result = evaluate_prequential(
-        open_text_stream(spec["dataset"], spec["limit"]),
-        make_learner("partitioned"),
-        featurize=featurizer,
-        limit=spec["limit"],
-        progress=False,
-        p_at_k=(),
-        dataset=spec["dataset"],
-        segment=None,
-    )
+
+    def evaluate(learner: str, featurize: Any) -> Any:
+        return evaluate_prequential(
+            open_text_stream(spec["dataset"], spec["limit"]),
+            make_learner(learner),
+            featurize=featurize,
+            limit=spec["limit"],
+            progress=False,
+            p_at_k=(),
+            dataset=spec["dataset"],
+            segment=None,
+        )
+
+    result = evaluate("partitioned", featurizer)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # the default's run only
+    rival = evaluate(RIVAL, featurizer.inner) if spec.get("rival", True) else None
     return {
         **spec,
         "identity": featurizer.inner.identity,
@@ -130,7 +138,9 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "macro_f1": result.metrics["macro_f1"],
         "featurize_cpu_seconds": featurizer.cpu_seconds,
         "model_cpu_seconds": result.model_cpu_seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb,
+        "rival_micro_f1": None if rival is None else rival.metrics["micro_f1"],
+        "rival_subset_accuracy": None if rival is None else rival.metrics["subset_accuracy"],
     }
 
 
@@ -178,15 +188,21 @@ def render(results: list[dict[str, Any]], header: dict[str, Any]) -> str:
         lines += [
             f"## {dataset}",
             "",
-            "| representation | μF1 | S | macro-F1 | featurize CPU s | learner CPU s | peak RSS MB |",
-            "|---|---|---|---|---|---|---|",
+            "| representation | μF1 | S | macro-F1 | featurize CPU s | learner CPU s | peak RSS MB "
+            f"| {RIVAL} μF1 / S |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             micro = f"{r['micro_f1']:.4f}"
+            rival = (
+                "-"
+                if r.get("rival_micro_f1") is None
+                else f"{r['rival_micro_f1']:.4f} / {r['rival_subset_accuracy']:.4f}"
+            )
             lines.append(
                 f"| {r['representation']} | {'**' + micro + '**' if r['micro_f1'] == best else micro} | "
                 f"{r['subset_accuracy']:.4f} | {r['macro_f1']:.4f} | {r['featurize_cpu_seconds']:.1f} | "
-                f"{r['model_cpu_seconds']:.1f} | {r['peak_rss_mb']:.0f} |"
+                f"{r['model_cpu_seconds']:.1f} | {r['peak_rss_mb']:.0f} | {rival} |"
             )
         lines.append("")
     lines += ["Representation identities:", ""]
@@ -210,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eurlex-limit", type=int, default=10_000, help="0: the whole stream (57,000)")
     parser.add_argument("--synthetic-n", type=int, default=5_000)
     parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--no-rival", action="store_true", help=f"do not run the {RIVAL} rival")
     parser.add_argument("--output-dir", type=Path, default=HERE)
     args = parser.parse_args(argv)
     limits = {
@@ -226,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " 4 scheduled drifts)",
     }
     specs = [
-        {"dataset": d, "representation": r, "limit": limits[d]}
+        {"dataset": d, "representation": r, "limit": limits[d], "rival": not args.no_rival}
         for d in args.datasets
         for r in args.representations
     ]
