@@ -56,7 +56,7 @@ SHORT = {"subset_accuracy": "S", "micro_f1": "μF1", "example_f1": "EF1", "macro
 #: The criteria of issue 14: these two metrics must reach the trivial predictors and MLHAT.
 GATED = ("subset_accuracy", "micro_f1")
 #: The simplest strong rival (issue 16), reported beside the default on every run.
-RIVAL = "adagrad-ovr"
+RIVAL: str = _ACCURACY.RIVAL
 SYNTHETIC = "synthetic"
 #: Tolerance for "at or above": ties in floating point are ties.
 EPS = 1e-9

@@ -59,7 +59,7 @@ HASHING_VARIANTS: dict[str, dict[str, Any]] = {
 }
 REPRESENTATIONS = (*HASHING_VARIANTS, "static", "static+hashing")
 STREAMS = ("reuters", "eurlex", "synthetic")
-RIVAL = "adagrad-ovr"  # the simplest strong rival (issue 16), reported beside the default
+RIVAL: str = _ACCURACY.RIVAL  # the simplest strong rival (issue 16), reported beside the default
 
 
 def datasets_dir() -> Path:
@@ -127,7 +127,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     result = evaluate("partitioned", featurizer)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # the default's run only
-    rival = evaluate(RIVAL, featurizer.inner) if spec.get("rival", True) else None
+    rival = evaluate(RIVAL, featurizer.inner) if spec["rival"] else None
     return {
         **spec,
         "identity": featurizer.inner.identity,
