@@ -117,12 +117,20 @@ def poison_records(documents_topic: str, labels_topic: str) -> list[tuple[str, b
     ]
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.1) -> None:
-    """Poll ``predicate`` until it holds; ``TimeoutError`` naming ``what`` otherwise."""
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.1,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``predicate`` until it holds; ``TimeoutError`` naming ``what`` otherwise, with what
+    ``explain`` says (e.g. a worker's state and log: a CI failure is read from its output alone)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            detail = f"\n{explain()}" if explain is not None else ""
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}{detail}")
         time.sleep(interval_s)
 
 
@@ -310,6 +318,16 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """Whether the worker runs (or its exit status), its labelflow events and the last lines of its log."""
+        code = None if self.process is None else self.process.poll()
+        state = "not started" if self.process is None else ("running" if code is None else f"exited {code}")
+        log = self.log().splitlines()
+        events = [line for line in log if " event=" in line][-lines:]
+        return "\n".join(
+            [f"worker {self.name}: {state}", "its events:", *events, "its log's last lines:", *log[-lines:]]
+        )
 
     def ensure_stopped(self) -> None:
         if self.alive():

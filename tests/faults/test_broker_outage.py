@@ -37,6 +37,20 @@ def metric(port: int, name: str) -> float | None:
     return scrape(port).get(name)
 
 
+def state(worker: WorkerProcess, port: int) -> Callable[[], str]:
+    """What a timed-out wait reports: the worker's health gauges, whether it runs, and its log."""
+
+    def explain() -> str:
+        values = scrape(port)
+        gauges = {name: values.get(f"labelflow_{name}") for name in _GAUGES}
+        return f"gauges: {gauges}\n{worker.diagnosis()}"
+
+    return explain
+
+
+_GAUGES = ("worker_up", "worker_ready", "broker_unreachable_seconds", "consumer_lag", "documents_in_total")
+
+
 def test_idle_worker_outage_health_lag_and_recovery(
     broker: EmbeddedBroker, settings_for: Callable[..., Settings], tmp_path: Path
 ) -> None:
@@ -47,20 +61,30 @@ def test_idle_worker_outage_health_lag_and_recovery(
     before = documents(0, 300)
     send_documents(settings, before)
     worker = WorkerProcess(settings, tmp_path, "idle")
+    why = state(worker, port)
     try:
         worker.start()
         wait_for(
-            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 300, 90, "the first documents"
+            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 300,
+            90,
+            "the first documents",
+            explain=why,
         )
-        wait_for(lambda: metric(port, "labelflow_consumer_lag") == 0.0, 15, "lag 0 once caught up")
+        wait_for(
+            lambda: metric(port, "labelflow_consumer_lag") == 0.0, 15, "lag 0 once caught up", explain=why
+        )
         assert metric(port, "labelflow_worker_up") == 1.0 and metric(port, "labelflow_worker_ready") == 1.0
         assert check("127.0.0.1", port, ready=True).healthy
 
         broker.stop()
-        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "readiness to turn false")
+        wait_for(
+            lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "readiness to turn false", explain=why
+        )
         lag = metric(port, "labelflow_consumer_lag")
         assert lag is not None and math.isnan(lag), f"lag during the outage is {lag}, not unknown"
-        wait_for(lambda: metric(port, "labelflow_worker_up") == 0.0, 20, "liveness to turn false")
+        wait_for(
+            lambda: metric(port, "labelflow_worker_up") == 0.0, 20, "liveness to turn false", explain=why
+        )
         verdict = check("127.0.0.1", port, ready=True)
         assert not verdict.healthy and "broker has not answered" in verdict.reason, verdict
         assert not check("127.0.0.1", port).healthy
@@ -76,6 +100,7 @@ def test_idle_worker_outage_health_lag_and_recovery(
             ),
             30,
             "health back to true",
+            explain=why,
         )
         with TopicCollector(settings, settings.topics.predictions) as predictions:
             predictions.wait_until(
@@ -83,7 +108,7 @@ def test_idle_worker_outage_health_lag_and_recovery(
                 90,
                 "a prediction of every document sent after the outage",
             )
-            wait_for(lambda: metric(port, "labelflow_consumer_lag") == 0.0, 30, "lag back to 0")
+            wait_for(lambda: metric(port, "labelflow_consumer_lag") == 0.0, 30, "lag back to 0", explain=why)
             predictions.drain(idle_s=0.5)
         # The worker went on from its own position: the records it had processed before the outage
         # were not processed again.
@@ -105,19 +130,35 @@ def test_sigterm_during_an_outage_exits_in_time_with_a_checkpoint(
     create_topics(settings)
     send_documents(settings, documents(0, 200))
     worker = WorkerProcess(settings, tmp_path, "sigterm")
+    why = state(worker, port)
     store = CheckpointStore(settings.checkpoint.dir)
     try:
         worker.start()
-        wait_for(lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 200, 90, "the first batch")
+        wait_for(
+            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 200,
+            90,
+            "the first batch",
+            explain=why,
+        )
         send_documents(settings, documents(200, 300))
-        wait_for(lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 500, 60, "the second batch")
+        wait_for(
+            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= 500,
+            60,
+            "the second batch",
+            explain=why,
+        )
         learned = metric(port, "labelflow_learned_documents_total")
         assert learned == 250
         first = store.latest()
         assert first is not None and first.runtime.meta["counters"]["documents_in"] == 200
 
         broker.stop()
-        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "the worker to notice the outage")
+        wait_for(
+            lambda: metric(port, "labelflow_worker_ready") == 0.0,
+            20,
+            "the worker to notice the outage",
+            explain=why,
+        )
         started = time.monotonic()
         assert worker.process is not None
         worker.process.send_signal(signal.SIGTERM)
@@ -146,6 +187,7 @@ def test_broker_restart_under_load_loses_nothing(
     docs = documents(0, 4_000)
     send_documents(settings, docs)
     worker = WorkerProcess(settings, tmp_path, "load")
+    why = state(worker, port)
     try:
         worker.start()
         assert worker.process is not None
@@ -158,7 +200,12 @@ def test_broker_restart_under_load_loses_nothing(
             seen = before.keys()
         broker.stop()
         worker.process.send_signal(signal.SIGCONT)
-        wait_for(lambda: metric(port, "labelflow_worker_ready") == 0.0, 20, "the worker to notice the outage")
+        wait_for(
+            lambda: metric(port, "labelflow_worker_ready") == 0.0,
+            20,
+            "the worker to notice the outage",
+            explain=why,
+        )
         assert len(seen) < len(docs), "the worker finished before the outage"
         assert worker.alive(), worker.log()[-3000:]
 
@@ -172,7 +219,10 @@ def test_broker_restart_under_load_loses_nothing(
         # The counter may trail the predictions by a batch; once it has the whole stream it must be
         # exactly the stream: a document read again after the outage would be in it twice.
         wait_for(
-            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= len(docs), 60, "the whole stream"
+            lambda: (metric(port, "labelflow_documents_in_total") or 0) >= len(docs),
+            60,
+            "the whole stream",
+            explain=why,
         )
         assert metric(port, "labelflow_documents_in_total") == len(docs), worker.log()[-3000:]
         assert worker.terminate(timeout_s=30) == 0, worker.log()[-3000:]
