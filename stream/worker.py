@@ -71,6 +71,10 @@ _PROBE_TIMEOUT_MS = 2_000
 # A processed position past the end of its partition's log for this many probes in a row means the log
 # was reset (a recreated topic, a broker that lost its data): the consumer then starts it anew.
 _RESET_AFTER_PROBES = 3
+# A poll or probe that outlasts its own bound by this much is stuck in the client, and health says so
+# (``BrokerHealth.waiting``): far past a timer's overrun (a 0.1 s retry backoff, a loaded machine's
+# scheduling), far below the health thresholds.
+_OVERDUE_GRACE_S = 5.0
 # A commit that has not succeeded within this long is given up (the next batch commits again).
 _COMMIT_TIMEOUT_S = 10.0
 # A producer waits this long for a topic's metadata before send() gives up (and the batch is retried):
@@ -368,9 +372,12 @@ class Worker:
     def _poll_batch(self) -> list[Any]:
         assert self._batcher is not None
         batch = self.settings.batch
-        return self._batcher.next_batch(
-            batch.size, batch.max_wait_ms / 1000.0, self._stop, idle_poll_ms=_IDLE_POLL_MS
-        )
+        # A batch closes max_wait after its first record, a blocked partition waits order_wait at most.
+        bound_s = (batch.max_wait_ms + batch.order_wait_ms + _IDLE_POLL_MS) / 1000.0 + _OVERDUE_GRACE_S
+        with self.health.waiting(bound_s):
+            return self._batcher.next_batch(
+                batch.size, batch.max_wait_ms / 1000.0, self._stop, idle_poll_ms=_IDLE_POLL_MS
+            )
 
     def _deliver_outputs(self, outcome: BatchOutcome) -> None:
         if self.on_outputs is None or not outcome.messages:
@@ -625,9 +632,10 @@ class Worker:
             return
         was_reachable = self.health.reachable
         try:
-            ends = consumer.end_offsets(
-                [TopicPartition(*tp) for tp in sorted(partitions)], timeout_ms=_PROBE_TIMEOUT_MS
-            )
+            with self.health.waiting(_PROBE_TIMEOUT_MS / 1000.0 + _OVERDUE_GRACE_S):
+                ends = consumer.end_offsets(
+                    [TopicPartition(*tp) for tp in sorted(partitions)], timeout_ms=_PROBE_TIMEOUT_MS
+                )
         except KafkaError as exc:
             self.health.failed()
             for topic in self.stage.topics:
