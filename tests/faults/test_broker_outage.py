@@ -37,6 +37,9 @@ def metric(port: int, name: str) -> float | None:
     return scrape(port).get(name)
 
 
+_GAUGES = ("worker_up", "worker_ready", "broker_unreachable_seconds", "consumer_lag", "documents_in_total")
+
+
 def state(worker: WorkerProcess, port: int) -> Callable[[], str]:
     """What a timed-out wait reports: the worker's health gauges, whether it runs, and its log."""
 
@@ -46,9 +49,6 @@ def state(worker: WorkerProcess, port: int) -> Callable[[], str]:
         return f"gauges: {gauges}\n{worker.diagnosis()}"
 
     return explain
-
-
-_GAUGES = ("worker_up", "worker_ready", "broker_unreachable_seconds", "consumer_lag", "documents_in_total")
 
 
 def test_idle_worker_outage_health_lag_and_recovery(
