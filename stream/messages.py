@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import difflib
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -114,6 +113,32 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+#: The largest finite float32 (``numpy.finfo(numpy.float32).max``): the model holds features in float32,
+#: so a larger JSON number (finite as a double, or an integer of any length) would reach it as infinity.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _check_feature_value(value: float | int) -> float:
+    """``value`` as a float, refused where the model's float32 cannot hold it (infinity, NaN, > 3.4e38).
+
+    The comparison never converts an integer, so a 400-digit integer is refused here rather than
+    overflowing ``float()``.
+
+    >>> _check_feature_value(3e38)
+    3e+38
+    >>> _check_feature_value(10**400)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.PydanticCustomError: features hold a number outside float32's finite range (magnitude at most 3.4028235e+38)
+    """
+    if not abs(value) <= FLOAT32_MAX:  # NaN compares False too
+        raise PydanticCustomError(
+            Reason.INVALID_VALUE.value,
+            "features hold a number outside float32's finite range (magnitude at most 3.4028235e+38)",
+        )
+    return float(value)
+
+
 class Document(_Message):
     """A document to classify. ``labels`` present means labelled: the worker predicts, then learns.
 
@@ -159,9 +184,7 @@ class Document(_Message):
                 raise PydanticCustomError(Reason.EMPTY_VALUE.value, "features is an empty list")
             if not all(_is_number(v) for v in value):
                 raise PydanticCustomError(Reason.WRONG_TYPE.value, "features must be a list of numbers")
-            if not all(math.isfinite(v) for v in value):
-                raise PydanticCustomError(Reason.INVALID_VALUE.value, "features hold a non-finite number")
-            return [float(v) for v in value]
+            return [_check_feature_value(v) for v in value]
         if isinstance(value, dict):
             if not value:
                 raise PydanticCustomError(Reason.EMPTY_VALUE.value, "features is an empty map")
@@ -170,9 +193,7 @@ class Document(_Message):
                 index = _parse_index(key)
                 if not _is_number(v):
                     raise PydanticCustomError(Reason.WRONG_TYPE.value, "feature values must be numbers")
-                if not math.isfinite(v):
-                    raise PydanticCustomError(Reason.INVALID_VALUE.value, "features hold a non-finite number")
-                sparse[index] = float(v)
+                sparse[index] = _check_feature_value(v)
             return sparse
         raise PydanticCustomError(
             Reason.WRONG_TYPE.value, "features must be a list of numbers or an {index: value} map"

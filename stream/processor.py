@@ -209,6 +209,15 @@ class BatchProcessor:
     def _dead_letter(self, out: BatchOutcome, record: InputRecord, error: Exception) -> None:
         out.messages.append(dead_letter_message(self.settings, self.counters, record, error, self.worker_id))
 
+    def _dead_letter_failure(
+        self, out: BatchOutcome, record: InputRecord, stage: str, error: Exception
+    ) -> None:
+        """An unexpected exception while ``stage`` handled ``record``: logged with its traceback (a defect
+        to fix), and the record dead-lettered as a processing error while the stream goes on."""
+        logger.exception("event=%s_failed topic=%s offset=%d", stage, record.topic, record.offset)
+        detail = f"{stage} failed: {type(error).__name__}: {error}"
+        self._dead_letter(out, record, MessageError(Reason.PROCESSING_ERROR, detail))
+
     def _learn(
         self, out: BatchOutcome, record: InputRecord, x: Features, labels: Sequence[str], source: str
     ) -> bool:
@@ -221,12 +230,7 @@ class BatchProcessor:
             self._dead_letter(out, record, exc)
             return False
         except Exception as exc:  # noqa: BLE001 - the stream goes on; the record is dead-lettered
-            logger.exception("event=learn_failed id_topic=%s offset=%d", record.topic, record.offset)
-            self._dead_letter(
-                out,
-                record,
-                MessageError(Reason.PROCESSING_ERROR, f"learning failed: {type(exc).__name__}: {exc}"),
-            )
+            self._dead_letter_failure(out, record, "learn", exc)
             return False
         finally:
             out.stage_seconds["learn"] += time.perf_counter() - started
@@ -259,6 +263,8 @@ class BatchProcessor:
                     raise MessageError(Reason.INVALID_VALUE, f"record from unexpected topic {record.topic!r}")
             except MessageError as exc:
                 self._dead_letter(out, record, exc)
+            except Exception as exc:  # noqa: BLE001 - a decoder defect costs this record, not the worker
+                self._dead_letter_failure(out, record, "decode", exc)
         out.stage_seconds["decode"] += time.perf_counter() - started
 
         documents = [(record, message) for record, message in decoded if isinstance(message, Document)]

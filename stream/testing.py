@@ -90,13 +90,27 @@ def send(settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes |
     return count
 
 
+#: The dead-letter reasons of :func:`poison_records`, one per record.
+POISON_REASONS = (
+    "too_deep",
+    "too_deep",
+    "invalid_utf8",
+    "invalid_utf8",
+    "label_too_long",
+    "output_too_large",
+    "invalid_value",
+    "invalid_value",
+)
+
+
 def poison_records(documents_topic: str, labels_topic: str) -> list[tuple[str, bytes, bytes]]:
-    """One record of each class that used to stop a worker (issue 13): ``(topic, key, value)``.
+    """One record of each class that used to stop or corrupt a worker: ``(topic, key, value)``.
 
     Deep nesting in either input topic, lone surrogate escapes in a label and in an id, a 700 KB label
-    name, and a 600 KB id (its prediction, with the id as key, exceeds the 1 MB output limit). Each
-    must become one dead letter (reasons: too_deep x2, invalid_utf8 x2, label_too_long,
-    output_too_large) while the worker goes on.
+    name, a 600 KB id (its prediction, with the id as key, exceeds the 1 MB output limit), a feature
+    given as a 400-digit integer (float() overflows) and a labelled document whose feature exceeds
+    float32's range (it turned the model's weights NaN). Each must become one dead letter with its
+    reason in :data:`POISON_REASONS` while the worker goes on.
     """
     deep = b"[" * 5_000 + b"]" * 5_000
     return [
@@ -113,6 +127,12 @@ def poison_records(documents_topic: str, labels_topic: str) -> list[tuple[str, b
             documents_topic,
             b"p-id",
             json.dumps({"id": "i" * 600_000, "text": "a document with a huge id"}).encode(),
+        ),
+        (documents_topic, b"p-big-integer", b'{"id": "p-big-integer", "features": [1' + b"0" * 400 + b"]}"),
+        (
+            documents_topic,
+            b"p-float32",
+            b'{"id": "p-float32", "features": {"3": 1e39, "5": 1}, "labels": ["a"]}',
         ),
     ]
 

@@ -50,9 +50,25 @@ def _idf_unit(
         out[k] = value
         squares += value * value
     norm = np.sqrt(squares)
-    if norm > 0:
+    if not norm < np.inf or norm == 0:
+        # The squares overflowed float32 (a value above ~1e19) or underflowed (all below ~1e-19): the
+        # direction is the same after dividing by the largest magnitude, whose squares cannot overflow.
+        # Without this a single huge value made the vector NaN and the model with it.
+        largest = np.float32(0.0)
         for k in range(indices.shape[0]):
-            out[k] = out[k] / norm
+            largest = max(largest, abs(values[k]))
+        if not 0 < largest < np.inf:
+            return  # all zero (it stays zero), or not a float32 number (refused before the model)
+        squares = np.float32(0.0)
+        for k in range(indices.shape[0]):
+            value = values[k] / largest
+            if idf:
+                value = value * (np.log(seen / (one + df[indices[k]])) + one)
+            out[k] = value
+            squares += value * value
+        norm = np.sqrt(squares)
+    for k in range(indices.shape[0]):
+        out[k] = out[k] / norm
 
 
 @kernel

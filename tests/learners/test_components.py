@@ -11,6 +11,7 @@ from labelflow.operators.learners.label_index import LabelIndex
 from labelflow.operators.learners.linear import LinearHeads
 from labelflow.operators.learners.neighbours import RecentNeighbours
 from labelflow.operators.learners.powerset import LabelSetDecoder
+from labelflow.operators.learners.registry import make_learner
 from labelflow.operators.learners.thresholds import AdaptiveThresholds
 from labelflow.operators.state import State
 
@@ -38,6 +39,41 @@ def test_scaler_standardises_dense_and_normalises_sparse():
     v = SparseVector(np.array([1, 5]), np.array([3.0, 4.0], dtype=np.float32), 10)
     out = scaler.transform(v)
     assert out.indices.tolist() == [1, 5] and np.isclose(np.linalg.norm(out.values), 1.0)
+
+
+@pytest.mark.parametrize("scale", [8e37, 1e20, 1e-25, 1e-40])  # 4 * 8e37 is near float32's largest
+def test_scaler_normalises_sparse_values_of_any_float32_magnitude(scale: float) -> None:
+    # Squares of values above ~1e19 overflow float32 (the vector became NaN, or zero) and below ~1e-19
+    # underflow (it stayed unnormalised); the direction does not depend on the scale.
+    scaler = FeatureScaler()
+    for indices in ([1, 5], [5, 7], [1]):
+        scaler.learn_one(SparseVector(np.array(indices), np.ones(len(indices), dtype=np.float32), 10))
+    values = np.array([3.0, -4.0, 0.5], dtype=np.float32)
+    plain = scaler.transform(SparseVector(np.array([1, 5, 7]), values, 10))
+    scaled = scaler.transform(SparseVector(np.array([1, 5, 7]), (values * np.float32(scale)), 10))
+    assert np.all(np.isfinite(scaled.values))
+    assert np.allclose(scaled.values, plain.values, rtol=1e-5, atol=1e-4 if scale < 1e-38 else 0)
+
+
+def test_a_sparse_document_of_float32_extremes_leaves_the_default_learner_finite() -> None:
+    model = make_learner()
+    rng = np.random.default_rng(1)
+    for i in range(200):
+        indices = np.sort(rng.choice(50, 5, replace=False))
+        model.learn_one(SparseVector(indices, np.ones(5, dtype=np.float32), 50), {f"l{i % 3}", f"l{i % 5}"})
+
+    def non_finite() -> dict[str, int]:  # some arrays hold infinities by design (the clusterer's sentinels)
+        arrays = model.state().arrays
+        counts = {k: int((~np.isfinite(a)).sum()) for k, a in arrays.items() if a.dtype.kind == "f"}
+        return {k: n for k, n in counts.items() if n}
+
+    before = non_finite()
+    extreme = SparseVector(np.array([3, 8]), np.array([3.4e38, -3.4e38], dtype=np.float32), 50)
+    model.predict_one(extreme)
+    model.learn_one(extreme, {"l0"})
+    assert non_finite() == before
+    scores = model.predict_proba_one(SparseVector(np.array([3, 9]), np.ones(2, dtype=np.float32), 50))
+    assert scores and all(0.0 <= p <= 1.0 for p in scores.values())
 
 
 def test_scaler_rejects_a_changed_dimension():

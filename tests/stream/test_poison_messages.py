@@ -27,7 +27,7 @@ from labelflow.stream.model_runtime import ModelRuntime
 from labelflow.stream.outputs import OutputMessage
 from labelflow.stream.processor import BatchProcessor, InputRecord, RuntimeCounters
 from labelflow.stream.quality import QualityTracker
-from labelflow.stream.testing import poison_records
+from labelflow.stream.testing import POISON_REASONS, poison_records
 
 from .test_processor import DOCS, LABELS, Feed, make_processor, settings
 
@@ -91,6 +91,53 @@ def test_label_name_length_and_label_count_are_limited() -> None:
     ) is (Reason.TOO_MANY_LABELS)
 
 
+BIG_INTEGER = b"1" + b"0" * 400  # a valid JSON integer that float() cannot hold (OverflowError)
+
+
+@pytest.mark.parametrize(
+    "features",
+    [b"[" + BIG_INTEGER + b"]", b'{"3": ' + BIG_INTEGER + b"}", b"[1e39, 1]", b'{"3": -1e39}', b"[1e300]"],
+)
+def test_feature_values_beyond_float32_are_refused_at_decode(features: bytes) -> None:
+    # The 400-digit integer used to raise OverflowError out of the decoder (a crash, not bad input); a
+    # double above float32's range reached the model as infinity and left its weights NaN for good.
+    raw = b'{"id": "d", "features": ' + features + b', "labels": ["a"]}'
+    with pytest.raises(MessageError) as info:
+        decode_document(raw, LIMIT)
+    assert info.value.reason is Reason.INVALID_VALUE
+    assert "float32" in str(info.value)
+
+
+def test_the_largest_float32_values_are_accepted() -> None:
+    doc = decode_document(
+        b'{"id": "d", "features": [3.4028234663852886e38, -3.4028234663852886e38, 0]}', LIMIT
+    )
+    assert doc.features == [3.4028234663852886e38, -3.4028234663852886e38, 0.0]
+
+
+def test_an_unexpected_decoder_failure_dead_letters_the_record_and_the_stream_goes_on(
+    double_runtime: Callable[..., ModelRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labelflow.stream.processor as processor_module
+
+    decode = processor_module.decode_document
+
+    def failing_on_one(raw: bytes, *args: Any, **kwargs: Any) -> Any:
+        if b"trigger" in raw:
+            raise RuntimeError("a defect in the decoder")
+        return decode(raw, *args, **kwargs)
+
+    monkeypatch.setattr(processor_module, "decode_document", failing_on_one)
+    processor = make_processor(double_runtime(), settings(max_message_bytes=10_000))
+    feed = Feed()
+    messages, counters = run(processor, [feed.doc("trigger", "text"), feed.doc("after", "text", ["a"])])
+    (letter,) = [DeadLetter.model_validate_json(m.value) for m in messages if m.topic == "t.deadletter"]
+    assert letter.reason is Reason.PROCESSING_ERROR
+    assert letter.error_message.endswith("decode failed: RuntimeError: a defect in the decoder")
+    assert [json.loads(m.value)["id"] for m in messages if m.topic == "t.predictions"] == ["after"]
+    assert counters.learned_total == 1
+
+
 def run(processor: BatchProcessor, records: list[InputRecord]) -> tuple[list[OutputMessage], RuntimeCounters]:
     outcome = processor.process(records)
     return outcome.messages, processor.counters
@@ -107,9 +154,7 @@ def test_every_poison_record_becomes_a_dead_letter_and_the_stream_goes_on(
     messages, counters = run(processor, records)
     letters = [DeadLetter.model_validate_json(m.value) for m in messages if m.topic == "t.deadletter"]
     reasons = sorted(letter.reason.value for letter in letters)
-    assert reasons == sorted(
-        ["too_deep", "too_deep", "invalid_utf8", "invalid_utf8", "label_too_long", "output_too_large"]
-    )
+    assert reasons == sorted(POISON_REASONS)
     predictions = [json.loads(m.value) for m in messages if m.topic == "t.predictions"]
     assert [p["id"] for p in predictions] == ["after"]
     assert counters.learned_total == 1
