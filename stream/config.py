@@ -280,6 +280,11 @@ class HttpSettings(_Section):
     # One request embeds and predicts its documents while holding the model: 256 documents is tens of
     # milliseconds with the hashing embedder, so a batch request never stalls the stream for long.
     max_batch: int = Field(default=256, ge=1)
+    # Request bodies are read whole and parsed before a document's own size is checked, at about 5x
+    # their size in memory, in the worker's process: 16 MiB (~80 MB parsed) holds a batch of 256
+    # documents of 64 KB. A body over it gets a 413 unread. A single document up to max_message_bytes
+    # is always accepted (the bound is raised to fit it).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1_024)
 
 
 class FeedbackSettings(_Section):

@@ -10,6 +10,7 @@ Endpoints:
 * ``POST /predict``: one document (a ``Document`` JSON object), answers a ``Prediction``;
 * ``POST /predict/batch``: ``{"documents": [...]}``, at most ``http.max_batch``, answers
   ``{"predictions": [...]}`` in the same order;
+* a request body over ``http.max_body_bytes`` gets a 413 before it is read (``http_body_limit``);
 * ``GET /health/live``: 200 while the worker loop runs, 503 once it has ended (restart the process);
 * ``GET /health/ready``: 200 when the worker has restored its model and joined its group, 503 while
   it starts or stops (take it out of the load balancer).
@@ -29,6 +30,7 @@ from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from labelflow.stream.http_body_limit import BodyLimit
 from labelflow.stream.messages import (
     DEFAULT_LIMITS,
     DecodeLimits,
@@ -79,6 +81,7 @@ class ModelAccess:
     extra_fields: Any
     max_batch: int
     limits: DecodeLimits = DEFAULT_LIMITS
+    max_body_bytes: int = 16 * 1024 * 1024  # request bodies over it get a 413 before they are read
 
 
 class RequestError(Exception):
@@ -160,6 +163,7 @@ def create_http_app(access: ModelAccess) -> FastAPI:
         summary="Multi-label predictions from a live, online-learning labelflow worker.",
         version="1",
     )
+    app.add_middleware(BodyLimit, max_bytes=access.max_body_bytes)
 
     document_schema = {k: v for k, v in schema_of("document").items() if not k.startswith(("$", "x-"))}
     batch_schema = {

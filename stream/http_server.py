@@ -20,6 +20,8 @@ from labelflow.stream.worker import Worker
 
 logger = logging.getLogger(__name__)
 
+_BODY_SLACK = 64 * 1024  # a request body's bytes beyond the one document it carries
+
 
 class HttpServerError(RuntimeError):
     """The HTTP API cannot listen where it was asked to."""
@@ -52,6 +54,8 @@ def worker_access(worker: Worker, settings: Settings, finished: threading.Event)
         extra_fields=settings.extra_fields,
         max_batch=settings.http.max_batch,
         limits=settings.decode_limits,
+        # JSON whitespace and escapes may make a document's body larger than its re-encoded message
+        max_body_bytes=max(settings.http.max_body_bytes, settings.max_message_bytes + _BODY_SLACK),
     )
 
 

@@ -1,5 +1,6 @@
 """`labelflow serve` as a real process on the real broker, asked with curl: predictions from the live
-model (one document and a batch), validation errors, liveness, readiness, the OpenAPI document."""
+model (one document and a batch), validation errors, an oversized body, liveness, readiness, the OpenAPI
+document."""
 
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body)
     if curl is not None:
         command = [curl, "-sS", "-X", method, "-w", "\n%{http_code}", url]
-        if data is not None:
-            command += ["-H", "Content-Type: application/json", "--data-binary", data]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
+        if data is not None:  # from standard input: an argument holds at most 128 KiB
+            command += ["-H", "Content-Type: application/json", "--data-binary", "@-"]
+        done = subprocess.run(command, input=data, capture_output=True, text=True, timeout=30, check=True)
         text, _, status = done.stdout.rpartition("\n")
         return int(status), json.loads(text)
     request = urllib.request.Request(url, data=None if data is None else data.encode(), method=method)
@@ -92,6 +93,13 @@ def test_serve_answers_predictions_and_health_from_the_live_model(
         assert status == 422 and problem["reason"] == "empty_value" and problem["field"] == "text"
         status, problem = http("POST", f"{base}/predict/batch", {"documents": [{"id": "x"}] * 300})
         assert status == 413 and problem["reason"] == "batch_too_large"
+        # A body over http.max_body_bytes (16 MiB) is refused before it is read or parsed (parsing a
+        # 200 MB body cost the worker's process ~950 MB), and the server goes on answering.
+        status, problem = http("POST", f"{base}/predict", {"id": "huge", "text": "word " * 4_000_000})
+        assert (
+            status == 413 and problem["reason"] == "oversize" and "http.max_body_bytes" in problem["detail"]
+        )
+        assert http("POST", f"{base}/predict", {"id": "q2", "text": "after"})[0] == 200
 
         status, spec = http("GET", f"{base}/openapi.json")
         assert status == 200 and {"/predict", "/predict/batch", "/health/live", "/health/ready"} <= set(
