@@ -71,3 +71,28 @@ def test_state_round_trip_while_both_learn(tmp_path) -> None:
     for x, y in dense_stream(50):
         model.learn_one(x, y)
     assert model.active == "flat" and model.tree is not None  # 3 labels: past half of 5, shadowing
+
+
+def test_a_document_whose_new_labels_pass_the_limits_goes_to_the_tree_unlearned_by_the_flat_learner() -> None:
+    # The flat learner allocates heads for every new label of a document before the size check ran
+    # after it: one document of 1,000 new labels at 2**18 features was a 1.25 GB peak against the
+    # 256 MB budget. Now the hand-over comes first.
+    model = ScalingClassifier(flat_max_labels=64, tree={"bits": 16})
+    dim = 2**10
+    rng = np.random.default_rng(0)
+
+    def document() -> SparseVector:
+        indices = np.unique(rng.integers(0, dim, 20))
+        return SparseVector(indices, np.ones(indices.size, dtype=np.float32), dim)
+
+    for i in range(20):
+        model.learn_one(document(), {f"a{i % 5}"})
+    flat = model.flat
+    assert flat is not None and model.tree is None and len(flat.label_index) == 5
+    many = {f"b{j}" for j in range(200)}
+    x = document()
+    model.learn_one(x, many)
+    assert model.active == "tree" and model.flat is None
+    assert len(flat.label_index) == 5  # the flat learner never held the 200 new labels
+    assert set(model.labels) >= many | {f"a{i}" for i in range(5)}
+    assert set(model.predict_proba_one(x)) & many  # the tree learned the document
