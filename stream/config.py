@@ -205,7 +205,9 @@ class ModelSettings(_Section):
     # label_budget) and the model is unchanged. The label tree holds a million labels in about 2 GB
     # (benchmarks/scale/RESULTS.md); None removes the bound.
     max_labels: int | None = Field(default=1_000_000, ge=1)
-    # Dimension of sparse `features` maps sent in documents; None uses the embedder's dimension.
+    # The model's input dimension: dense `features` lists have exactly this many values, sparse maps'
+    # indices are below it, and texts are refused where the embedder makes another dimension. None: the
+    # embedder's dimension. A numeric stream sets it to its features' length.
     feature_dim: int | None = Field(default=None, ge=1)
     # Before reading, a throwaway model of the configured learner predicts and learns this many
     # synthetic documents, so the learner's compiled kernels are loaded (about 0.2-0.5 s at startup

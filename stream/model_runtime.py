@@ -28,6 +28,7 @@ from labelflow.operators.base import (
     StateNotSupportedError,
     StreamingModel,
 )
+from labelflow.operators.base import feature_dim as dimension_of
 from labelflow.operators.drift.events import DriftEvent
 from labelflow.operators.embedders.base import Embedder
 from labelflow.operators.state import State
@@ -109,7 +110,9 @@ class ModelRuntime:
     identity
         What a checkpoint of this model must match to be restored (learner, embedder, ...).
     feature_dim
-        Dimension of sparse ``features`` maps in documents (default: the embedder's dimension).
+        The model's input dimension (default: the embedder's): documents' dense ``features`` must have
+        exactly this many values, sparse maps indices below it, and texts are refused where the
+        embedder makes another dimension. Nothing of another dimension reaches the model.
     score_top_k, score_floor
         Which scores a prediction publishes: the ``k`` best (all if None) at or above the floor.
     max_labels
@@ -146,10 +149,15 @@ class ModelRuntime:
         self.embedder = embedder
         self.identity = dict(identity or {})
         self.identity.setdefault("model_class", class_path(model))
+        # The model's one input space, fixed here by the settings and never by a document: a model fixes
+        # its dimension on the first document it learns, so one record of another dimension (three
+        # numbers sent to a text worker) used to take the model and make every later document a dead
+        # letter. Given features of another dimension, and texts when model.feature_dim differs from
+        # the embedder's, are refused before the model instead.
+        self.input_dim = feature_dim or (embedder.dim if embedder is not None else None)
         self.sparse_dim = feature_dim or (embedder.dim if embedder is not None and embedder.sparse else None)
-        self.dense_dim = feature_dim or (
-            embedder.dim if embedder is not None and not embedder.sparse else None
-        )
+        self.dense_dim = self.input_dim
+        self.feature_dim = feature_dim
         self.score_top_k = score_top_k
         self.score_floor = score_floor
         self.max_labels = max_labels
@@ -196,8 +204,7 @@ class ModelRuntime:
 
     # -- features -----------------------------------------------------------------------------------
 
-    def _given_features(self, doc: Document) -> Features:
-        features = doc.features
+    def _given_features(self, features: list[float] | dict[int, float]) -> Features:
         if isinstance(features, dict):
             if self.sparse_dim is None:
                 raise MessageError(
@@ -213,14 +220,16 @@ class ModelRuntime:
                     "features",
                 )
             return SparseVector.from_dict(features, self.sparse_dim)
-        dense = np.asarray(features, dtype=np.float32)
-        if self.dense_dim is not None and dense.shape[0] != self.dense_dim:
+        if self.dense_dim is not None and len(features) != self.dense_dim:
+            why = (
+                "model.feature_dim" if self.feature_dim else "its embedder's dimension; set model.feature_dim"
+            )
             raise MessageError(
                 Reason.INVALID_VALUE,
-                f"features has {dense.shape[0]} values; the model expects {self.dense_dim}",
+                f"features has {len(features)} values; this model takes {self.dense_dim} ({why})",
                 "features",
             )
-        return dense
+        return np.asarray(features, dtype=np.float32)
 
     def features(self, docs: Sequence[Document]) -> list[Features | MessageError]:
         """One feature vector per document, or the error that makes it a dead letter."""
@@ -229,7 +238,7 @@ class ModelRuntime:
         for i, doc in enumerate(docs):
             if doc.features is not None:
                 try:
-                    out[i] = self._given_features(doc)
+                    out[i] = self._given_features(doc.features)
                 except MessageError as exc:
                     out[i] = exc
             else:
@@ -244,8 +253,19 @@ class ModelRuntime:
             else:
                 texts = [docs[i].text or "" for i in to_embed]
                 for i, x in zip(to_embed, self._embed(self.embedder, texts), strict=True):
-                    out[i] = x
+                    out[i] = x if isinstance(x, MessageError) else self._in_input_space(x)
         return [out[i] for i in range(len(docs))]
+
+    def _in_input_space(self, x: Features) -> Features | MessageError:
+        """A text's features ``x``, or the error that refuses them where model.feature_dim differs."""
+        if self.input_dim is None or dimension_of(x) == self.input_dim:
+            return x
+        return MessageError(
+            Reason.INVALID_VALUE,
+            f"text is embedded into {dimension_of(x)} features; this model takes {self.input_dim} "
+            "(model.feature_dim): send features, or configure an embedder of that dimension",
+            "text",
+        )
 
     @staticmethod
     def _embed(embedder: Embedder, texts: list[str]) -> list[Features | MessageError]:

@@ -227,7 +227,7 @@ def test_a_document_the_model_fails_on_is_dead_lettered_and_the_stream_goes_on(
 
 
 def test_features_instead_of_text(double_runtime: Callable[..., ModelRuntime]) -> None:
-    processor = make_processor(double_runtime())
+    processor = make_processor(double_runtime(), settings(max_message_bytes=20_000))
     feed = Feed()
     outcome = processor.process(
         [
@@ -235,12 +235,52 @@ def test_features_instead_of_text(double_runtime: Callable[..., ModelRuntime]) -
             feed.record(
                 DOCS, {"id": "too-far", "features": {"5000": 1.0}}
             ),  # the hashing embedder has 1024 columns
-            feed.record(DOCS, {"id": "dense", "features": [0.1, 0.2]}),
+            feed.record(DOCS, {"id": "dense", "features": [0.1] * 1024}),
+            feed.record(DOCS, {"id": "short", "features": [0.1, 0.2]}),  # not this model's input space
         ]
     )
     assert [p["id"] for p in by_topic(outcome, "t.predictions")] == ["sparse", "dense"]
     letters = by_topic(outcome, "t.deadletter")
-    assert [letter["reason"] for letter in letters] == ["invalid_value"]
+    assert [letter["reason"] for letter in letters] == ["invalid_value", "invalid_value"]
+    assert (
+        "this model takes 1024 (its embedder's dimension; set model.feature_dim)"
+        in letters[1]["error_message"]
+    )
+
+
+def test_one_document_of_another_dimension_cannot_take_the_model() -> None:
+    # A model fixes its input dimension on the first document it learns: three numbers sent first to a
+    # text worker used to make every later text a dead letter ('feature dimension changed').
+    s = settings(max_message_bytes=100_000)
+    processor = make_processor(ModelRuntime.from_settings(s.model), s)
+    feed = Feed()
+    first = feed.record(DOCS, {"id": "odd", "features": [1.0, 2.0, 3.0], "labels": ["a"]})
+    texts = [feed.doc(f"t{i}", f"corn wheat harvest {i % 3}", [f"l{i % 3}"]) for i in range(6)]
+    outcome = processor.process([first, *texts])
+    assert [letter["reason"] for letter in by_topic(outcome, "t.deadletter")] == ["invalid_value"]
+    assert [p["id"] for p in by_topic(outcome, "t.predictions")] == [f"t{i}" for i in range(6)]
+    assert processor.counters.learned_total == 6
+
+
+def test_with_model_feature_dim_texts_of_another_dimension_are_refused() -> None:
+    # The reverse: a numeric worker (model.feature_dim 4) whose first document is a text (embedded into
+    # 2**18 hashed features) must not take its model either.
+    s = settings(max_message_bytes=100_000, **{"model.feature_dim": 4})
+    processor = make_processor(ModelRuntime.from_settings(s.model), s)
+    feed = Feed()
+    text = feed.doc("text", "a text", ["a"])
+    numbers = [
+        feed.record(DOCS, {"id": f"n{i}", "features": [float(i % 2), 1.0, 0.0, 2.0], "labels": [f"l{i % 2}"]})
+        for i in range(6)
+    ]
+    outcome = processor.process([text, *numbers])
+    (letter,) = by_topic(outcome, "t.deadletter")
+    assert (
+        letter["reason"] == "invalid_value"
+        and "this model takes 4 (model.feature_dim)" in letter["error_message"]
+    )
+    assert [p["id"] for p in by_topic(outcome, "t.predictions")] == [f"n{i}" for i in range(6)]
+    assert processor.counters.learned_total == 6
 
 
 def test_model_events_become_drift_alerts(double_runtime: Callable[..., ModelRuntime]) -> None:
