@@ -9,16 +9,61 @@ step, with loops written out, no temporaries.
 module (or in numba's user-wide cache when that folder is read-only, as in an installed image), so
 only the first process on a machine pays the compile time; where no cache location is writable the
 kernel is compiled in memory on first use.
+
+numba checks a cached kernel against its own file only, not the files of the kernels it calls (the
+learner's fused kernels call kernels of other modules), so an edited callee left callers compiled
+with the old code. A stamp of every module's size and modification time is kept beside the cache; when
+it changes, this package's cached kernels are removed once, and the next calls compile afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numba
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_PACKAGE = Path(__file__).resolve().parent
+_STAMP = _PACKAGE / "__pycache__" / "compiled-kernels.stamp"
+
+
+def _sources_stamp(package: Path) -> str:
+    """A digest of every module's path, size and modification time (what numba checks per file)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def drop_stale_kernels(package: Path = _PACKAGE, stamp: Path = _STAMP) -> int:
+    """Remove the package's cached kernels when any module changed since the stamp; how many files.
+
+    A read-only install (numba's user-wide cache, files that never change) is left as it is.
+    """
+    current = _sources_stamp(package)
+    try:
+        if stamp.read_text() == current:
+            return 0
+    except OSError:
+        pass  # no stamp yet: a new checkout, or caches from before the stamp existed
+    removed = 0
+    try:
+        for cached in [*package.rglob("__pycache__/*.nbi"), *package.rglob("__pycache__/*.nbc")]:
+            cached.unlink(missing_ok=True)
+            removed += 1
+        stamp.parent.mkdir(exist_ok=True)
+        stamp.write_text(current)
+    except OSError:
+        return removed  # not writable: numba caches elsewhere (or not at all)
+    return removed
+
+
+drop_stale_kernels()
 
 
 def kernel(function: F) -> F:
