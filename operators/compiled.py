@@ -12,8 +12,9 @@ kernel is compiled in memory on first use.
 
 numba checks a cached kernel against its own file only, not the files of the kernels it calls (the
 learner's fused kernels call kernels of other modules), so an edited callee left callers compiled
-with the old code. A stamp of every module's size and modification time is kept beside the cache; when
-it changes, this package's cached kernels are removed once, and the next calls compile afresh.
+with the old code. A stamp of the size and modification time of every module declaring kernels is kept
+beside the cache; when it changes, this package's cached kernels are removed once, and the next calls
+compile afresh.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ _STAMP = _PACKAGE / "__pycache__" / "compiled-kernels.stamp"
 
 
 def _sources_stamp(package: Path) -> str:
-    """A digest of every module's path, size and modification time (what numba checks per file)."""
+    """A digest of the path, size and modification time (what numba checks per file) of every module
+    that declares kernels: kernels call only kernels, so other modules' edits keep the cache."""
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        if b"@kernel" in path.read_bytes():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

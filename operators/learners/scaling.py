@@ -187,11 +187,12 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         """Hand over before learning ``y`` where its new labels would take the flat learner past its
         limits: the flat learner would allocate heads for all of them first (one document of 1,000 new
         labels at 2**18 features was a 1.25 GB peak against the 256 MB budget)."""
-        if len(y) < 2:
-            return  # one new label at a time: _grow hands over after it, as the limits allow
+        n = len(flat.label_index)
+        if len(y) < 2 or self._size(n + len(y)) < 1.0:
+            return  # even if all are new (one label past the limit at most: _grow hands over after it)
         known = flat.label_index.get
         new = len({label for label in y if known(label) is None})
-        if new and self._size(len(flat.label_index) + new) >= 1.0:
+        if new and self._size(n + new) >= 1.0:
             if self.tree is None:
                 self._start_tree(flat)
             self._hand_over()

@@ -41,8 +41,9 @@ RUN = textwrap.dedent(
 def test_a_changed_module_drops_the_cached_kernels_once(tmp_path: Path) -> None:
     package = tmp_path / "pkg"
     (package / "sub" / "__pycache__").mkdir(parents=True)
-    (package / "a.py").write_text("x = 1\n")
-    (package / "sub" / "b.py").write_text("y = 2\n")
+    (package / "a.py").write_text("@kernel\ndef x(): ...\n")
+    (package / "sub" / "b.py").write_text("@kernel\ndef y(): ...\n")
+    (package / "plain.py").write_text("z = 1\n")
     cached = [package / "sub" / "__pycache__" / f"b.f-1.py311.{ext}" for ext in ("nbi", "nbc")]
     for path in cached:
         path.write_bytes(b"compiled")
@@ -51,7 +52,9 @@ def test_a_changed_module_drops_the_cached_kernels_once(tmp_path: Path) -> None:
     for path in cached:
         path.write_bytes(b"compiled")
     assert drop_stale_kernels(package, stamp) == 0 and all(p.exists() for p in cached)  # nothing changed
-    (package / "a.py").write_text("x = 10\n")
+    (package / "plain.py").write_text("z = 10\n")
+    assert drop_stale_kernels(package, stamp) == 0  # no kernel there: the cache stays
+    (package / "a.py").write_text("@kernel\ndef x(): return 10\n")
     assert drop_stale_kernels(package, stamp) == 2
 
 
