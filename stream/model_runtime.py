@@ -449,11 +449,21 @@ class ModelRuntime:
                 raise ModelSetupError(str(exc)) from None
 
     def restore(self, state: State) -> None:
-        """Replace the model by one rebuilt from ``state`` (same class)."""
+        """Replace the model by one rebuilt from ``state`` (same class); ``ValueError`` where it learned
+        on another input dimension than this runtime's."""
         try:
             model = type(self.model).from_state(state)
         except StateNotSupportedError as exc:
             raise ModelSetupError(str(exc)) from None
+        learned = getattr(model, "input_dim", None)  # the default learner says what it learned on
+        if isinstance(learned, int) and self.input_dim is not None and learned != self.input_dim:
+            # Every document would be refused: say so at start rather than dead-letter the stream.
+            where = "model.feature_dim" if self.feature_dim else "the embedder's; model.feature_dim is unset"
+            raise ValueError(
+                f"the saved model learned features of dimension {learned}, and this worker's input "
+                f"dimension is {self.input_dim} ({where}): set model.feature_dim to {learned} for a "
+                "numeric stream, or configure the embedder the model was trained with"
+            )
         with self.lock:
             self.model = model
 

@@ -204,6 +204,11 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
         return self.model.labels
 
     @property
+    def input_dim(self) -> int | None:
+        """The dimension of the features learned so far (None before the first document)."""
+        return self._dim
+
+    @property
     def n_labels(self) -> int:
         return len(self.flat.label_index) if self.flat is not None else len(self.model.labels)
 

@@ -339,3 +339,17 @@ def test_replay_from_a_snapshot_learns_each_labelled_document_once(
     assert resumed.runtime.model.n_learned == straight.runtime.model.n_learned == 80
     np.testing.assert_allclose(resumed.runtime.model.w, straight.runtime.model.w, rtol=1e-6)
     assert resumed.quality.micro_f1_cumulative == pytest.approx(straight.quality.micro_f1_cumulative)
+
+
+def test_a_saved_model_of_another_input_dimension_is_refused_at_restore() -> None:
+    # A worker restarted with other settings than the model learned on would dead-letter every document:
+    # it stops at start with the setting to change instead (stages turn this into
+    # IncompatibleCheckpointError, an exit with the message).
+    numeric = ModelRuntime.from_settings(settings(**{"model.feature_dim": 4}).model)
+    numeric.learn(np.array([1.0, 0.0, 2.0, 1.0], dtype=np.float32), ["a"])
+    state = numeric.state()
+    with pytest.raises(ValueError, match=r"dimension 4, and this worker's input dimension is 262144"):
+        ModelRuntime.from_settings(settings().model).restore(state)
+    same = ModelRuntime.from_settings(settings(**{"model.feature_dim": 4}).model)
+    same.restore(state)
+    assert same.labels == ["a"]
