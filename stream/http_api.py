@@ -80,8 +80,8 @@ class ModelAccess:
     max_message_bytes: int
     extra_fields: Any
     max_batch: int
+    max_body_bytes: int  # request bodies over it get a 413 before they are read
     limits: DecodeLimits = DEFAULT_LIMITS
-    max_body_bytes: int = 16 * 1024 * 1024  # request bodies over it get a 413 before they are read
 
 
 class RequestError(Exception):

@@ -156,8 +156,10 @@ class ModelRuntime:
         # the embedder's, are refused before the model instead.
         self.input_dim = feature_dim or (embedder.dim if embedder is not None else None)
         self.sparse_dim = feature_dim or (embedder.dim if embedder is not None and embedder.sparse else None)
-        self.dense_dim = self.input_dim
-        self.feature_dim = feature_dim
+        # Where input_dim comes from, for the errors that refuse another dimension.
+        self._input_dim_source = (
+            "model.feature_dim" if feature_dim else "its embedder's dimension; set model.feature_dim"
+        )
         self.score_top_k = score_top_k
         self.score_floor = score_floor
         self.max_labels = max_labels
@@ -220,13 +222,11 @@ class ModelRuntime:
                     "features",
                 )
             return SparseVector.from_dict(features, self.sparse_dim)
-        if self.dense_dim is not None and len(features) != self.dense_dim:
-            why = (
-                "model.feature_dim" if self.feature_dim else "its embedder's dimension; set model.feature_dim"
-            )
+        if self.input_dim is not None and len(features) != self.input_dim:
             raise MessageError(
                 Reason.INVALID_VALUE,
-                f"features has {len(features)} values; this model takes {self.dense_dim} ({why})",
+                f"features has {len(features)} values; this model takes {self.input_dim} "
+                f"({self._input_dim_source})",
                 "features",
             )
         return np.asarray(features, dtype=np.float32)
@@ -263,7 +263,7 @@ class ModelRuntime:
         return MessageError(
             Reason.INVALID_VALUE,
             f"text is embedded into {dimension_of(x)} features; this model takes {self.input_dim} "
-            "(model.feature_dim): send features, or configure an embedder of that dimension",
+            f"({self._input_dim_source}): send features, or configure an embedder of that dimension",
             "text",
         )
 
@@ -458,10 +458,9 @@ class ModelRuntime:
         learned = getattr(model, "input_dim", None)  # the default learner says what it learned on
         if isinstance(learned, int) and self.input_dim is not None and learned != self.input_dim:
             # Every document would be refused: say so at start rather than dead-letter the stream.
-            where = "model.feature_dim" if self.feature_dim else "the embedder's; model.feature_dim is unset"
             raise ValueError(
                 f"the saved model learned features of dimension {learned}, and this worker's input "
-                f"dimension is {self.input_dim} ({where}): set model.feature_dim to {learned} for a "
+                f"dimension is {self.input_dim} ({self._input_dim_source}): set model.feature_dim to {learned} for a "
                 "numeric stream, or configure the embedder the model was trained with"
             )
         with self.lock:

@@ -34,22 +34,37 @@ def _welford_step(x: np.ndarray, mean: np.ndarray, m2: np.ndarray, n: int) -> No
 
 
 @kernel
+def _idf_weighted(
+    indices: np.ndarray,
+    values: np.ndarray,
+    df: np.ndarray,
+    n: int,
+    idf: bool,
+    scale: np.float32,
+    out: np.ndarray,
+) -> np.float32:
+    """``out`` = ``values / scale`` weighted by ``log((1 + n) / (1 + df)) + 1`` (when ``idf``); their sum
+    of squares, in float32 (dividing by a scale of 1 is exact: the plain weighting)."""
+    seen = np.float32(1.0 + n)
+    one = np.float32(1.0)
+    squares = np.float32(0.0)
+    for k in range(indices.shape[0]):
+        value = values[k] / scale
+        if idf:
+            value = value * (np.log(seen / (one + df[indices[k]])) + one)
+        out[k] = value
+        squares += value * value
+    return squares
+
+
+@kernel
 def _idf_unit(
     indices: np.ndarray, values: np.ndarray, df: np.ndarray, n: int, idf: bool, out: np.ndarray
 ) -> None:
     """``out`` = the sparse ``values`` weighted by ``log((1 + n) / (1 + df)) + 1`` (when ``idf``) and
     divided by their L2 norm (a zero vector stays zero), in float32 as the numpy form computes it
     (LLVM's log and a sequential sum of squares where numpy used its own log and BLAS's dot)."""
-    seen = np.float32(1.0 + n)
-    one = np.float32(1.0)
-    squares = np.float32(0.0)
-    for k in range(indices.shape[0]):
-        value = values[k]
-        if idf:
-            value = value * (np.log(seen / (one + df[indices[k]])) + one)
-        out[k] = value
-        squares += value * value
-    norm = np.sqrt(squares)
+    norm = np.sqrt(_idf_weighted(indices, values, df, n, idf, np.float32(1.0), out))
     if not norm < np.inf or norm == 0:
         # The squares overflowed float32 (a value above ~1e19) or underflowed (all below ~1e-19): the
         # direction is the same after dividing by the largest magnitude, whose squares cannot overflow.
@@ -59,14 +74,7 @@ def _idf_unit(
             largest = max(largest, abs(values[k]))
         if not 0 < largest < np.inf:
             return  # all zero (it stays zero), or not a float32 number (refused before the model)
-        squares = np.float32(0.0)
-        for k in range(indices.shape[0]):
-            value = values[k] / largest
-            if idf:
-                value = value * (np.log(seen / (one + df[indices[k]])) + one)
-            out[k] = value
-            squares += value * value
-        norm = np.sqrt(squares)
+        norm = np.sqrt(_idf_weighted(indices, values, df, n, idf, largest, out))
     for k in range(indices.shape[0]):
         out[k] = out[k] / norm
 

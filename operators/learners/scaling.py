@@ -246,7 +246,7 @@ class ScalingClassifier(Stateful, MultiLabelClassifier):
             self._dim = feature_dim(x)
         if self.flat is not None:
             self._hand_over_before(self.flat, y)
-        if self.flat is not None:
+        if self.flat is not None:  # still: _hand_over_before may have handed over to the tree
             label_sets = self.label_sets
             scaled = self.flat.evidence(x)[0] if label_sets is not None else None
             self.flat.learn_one(x, y)
