@@ -12,9 +12,8 @@ kernel is compiled in memory on first use.
 
 numba checks a cached kernel against its own file only, not the files of the kernels it calls (the
 learner's fused kernels call kernels of other modules), so an edited callee left callers compiled
-with the old code. A stamp of the size and modification time of every module declaring kernels is kept
-beside the cache; when it changes, this package's cached kernels are removed once, and the next calls
-compile afresh.
+with the old code. A stamp of the contents of every module declaring kernels is kept beside the cache;
+when it changes, this package's cached kernels are removed once, and the next calls compile afresh.
 """
 
 from __future__ import annotations
@@ -33,13 +32,15 @@ _STAMP = _PACKAGE / "__pycache__" / "compiled-kernels.stamp"
 
 
 def _sources_stamp(package: Path) -> str:
-    """A digest of the path, size and modification time (what numba checks per file) of every module
-    that declares kernels: kernels call only kernels, so other modules' edits keep the cache."""
+    """A digest of the path and contents of every module that declares kernels (kernels call only
+    kernels, so other modules' edits keep the cache). Contents, not numba's size and modification time:
+    an edit of the same size within one clock tick changes neither."""
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
-        if b"@kernel" in path.read_bytes():
-            stat = path.stat()
-            digest.update(f"{path.relative_to(package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        source = path.read_bytes()
+        if b"@kernel" in source:
+            digest.update(f"{path.relative_to(package)}\n".encode())
+            digest.update(hashlib.sha256(source).digest())
     return digest.hexdigest()
 
 
